@@ -1,0 +1,135 @@
+"""``create_app(settings)``: the ASGI application, built with no import-time work.
+
+Gateway paths go straight to the hot-path handler (no framework in between); everything else
+(health, REST API, later the dashboard) is a Starlette app. The lifespan opens the store,
+runs migrations, loads the key cache, opens this process's spool and the upstream connection
+pool, and starts the background tasks (key refresh, and the embedded writer when configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from heliograph.api import keys as keys_api
+from heliograph.api import requests as requests_api
+from heliograph.api.auth import ApiError
+from heliograph.api.responses import JSONResponse, api_error_handler
+from heliograph.auth.keys import KeyCache
+from heliograph.capture.spool import SpoolWriter
+from heliograph.capture.writer import Writer
+from heliograph.config import Settings
+from heliograph.gateway.proxy import Gateway, Receive, Scope, Send
+from heliograph.gateway.routing import parse_route
+from heliograph.store.engine import make_engine, migrate
+
+log = logging.getLogger(__name__)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def make_upstream_session(settings: Settings) -> aiohttp.ClientSession:
+    """The pooled upstream client; tests may pass their own factory to ``create_app``."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Content-Type"),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+class HeliographApp:
+    """The app object: owns the Starlette sub-app and, once started, the gateway."""
+
+    def __init__(self, settings: Settings, session_factory: Any = None) -> None:
+        self.settings = settings
+        self.session_factory = session_factory or make_upstream_session
+        self.gateway: Gateway | None = None
+        self.web = Starlette(
+            routes=[Route("/health", health), *requests_api.routes, *keys_api.routes],
+            exception_handlers={ApiError: api_error_handler},
+            lifespan=self._lifespan,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
+        state = self.web.state
+        engine = make_engine(settings.sqlalchemy_url)
+        if settings.auto_migrate:
+            await asyncio.to_thread(migrate, engine)
+        keys = KeyCache(engine, settings.key_refresh_interval)
+        await asyncio.to_thread(keys.load)
+        state.engine, state.keys, state.settings = engine, keys, settings
+        spool = SpoolWriter(settings.spool_dir, settings.spool_segment_bytes)
+        session = self.session_factory(settings)
+        self.gateway = Gateway(
+            settings, keys, spool, session, {"openai": settings.upstream_openai_url.rstrip("/")}
+        )
+        tasks = [asyncio.create_task(keys.run(), name="key-refresh")]
+        stop = threading.Event()
+        writer_thread = None
+        if settings.writer == "embedded":
+            writer = Writer(
+                engine,
+                settings.spool_dir,
+                batch_size=settings.writer_batch_size,
+                body_cap=settings.max_stored_body_bytes,
+                poll_interval=settings.writer_poll_interval,
+            )
+            writer_thread = threading.Thread(
+                target=_run_writer, args=(writer, stop), name="heliograph-writer", daemon=True
+            )
+            writer_thread.start()
+        state.writer_stop = stop
+        try:
+            yield
+        finally:
+            self.gateway = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await session.close()
+            spool.close()
+            stop.set()
+            if writer_thread is not None:
+                await asyncio.to_thread(writer_thread.join, 30)
+            engine.dispose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.gateway is not None:
+            route = parse_route(scope["path"])
+            if route is not None:
+                await self.gateway.handle(scope, receive, send, route)
+                return
+        await self.web(scope, receive, send)
+
+
+def _run_writer(writer: Writer, stop: threading.Event) -> None:
+    """Embedded writer: waits for the spool-root lock, then drains until stopped."""
+    while not stop.is_set():
+        if writer.acquire():
+            try:
+                writer.run(stop)
+            finally:
+                writer.release()
+            return
+        stop.wait(1.0)
+
+
+def create_app(settings: Settings | None = None, *, session_factory: Any = None) -> HeliographApp:
+    """Build the ASGI app; nothing touches the disk, network or database until startup."""
+    return HeliographApp(settings or Settings(), session_factory)

@@ -1,0 +1,42 @@
+"""The writer as its own process, so record analysis runs on the other core."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from heliograph.capture.writer import Writer
+from heliograph.config import Settings
+from heliograph.store.engine import make_engine
+
+
+def writer_main() -> None:
+    """Entry point of the writer process started by ``heliograph serve``."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s writer %(levelname)s %(message)s"
+    )
+    stop = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    engine = make_engine(settings.sqlalchemy_url)
+    writer = Writer(
+        engine,
+        settings.spool_dir,
+        batch_size=settings.writer_batch_size,
+        body_cap=settings.max_stored_body_bytes,
+        poll_interval=settings.writer_poll_interval,
+    )
+    while not stop.is_set() and not writer.acquire():
+        stop.wait(0.5)
+    try:
+        writer.run(stop)
+    finally:
+        writer.release()
+        engine.dispose()

@@ -1,0 +1,177 @@
+"""Turning a spooled start frame (and its end frame, if any) into the rows of one record.
+
+The record is one flat row in ``requests`` plus its bodies and properties. Everything here is
+defensive: the input is whatever a client and an upstream sent, and a record must always come
+out, with strings clamped to what the columns hold and no NUL characters (PostgreSQL refuses
+them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from heliograph.gateway.headers import parse_metadata
+from heliograph.providers.openai import Analysis, analyse_request, analyse_response
+from heliograph.store.bodies import ENCODING, pack_body
+
+_DATA_URL = re.compile(rb"data:([a-zA-Z0-9.+/-]{1,64});base64,([A-Za-z0-9+/=\\]{512,})")
+STATE_INTERRUPTED = "interrupted"
+
+
+@dataclass(slots=True)
+class RecordRows:
+    request: dict[str, Any]
+    body: dict[str, Any]
+    properties: list[dict[str, Any]] = field(default_factory=list)
+
+
+def clean(text: Any, limit: int) -> str | None:
+    """A string fit for a column: NULs removed, at most ``limit`` characters."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        text = str(text)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text[:limit]
+
+
+def strip_inline_media(body: bytes) -> bytes:
+    """Replace large base64 data URLs (images, audio) with a placeholder giving type and size."""
+    if b";base64," not in body:
+        return body
+
+    def placeholder(match: re.Match[bytes]) -> bytes:
+        size = len(match.group(2)) * 3 // 4
+        return b"data:" + match.group(1) + b";base64,[omitted by Heliograph: %d bytes]" % size
+
+    return _DATA_URL.sub(placeholder, body)
+
+
+def _content_type(headers: list[list[str]]) -> str:
+    for name, value in headers:
+        if name == "content-type":
+            return value
+    return ""
+
+
+def build_record(
+    start: dict[str, Any],
+    request_body: bytes,
+    end: dict[str, Any] | None,
+    response_body: bytes,
+    *,
+    provider: str,
+    body_cap: int,
+) -> RecordRows:
+    """The rows for one request; ``end`` is None when the gateway died mid-request."""
+    method = str(start.get("m", "POST"))
+    endpoint = str(start.get("p", "/"))
+    headers = start.get("h") or []
+    analysis = Analysis()
+    analyse_request(method, endpoint, request_body, _content_type(headers), analysis)
+    error: str | None = None
+    if end is None:
+        state, status, latency, ttfb = STATE_INTERRUPTED, 0, None, None
+        error = "Gateway stopped before the request finished."
+    else:
+        state = str(end.get("state", "ok"))
+        status = int(end.get("st", 0))
+        latency = end.get("lat")
+        ttfb = end.get("ttfb")
+        error = end.get("err")
+        if status and status < 400 or response_body:
+            analyse_response(
+                endpoint, response_body, str(end.get("ct", "")), end.get("ch") or [], analysis
+            )
+        if analysis.stream_error and state == "ok":
+            state, error = "error", analysis.stream_error
+    if status >= 400 and analysis.response_body:
+        error = _upstream_error_message(analysis.response_body) or error
+
+    meta = parse_metadata(headers)
+    user_id = meta.user_id or analysis.user or meta.client_user_id
+    tokens_per_s = None
+    if analysis.completion_tokens and latency:
+        window = analysis.generation_ms if analysis.stream else latency
+        if window and window > 0:
+            tokens_per_s = round(analysis.completion_tokens / (window / 1000.0), 2)
+    ttft = analysis.ttft_ms if analysis.stream else None
+    if ttft is None and analysis.stream and analysis.kind == "llm":
+        ttft = ttfb if state == "ok" else None
+    rid = str(start["id"])
+    org_id = str(start["org"])
+    request_row = {
+        "id": rid,
+        "org_id": org_id,
+        "key_id": start.get("key"),
+        "created_at": int(float(start["ts"]) * 1000),
+        "kind": analysis.kind,
+        "provider": provider,
+        "upstream": clean(start.get("up", provider), 64),
+        "method": clean(method, 8),
+        "endpoint": clean(endpoint, 255),
+        "model": clean(analysis.model, 255),
+        "response_model": clean(analysis.response_model, 255),
+        "stream": analysis.stream,
+        "status": status,
+        "state": state,
+        "error": clean(error, 4000),
+        "latency_ms": latency,
+        "ttft_ms": ttft,
+        "output_tokens_per_s": tokens_per_s,
+        "prompt_tokens": analysis.prompt_tokens,
+        "completion_tokens": analysis.completion_tokens,
+        "total_tokens": analysis.total_tokens,
+        "cached_tokens": analysis.cached_tokens,
+        "reasoning_tokens": analysis.reasoning_tokens,
+        "cost_nusd": None,
+        "user_id": clean(user_id, 255),
+        "session_id": clean(meta.session_id, 255),
+        "properties": {clean(k, 255): clean(v, 1000) for k, v in meta.properties.items()} or None,
+    }
+    req_packed, req_trunc = pack_body(strip_inline_media(request_body), body_cap)
+    out_body = analysis.response_body if analysis.response_body is not None else response_body
+    resp_packed, resp_trunc = pack_body(out_body if (end is not None or out_body) else None, body_cap)
+    stored_headers = {
+        "request": [[clean(n, 255), clean(v, 4000)] for n, v in headers],
+        "response": _response_headers(end.get("rh") or []) if end is not None else [],
+    }
+    body_row = {
+        "request_id": rid,
+        "encoding": ENCODING,
+        "request_body": req_packed,
+        "response_body": resp_packed,
+        "request_headers": stored_headers,
+        "truncated": req_trunc or resp_trunc,
+    }
+    props = [
+        {"request_id": rid, "name": k, "value": v, "org_id": org_id}
+        for k, v in (request_row["properties"] or {}).items()
+    ]
+    return RecordRows(request_row, body_row, props)
+
+
+def _response_headers(raw: list[list[str]]) -> list[list[str | None]]:
+    return [[clean(n, 255), clean(v, 4000)] for n, v in raw if n.lower() != "set-cookie"]
+
+
+def _upstream_error_message(body: bytes) -> str | None:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:500].decode("utf-8", "replace").strip()
+        return text or None
+    if isinstance(doc, dict):
+        err = doc.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if isinstance(doc.get("message"), str):
+            return str(doc["message"])
+    return None

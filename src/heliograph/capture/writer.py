@@ -1,0 +1,214 @@
+"""The writer: drains the spool into the store in batches, off the request path.
+
+It pairs each start frame with its end frame, builds the record, inserts a batch in one
+transaction (idempotent by id), and only then moves the spool checkpoint and deletes what is
+committed. If the store is down, nothing moves: frames stay in the spool and the writer retries
+with backoff, re-reading from the last checkpoint. A spool whose gateway process died is read
+to the end; its starts without ends become *interrupted* records and the directory is removed.
+
+Only one writer may drain a spool root at a time; ``writer.lock`` (an flock) ensures that.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from heliograph.capture.record import RecordRows, build_record
+from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
+from heliograph.store import keys as key_store
+from heliograph.store.requests import insert_records
+
+log = logging.getLogger(__name__)
+
+PROVIDER_BY_UPSTREAM = {"openai": "openai"}
+
+
+@dataclass
+class _Pending:
+    header: dict[str, Any]
+    body: bytes
+    position: Position
+
+
+@dataclass
+class _DirState:
+    spool: SpoolDir
+    pending: dict[str, _Pending] = field(default_factory=dict)
+    finished: bool = False  # owner dead and every frame read
+
+
+@dataclass
+class DrainResult:
+    records: int = 0
+    removed_dirs: int = 0
+
+
+class Writer:
+    """Call :meth:`drain` repeatedly (or :meth:`run` in a thread or process)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        spool_root: Path,
+        *,
+        batch_size: int = 2000,
+        body_cap: int = 4 * 1024 * 1024,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.engine = engine
+        self.spool_root = spool_root
+        self.batch_size = batch_size
+        self.body_cap = body_cap
+        self.poll_interval = poll_interval
+        self._dirs: dict[Path, _DirState] = {}
+        self._lock_fd = -1
+
+    # -- locking -----------------------------------------------------------------------------
+    def acquire(self, blocking: bool = False) -> bool:
+        """Become the only writer of this spool root."""
+        self.spool_root.mkdir(parents=True, exist_ok=True)
+        if self._lock_fd < 0:
+            self._lock_fd = os.open(self.spool_root / "writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    # -- draining ----------------------------------------------------------------------------
+    def _discover(self) -> list[_DirState]:
+        if self.spool_root.is_dir():
+            for path in self.spool_root.iterdir():
+                if path.is_dir() and path not in self._dirs:
+                    self._dirs[path] = _DirState(SpoolDir(path))
+        return sorted(self._dirs.values(), key=lambda d: d.spool.path.name)
+
+    def drain(self) -> DrainResult:
+        """Read what is new, insert one batch per spool directory, advance checkpoints."""
+        result = DrainResult()
+        for state in self._discover():
+            alive = state.spool.owner_alive()
+            while True:
+                rows = self._read(state, final=not alive)
+                if rows is None:
+                    break
+                batch, more = rows
+                self._commit(state, batch)
+                result.records += len(batch)
+                if not more:
+                    break
+            if state.finished:
+                state.spool.remove()
+                del self._dirs[state.spool.path]
+                result.removed_dirs += 1
+        return result
+
+    def _read(self, state: _DirState, final: bool) -> tuple[list[RecordRows], bool] | None:
+        batch: list[RecordRows] = []
+        frames = 0
+        for frame in state.spool.read_frames(final=final, limit=self.batch_size * 2):
+            frames += 1
+            try:
+                header = orjson.loads(frame.header)
+            except orjson.JSONDecodeError:
+                log.error("spool %s: unreadable frame header skipped", state.spool.path)
+                continue
+            rid = header.get("id")
+            if frame.kind == KIND_START:
+                state.pending[rid] = _Pending(header, frame.body, frame.position)
+            elif frame.kind == KIND_END:
+                start = state.pending.pop(rid, None)
+                if start is None:
+                    log.warning("spool %s: end without start for %s", state.spool.path, rid)
+                    continue
+                batch.append(self._build(start, header, frame.body))
+        more = frames >= self.batch_size * 2
+        if final and not more:
+            for start in state.pending.values():
+                batch.append(self._build(start, None, b""))
+            state.pending.clear()
+            state.finished = True
+        if not batch and not frames and not state.finished:
+            return None
+        return batch, more
+
+    def _build(self, start: _Pending, end: dict[str, Any] | None, body: bytes) -> RecordRows:
+        upstream = str(start.header.get("up", "openai"))
+        try:
+            return build_record(
+                start.header,
+                start.body,
+                end,
+                body,
+                provider=PROVIDER_BY_UPSTREAM.get(upstream, upstream),
+                body_cap=self.body_cap,
+            )
+        except Exception:  # a record must come out whatever the bytes were
+            log.exception("could not analyse record %s; storing it unanalysed", start.header.get("id"))
+            fallback = dict(end or {})
+            fallback["ct"] = ""
+            return build_record(
+                start.header, b"", fallback if end else None, b"", provider=upstream, body_cap=self.body_cap
+            )
+
+    def _commit(self, state: _DirState, batch: list[RecordRows]) -> None:
+        if batch:
+            last_used: dict[str, int] = {}
+            for rec in batch:
+                key_id = rec.request.get("key_id")
+                if key_id:
+                    last_used[key_id] = max(last_used.get(key_id, 0), rec.request["created_at"])
+            try:
+                with self.engine.begin() as conn:
+                    insert_records(
+                        conn,
+                        [r.request for r in batch],
+                        [r.body for r in batch],
+                        [p for r in batch for p in r.properties],
+                    )
+            except Exception:
+                # Forget what was read since the checkpoint: it is re-read on the next try.
+                self._dirs.pop(state.spool.path, None)
+                state.finished = False
+                raise
+            try:
+                key_store.touch_keys(self.engine, last_used)
+            except Exception as exc:
+                log.warning("could not update key last-use times: %s", exc)
+        checkpoint = state.spool.read_pos
+        if state.pending:
+            checkpoint = min([p.position for p in state.pending.values()] + [checkpoint])
+        state.spool.save_checkpoint(checkpoint)
+
+    def run(self, stop: threading.Event) -> None:
+        """Drain until ``stop`` is set; back off while the store is unavailable."""
+        backoff = self.poll_interval
+        while not stop.is_set():
+            try:
+                result = self.drain()
+            except Exception as exc:
+                log.warning("store unavailable, records wait in the spool: %s", exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = self.poll_interval
+            if result.records == 0:
+                stop.wait(self.poll_interval)
+        try:
+            self.drain()
+        except Exception as exc:
+            log.warning("final drain failed, records stay in the spool: %s", exc)

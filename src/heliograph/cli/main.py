@@ -1,0 +1,22 @@
+"""The ``heliograph`` command. Each subcommand parses arguments and calls library functions."""
+
+from __future__ import annotations
+
+import click
+
+from heliograph.cli.keys import keys
+from heliograph.cli.serve import migrate_cmd, serve, settings_cmd
+from heliograph.cli.tail import tail
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="heliograph")
+def cli() -> None:
+    """Heliograph: an LLM observability gateway. Point your client's base URL at it."""
+
+
+cli.add_command(serve)
+cli.add_command(keys)
+cli.add_command(migrate_cmd)
+cli.add_command(settings_cmd)
+cli.add_command(tail)

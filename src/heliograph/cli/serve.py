@@ -1,0 +1,129 @@
+"""``heliograph serve``, ``heliograph migrate`` and ``heliograph settings``."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+
+import click
+
+from heliograph.auth.bootstrap import bootstrap
+from heliograph.capture.process import writer_main
+from heliograph.config import export_environment, load_settings, settings_table
+from heliograph.store.engine import current_revision, make_engine, migrate
+
+log = logging.getLogger("heliograph")
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on [127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [8787].")
+@click.option("--workers", type=int, default=None, help="Gateway worker processes [1].")
+@click.option("--database-url", default=None, help="Store URL [SQLite in HELIOGRAPH_HOME].")
+@click.option("--home", default=None, help="Data directory [~/.heliograph].")
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    database_url: str | None,
+    home: str | None,
+) -> None:
+    """Run the gateway, the API and the writer."""
+    import uvicorn
+
+    settings = load_settings(
+        host=host, port=port, workers=workers, database_url=database_url, home=home
+    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    first = bootstrap(engine)
+    engine.dispose()
+    base = settings.base_url()
+    if first is not None:
+        click.echo("First start: created the default organization and two keys (shown once).")
+        click.echo(f"  admin key (read + manage): {first.admin_key}")
+        click.echo(f"  write key (send traffic):  {first.write_key}")
+        click.echo(f"Point your OpenAI-compatible client at: {base}/v1/{first.write_key}")
+    else:
+        click.echo(f"Point your OpenAI-compatible client at: {base}/v1/<write-key>")
+    click.echo(f"Store: {settings.redacted()['database_url'] or settings.sqlalchemy_url}")
+    export_environment(settings, writer="external", auto_migrate="false")
+    supervisor = WriterSupervisor()
+    supervisor.start()
+    try:
+        uvicorn.run(
+            "heliograph.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        supervisor.stop()
+
+
+class WriterSupervisor:
+    """Keeps one writer process alive beside the server; restarts it if it dies."""
+
+    def __init__(self) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="writer-supervisor", daemon=True)
+
+    def _spawn(self) -> None:
+        self._process = self._ctx.Process(target=writer_main, name="heliograph-writer")
+        self._process.start()
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            if self._process is not None and not self._process.is_alive():
+                log.error("writer process exited (code %s); restarting", self._process.exitcode)
+                time.sleep(0.5)
+                if not self._stopping.is_set():
+                    self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._process is not None and self._process.is_alive():
+            self._process.terminate()
+            self._process.join(30)
+            if self._process.is_alive():
+                self._process.kill()
+
+
+@click.command("migrate")
+@click.option("--database-url", default=None, help="Store URL [SQLite in HELIOGRAPH_HOME].")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def migrate_cmd(database_url: str | None, revision: str) -> None:
+    """Create or upgrade the store's schema."""
+    settings = load_settings(database_url=database_url)
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine, revision)
+    click.echo(f"Store schema at revision {current_revision(engine)}.")
+    engine.dispose()
+
+
+@click.command("settings")
+def settings_cmd() -> None:
+    """Show the effective settings (secrets hidden) and where each comes from."""
+    settings = load_settings()
+    values = settings.redacted()
+    for env, _type, _default, help_text in settings_table():
+        name = env.removeprefix("HELIOGRAPH_").lower()
+        click.echo(f"{env} = {values.get(name)!r}")
+        click.echo(f"    {help_text}")

@@ -1,0 +1,189 @@
+"""Every Heliograph setting, declared once.
+
+Precedence: CLI flag > environment variable (``HELIOGRAPH_<NAME>``) > config file
+(``$HELIOGRAPH_HOME/config.toml`` or ``--config``) > default. This is the only module that
+reads ``os.environ``; secrets are ``SecretStr`` so they are redacted wherever settings are shown.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "HELIOGRAPH_"
+
+
+def default_home() -> Path:
+    """Where Heliograph keeps its SQLite store and spool unless told otherwise."""
+    return Path(os.environ.get(ENV_PREFIX + "HOME") or Path.home() / ".heliograph")
+
+
+class Settings(BaseSettings):
+    """The settings table; ``heliograph settings`` prints it and the README documents it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Directory for the SQLite store, the spool and the config file.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store, e.g. postgresql://user@host/db. "
+        "Default: SQLite at $HELIOGRAPH_HOME/heliograph.db.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the server listens on.")
+    port: int = Field(default=8787, description="Port the server listens on.")
+    workers: int = Field(default=1, ge=1, description="Gateway worker processes.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients use to reach Heliograph (shown in the setup hint).",
+    )
+    upstream_openai_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="Base URL of the OpenAI-compatible upstream behind the /v1 route.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        description="Provider key sent upstream when a client sends no Authorization header.",
+    )
+    upstream_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds to wait for the upstream's response headers before answering 504.",
+    )
+    upstream_connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for a TCP connection to the upstream."
+    )
+    inject_stream_usage: bool = Field(
+        default=True,
+        description="Ask OpenAI-compatible upstreams for a usage chunk on streams and hide it "
+        "from clients that did not ask for it.",
+    )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)."
+    )
+    max_stored_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        gt=0,
+        description="Bodies longer than this are truncated in the store (marked as truncated).",
+    )
+    writer: Literal["embedded", "external", "off"] = Field(
+        default="embedded",
+        description="Who drains the spool into the store: a task inside the app (embedded), "
+        "a separate writer process started by `heliograph serve` (external), or nobody (off).",
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Run database migrations when the app starts."
+    )
+    writer_batch_size: int = Field(
+        default=2000, gt=0, description="Most records inserted per transaction."
+    )
+    writer_poll_interval: float = Field(
+        default=0.05, gt=0, description="Seconds between spool polls when the spool is idle."
+    )
+    spool_segment_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Spool file size at which a new one starts."
+    )
+    key_refresh_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between reloads of the API key cache."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level."
+    )
+    access_log: bool = Field(default=False, description="Log every HTTP request (slower).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get(ENV_PREFIX + "CONFIG") or str(
+            default_home() / "config.toml"
+        )
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_file),
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The store URL with the driver we ship (psycopg 3 for PostgreSQL)."""
+        url = self.database_url or f"sqlite:///{self.home / 'heliograph.db'}"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+    def base_url(self) -> str:
+        """The URL clients use to reach this server."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a plain dict, with secrets and database passwords hidden."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else ""
+            elif name == "database_url" and value and "@" in value:
+                scheme, _, rest = value.partition("://")
+                creds, _, host = rest.rpartition("@")
+                user = creds.split(":", 1)[0]
+                value = f"{scheme}://{user}:***@{host}" if ":" in creds else value
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from flags (``overrides``; ``None`` means "not given"), env and file."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def settings_table() -> list[tuple[str, str, str, str]]:
+    """(env var, type, default, help) rows, for the README and ``heliograph settings``."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = "" if field.default_factory is not None else repr(field.default)
+        if name == "home":
+            default = "~/.heliograph"
+        annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
+        annotation = annotation.replace("typing.", "").replace("pydantic.types.", "")
+        rows.append((ENV_PREFIX + name.upper(), annotation, default, field.description or ""))
+    return rows
+
+
+def export_environment(settings: Settings, **extra: str) -> None:
+    """Hand settings to child processes (uvicorn workers, the writer) via the environment."""
+    for name, value in settings.model_dump(exclude_unset=True).items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is not None:
+            os.environ[ENV_PREFIX + name.upper()] = str(value)
+    for name, value in extra.items():
+        os.environ[ENV_PREFIX + name.upper()] = value

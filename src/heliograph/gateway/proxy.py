@@ -1,0 +1,406 @@
+"""The hot path: authenticate, forward to the upstream, stream back, spool a start and an end.
+
+Every microsecond here is paid by every request, so this module parses nothing it can leave
+to the writer: it forwards bytes as they arrive, notes timestamps, and appends two frames to
+the spool. The one exception is the include_usage injection for OpenAI streams, which has to
+change the request before it leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from heliograph.auth.keys import KeyCache, looks_like_key
+from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
+from heliograph.config import Settings
+from heliograph.gateway.errors import error_body
+from heliograph.gateway.routing import Route
+from heliograph.providers.openai_wire import UsageChunkStripper, inject_stream_usage
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+REDACTED = "[REDACTED]"
+# Request headers never sent upstream: hop-by-hop ones, and ones the gateway sets itself.
+HOP_BY_HOP = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authorization",
+        "accept-encoding",
+        "expect",
+    }
+)
+# Request headers whose values are secrets: forwarded upstream, never written anywhere.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "proxy-authorization",
+        "cookie",
+        "x-goog-api-key",
+        "helicone-auth",
+        "heliograph-auth",
+        "openai-api-key",
+        "anthropic-api-key",
+    }
+)
+# Response headers not passed back to the client.
+DROP_RESPONSE = frozenset(
+    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"set-cookie"}
+)
+SECRET_QUERY = ("key", "api-key", "api_key", "token", "access_token", "sig", "signature")
+
+
+def is_secret_header(name: str) -> bool:
+    return name in SECRET_HEADERS or "secret" in name or "token" in name or name.endswith("-key")
+
+
+def redact_query(query: str) -> str:
+    """Query string with credential-looking parameter values hidden."""
+    if not query:
+        return query
+    parts = []
+    for item in query.split("&"):
+        name, sep, _value = item.partition("=")
+        if sep and name.lower() in SECRET_QUERY:
+            parts.append(f"{name}={REDACTED}")
+        else:
+            parts.append(item)
+    return "&".join(parts)
+
+
+def _valid_uuid(text: str) -> str | None:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+class Gateway:
+    """Forwards one upstream protocol family; one instance per app."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeyCache,
+        spool: SpoolWriter,
+        session: aiohttp.ClientSession,
+        upstream_urls: dict[str, str],
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.spool = spool
+        self.session = session
+        self.upstream_urls = upstream_urls
+        self.max_body = settings.max_body_bytes
+        self.inject_usage = settings.inject_stream_usage
+        key = settings.openai_api_key
+        self.provider_auth = f"Bearer {key.get_secret_value()}" if key else None
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.upstream_connect_timeout,
+            sock_read=settings.upstream_timeout,
+        )
+
+    async def _reply_error(
+        self, send: Send, status: int, message: str, code: str, extra: list[tuple[bytes, bytes]]
+    ) -> bytes:
+        body = error_body(message, code)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return body
+
+    def _spool(self, kind: bytes, header: dict[str, Any], body: bytes) -> None:
+        try:
+            self.spool.append(kind, orjson.dumps(header), body)
+        except OSError as exc:  # disk full or gone: keep serving, shout in the log
+            log.error("spool write failed, record %s lost: %s", header.get("id"), exc)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
+        t0 = time.perf_counter()
+        wall = time.time()
+        forward: list[tuple[str, str]] = []
+        saved: list[tuple[str, str]] = []
+        key = route.key
+        request_id: str | None = None
+        has_auth = False
+        declared_length = -1
+        bearer_key = False
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            if name.startswith(("helicone-", "heliograph-")):
+                if name in ("helicone-auth", "heliograph-auth"):
+                    if key is None:
+                        key = value[7:].strip() if value[:7].lower() == "bearer " else value
+                    saved.append((name, REDACTED))
+                    continue
+                if name in ("helicone-request-id", "heliograph-request-id"):
+                    request_id = _valid_uuid(value)
+                saved.append((name, value))
+                continue
+            if name in HOP_BY_HOP:
+                if name == "content-length" and value.isdigit():
+                    declared_length = int(value)
+                if name != "host":
+                    saved.append((name, value if name not in SECRET_HEADERS else REDACTED))
+                continue
+            if name == "authorization":
+                if value[:7].lower() == "bearer " and looks_like_key(value[7:].strip()):
+                    if key is None:
+                        key = value[7:].strip()
+                    bearer_key = True
+                    saved.append((name, REDACTED))
+                    continue
+                has_auth = True
+            if is_secret_header(name):
+                saved.append((name, REDACTED))
+            else:
+                saved.append((name, value))
+            forward.append((name, value))
+
+        info = self.keys.get(key) if key else None
+        if info is None and key:
+            info = await self.keys.lookup(key)
+        if info is None:
+            message = (
+                "Invalid Heliograph key." if key else "Missing Heliograph key: put it in the "
+                "path (/v1/<key>/...) or send 'Heliograph-Auth: Bearer <key>'."
+            )
+            await self._reply_error(send, 401, message, "invalid_heliograph_key", [])
+            return
+        if not info.allows("write"):
+            await self._reply_error(
+                send, 403, "This key cannot send traffic (it is not a write key).",
+                "insufficient_scope", [],
+            )
+            return
+
+        rid = request_id or str(uuid.uuid4())
+        id_headers = [(b"heliograph-id", rid.encode()), (b"helicone-id", rid.encode())]
+        method: str = scope["method"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        start: dict[str, Any] = {
+            "id": rid,
+            "ts": wall,
+            "org": info.org_id,
+            "key": info.id,
+            "up": route.upstream,
+            "m": method,
+            "p": route.rest,
+            "q": redact_query(query),
+            "h": saved,
+        }
+
+        if declared_length > self.max_body:
+            await self._too_large(send, start, t0, id_headers)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            if chunk:
+                body = body + chunk if body else chunk
+                if len(body) > self.max_body:
+                    await self._too_large(send, start, t0, id_headers)
+                    return
+            more = message.get("more_body", False)
+
+        self._spool(KIND_START, start, body)
+
+        injected = False
+        send_body = body
+        if self.inject_usage and method == "POST":
+            new_body = inject_stream_usage(route.rest, body)
+            if new_body is not None:
+                send_body = new_body
+                injected = True
+        if not has_auth and self.provider_auth:
+            forward.append(("authorization", self.provider_auth))
+        forward.append(("accept-encoding", "identity"))
+        url = self.upstream_urls[route.upstream] + route.rest
+        if query:
+            url = url + "?" + query
+
+        end: dict[str, Any] = {"id": rid, "inj": injected}
+        try:
+            resp = await self.session.request(
+                method,
+                url,
+                headers=forward,
+                data=send_body if send_body or method not in ("GET", "HEAD") else None,
+                allow_redirects=False,
+                timeout=self.timeout,
+            )
+        except TimeoutError:
+            status, msg, code = 504, "Upstream did not answer in time.", "upstream_timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            status, msg, code = 502, f"Upstream unreachable: {exc}", "upstream_unreachable"
+        else:
+            await self._forward_response(scope, receive, send, resp, t0, end, id_headers, injected)
+            return
+        reply = await self._reply_error(send, status, msg, code, id_headers)
+        end.update(st=status, state="error", err=msg, lat=_ms(t0), ct="application/json")
+        self._spool(KIND_END, end, reply)
+
+    async def _too_large(
+        self, send: Send, start: dict[str, Any], t0: float, id_headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        msg = f"Request body larger than {self.max_body} bytes."
+        self._spool(KIND_START, start, b"")
+        reply = await self._reply_error(send, 413, msg, "request_too_large", id_headers)
+        end = {"id": start["id"], "st": 413, "state": "error", "err": msg, "lat": _ms(t0)}
+        self._spool(KIND_END, end, reply)
+
+    async def _forward_response(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        resp: aiohttp.ClientResponse,
+        t0: float,
+        end: dict[str, Any],
+        id_headers: list[tuple[bytes, bytes]],
+        injected: bool,
+    ) -> None:
+        status = resp.status
+        ttfb = _ms(t0)
+        ctype = resp.headers.get("Content-Type", "")
+        headers = [(k, v) for k, v in resp.raw_headers if k.lower() not in DROP_RESPONSE]
+        headers.extend(id_headers)
+        end.update(
+            st=status,
+            ttfb=ttfb,
+            ct=ctype,
+            rh=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+        )
+        is_sse = ctype.startswith("text/event-stream")
+        if resp.content_length is not None and not is_sse:
+            await self._forward_whole(send, resp, status, headers, t0, end)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        stripper = UsageChunkStripper() if injected and is_sse else None
+        parts: list[bytes] = []
+        marks: list[tuple[int, float]] = []
+        size = 0
+        state = "ok" if status < 400 else "error"
+        error: str | None = None if status < 400 else f"Upstream returned HTTP {status}"
+        task = asyncio.current_task()
+        gone = asyncio.Event()
+
+        def client_left(_: asyncio.Future[Message]) -> None:
+            gone.set()
+            if task is not None:
+                task.cancel()
+
+        watcher = asyncio.ensure_future(receive())
+        watcher.add_done_callback(client_left)
+        try:
+            async for chunk in resp.content.iter_any():
+                size += len(chunk)
+                parts.append(chunk)
+                marks.append((size, _ms(t0)))
+                out = stripper.feed(chunk) if stripper is not None else chunk
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            watcher.remove_done_callback(client_left)
+            if stripper is not None:
+                tail = stripper.flush()
+                if tail:
+                    await send({"type": "http.response.body", "body": tail, "more_body": True})
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise
+            if task is not None:
+                task.uncancel()
+            state, error = "cancelled", "Client disconnected before the response finished."
+            resp.close()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            watcher.remove_done_callback(client_left)
+            state = "error"
+            error = (
+                "Upstream stopped answering mid-response."
+                if isinstance(exc, TimeoutError)
+                else f"Upstream connection lost mid-response: {exc!r}"
+            )
+            resp.close()
+            if is_sse:
+                notice = b"data: " + error_body(error, "upstream_stream_broken") + b"\n\n"
+                await send({"type": "http.response.body", "body": notice, "more_body": True})
+        finally:
+            watcher.cancel()
+            resp.release()
+            end.update(state=state, err=error, lat=_ms(t0), ch=marks)
+            self._spool(KIND_END, end, b"".join(parts))
+        if state != "cancelled":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _forward_whole(
+        self,
+        send: Send,
+        resp: aiohttp.ClientResponse,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        t0: float,
+        end: dict[str, Any],
+    ) -> None:
+        try:
+            data = await resp.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            resp.close()
+            msg = f"Upstream connection lost mid-response: {exc!r}"
+            reply = await self._reply_error(send, 502, msg, "upstream_stream_broken", headers[-2:])
+            end.update(st=502, state="error", err=msg, lat=_ms(t0), ct="application/json")
+            self._spool(KIND_END, end, reply)
+            return
+        finally:
+            resp.release()
+        headers.append((b"content-length", str(len(data)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+        lat = _ms(t0)
+        end.update(
+            state="ok" if status < 400 else "error",
+            err=None if status < 400 else f"Upstream returned HTTP {status}",
+            lat=lat,
+            ch=[(len(data), lat)],
+        )
+        self._spool(KIND_END, end, data)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)

@@ -1,0 +1,45 @@
+"""Server-sent events: split a byte stream into events (used off the request path)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_EVENT_BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+@dataclass(slots=True)
+class Event:
+    event: str | None
+    data: str
+    end: int  # byte offset just past this event in the stream
+
+
+def iter_events(raw: bytes) -> Iterator[Event]:
+    """Events of a complete (or truncated) SSE body; a trailing partial event is dropped."""
+    pos = 0
+    for match in _EVENT_BOUNDARY.finditer(raw):
+        block = raw[pos : match.start()]
+        pos = match.end()
+        event = _parse_block(block, pos)
+        if event is not None:
+            yield event
+
+
+def _parse_block(block: bytes, end: int) -> Event | None:
+    name: str | None = None
+    data: list[str] = []
+    for line in block.decode("utf-8", "replace").splitlines():
+        if not line or line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            data.append(value)
+        elif field == "event":
+            name = value
+    if not data and name is None:
+        return None
+    return Event(name, "\n".join(data), end)

@@ -1,0 +1,245 @@
+"""Queries on request records: batch insert (idempotent by id), list with filters, fetch one."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, exists, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Select
+
+from heliograph.store.bodies import unpack_body
+from heliograph.store.schema import request_bodies, request_properties, requests
+
+LIST_COLUMNS = [
+    requests.c.id,
+    requests.c.created_at,
+    requests.c.kind,
+    requests.c.provider,
+    requests.c.upstream,
+    requests.c.method,
+    requests.c.endpoint,
+    requests.c.model,
+    requests.c.response_model,
+    requests.c.stream,
+    requests.c.status,
+    requests.c.state,
+    requests.c.error,
+    requests.c.latency_ms,
+    requests.c.ttft_ms,
+    requests.c.output_tokens_per_s,
+    requests.c.prompt_tokens,
+    requests.c.completion_tokens,
+    requests.c.total_tokens,
+    requests.c.cached_tokens,
+    requests.c.reasoning_tokens,
+    requests.c.cost_nusd,
+    requests.c.user_id,
+    requests.c.session_id,
+    requests.c.properties,
+    requests.c.key_id,
+]
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def insert_records(
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    bodies: Sequence[dict[str, Any]],
+    properties: Sequence[dict[str, Any]],
+) -> None:
+    """Insert one batch inside the caller's transaction; rows already stored are skipped."""
+    if rows:
+        conn.execute(_insert(conn, requests), list(rows))
+    if bodies:
+        conn.execute(_insert(conn, request_bodies), list(bodies))
+    if properties:
+        conn.execute(_insert(conn, request_properties), list(properties))
+
+
+@dataclass
+class RequestFilter:
+    """The GET /api/v1/requests filters."""
+
+    model: str | None = None
+    provider: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    status: int | None = None
+    state: str | None = None
+    kind: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+def encode_cursor(created_at: int, rid: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, rid])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Raises ValueError on anything that is not a cursor we made."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, rid = orjson.loads(raw)
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+    if not isinstance(created_at, int) or not isinstance(rid, str):
+        raise ValueError("invalid cursor")
+    return created_at, rid
+
+
+def _apply_filter(query: Select[Any], org_id: str, f: RequestFilter) -> Select[Any]:
+    conds = [requests.c.org_id == org_id]
+    for column, value in (
+        (requests.c.model, f.model),
+        (requests.c.provider, f.provider),
+        (requests.c.user_id, f.user_id),
+        (requests.c.session_id, f.session_id),
+        (requests.c.status, f.status),
+        (requests.c.state, f.state),
+        (requests.c.kind, f.kind),
+    ):
+        if value is not None:
+            conds.append(column == value)
+    if f.since_ms is not None:
+        conds.append(requests.c.created_at >= f.since_ms)
+    if f.until_ms is not None:
+        conds.append(requests.c.created_at < f.until_ms)
+    for name, value in f.properties.items():
+        conds.append(
+            exists().where(
+                request_properties.c.request_id == requests.c.id,
+                request_properties.c.org_id == org_id,
+                request_properties.c.name == name,
+                request_properties.c.value == value,
+            )
+        )
+    return query.where(and_(*conds))
+
+
+def list_requests(
+    engine: Engine, org_id: str, f: RequestFilter, limit: int, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; returns one page and the cursor of the next page (None at the end)."""
+    query = _apply_filter(select(*LIST_COLUMNS), org_id, f)
+    if cursor:
+        created_at, rid = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                requests.c.created_at < created_at,
+                and_(requests.c.created_at == created_at, requests.c.id < rid),
+            )
+        )
+    query = query.order_by(requests.c.created_at.desc(), requests.c.id.desc()).limit(limit + 1)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return [to_api(r) for r in rows], next_cursor
+
+
+def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
+    """One record with bodies and redacted headers, or None (also for other orgs' ids)."""
+    query = (
+        select(
+            *LIST_COLUMNS,
+            request_bodies.c.encoding,
+            request_bodies.c.request_body,
+            request_bodies.c.response_body,
+            request_bodies.c.request_headers,
+            request_bodies.c.truncated,
+        )
+        .select_from(requests.outerjoin(request_bodies, request_bodies.c.request_id == requests.c.id))
+        .where(requests.c.org_id == org_id, requests.c.id == rid)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    data = dict(row._mapping)
+    out = to_api(data)
+    encoding = data.get("encoding") or "raw"
+    out["request_body"] = _body_value(unpack_body(data.get("request_body"), encoding))
+    out["response_body"] = _body_value(unpack_body(data.get("response_body"), encoding))
+    headers = data.get("request_headers") or {}
+    out["request_headers"] = dict(headers.get("request") or []) if isinstance(headers, dict) else {}
+    out["response_headers"] = dict(headers.get("response") or []) if isinstance(headers, dict) else {}
+    out["body_truncated"] = bool(data.get("truncated"))
+    return out
+
+
+def _body_value(raw: bytes | None) -> Any:
+    """JSON bodies come back as JSON; text as a string; binary as a size note."""
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"binary": True, "bytes": len(raw)}
+
+
+def iso_ms(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def to_api(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row in the API's field names and units."""
+    cost = row.get("cost_nusd")
+    return {
+        "id": row["id"],
+        "created_at": iso_ms(row["created_at"]),
+        "kind": row["kind"],
+        "provider": row["provider"],
+        "upstream": row["upstream"],
+        "method": row["method"],
+        "endpoint": row["endpoint"],
+        "model": row["model"],
+        "response_model": row["response_model"],
+        "stream": bool(row["stream"]),
+        "status": row["status"],
+        "state": row["state"],
+        "error": row["error"],
+        "latency_ms": row["latency_ms"],
+        "ttft_ms": row["ttft_ms"],
+        "output_tokens_per_s": row["output_tokens_per_s"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "total_tokens": row["total_tokens"],
+        "cached_tokens": row["cached_tokens"],
+        "reasoning_tokens": row["reasoning_tokens"],
+        "cost_usd": None if cost is None else cost / 1e9,
+        "user_id": row["user_id"],
+        "session_id": row["session_id"],
+        "properties": row["properties"] or {},
+        "key_id": row["key_id"],
+    }
+
+
+def recent_requests(engine: Engine, since_ms: int, limit: int = 500) -> list[dict[str, Any]]:
+    """Records of every organization created since ``since_ms`` (for ``heliograph tail``)."""
+    query = (
+        select(*LIST_COLUMNS)
+        .where(requests.c.created_at >= since_ms)
+        .order_by(requests.c.created_at.desc(), requests.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [to_api(dict(r._mapping)) for r in conn.execute(query)]

@@ -1,0 +1,112 @@
+"""Tables of the store, as SQLAlchemy Core metadata shared by SQLite and PostgreSQL.
+
+Times are integer milliseconds since the Unix epoch (UTC) so both dialects compare, bucket
+and index them the same way. Money is integer nano-USD. Bodies live in their own table so
+scans of the requests table never drag prompt text along.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("scope", String(10), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), nullable=False),
+    Column("key_id", String(36)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("upstream", String(64), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("endpoint", String(255), nullable=False),
+    Column("model", String(255)),
+    Column("response_model", String(255)),
+    Column("stream", Boolean, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("error", Text),
+    Column("latency_ms", Float),
+    Column("ttft_ms", Float),
+    Column("output_tokens_per_s", Float),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("total_tokens", Integer),
+    Column("cached_tokens", Integer),
+    Column("reasoning_tokens", Integer),
+    Column("cost_nusd", BigInteger),
+    Column("user_id", String(255)),
+    Column("session_id", String(255)),
+    Column("properties", JSON),
+)
+
+Index("ix_requests_org_created", requests.c.org_id, requests.c.created_at, requests.c.id)
+Index("ix_requests_org_model", requests.c.org_id, requests.c.model, requests.c.created_at)
+Index("ix_requests_org_user", requests.c.org_id, requests.c.user_id, requests.c.created_at)
+Index("ix_requests_org_session", requests.c.org_id, requests.c.session_id, requests.c.created_at)
+
+request_bodies = Table(
+    "request_bodies",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("encoding", String(8), nullable=False),
+    Column("request_body", LargeBinary),
+    Column("response_body", LargeBinary),
+    Column("request_headers", JSON),
+    Column("truncated", Boolean, nullable=False, default=False),
+)
+
+request_properties = Table(
+    "request_properties",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("org_id", String(36), nullable=False),
+)
+
+Index(
+    "ix_request_properties_lookup",
+    request_properties.c.org_id,
+    request_properties.c.name,
+    request_properties.c.value,
+)
