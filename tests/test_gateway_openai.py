@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+
 from conftest import Gateway
 from mock_upstream import DEFAULT_TEXT, TOOL_ARGUMENTS, MockUpstream
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+
 from conftest import Gateway, free_port, gateway_settings
 from mock_upstream import DEFAULT_TEXT, MockUpstream
 
@@ -86,9 +88,11 @@ def test_bearer_heliograph_key_uses_the_server_side_provider_key(
 
 
 def test_missing_or_bad_key_is_401_in_openai_shape(gateway: Gateway, mock: MockUpstream) -> None:
-    with openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-p", max_retries=0) as c:
-        with pytest.raises(openai.AuthenticationError) as info:
-            c.chat.completions.create(**CHAT)  # type: ignore[call-overload]
+    with (
+        openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-p", max_retries=0) as c,
+        pytest.raises(openai.AuthenticationError) as info,
+    ):
+        c.chat.completions.create(**CHAT)  # type: ignore[call-overload]
     assert info.value.status_code == 401
     body = post(f"{gateway.base_url}/v1/hg_notarealkeyatallxxxxxxxxxxx/chat/completions").json()
     assert body["error"]["code"] == "invalid_heliograph_key"
@@ -116,9 +120,11 @@ def test_unreachable_upstream_is_502_and_recorded(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
     gw = Gateway(gateway_settings(tmp_path, f"sqlite:///{tmp_path / 's.db'}", dead)).start()
     try:
-        with openai.OpenAI(base_url=gw.openai_url, api_key="sk-p", max_retries=0) as c:
-            with pytest.raises(openai.APIStatusError) as info:
-                c.chat.completions.create(**CHAT)  # type: ignore[call-overload]
+        with (
+            openai.OpenAI(base_url=gw.openai_url, api_key="sk-p", max_retries=0) as c,
+            pytest.raises(openai.APIStatusError) as info,
+        ):
+            c.chat.completions.create(**CHAT)  # type: ignore[call-overload]
         assert info.value.status_code == 502
         assert info.value.body["code"] == "upstream_unreachable"  # type: ignore[index]
         [row] = gw.wait_records(1)
@@ -175,18 +181,20 @@ def test_body_over_the_cap_is_413_and_nothing_is_forwarded(
 async def test_client_disconnect_mid_stream_is_recorded_as_cancelled(
     gateway: Gateway, mock: MockUpstream
 ) -> None:
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with client.stream(
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        client.stream(
             "POST",
             f"{gateway.openai_url}/chat/completions",
             json={**CHAT, "stream": True},
             headers={"x-mock-chunks": "50", "x-mock-chunk-delay-ms": "40"},
-        ) as resp:
-            got = b""
-            async for part in resp.aiter_raw():
-                got += part
-                if got.count(b"tok") >= 3:
-                    break
+        ) as resp,
+    ):
+        got = b""
+        async for part in resp.aiter_raw():
+            got += part
+            if got.count(b"tok") >= 3:
+                break
     [row] = gateway.wait_records(1, timeout=15)
     assert row["state"] == "cancelled"
     assert "disconnected" in row["error"]
@@ -197,19 +205,21 @@ async def test_client_disconnect_mid_stream_is_recorded_as_cancelled(
 
 async def test_stream_chunks_are_forwarded_as_they_arrive(gateway: Gateway) -> None:
     arrivals: list[tuple[float, bytes]] = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with client.stream(
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        client.stream(
             "POST",
             f"{gateway.openai_url}/chat/completions",
             json={**CHAT, "stream": True},
             headers={"x-mock-chunks": "6", "x-mock-chunk-delay-ms": "150"},
-        ) as resp:
-            assert resp.headers["content-type"].startswith("text/event-stream")
-            async for part in resp.aiter_raw():
-                arrivals.append((time.monotonic(), part))
+        ) as resp,
+    ):
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        async for part in resp.aiter_raw():
+            arrivals.append((time.monotonic(), part))
     token_reads = [t for t, part in arrivals if b"tok" in part]
     assert len(token_reads) >= 6, "chunks were coalesced"
-    gaps = [b - a for a, b in zip(token_reads, token_reads[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(token_reads)]
     assert all(g > 0.08 for g in gaps), f"chunks held back then released together: {gaps}"
     text = b"".join(p for _, p in arrivals)
     assert text.rstrip().endswith(b"data: [DONE]")
@@ -238,7 +248,7 @@ def test_metadata_headers_user_session_properties(gateway: Gateway) -> None:
         ("u-helicone", "s1"),
         ("u-owui", "chat-9"),
     ]
-    tagged = [r for r in rows if r["user_id"] == "u-helicone"][0]
+    tagged = next(r for r in rows if r["user_id"] == "u-helicone")
     assert tagged["properties"] == {"feature": "search", "env": "prod"}
     assert gateway.records(**{"property.feature": "search"}) == [tagged]
     assert gateway.records(**{"property.feature": "other"}) == []

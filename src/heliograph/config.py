@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     )
     writer: Literal["embedded", "external", "off"] = Field(
         default="embedded",
-        description="Who drains the spool into the store: a task inside the app (embedded), "
+        description="Who drains the spool into the store: a thread inside the app (embedded), "
         "a separate writer process started by `heliograph serve` (external), or nobody (off).",
     )
     auto_migrate: bool = Field(
@@ -113,9 +113,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = os.environ.get(ENV_PREFIX + "CONFIG") or str(
-            default_home() / "config.toml"
-        )
+        config_file = os.environ.get(ENV_PREFIX + "CONFIG") or str(default_home() / "config.toml")
         return (
             init_settings,
             env_settings,
@@ -172,10 +170,23 @@ def settings_table() -> list[tuple[str, str, str, str]]:
         default = "" if field.default_factory is not None else repr(field.default)
         if name == "home":
             default = "~/.heliograph"
-        annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
-        annotation = annotation.replace("typing.", "").replace("pydantic.types.", "")
+        if get_origin(field.annotation) is Literal:
+            annotation = " / ".join(str(a) for a in get_args(field.annotation))
+        else:
+            annotation = getattr(field.annotation, "__name__", None) or str(field.annotation)
+            annotation = annotation.replace("typing.", "").replace("pydantic.types.", "")
         rows.append((ENV_PREFIX + name.upper(), annotation, default, field.description or ""))
     return rows
+
+
+def settings_markdown() -> str:
+    """The settings reference as a Markdown table (the README embeds it; a test checks it)."""
+    lines = ["| Environment variable | Type | Default | Meaning |", "|---|---|---|---|"]
+    for env, kind, default, help_text in settings_table():
+        kind = kind.replace("|", "\\|")
+        default = default.replace("|", "\\|")
+        lines.append(f"| `{env}` | {kind} | {default} | {help_text} |")
+    return "\n".join(lines)
 
 
 def export_environment(settings: Settings, **extra: str) -> None:

@@ -30,7 +30,11 @@ async def require(request: Request, action: str) -> KeyInfo:
     token = bearer(request)
     info = await keys.lookup(token) if token else None
     if info is None:
-        raise ApiError(401, "Missing or invalid API key (Authorization: Bearer <key>).", "invalid_key")
+        raise ApiError(
+            401, "Missing or invalid API key (Authorization: Bearer <key>).", "invalid_key"
+        )
     if not info.allows(action):
-        raise ApiError(403, f"This key's scope ({info.scope}) does not allow {action}.", "insufficient_scope")
+        raise ApiError(
+            403, f"This key's scope ({info.scope}) does not allow {action}.", "insufficient_scope"
+        )
     return info

@@ -39,7 +39,9 @@ async def create(request: Request) -> Response:
         raise ApiError(400, "body must be a JSON object", "invalid_json")
     name, scope = doc.get("name"), doc.get("scope")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise ApiError(400, "name must be a non-empty string (at most 200 characters)", "invalid_parameter")
+        raise ApiError(
+            400, "name must be a non-empty string (at most 200 characters)", "invalid_parameter"
+        )
     if scope not in SCOPES:
         raise ApiError(400, f"scope must be one of {', '.join(SCOPES)}", "invalid_parameter")
     key_id, key = await run_in_threadpool(

@@ -28,7 +28,9 @@ def parse_time(value: str, name: str) -> int:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ApiError(400, f"{name} must be ISO 8601 or epoch seconds", "invalid_parameter") from exc
+        raise ApiError(
+            400, f"{name} must be ISO 8601 or epoch seconds", "invalid_parameter"
+        ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return int(parsed.timestamp() * 1000)

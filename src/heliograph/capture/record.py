@@ -37,7 +37,7 @@ def clean(text: Any, limit: int) -> str | None:
         text = str(text)
     if "\x00" in text:
         text = text.replace("\x00", "")
-    return text[:limit]
+    return str(text[:limit])
 
 
 def strip_inline_media(body: bytes) -> bytes:
@@ -84,7 +84,7 @@ def build_record(
         latency = end.get("lat")
         ttfb = end.get("ttfb")
         error = end.get("err")
-        if status and status < 400 or response_body:
+        if (status and status < 400) or response_body:
             analyse_response(
                 endpoint, response_body, str(end.get("ct", "")), end.get("ch") or [], analysis
             )
@@ -103,6 +103,7 @@ def build_record(
     ttft = analysis.ttft_ms if analysis.stream else None
     if ttft is None and analysis.stream and analysis.kind == "llm":
         ttft = ttfb if state == "ok" else None
+    properties = {str(clean(k, 255)): str(clean(v, 1000)) for k, v in meta.properties.items()}
     rid = str(start["id"])
     org_id = str(start["org"])
     request_row = {
@@ -132,11 +133,13 @@ def build_record(
         "cost_nusd": None,
         "user_id": clean(user_id, 255),
         "session_id": clean(meta.session_id, 255),
-        "properties": {clean(k, 255): clean(v, 1000) for k, v in meta.properties.items()} or None,
+        "properties": properties or None,
     }
     req_packed, req_trunc = pack_body(strip_inline_media(request_body), body_cap)
     out_body = analysis.response_body if analysis.response_body is not None else response_body
-    resp_packed, resp_trunc = pack_body(out_body if (end is not None or out_body) else None, body_cap)
+    resp_packed, resp_trunc = pack_body(
+        out_body if (end is not None or out_body) else None, body_cap
+    )
     stored_headers = {
         "request": [[clean(n, 255), clean(v, 4000)] for n, v in headers],
         "response": _response_headers(end.get("rh") or []) if end is not None else [],
@@ -150,8 +153,7 @@ def build_record(
         "truncated": req_trunc or resp_trunc,
     }
     props = [
-        {"request_id": rid, "name": k, "value": v, "org_id": org_id}
-        for k, v in (request_row["properties"] or {}).items()
+        {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in properties.items()
     ]
     return RecordRows(request_row, body_row, props)
 

@@ -206,7 +206,9 @@ class SpoolDir:
                     end = pos + FRAME_HEAD.size + hlen + blen
                     if magic != MAGIC:
                         skip = self._resync(data, pos)
-                        log.error("spool %s: bad frame at %d, skipped %d bytes", path, offset + pos, skip)
+                        log.error(
+                            "spool %s: bad frame at %d, skipped %d bytes", path, offset + pos, skip
+                        )
                         pos += skip
                         progressed = True
                         continue
@@ -223,7 +225,11 @@ class SpoolDir:
                     pos = end
                     progressed = True
                     if zlib.crc32(body, zlib.crc32(header)) != crc:
-                        log.error("spool %s: checksum mismatch at %d, frame skipped", path, frame_pos.offset)
+                        log.error(
+                            "spool %s: checksum mismatch at %d, frame skipped",
+                            path,
+                            frame_pos.offset,
+                        )
                         self.read_pos = Position(number, offset + pos)
                         continue
                     self.read_pos = Position(number, offset + pos)

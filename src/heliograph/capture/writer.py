@@ -158,11 +158,18 @@ class Writer:
                 body_cap=self.body_cap,
             )
         except Exception:  # a record must come out whatever the bytes were
-            log.exception("could not analyse record %s; storing it unanalysed", start.header.get("id"))
+            log.exception(
+                "could not analyse record %s; storing it unanalysed", start.header.get("id")
+            )
             fallback = dict(end or {})
             fallback["ct"] = ""
             return build_record(
-                start.header, b"", fallback if end else None, b"", provider=upstream, body_cap=self.body_cap
+                start.header,
+                b"",
+                fallback if end else None,
+                b"",
+                provider=upstream,
+                body_cap=self.body_cap,
             )
 
     def _commit(self, state: _DirState, batch: list[RecordRows]) -> None:
@@ -203,7 +210,7 @@ class Writer:
             except Exception as exc:
                 log.warning("store unavailable, records wait in the spool: %s", exc)
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 2.0)
                 continue
             backoff = self.poll_interval
             if result.records == 0:

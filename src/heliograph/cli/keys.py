@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import click
+from sqlalchemy import Engine
 
 from heliograph.auth.keys import SCOPES, create_key
 from heliograph.config import load_settings
@@ -13,7 +14,7 @@ from heliograph.store import orgs
 from heliograph.store.engine import make_engine, migrate
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine() -> Engine:
     settings = load_settings()
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
@@ -53,7 +54,9 @@ def list_cmd() -> None:
     engine = _engine()
     rows = key_store.list_keys(engine)
     engine.dispose()
-    click.echo(f"{'ID':36}  {'PREFIX':10}  {'SCOPE':6}  {'NAME':24}  {'CREATED':19}  {'LAST USED':19}  STATUS")
+    click.echo(
+        f"{'ID':36}  {'PREFIX':10}  {'SCOPE':6}  {'NAME':24}  {'CREATED':19}  {'LAST USED':19}  STATUS"
+    )
     for r in rows:
         status = "revoked" if r["revoked_at"] else "active"
         click.echo(

@@ -11,7 +11,12 @@ import click
 
 from heliograph.auth.bootstrap import bootstrap
 from heliograph.capture.process import writer_main
-from heliograph.config import export_environment, load_settings, settings_table
+from heliograph.config import (
+    export_environment,
+    load_settings,
+    settings_markdown,
+    settings_table,
+)
 from heliograph.store.engine import current_revision, make_engine, migrate
 
 log = logging.getLogger("heliograph")
@@ -36,7 +41,9 @@ def serve(
     settings = load_settings(
         host=host, port=port, workers=workers, database_url=database_url, home=home
     )
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
@@ -119,8 +126,12 @@ def migrate_cmd(database_url: str | None, revision: str) -> None:
 
 
 @click.command("settings")
-def settings_cmd() -> None:
-    """Show the effective settings (secrets hidden) and where each comes from."""
+@click.option("--markdown", is_flag=True, help="Print the settings reference table instead.")
+def settings_cmd(markdown: bool) -> None:
+    """Show the effective settings (secrets hidden)."""
+    if markdown:
+        click.echo(settings_markdown())
+        return
     settings = load_settings()
     values = settings.redacted()
     for env, _type, _default, help_text in settings_table():

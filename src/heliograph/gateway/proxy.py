@@ -156,7 +156,6 @@ class Gateway:
         request_id: str | None = None
         has_auth = False
         declared_length = -1
-        bearer_key = False
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
@@ -180,7 +179,6 @@ class Gateway:
                 if value[:7].lower() == "bearer " and looks_like_key(value[7:].strip()):
                     if key is None:
                         key = value[7:].strip()
-                    bearer_key = True
                     saved.append((name, REDACTED))
                     continue
                 has_auth = True
@@ -194,16 +192,21 @@ class Gateway:
         if info is None and key:
             info = await self.keys.lookup(key)
         if info is None:
-            message = (
-                "Invalid Heliograph key." if key else "Missing Heliograph key: put it in the "
-                "path (/v1/<key>/...) or send 'Heliograph-Auth: Bearer <key>'."
+            reason = (
+                "Invalid Heliograph key."
+                if key
+                else "Missing Heliograph key: put it in the path (/v1/<key>/...) "
+                "or send 'Heliograph-Auth: Bearer <key>'."
             )
-            await self._reply_error(send, 401, message, "invalid_heliograph_key", [])
+            await self._reply_error(send, 401, reason, "invalid_heliograph_key", [])
             return
         if not info.allows("write"):
             await self._reply_error(
-                send, 403, "This key cannot send traffic (it is not a write key).",
-                "insufficient_scope", [],
+                send,
+                403,
+                "This key cannot send traffic (it is not a write key).",
+                "insufficient_scope",
+                [],
             )
             return
 

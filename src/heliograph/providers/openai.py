@@ -262,7 +262,9 @@ def _assemble_chat(
             message.setdefault("role", "assistant")
             message.setdefault("content", None if "tool_calls" in message else "")
             if "tool_calls" in message:
-                message["tool_calls"] = [message["tool_calls"][i] for i in sorted(message["tool_calls"])]
+                message["tool_calls"] = [
+                    message["tool_calls"][i] for i in sorted(message["tool_calls"])
+                ]
             item["message"] = message
         item["logprobs"] = acc.get("logprobs")
         item["finish_reason"] = acc.get("finish_reason")

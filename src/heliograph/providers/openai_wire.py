@@ -52,13 +52,11 @@ class UsageChunkStripper:
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk if self._pending else chunk
-        last = None
-        for last in _BOUNDARY.finditer(data):
-            pass
-        if last is None:
+        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+        cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+        if cut == 0:
             self._pending = data
             return b""
-        cut = last.end()
         complete, self._pending = data[:cut], data[cut:]
         if b'"usage"' not in complete or not _EMPTY_CHOICES.search(complete):
             return complete

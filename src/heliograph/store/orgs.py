@@ -14,9 +14,7 @@ def create_org(engine: Engine, name: str) -> str:
     org_id = str(uuid.uuid4())
     with engine.begin() as conn:
         conn.execute(
-            insert(organizations).values(
-                id=org_id, name=name, created_at=int(time.time() * 1000)
-            )
+            insert(organizations).values(id=org_id, name=name, created_at=int(time.time() * 1000))
         )
     return org_id
 

@@ -161,7 +161,9 @@ def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
             request_bodies.c.request_headers,
             request_bodies.c.truncated,
         )
-        .select_from(requests.outerjoin(request_bodies, request_bodies.c.request_id == requests.c.id))
+        .select_from(
+            requests.outerjoin(request_bodies, request_bodies.c.request_id == requests.c.id)
+        )
         .where(requests.c.org_id == org_id, requests.c.id == rid)
     )
     with engine.connect() as conn:
@@ -175,7 +177,9 @@ def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
     out["response_body"] = _body_value(unpack_body(data.get("response_body"), encoding))
     headers = data.get("request_headers") or {}
     out["request_headers"] = dict(headers.get("request") or []) if isinstance(headers, dict) else {}
-    out["response_headers"] = dict(headers.get("response") or []) if isinstance(headers, dict) else {}
+    out["response_headers"] = (
+        dict(headers.get("response") or []) if isinstance(headers, dict) else {}
+    )
     out["body_truncated"] = bool(data.get("truncated"))
     return out
 
@@ -195,8 +199,10 @@ def _body_value(raw: bytes | None) -> Any:
 
 
 def iso_ms(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 

@@ -68,9 +68,7 @@ def upgrade() -> None:
     op.create_index("ix_requests_org_created", "requests", ["org_id", "created_at", "id"])
     op.create_index("ix_requests_org_model", "requests", ["org_id", "model", "created_at"])
     op.create_index("ix_requests_org_user", "requests", ["org_id", "user_id", "created_at"])
-    op.create_index(
-        "ix_requests_org_session", "requests", ["org_id", "session_id", "created_at"]
-    )
+    op.create_index("ix_requests_org_session", "requests", ["org_id", "session_id", "created_at"])
     op.create_table(
         "request_bodies",
         sa.Column("request_id", sa.String(36), primary_key=True),

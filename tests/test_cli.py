@@ -1,0 +1,100 @@
+"""The ``heliograph`` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from conftest import free_port
+from mock_upstream import MockUpstream
+from serve_process import ServeProcess
+
+
+def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "heliograph", *args],
+        env={**os.environ, "HELIOGRAPH_HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    created = run(tmp_path, "keys", "create", "--name", "ci", "--scope", "read")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("hg_") and len(key) > 30 and " " not in key
+    listed = run(tmp_path, "keys", "list")
+    assert "ci" in listed.stdout and "read" in listed.stdout and "active" in listed.stdout
+    assert key not in listed.stdout, "keys list must never show a key"
+    assert key[:9] in listed.stdout  # the display prefix
+    db = (tmp_path / "heliograph.db").read_bytes()
+    assert key.encode() not in db, "the key itself must not be stored"
+    revoked = run(tmp_path, "keys", "revoke", key[:9])
+    assert revoked.returncode == 0 and "Revoked 1" in revoked.stdout
+    assert "revoked" in run(tmp_path, "keys", "list").stdout
+    again = run(tmp_path, "keys", "revoke", key[:9])
+    assert again.returncode != 0 and "no active key" in again.stderr
+    bad = run(tmp_path, "keys", "create", "--name", "x", "--scope", "god")
+    assert bad.returncode != 0 and "god" in bad.stderr
+
+
+def test_migrate_and_settings(tmp_path: Path) -> None:
+    migrated = run(tmp_path, "migrate")
+    assert migrated.returncode == 0 and "revision 0001" in migrated.stdout
+    shown = run(
+        tmp_path,
+        "settings",
+        HELIOGRAPH_OPENAI_API_KEY="sk-very-secret",
+        HELIOGRAPH_DATABASE_URL="postgresql://hg:pw123@db.internal/hg",
+        HELIOGRAPH_PORT="9999",
+    )
+    assert shown.returncode == 0
+    assert "sk-very-secret" not in shown.stdout and "pw123" not in shown.stdout
+    assert "HELIOGRAPH_PORT = 9999" in shown.stdout
+
+
+def test_serve_first_start_prints_keys_and_base_url_then_tail(
+    tmp_path: Path, mock: MockUpstream
+) -> None:
+    port = free_port()
+    serve = ServeProcess(tmp_path, port, HELIOGRAPH_UPSTREAM_OPENAI_URL=mock.url).start()
+    try:
+        write_key = serve.key("write key")
+        hint = next(line for line in serve.lines if "Point your" in line)
+        assert hint.endswith(f"http://127.0.0.1:{port}/v1/{write_key}")
+        resp = httpx.post(
+            f"http://127.0.0.1:{port}/v1/{write_key}/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": "Bearer sk-p", "Helicone-User-Id": "tail-user"},
+        )
+        assert resp.status_code == 200
+        admin = serve.key("admin key")
+        for _ in range(100):
+            rows = httpx.get(
+                f"http://127.0.0.1:{port}/api/v1/requests",
+                headers={"Authorization": f"Bearer {admin}"},
+            ).json()["data"]
+            if rows:
+                break
+            time.sleep(0.05)
+        assert rows and rows[0]["user_id"] == "tail-user"
+        tail = run(tmp_path, "tail", "--once")
+        assert tail.returncode == 0
+        line = tail.stdout.strip().splitlines()[-1]
+        assert "gpt-4o-mini" in line and "tail-user" in line and "200 ok" in line
+    finally:
+        serve.stop()
+    restarted = ServeProcess(tmp_path, free_port(), HELIOGRAPH_UPSTREAM_OPENAI_URL=mock.url)
+    restarted.start()
+    try:
+        assert not any("First start" in line for line in restarted.lines)
+    finally:
+        restarted.stop()
