@@ -19,13 +19,12 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mock_upstream import MockUpstream  # noqa: E402
-
-from heliograph.app import create_app  # noqa: E402
-from heliograph.auth.keys import create_key  # noqa: E402
-from heliograph.config import Settings  # noqa: E402
-from heliograph.store import orgs  # noqa: E402
-from heliograph.store.engine import make_engine, migrate  # noqa: E402
+from heliograph.app import create_app
+from heliograph.auth.keys import create_key
+from heliograph.config import Settings
+from heliograph.store import orgs
+from heliograph.store.engine import make_engine, migrate
+from mock_upstream import MockUpstream
 
 PG_ADMIN_URL = os.environ.get("HELIOGRAPH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
