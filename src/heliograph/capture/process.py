@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -23,6 +24,16 @@ def writer_main() -> None:
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # An orphaned writer would hold the spool lock forever: leave with the server.
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                logging.getLogger(__name__).warning("server process gone; writer stopping")
+                stop.set()
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     engine = make_engine(settings.sqlalchemy_url)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from heliograph.providers.sse import iter_events
+from heliograph.providers.sse import iter_data, iter_events
 
 LLM_PREFIXES = (
     "/chat/completions",
@@ -40,10 +41,14 @@ class Analysis:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
-    cached_tokens: int | None = None
+    cached_tokens: int | None = None  # prompt tokens read from the provider's cache
+    cache_write_tokens: int | None = None  # prompt tokens written to it (Anthropic)
     reasoning_tokens: int | None = None
     ttft_ms: float | None = None
-    generation_ms: float | None = None
+    generation_ms: float | None = None  # first token to last token, from stream timing
+    server_tokens_per_s: float | None = None  # generation speed the server itself reported
+    prompt_tokens_per_s: float | None = None  # prompt processing speed the server reported
+    load_ms: float | None = None  # model load time the server reported (cold start)
     stream_error: str | None = None
     response_body: bytes | None = None
     request_doc: Any = None
@@ -153,9 +158,9 @@ def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> 
     head: dict[str, Any] = {}
     choices: dict[int, dict[str, Any]] = {}
     is_text = False
-    for event in iter_events(body):
-        data = event.data
-        if not data or data == "[DONE]":
+    events = iter_data(body) if b"\r" not in body else _slow_data(body)
+    for data, end in events:
+        if not data or data == b"[DONE]":
             continue
         try:
             doc = orjson.loads(data)
@@ -181,7 +186,7 @@ def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> 
             produced |= _merge_choice(choices, choice)
             is_text = is_text or "text" in choice
         if produced:
-            when = clock.at(event.end)
+            when = clock.at(end)
             if first is None:
                 first = when
             last = when
@@ -190,6 +195,11 @@ def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> 
     if first is not None and last is not None:
         out.generation_ms = last - first
     out.response_body = orjson.dumps(_assemble_chat(head, choices, is_text, out))
+
+
+def _slow_data(body: bytes) -> Iterator[tuple[bytes, int]]:
+    for event in iter_events(body):
+        yield event.data.encode(), event.end
 
 
 def _merge_choice(choices: dict[int, dict[str, Any]], choice: dict[str, Any]) -> bool:

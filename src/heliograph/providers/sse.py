@@ -27,6 +27,28 @@ def iter_events(raw: bytes) -> Iterator[Event]:
             yield event
 
 
+def iter_data(raw: bytes) -> Iterator[tuple[bytes, int]]:
+    """Fast path for streams whose events are single ``data:`` lines (OpenAI's framing).
+
+    Yields (data, end offset). Blocks in any other shape fall back to the full parser.
+    """
+    pos = 0
+    size = len(raw)
+    while pos < size:
+        nxt = raw.find(b"\n\n", pos)
+        if nxt < 0:
+            return
+        block = raw[pos:nxt]
+        end = nxt + 2
+        if block.startswith(b"data: ") and b"\n" not in block and b"\r" not in block:
+            yield block[6:], end
+        elif block.strip():
+            event = _parse_block(block, end)
+            if event is not None:
+                yield event.data.encode(), end
+        pos = end
+
+
 def _parse_block(block: bytes, end: int) -> Event | None:
     name: str | None = None
     data: list[str] = []

@@ -14,7 +14,7 @@ def pack_body(data: bytes | None, cap: int) -> tuple[bytes | None, bool]:
     truncated = len(data) > cap
     if truncated:
         data = data[:cap]
-    return zlib.compress(data, 6), truncated
+    return zlib.compress(data, 1), truncated
 
 
 def unpack_body(data: bytes | None, encoding: str) -> bytes | None:

@@ -1,0 +1,156 @@
+"""Writer throughput: how many spooled records per second the writer turns into stored rows.
+
+Fills a spool with N realistic start/end frame pairs (as the gateway writes them: a chat
+request, and either a JSON answer or an SSE stream with a usage chunk), then times
+``Writer.drain()`` until the spool is empty, into SQLite and into PostgreSQL.
+
+    python bench/writer_bench.py [--records 50000] [--pg postgresql://postgres@127.0.0.1/postgres]
+
+Target (issue 2): at least 10,000 records/s into each store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
+from heliograph.capture.writer import Writer
+from heliograph.store.engine import make_engine, migrate
+
+HEADERS = [
+    ["content-type", "application/json"],
+    ["authorization", "[REDACTED]"],
+    ["user-agent", "OpenAI/Python 1.99.0"],
+    ["helicone-user-id", "user-17"],
+    ["helicone-property-feature", "search"],
+]
+
+
+def chat_request(i: int, stream: bool) -> bytes:
+    return orjson.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "stream": stream,
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant. " * 4},
+                {"role": "user", "content": f"Question number {i}: what is the capital of France?"},
+            ],
+        }
+    )
+
+
+def chat_response(i: int) -> bytes:
+    return orjson.dumps(
+        {
+            "id": f"chatcmpl-{i}",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "The capital of France is Paris."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 42, "completion_tokens": 8, "total_tokens": 50},
+        }
+    )
+
+
+def chat_stream(i: int) -> tuple[bytes, list[tuple[int, float]]]:
+    words = ["The", " capital", " of", " France", " is", " Paris", "."]
+    events = []
+    base = {"id": f"chatcmpl-{i}", "object": "chat.completion.chunk", "created": 1700000000}
+    base["model"] = "gpt-4o-mini-2024-07-18"
+    events.append({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+    for w in words:
+        events.append({**base, "choices": [{"index": 0, "delta": {"content": w}}]})
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    events.append(
+        {**base, "choices": [], "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}}
+    )
+    body = b""
+    marks = []
+    for n, e in enumerate(events):
+        body += b"data: " + orjson.dumps(e) + b"\n\n"
+        marks.append((len(body), 100.0 + n * 20))
+    body += b"data: [DONE]\n\n"
+    marks.append((len(body), 100.0 + len(events) * 20))
+    return body, marks
+
+
+def fill(spool_root: Path, records: int) -> None:
+    spool = SpoolWriter(spool_root, 64 * 1024 * 1024)
+    stream_body, marks = chat_stream(0)
+    now = time.time()
+    for i in range(records):
+        rid = str(uuid.uuid4())
+        stream = i % 2 == 1
+        start = {
+            "id": rid, "ts": now + i / 1000, "org": "bench-org", "key": "bench-key", "up": "openai",
+            "m": "POST", "p": "/chat/completions", "q": "", "h": HEADERS,
+        }
+        spool.append(KIND_START, orjson.dumps(start), chat_request(i, stream))
+        end = {
+            "id": rid, "st": 200, "state": "ok", "err": None, "lat": 250.0, "ttfb": 90.0,
+            "ct": "text/event-stream" if stream else "application/json", "rh": [], "inj": stream,
+            "ch": marks if stream else [(300, 250.0)],
+        }
+        spool.append(KIND_END, orjson.dumps(end), stream_body if stream else chat_response(i))
+    spool.close()
+
+
+def run(url: str, records: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "spool"
+        fill(root, records)
+        engine = make_engine(url)
+        migrate(engine)
+        writer = Writer(engine, root, batch_size=2000, body_cap=4 * 1024 * 1024)
+        started = time.perf_counter()
+        total = 0
+        while True:
+            result = writer.drain()
+            total += result.records
+            if result.records == 0 and not any(root.iterdir()):
+                break
+            if result.records == 0 and result.removed_dirs == 0 and total >= records:
+                break
+        elapsed = time.perf_counter() - started
+        engine.dispose()
+        assert total == records, (total, records)
+        return records / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--skip-pg", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = run(f"sqlite:///{tmp}/bench.db", args.records)
+        print(f"SQLite:     {rate:10,.0f} records/s  ({args.records:,} records)  target >= 10,000")
+    if not args.skip_pg:
+        import psycopg
+
+        name = f"hg_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(args.pg, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            rate = run(args.pg.rsplit("/", 1)[0] + "/" + name, args.records)
+            print(f"PostgreSQL: {rate:10,.0f} records/s  ({args.records:,} records)  target >= 10,000")
+        finally:
+            with psycopg.connect(args.pg, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
