@@ -181,7 +181,7 @@ def gateway_settings(tmp_path: Path, db: str, upstream: str, **extra: Any) -> Se
     return Settings(
         home=tmp_path / "home",
         database_url=db,
-        upstream_openai_url=upstream,
+        upstreams={"openai": {"url": upstream}, **extra.pop("upstreams", {})},
         writer="embedded",
         writer_poll_interval=0.02,
         **extra,

@@ -58,6 +58,7 @@ class HeliographApp:
         self.settings = settings
         self.session_factory = session_factory or make_upstream_session
         self.gateway: Gateway | None = None
+        self.upstreams = settings.resolved_upstreams()
         self.web = Starlette(
             routes=[Route("/health", health), *requests_api.routes, *keys_api.routes],
             exception_handlers={ApiError: api_error_handler},
@@ -76,9 +77,7 @@ class HeliographApp:
         state.engine, state.keys, state.settings = engine, keys, settings
         spool = SpoolWriter(settings.spool_dir, settings.spool_segment_bytes)
         session = self.session_factory(settings)
-        self.gateway = Gateway(
-            settings, keys, spool, session, {"openai": settings.upstream_openai_url.rstrip("/")}
-        )
+        self.gateway = Gateway(settings, keys, spool, session, self.upstreams)
         tasks = [asyncio.create_task(keys.run(), name="key-refresh")]
         stop = threading.Event()
         writer_thread = None
@@ -111,7 +110,7 @@ class HeliographApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.gateway is not None:
-            route = parse_route(scope["path"])
+            route = parse_route(scope["path"], self.upstreams)
             if route is not None:
                 await self.gateway.handle(scope, receive, send, route)
                 return

@@ -8,10 +8,12 @@ reads ``os.environ``; secrets are ``SecretStr`` so they are redacted wherever se
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +27,77 @@ ENV_PREFIX = "HELIOGRAPH_"
 def default_home() -> Path:
     """Where Heliograph keeps its SQLite store and spool unless told otherwise."""
     return Path(os.environ.get(ENV_PREFIX + "HOME") or Path.home() / ".heliograph")
+
+
+Protocol = Literal["openai", "anthropic", "ollama"]
+RESERVED_NAMES = frozenset(
+    {
+        "api",
+        "v1",
+        "health",
+        "login",
+        "logout",
+        "static",
+        "requests",
+        "models",
+        "users",
+        "sessions",
+        "settings",
+        "demo",
+        "docs",
+        "openapi.json",
+    }
+)
+
+
+class UpstreamConfig(BaseModel):
+    """One named upstream: where it is and which wire protocol it speaks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str | None = None
+    protocol: Protocol = "openai"
+    api_key: SecretStr | None = None
+    provider: str | None = None
+    gpu_usd_per_hour: float | None = Field(default=None, ge=0)
+
+
+# Built-in upstreams. OpenAI-compatible base URLs include their /v1 (clients append
+# /chat/completions); Anthropic and Ollama bases do not (clients append /v1/messages, /api/chat).
+BUILTIN_UPSTREAMS: dict[str, UpstreamConfig] = {
+    "openai": UpstreamConfig(url="https://api.openai.com/v1"),
+    "anthropic": UpstreamConfig(url="https://api.anthropic.com", protocol="anthropic"),
+    "ollama": UpstreamConfig(url="http://127.0.0.1:11434", protocol="ollama"),
+    "groq": UpstreamConfig(url="https://api.groq.com/openai/v1"),
+    "together": UpstreamConfig(url="https://api.together.xyz/v1"),
+    "openrouter": UpstreamConfig(url="https://openrouter.ai/api/v1"),
+    "deepseek": UpstreamConfig(url="https://api.deepseek.com/v1"),
+    "mistral": UpstreamConfig(url="https://api.mistral.ai/v1"),
+    "fireworks": UpstreamConfig(url="https://api.fireworks.ai/inference/v1"),
+    "xai": UpstreamConfig(url="https://api.x.ai/v1"),
+    "gemini": UpstreamConfig(url="https://generativelanguage.googleapis.com/v1beta/openai"),
+    # Azure needs the resource's own URL, e.g. https://<resource>.openai.azure.com/openai
+    "azure": UpstreamConfig(url=None),
+}
+_UPSTREAM_ENV = re.compile(
+    r"^HELIOGRAPH_UPSTREAM_([A-Z0-9_]+?)_(URL|PROTOCOL|API_KEY|PROVIDER|GPU_USD_PER_HOUR)$"
+)
+
+
+class _UpstreamEnvSource(PydanticBaseSettingsSource):
+    """Reads HELIOGRAPH_UPSTREAM_<NAME>_<FIELD> variables into the ``upstreams`` setting."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, dict[str, str]] = {}
+        for name, value in os.environ.items():
+            match = _UPSTREAM_ENV.match(name)
+            if match:
+                upstream = match.group(1).lower().replace("_", "-")
+                found.setdefault(upstream, {})[match.group(2).lower()] = value
+        return {"upstreams": found} if found else {}
 
 
 class Settings(BaseSettings):
@@ -50,13 +123,16 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL clients use to reach Heliograph (shown in the setup hint).",
     )
-    upstream_openai_url: str = Field(
-        default="https://api.openai.com/v1",
-        description="Base URL of the OpenAI-compatible upstream behind the /v1 route.",
+    upstreams: dict[str, UpstreamConfig] = Field(
+        default_factory=dict,
+        description="Named upstreams added to or overriding the built-in ones; per upstream "
+        "HELIOGRAPH_UPSTREAM_<NAME>_URL, _PROTOCOL (openai, anthropic, ollama), _API_KEY (sent "
+        "when the client sends none), _PROVIDER and _GPU_USD_PER_HOUR, or [upstreams.<name>] "
+        "tables in config.toml.",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
-        description="Provider key sent upstream when a client sends no Authorization header.",
+        description="Shorthand for HELIOGRAPH_UPSTREAM_OPENAI_API_KEY.",
     )
     upstream_timeout: float = Field(
         default=600.0,
@@ -116,9 +192,31 @@ class Settings(BaseSettings):
         config_file = os.environ.get(ENV_PREFIX + "CONFIG") or str(default_home() / "config.toml")
         return (
             init_settings,
+            _UpstreamEnvSource(settings_cls),
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=config_file),
         )
+
+    @field_validator("upstreams")
+    @classmethod
+    def _check_upstream_names(cls, value: dict[str, UpstreamConfig]) -> dict[str, UpstreamConfig]:
+        for name in value:
+            if name in RESERVED_NAMES or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+                raise ValueError(f"upstream name {name!r} is reserved or not a lower-case slug")
+        return value
+
+    def resolved_upstreams(self) -> dict[str, UpstreamConfig]:
+        """Built-ins merged with configured upstreams; ones without a URL are left out."""
+        merged: dict[str, UpstreamConfig] = {}
+        for name in {**BUILTIN_UPSTREAMS, **self.upstreams}:
+            base = BUILTIN_UPSTREAMS.get(name, UpstreamConfig())
+            mine = self.upstreams.get(name)
+            config = base.model_copy(update=mine.model_dump(exclude_unset=True)) if mine else base
+            if name == "openai" and self.openai_api_key and config.api_key is None:
+                config = config.model_copy(update={"api_key": self.openai_api_key})
+            if config.url:
+                merged[name] = config.model_copy(update={"url": config.url.rstrip("/")})
+        return merged
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -147,6 +245,14 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = "**********" if value.get_secret_value() else ""
+            elif name == "upstreams":
+                value = {
+                    k: {
+                        **u.model_dump(exclude_none=True),
+                        **({"api_key": "**********"} if u.api_key else {}),
+                    }
+                    for k, u in self.resolved_upstreams().items()
+                }
             elif name == "database_url" and value and "@" in value:
                 scheme, _, rest = value.partition("://")
                 creds, _, host = rest.rpartition("@")
@@ -194,7 +300,16 @@ def export_environment(settings: Settings, **extra: str) -> None:
     for name, value in settings.model_dump(exclude_unset=True).items():
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        if value is not None:
+        if name == "upstreams":
+            for upstream, config in settings.upstreams.items():
+                for field, item in config.model_dump(exclude_none=True).items():
+                    if isinstance(item, SecretStr):
+                        item = item.get_secret_value()
+                    env = (
+                        f"{ENV_PREFIX}UPSTREAM_{upstream.upper().replace('-', '_')}_{field.upper()}"
+                    )
+                    os.environ[env] = str(item)
+        elif value is not None:
             os.environ[ENV_PREFIX + name.upper()] = str(value)
     for name, value in extra.items():
         os.environ[ENV_PREFIX + name.upper()] = value

@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 
 from heliograph.gateway.headers import parse_metadata
-from heliograph.providers.openai import Analysis, analyse_request, analyse_response
+from heliograph.providers import analyser
+from heliograph.providers.openai import Analysis
 from heliograph.store.bodies import ENCODING, pack_body
 
 _DATA_URL = re.compile(rb"data:([a-zA-Z0-9.+/-]{1,64});base64,([A-Za-z0-9+/=\\]{512,})")
@@ -72,8 +73,9 @@ def build_record(
     method = str(start.get("m", "POST"))
     endpoint = str(start.get("p", "/"))
     headers = start.get("h") or []
+    protocol = analyser(str(start.get("pr", "openai")))
     analysis = Analysis()
-    analyse_request(method, endpoint, request_body, _content_type(headers), analysis)
+    protocol.analyse_request(method, endpoint, request_body, _content_type(headers), analysis)
     error: str | None = None
     if end is None:
         state, status, latency, ttfb = STATE_INTERRUPTED, 0, None, None
@@ -85,7 +87,7 @@ def build_record(
         ttfb = end.get("ttfb")
         error = end.get("err")
         if (status and status < 400) or response_body:
-            analyse_response(
+            protocol.analyse_response(
                 endpoint, response_body, str(end.get("ct", "")), end.get("ch") or [], analysis
             )
         if analysis.stream_error and state == "ok":

@@ -29,8 +29,6 @@ from heliograph.store.requests import insert_records
 
 log = logging.getLogger(__name__)
 
-PROVIDER_BY_UPSTREAM = {"openai": "openai"}
-
 
 @dataclass
 class _Pending:
@@ -147,15 +145,10 @@ class Writer:
         return batch, more
 
     def _build(self, start: _Pending, end: dict[str, Any] | None, body: bytes) -> RecordRows:
-        upstream = str(start.header.get("up", "openai"))
+        provider = str(start.header.get("pv") or start.header.get("up") or "openai")
         try:
             return build_record(
-                start.header,
-                start.body,
-                end,
-                body,
-                provider=PROVIDER_BY_UPSTREAM.get(upstream, upstream),
-                body_cap=self.body_cap,
+                start.header, start.body, end, body, provider=provider, body_cap=self.body_cap
             )
         except Exception:  # a record must come out whatever the bytes were
             log.exception(
@@ -168,7 +161,7 @@ class Writer:
                 b"",
                 fallback if end else None,
                 b"",
-                provider=upstream,
+                provider=provider,
                 body_cap=self.body_cap,
             )
 

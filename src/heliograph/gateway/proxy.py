@@ -20,9 +20,9 @@ import orjson
 
 from heliograph.auth.keys import KeyCache, looks_like_key
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
-from heliograph.config import Settings
-from heliograph.gateway.errors import error_body
-from heliograph.gateway.routing import Route
+from heliograph.config import Settings, UpstreamConfig
+from heliograph.gateway.errors import error_body, stream_error_event
+from heliograph.gateway.routing import Route, protocol_for
 from heliograph.providers.openai_wire import UsageChunkStripper, inject_stream_usage
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,29 @@ def _valid_uuid(text: str) -> str | None:
         return None
 
 
+class Upstream:
+    """What the hot path needs to know about one named upstream, computed once."""
+
+    __slots__ = ("auth", "name", "protocol", "provider", "url")
+
+    def __init__(self, name: str, config: UpstreamConfig) -> None:
+        self.name = name
+        self.url = config.url or ""
+        self.protocol = config.protocol
+        self.provider = config.provider or name
+        key = config.api_key.get_secret_value() if config.api_key else None
+        self.auth: tuple[str, str] | None = None
+        if key:
+            if self.protocol == "anthropic":
+                self.auth = ("x-api-key", key)
+            elif self.provider == "azure":
+                self.auth = ("api-key", key)
+            else:
+                self.auth = ("authorization", f"Bearer {key}")
+
+
 class Gateway:
-    """Forwards one upstream protocol family; one instance per app."""
+    """Forwards requests to named upstreams; one instance per app."""
 
     def __init__(
         self,
@@ -106,17 +127,15 @@ class Gateway:
         keys: KeyCache,
         spool: SpoolWriter,
         session: aiohttp.ClientSession,
-        upstream_urls: dict[str, str],
+        upstreams: dict[str, UpstreamConfig],
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.spool = spool
         self.session = session
-        self.upstream_urls = upstream_urls
+        self.upstreams = {name: Upstream(name, cfg) for name, cfg in upstreams.items()}
         self.max_body = settings.max_body_bytes
         self.inject_usage = settings.inject_stream_usage
-        key = settings.openai_api_key
-        self.provider_auth = f"Bearer {key.get_secret_value()}" if key else None
         self.timeout = aiohttp.ClientTimeout(
             total=None,
             connect=settings.upstream_connect_timeout,
@@ -124,9 +143,15 @@ class Gateway:
         )
 
     async def _reply_error(
-        self, send: Send, status: int, message: str, code: str, extra: list[tuple[bytes, bytes]]
+        self,
+        send: Send,
+        status: int,
+        message: str,
+        code: str,
+        extra: list[tuple[bytes, bytes]],
+        protocol: str = "openai",
     ) -> bytes:
-        body = error_body(message, code)
+        body = error_body(message, code, protocol)
         await send(
             {
                 "type": "http.response.start",
@@ -149,6 +174,8 @@ class Gateway:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         t0 = time.perf_counter()
+        upstream = self.upstreams[route.upstream]
+        protocol = protocol_for(upstream.protocol, route.rest)
         wall = time.time()
         forward: list[tuple[str, str]] = []
         saved: list[tuple[str, str]] = []
@@ -182,6 +209,8 @@ class Gateway:
                     saved.append((name, REDACTED))
                     continue
                 has_auth = True
+            elif name in ("x-api-key", "api-key"):
+                has_auth = True
             if is_secret_header(name):
                 saved.append((name, REDACTED))
             else:
@@ -198,7 +227,7 @@ class Gateway:
                 else "Missing Heliograph key: put it in the path (/v1/<key>/...) "
                 "or send 'Heliograph-Auth: Bearer <key>'."
             )
-            await self._reply_error(send, 401, reason, "invalid_heliograph_key", [])
+            await self._reply_error(send, 401, reason, "invalid_heliograph_key", [], protocol)
             return
         if not info.allows("write"):
             await self._reply_error(
@@ -207,6 +236,7 @@ class Gateway:
                 "This key cannot send traffic (it is not a write key).",
                 "insufficient_scope",
                 [],
+                protocol,
             )
             return
 
@@ -220,6 +250,8 @@ class Gateway:
             "org": info.org_id,
             "key": info.id,
             "up": route.upstream,
+            "pr": protocol,
+            "pv": upstream.provider,
             "m": method,
             "p": route.rest,
             "q": redact_query(query),
@@ -227,7 +259,7 @@ class Gateway:
         }
 
         if declared_length > self.max_body:
-            await self._too_large(send, start, t0, id_headers)
+            await self._too_large(send, start, t0, id_headers, protocol)
             return
         body = b""
         more = True
@@ -239,7 +271,7 @@ class Gateway:
             if chunk:
                 body = body + chunk if body else chunk
                 if len(body) > self.max_body:
-                    await self._too_large(send, start, t0, id_headers)
+                    await self._too_large(send, start, t0, id_headers, protocol)
                     return
             more = message.get("more_body", False)
 
@@ -247,15 +279,15 @@ class Gateway:
 
         injected = False
         send_body = body
-        if self.inject_usage and method == "POST":
+        if self.inject_usage and method == "POST" and protocol == "openai":
             new_body = inject_stream_usage(route.rest, body)
             if new_body is not None:
                 send_body = new_body
                 injected = True
-        if not has_auth and self.provider_auth:
-            forward.append(("authorization", self.provider_auth))
+        if not has_auth and upstream.auth is not None:
+            forward.append(upstream.auth)
         forward.append(("accept-encoding", "identity"))
-        url = self.upstream_urls[route.upstream] + route.rest
+        url = upstream.url + route.rest
         if query:
             url = url + "?" + query
 
@@ -274,24 +306,30 @@ class Gateway:
         except (aiohttp.ClientError, OSError) as exc:
             status, msg, code = 502, f"Upstream unreachable: {exc}", "upstream_unreachable"
         else:
-            await self._forward_response(scope, receive, send, resp, t0, end, id_headers, injected)
+            await self._forward_response(
+                receive, send, resp, t0, end, id_headers, injected, protocol
+            )
             return
-        reply = await self._reply_error(send, status, msg, code, id_headers)
+        reply = await self._reply_error(send, status, msg, code, id_headers, protocol)
         end.update(st=status, state="error", err=msg, lat=_ms(t0), ct="application/json")
         self._spool(KIND_END, end, reply)
 
     async def _too_large(
-        self, send: Send, start: dict[str, Any], t0: float, id_headers: list[tuple[bytes, bytes]]
+        self,
+        send: Send,
+        start: dict[str, Any],
+        t0: float,
+        id_headers: list[tuple[bytes, bytes]],
+        protocol: str,
     ) -> None:
         msg = f"Request body larger than {self.max_body} bytes."
         self._spool(KIND_START, start, b"")
-        reply = await self._reply_error(send, 413, msg, "request_too_large", id_headers)
+        reply = await self._reply_error(send, 413, msg, "request_too_large", id_headers, protocol)
         end = {"id": start["id"], "st": 413, "state": "error", "err": msg, "lat": _ms(t0)}
         self._spool(KIND_END, end, reply)
 
     async def _forward_response(
         self,
-        scope: Scope,
         receive: Receive,
         send: Send,
         resp: aiohttp.ClientResponse,
@@ -299,6 +337,7 @@ class Gateway:
         end: dict[str, Any],
         id_headers: list[tuple[bytes, bytes]],
         injected: bool,
+        protocol: str,
     ) -> None:
         status = resp.status
         ttfb = _ms(t0)
@@ -313,7 +352,7 @@ class Gateway:
         )
         is_sse = ctype.startswith("text/event-stream")
         if resp.content_length is not None and not is_sse:
-            await self._forward_whole(send, resp, status, headers, t0, end)
+            await self._forward_whole(send, resp, status, headers, t0, end, protocol)
             return
         await send({"type": "http.response.start", "status": status, "headers": headers})
         stripper = UsageChunkStripper() if injected and is_sse else None
@@ -361,8 +400,8 @@ class Gateway:
                 else f"Upstream connection lost mid-response: {exc!r}"
             )
             resp.close()
-            if is_sse:
-                notice = b"data: " + error_body(error, "upstream_stream_broken") + b"\n\n"
+            notice = stream_error_event(error, ctype, protocol)
+            if notice is not None:
                 await send({"type": "http.response.body", "body": notice, "more_body": True})
         finally:
             watcher.cancel()
@@ -380,13 +419,16 @@ class Gateway:
         headers: list[tuple[bytes, bytes]],
         t0: float,
         end: dict[str, Any],
+        protocol: str,
     ) -> None:
         try:
             data = await resp.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             resp.close()
             msg = f"Upstream connection lost mid-response: {exc!r}"
-            reply = await self._reply_error(send, 502, msg, "upstream_stream_broken", headers[-2:])
+            reply = await self._reply_error(
+                send, 502, msg, "upstream_stream_broken", headers[-2:], protocol
+            )
             end.update(st=502, state="error", err=msg, lat=_ms(t0), ct="application/json")
             self._spool(KIND_END, end, reply)
             return

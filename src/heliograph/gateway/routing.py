@@ -1,13 +1,16 @@
 """Where a gateway request goes: which upstream, which key, which path under the upstream.
 
 Accepted shapes (double slashes collapse first):
-  /v1/<key>/<rest>        Helicone style, key in the path
-  /<key>/v1/<rest>        key first
-  /v1/<rest>              key in a Heliograph-Auth / Helicone-Auth header
+  /v1/<key>/<rest>            OpenAI route, Helicone style, key in the path
+  /<key>/v1/<rest>            OpenAI route, key first
+  /v1/<rest>                  OpenAI route, key in a Heliograph-Auth / Helicone-Auth header
+  /<upstream>/<key>/<rest>    any named upstream (anthropic, ollama, groq, my-vllm, ...)
+  /<upstream>/<rest>          the same, key in a header
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 from heliograph.auth.keys import KEY_PREFIX
@@ -21,16 +24,15 @@ class Route:
 
 
 def collapse_slashes(path: str) -> str:
-    if "//" not in path:
-        return path
     while "//" in path:
         path = path.replace("//", "/")
     return path
 
 
-def parse_route(path: str) -> Route | None:
+def parse_route(path: str, upstreams: Container[str]) -> Route | None:
     """Split a gateway path; None when the path is not a gateway path."""
-    path = collapse_slashes(path)
+    if "//" in path:
+        path = collapse_slashes(path)
     parts = path.split("/", 3)  # ["", first, second, rest...]
     if len(parts) < 2:
         return None
@@ -38,10 +40,22 @@ def parse_route(path: str) -> Route | None:
     second = parts[2] if len(parts) > 2 else ""
     tail = "/" + parts[3] if len(parts) > 3 else ""
     if first == "v1":
-        if second.startswith(KEY_PREFIX):
-            return Route("openai", second, tail or "/")
-        rest = "/" + second + tail if second else "/"
-        return Route("openai", None, rest)
-    if first.startswith(KEY_PREFIX) and second == "v1":
+        upstream = "openai"
+    elif first.startswith(KEY_PREFIX) and second == "v1":
         return Route("openai", first, tail or "/")
-    return None
+    elif first in upstreams:
+        upstream = first
+    else:
+        return None
+    if second.startswith(KEY_PREFIX):
+        return Route(upstream, second, tail or "/")
+    return Route(upstream, None, ("/" + second + tail) if second else "/")
+
+
+def protocol_for(upstream_protocol: str, rest: str) -> str:
+    """The wire protocol of one request: Ollama and Anthropic also serve OpenAI-style paths."""
+    if upstream_protocol == "ollama" and rest.startswith("/v1/"):
+        return "openai"
+    if upstream_protocol == "anthropic" and rest.startswith("/v1/chat/completions"):
+        return "openai"
+    return upstream_protocol

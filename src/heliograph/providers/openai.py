@@ -55,6 +55,21 @@ class Analysis:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_AZURE_DEPLOYMENT = re.compile(r"^/(?:openai/)?deployments/([^/]+)(/.*)$")
+
+
+def normalise_endpoint(endpoint: str) -> tuple[str, str | None]:
+    """The OpenAI path of an endpoint (no /v1 or Azure prefix) and the Azure deployment."""
+    if endpoint.startswith("/v1/"):
+        endpoint = endpoint[3:]
+    elif endpoint.startswith("/openai/v1/"):
+        endpoint = endpoint[10:]
+    match = _AZURE_DEPLOYMENT.match(endpoint)
+    if match:
+        return match.group(2), match.group(1)
+    return endpoint, None
+
+
 def is_llm_call(method: str, endpoint: str) -> bool:
     """Generation calls count as LLM requests; model lists, files and lookups do not."""
     if method != "POST":
@@ -65,7 +80,9 @@ def is_llm_call(method: str, endpoint: str) -> bool:
 
 
 def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: Analysis) -> None:
+    endpoint, deployment = normalise_endpoint(endpoint)
     out.kind = "llm" if is_llm_call(method, endpoint) else "other"
+    out.model = deployment
     if not body:
         return
     if body[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
@@ -76,7 +93,7 @@ def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: An
         out.request_doc = doc
         if isinstance(doc, dict):
             model = doc.get("model")
-            out.model = model if isinstance(model, str) else None
+            out.model = model if isinstance(model, str) else out.model
             out.stream = doc.get("stream") is True
             user = doc.get("user")
             out.user = user if isinstance(user, str) and user else None
@@ -116,6 +133,7 @@ def analyse_response(
     endpoint: str, body: bytes, ctype: str, marks: list[tuple[int, float]], out: Analysis
 ) -> None:
     """Fill usage, response model, timings and the reassembled body from the response."""
+    endpoint, _ = normalise_endpoint(endpoint)
     if ctype.startswith("text/event-stream"):
         out.stream = True
         if endpoint.startswith("/responses"):
