@@ -53,6 +53,17 @@ def strip_inline_media(body: bytes) -> bytes:
     return _DATA_URL.sub(placeholder, body)
 
 
+def normalise_model(model: str | None) -> str | None:
+    """One name per model across routes: Ollama's implicit ``:latest`` tag is dropped."""
+    if model and model.endswith(":latest"):
+        return model[: -len(":latest")]
+    return model
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def _content_type(headers: list[list[str]]) -> str:
     for name, value in headers:
         if name == "content-type":
@@ -97,11 +108,13 @@ def build_record(
 
     meta = parse_metadata(headers)
     user_id = meta.user_id or analysis.user or meta.client_user_id
-    tokens_per_s = None
-    if analysis.completion_tokens and latency:
+    tokens_per_s = analysis.server_tokens_per_s
+    if tokens_per_s is None and analysis.completion_tokens and latency:
         window = analysis.generation_ms if analysis.stream else latency
         if window and window > 0:
-            tokens_per_s = round(analysis.completion_tokens / (window / 1000.0), 2)
+            tokens_per_s = analysis.completion_tokens / (window / 1000.0)
+    if tokens_per_s is not None:
+        tokens_per_s = round(tokens_per_s, 2)
     ttft = analysis.ttft_ms if analysis.stream else None
     if ttft is None and analysis.stream and analysis.kind == "llm":
         ttft = ttfb if state == "ok" else None
@@ -118,8 +131,8 @@ def build_record(
         "upstream": clean(start.get("up", provider), 64),
         "method": clean(method, 8),
         "endpoint": clean(endpoint, 255),
-        "model": clean(analysis.model, 255),
-        "response_model": clean(analysis.response_model, 255),
+        "model": clean(normalise_model(analysis.model), 255),
+        "response_model": clean(normalise_model(analysis.response_model), 255),
         "stream": analysis.stream,
         "status": status,
         "state": state,
@@ -136,6 +149,18 @@ def build_record(
         "user_id": clean(user_id, 255),
         "session_id": clean(meta.session_id, 255),
         "properties": properties or None,
+        "protocol": clean(start.get("pr", "openai"), 16),
+        "cache_write_tokens": analysis.cache_write_tokens,
+        "prompt_tokens_per_s": _round(analysis.prompt_tokens_per_s),
+        "load_ms": _round(analysis.load_ms),
+        "tokens_estimated": False,
+        "cost_known": False,
+        "cost_input_nusd": None,
+        "cost_output_nusd": None,
+        "cost_cache_read_nusd": None,
+        "cost_cache_write_nusd": None,
+        "cost_source": None,
+        "price_ref": None,
     }
     req_packed, req_trunc = pack_body(strip_inline_media(request_body), body_cap)
     out_body = analysis.response_body if analysis.response_body is not None else response_body

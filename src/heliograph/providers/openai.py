@@ -153,6 +153,20 @@ def analyse_response(
         model = doc.get("model")
         out.response_model = model if isinstance(model, str) else None
         apply_usage(doc.get("usage"), out)
+        if "timings" in doc:
+            apply_timings(doc["timings"], out)
+
+
+def apply_timings(timings: Any, out: Analysis) -> None:
+    """llama.cpp's server reports its own speeds in a ``timings`` object."""
+    if not isinstance(timings, dict):
+        return
+    predicted = timings.get("predicted_per_second")
+    prompt = timings.get("prompt_per_second")
+    if isinstance(predicted, int | float) and predicted > 0:
+        out.server_tokens_per_s = float(predicted)
+    if isinstance(prompt, int | float) and prompt > 0:
+        out.prompt_tokens_per_s = float(prompt)
 
 
 class _Clock:
@@ -197,6 +211,8 @@ def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> 
                 head[name] = doc[name]
         if doc.get("usage"):
             apply_usage(doc["usage"], out)
+        if "timings" in doc:
+            apply_timings(doc["timings"], out)
         produced = False
         for choice in doc.get("choices") or ():
             if not isinstance(choice, dict):

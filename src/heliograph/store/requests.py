@@ -43,7 +43,20 @@ LIST_COLUMNS = [
     requests.c.session_id,
     requests.c.properties,
     requests.c.key_id,
+    requests.c.protocol,
+    requests.c.cache_write_tokens,
+    requests.c.prompt_tokens_per_s,
+    requests.c.load_ms,
+    requests.c.tokens_estimated,
+    requests.c.cost_known,
+    requests.c.cost_input_nusd,
+    requests.c.cost_output_nusd,
+    requests.c.cost_cache_read_nusd,
+    requests.c.cost_cache_write_nusd,
+    requests.c.cost_source,
+    requests.c.price_ref,
 ]
+COLD_START_MS = 1000.0
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -206,9 +219,15 @@ def iso_ms(ms: int) -> str:
     )
 
 
+def usd(nusd: int | None) -> float | None:
+    """Nano-USD integer to a JSON number; exact for any amount below ~9 million USD."""
+    return None if nusd is None else nusd / 1e9
+
+
 def to_api(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row in the API's field names and units."""
-    cost = row.get("cost_nusd")
+    known = bool(row.get("cost_known"))
+    load_ms = row.get("load_ms")
     return {
         "id": row["id"],
         "created_at": iso_ms(row["created_at"]),
@@ -231,11 +250,24 @@ def to_api(row: dict[str, Any]) -> dict[str, Any]:
         "total_tokens": row["total_tokens"],
         "cached_tokens": row["cached_tokens"],
         "reasoning_tokens": row["reasoning_tokens"],
-        "cost_usd": None if cost is None else cost / 1e9,
+        "cache_write_tokens": row.get("cache_write_tokens"),
+        "tokens_estimated": bool(row.get("tokens_estimated")),
+        "prompt_tokens_per_s": row.get("prompt_tokens_per_s"),
+        "load_ms": load_ms,
+        "cold_start": load_ms is not None and load_ms > COLD_START_MS,
+        "cost_usd": usd(row.get("cost_nusd")) if known else None,
+        "cost_known": known,
+        "cost_input_usd": usd(row.get("cost_input_nusd")) if known else None,
+        "cost_output_usd": usd(row.get("cost_output_nusd")) if known else None,
+        "cost_cache_read_usd": usd(row.get("cost_cache_read_nusd")) if known else None,
+        "cost_cache_write_usd": usd(row.get("cost_cache_write_nusd")) if known else None,
+        "cost_source": row.get("cost_source"),
+        "price_ref": row.get("price_ref"),
         "user_id": row["user_id"],
         "session_id": row["session_id"],
         "properties": row["properties"] or {},
         "key_id": row["key_id"],
+        "protocol": row.get("protocol"),
     }
 
 

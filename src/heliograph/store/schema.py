@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -77,12 +78,26 @@ requests = Table(
     Column("user_id", String(255)),
     Column("session_id", String(255)),
     Column("properties", JSON),
+    # 0002
+    Column("protocol", String(16)),
+    Column("cache_write_tokens", Integer),
+    Column("prompt_tokens_per_s", Float),
+    Column("load_ms", Float),
+    Column("tokens_estimated", Boolean, nullable=False, server_default=false()),
+    Column("cost_known", Boolean, nullable=False, server_default=false()),
+    Column("cost_input_nusd", BigInteger),
+    Column("cost_output_nusd", BigInteger),
+    Column("cost_cache_read_nusd", BigInteger),
+    Column("cost_cache_write_nusd", BigInteger),
+    Column("cost_source", String(16)),
+    Column("price_ref", String(255)),
 )
 
 Index("ix_requests_org_created", requests.c.org_id, requests.c.created_at, requests.c.id)
 Index("ix_requests_org_model", requests.c.org_id, requests.c.model, requests.c.created_at)
 Index("ix_requests_org_user", requests.c.org_id, requests.c.user_id, requests.c.created_at)
 Index("ix_requests_org_session", requests.c.org_id, requests.c.session_id, requests.c.created_at)
+Index("ix_requests_org_provider", requests.c.org_id, requests.c.provider, requests.c.created_at)
 
 request_bodies = Table(
     "request_bodies",

@@ -1,0 +1,51 @@
+"""Migrations upgrade a store that already holds data, on both dialects."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import inspect, text
+
+from heliograph.store.engine import current_revision, make_engine, migrate
+from heliograph.store.requests import RequestFilter, get_request, list_requests
+
+
+def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine, "0001")
+    assert current_revision(engine) == "0001"
+    now = int(time.time() * 1000)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'old', :now)"),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO requests (id, org_id, created_at, kind, provider, upstream, method,"
+                " endpoint, model, stream, status, state, prompt_tokens, properties)"
+                " VALUES ('r1', 'o1', :now, 'llm', 'openai', 'openai', 'POST',"
+                " '/chat/completions', 'gpt-4o', :f, 200, 'ok', 12, :props)"
+            ),
+            {"now": now, "f": False, "props": '{"team": "a"}'},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO request_properties (request_id, name, value, org_id)"
+                " VALUES ('r1', 'team', 'a', 'o1')"
+            )
+        )
+    migrate(engine)
+    assert current_revision(engine) == "0002"
+    columns = {c["name"] for c in inspect(engine).get_columns("requests")}
+    assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
+    rows, _ = list_requests(engine, "o1", RequestFilter(properties={"team": "a"}), 10)
+    assert [r["id"] for r in rows] == ["r1"]
+    row = rows[0]
+    assert row["model"] == "gpt-4o" and row["prompt_tokens"] == 12
+    assert row["cost_known"] is False and row["cost_usd"] is None
+    assert row["protocol"] == "openai" and row["tokens_estimated"] is False
+    assert get_request(engine, "o1", "r1") is not None
+    migrate(engine)  # idempotent
+    assert current_revision(engine) == "0002"
+    engine.dispose()
