@@ -21,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from heliograph import web
+from heliograph.api import costs as costs_api
 from heliograph.api import keys as keys_api
 from heliograph.api import requests as requests_api
 from heliograph.api.auth import ApiError
@@ -60,7 +62,13 @@ class HeliographApp:
         self.gateway: Gateway | None = None
         self.upstreams = settings.resolved_upstreams()
         self.web = Starlette(
-            routes=[Route("/health", health), *requests_api.routes, *keys_api.routes],
+            routes=[
+                Route("/health", health),
+                *requests_api.routes,
+                *keys_api.routes,
+                *costs_api.routes,
+                *web.routes(),
+            ],
             exception_handlers={ApiError: api_error_handler},
             lifespan=self._lifespan,
         )

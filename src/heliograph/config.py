@@ -175,6 +175,22 @@ class Settings(BaseSettings):
     key_refresh_interval: float = Field(
         default=2.0, gt=0, description="Seconds between reloads of the API key cache."
     )
+    admin_email: str | None = Field(
+        default=None,
+        description="Email of the dashboard admin created on first start (else admin@localhost).",
+    )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        description="Password of that admin; when unset a one-time password is generated and "
+        "printed once.",
+    )
+    session_max_age_hours: float = Field(
+        default=168.0, gt=0, description="How long a dashboard login lasts."
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark dashboard cookies Secure (set when Heliograph is served over HTTPS).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )
