@@ -91,6 +91,16 @@ requests = Table(
     Column("cost_cache_write_nusd", BigInteger),
     Column("cost_source", String(16)),
     Column("price_ref", String(255)),
+    # 0004
+    Column("session_path", String(255)),
+    Column("session_name", String(255)),
+    Column("cache_hit", Boolean, nullable=False, server_default=false()),
+    Column("cost_saved_nusd", BigInteger),
+    Column("retries", Integer, nullable=False, server_default="0"),
+    Column("attempts", JSON),
+    Column("served_by", String(64)),
+    Column("omitted", String(16)),
+    Column("model_override", String(255)),
 )
 
 Index("ix_requests_org_created", requests.c.org_id, requests.c.created_at, requests.c.id)
@@ -150,3 +160,54 @@ web_sessions = Table(
 )
 
 Index("ix_web_sessions_user", web_sessions.c.user_id)
+
+request_feedback = Table(
+    "request_feedback",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("org_id", String(36), nullable=False),
+    Column("rating", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+Index("ix_request_feedback_org", request_feedback.c.org_id, request_feedback.c.rating)
+
+request_scores = Table(
+    "request_scores",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("org_id", String(36), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+Index(
+    "ix_request_scores_lookup",
+    request_scores.c.org_id,
+    request_scores.c.name,
+    request_scores.c.value,
+)
+
+response_cache = Table(
+    "response_cache",
+    metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("org_id", String(36), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("source_request_id", String(36), nullable=False),
+)
+Index("ix_response_cache_expiry", response_cache.c.expires_at)
+
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("counter_key", String(255), primary_key=True),
+    Column("window_start", BigInteger, primary_key=True),
+    Column("amount", Float, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_rate_counters_expiry", rate_counters.c.expires_at)
