@@ -327,12 +327,6 @@ def test_unicode_line_separators_in_lf_chat_streams(char: str) -> None:
     assert doc["choices"][0]["message"]["content"] == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sse._parse_block splits event blocks with str.splitlines(), which also "
-    "breaks on U+2028/U+2029/U+0085 that JSON carries unescaped; the event is dropped "
-    "(used for CRLF chat streams and for every Responses API stream)",
-)
 @pytest.mark.parametrize("char", SEPARATORS, ids=["LS", "PS", "NEL"])
 @pytest.mark.parametrize("framing", ["chat-crlf", "responses"])
 def test_unicode_line_separators_are_not_line_breaks(framing: str, char: str) -> None:
@@ -375,11 +369,6 @@ def test_responses_stream_cut_before_completed_keeps_the_text() -> None:
     assert (out.ttft_ms, out.generation_ms) == (140.0, 10.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _responses_stream builds the body of a stream cut before its terminal "
-    "event from response.created, whose status is 'in_progress'; setdefault keeps it",
-)
 def test_responses_stream_cut_before_completed_is_marked_incomplete() -> None:
     _, doc = analyse(sample("responses_stream_truncated.sse"), endpoint="/responses")
     assert doc["status"] == "incomplete"
@@ -503,11 +492,6 @@ def test_kind_classification(method: str, endpoint: str, kind: str) -> None:
     assert out.kind == kind
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: is_llm_call falls through to the LLM_PREFIXES check, so POST "
-    "/responses/{id}/cancel (and /responses/input_tokens) count as LLM calls",
-)
 @pytest.mark.parametrize("endpoint", ["/responses/resp_123/cancel", "/responses/input_tokens"])
 def test_responses_sub_endpoints_are_not_llm_calls(endpoint: str) -> None:
     assert not is_llm_call("POST", endpoint)
@@ -539,11 +523,6 @@ def test_multipart_model_of_a_transcription_upload() -> None:
     assert (out.kind, out.model, out.stream) == ("llm", "gpt-4o-mini-transcribe", False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _MULTIPART_MODEL's greedy (?:[^\\r\\n]*\\r\\n)* runs past the model part "
-    "and returns the value of the last later text field (here response_format 'json')",
-)
 def test_multipart_model_when_more_fields_follow() -> None:
     body = sample("audio_transcription.multipart")  # model, language, response_format, file
     ctype = (SAMPLES / "audio_transcription.content-type").read_text()

@@ -270,3 +270,11 @@ def test_flush_after_a_complete_stream_is_empty() -> None:
     raw = (SAMPLES / "chat_stream_usage.sse").read_bytes()
     stripper.feed(raw)
     assert stripper.flush() == b""
+
+
+def test_injection_keeps_the_clients_bytes_including_huge_integers() -> None:
+    body = b'{"model":"m","stream":true,"seed":123456789012345678901234567890,"messages":[]}'
+    out = inject_stream_usage("/chat/completions", body)
+    assert out is not None
+    assert b"123456789012345678901234567890" in out
+    assert out.replace(b'"stream_options":{"include_usage":true},', b"") == body

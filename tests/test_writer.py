@@ -560,11 +560,6 @@ def test_inline_base64_images_are_replaced_by_a_placeholder(
     assert b64[:100] not in orjson.dumps(detail["request_body"]).decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: base64 audio (chat input_audio.data) is stored in full; only data: URLs "
-    "are replaced although DESIGN.md says base64 images and audio get a placeholder",
-)
 def test_inline_base64_audio_is_replaced_by_a_placeholder(
     engine: Engine, root: Path, spool: SpoolWriter
 ) -> None:
@@ -593,15 +588,6 @@ def test_inline_base64_audio_is_replaced_by_a_placeholder(
 def test_an_absurd_token_count_does_not_block_the_spool(
     request: pytest.FixtureRequest, engine: Engine, root: Path, spool: SpoolWriter
 ) -> None:
-    if engine.dialect.name == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG: token counts >= 2**31 from an upstream make the INSERT fail on "
-                "PostgreSQL (integer out of range); drain() raises on every retry, so the "
-                "whole spool directory is stuck behind that one record",
-            )
-        )
     reply = orjson.loads((SAMPLES / "chat.json").read_bytes())
     reply["usage"] = {"prompt_tokens": 2**31, "completion_tokens": 5, "total_tokens": 2**31 + 5}
     put_pair(spool, rid_n(900), response=orjson.dumps(reply))
@@ -610,11 +596,6 @@ def test_an_absurd_token_count_does_not_block_the_spool(
     assert {r["id"] for r in all_rows(engine)} == {rid_n(900), rid_n(901)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a writer that looks at a spool directory between its mkdir and its flock "
-    "(SpoolWriter.__init__) takes the owner for dead and removes the directory",
-)
 def test_a_spool_directory_being_created_is_not_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,6 +20,9 @@ from heliograph.providers.openai import Analysis
 from heliograph.store.bodies import ENCODING, pack_body
 
 _DATA_URL = re.compile(rb"data:([a-zA-Z0-9.+/-]{1,64});base64,([A-Za-z0-9+/=\\]{512,})")
+# Bare base64 payloads in JSON: input_audio.data, image b64_json, audio.data in responses.
+_BARE_B64 = re.compile(rb'"(data|b64_json|audio)"(\s*:\s*)"([A-Za-z0-9+/=\\]{1024,})"')
+INT_MAX = 2**31 - 1
 STATE_INTERRUPTED = "interrupted"
 
 
@@ -42,15 +45,29 @@ def clean(text: Any, limit: int) -> str | None:
 
 
 def strip_inline_media(body: bytes) -> bytes:
-    """Replace large base64 data URLs (images, audio) with a placeholder giving type and size."""
-    if b";base64," not in body:
-        return body
+    """Replace large base64 media (data URLs, audio, b64 images) with a type-and-size note."""
 
     def placeholder(match: re.Match[bytes]) -> bytes:
         size = len(match.group(2)) * 3 // 4
         return b"data:" + match.group(1) + b";base64,[omitted by Heliograph: %d bytes]" % size
 
-    return _DATA_URL.sub(placeholder, body)
+    def bare(match: re.Match[bytes]) -> bytes:
+        size = len(match.group(3)) * 3 // 4
+        note = b"[omitted by Heliograph: %d bytes of base64]" % size
+        return b'"' + match.group(1) + b'"' + match.group(2) + b'"' + note + b'"'
+
+    if b";base64," in body:
+        body = _DATA_URL.sub(placeholder, body)
+    if len(body) > 1024 and (b'"data"' in body or b'"b64_json"' in body or b'"audio"' in body):
+        body = _BARE_B64.sub(bare, body)
+    return body
+
+
+def clamp_int(value: int | None) -> int | None:
+    """Token counts fit the column (an upstream reporting 2**40 tokens must not block a batch)."""
+    if value is None:
+        return None
+    return max(0, min(int(value), INT_MAX))
 
 
 def normalise_model(model: str | None) -> str | None:
@@ -140,17 +157,17 @@ def build_record(
         "latency_ms": latency,
         "ttft_ms": ttft,
         "output_tokens_per_s": tokens_per_s,
-        "prompt_tokens": analysis.prompt_tokens,
-        "completion_tokens": analysis.completion_tokens,
-        "total_tokens": analysis.total_tokens,
-        "cached_tokens": analysis.cached_tokens,
-        "reasoning_tokens": analysis.reasoning_tokens,
+        "prompt_tokens": clamp_int(analysis.prompt_tokens),
+        "completion_tokens": clamp_int(analysis.completion_tokens),
+        "total_tokens": clamp_int(analysis.total_tokens),
+        "cached_tokens": clamp_int(analysis.cached_tokens),
+        "reasoning_tokens": clamp_int(analysis.reasoning_tokens),
         "cost_nusd": None,
         "user_id": clean(user_id, 255),
         "session_id": clean(meta.session_id, 255),
         "properties": properties or None,
         "protocol": clean(start.get("pr", "openai"), 16),
-        "cache_write_tokens": analysis.cache_write_tokens,
+        "cache_write_tokens": clamp_int(analysis.cache_write_tokens),
         "prompt_tokens_per_s": _round(analysis.prompt_tokens_per_s),
         "load_ms": _round(analysis.load_ms),
         "tokens_estimated": False,
@@ -164,6 +181,8 @@ def build_record(
     }
     req_packed, req_trunc = pack_body(strip_inline_media(request_body), body_cap)
     out_body = analysis.response_body if analysis.response_body is not None else response_body
+    if out_body:
+        out_body = strip_inline_media(out_body)
     resp_packed, resp_trunc = pack_body(
         out_body if (end is not None or out_body) else None, body_cap
     )

@@ -57,10 +57,15 @@ class SpoolWriter:
         self.root = root
         self.segment_bytes = segment_bytes
         root.mkdir(parents=True, exist_ok=True)
-        self.dir = root / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self.dir.mkdir()
-        self._lock_fd = os.open(self.dir / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        # Build the directory under a hidden name and take the lock before it becomes
+        # visible, so a writer can never see it unlocked and mistake it for a dead one.
+        building = root / f".{name}"
+        building.mkdir()
+        self._lock_fd = os.open(building / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.dir = root / name
+        os.rename(building, self.dir)
         self._segment = 0
         self._fd = -1
         self._size = 0
@@ -217,6 +222,13 @@ class SpoolDir:
                             data = data + fh.read(end - len(data))
                             if end <= len(data):
                                 continue
+                        if sealed and data.find(MAGIC, pos + 1) >= 0:
+                            # A later frame exists, so this length is corrupt, not a torn tail.
+                            skip = self._resync(data, pos)
+                            log.error("spool %s: bad length at %d, resynced", path, offset + pos)
+                            pos += skip
+                            progressed = True
+                            continue
                         break
                     start = pos + FRAME_HEAD.size
                     header = data[start : start + hlen]
@@ -252,6 +264,6 @@ def spool_dirs(root: Path) -> list[SpoolDir]:
     """Every process directory under the spool root, oldest first."""
     if not root.is_dir():
         return []
-    paths = [p for p in root.iterdir() if p.is_dir()]
+    paths = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
     paths.sort(key=lambda p: p.stat().st_mtime)
     return [SpoolDir(p) for p in paths]

@@ -91,7 +91,7 @@ class Writer:
     def _discover(self) -> list[_DirState]:
         if self.spool_root.is_dir():
             for path in self.spool_root.iterdir():
-                if path.is_dir() and path not in self._dirs:
+                if path.is_dir() and not path.name.startswith(".") and path not in self._dirs:
                     self._dirs[path] = _DirState(SpoolDir(path))
         return sorted(self._dirs.values(), key=lambda d: d.spool.path.name)
 

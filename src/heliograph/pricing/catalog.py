@@ -105,12 +105,13 @@ class CatalogEntry:
     def ref(self) -> str:
         return f"{self.provider_id}/{self.model_id} (genai-prices {genai_prices_version()})"
 
-    def select(self, at: datetime) -> PriceChoice:
-        """The last active price wins; the first is the fallback (genai-prices' rule)."""
-        for choice in reversed(self.choices):
-            if choice.active(at):
-                return choice
-        return self.choices[0]
+
+def select_choice(choices: tuple[PriceChoice, ...], at: datetime) -> PriceChoice:
+    """The last active price wins; the first is the fallback (genai-prices' rule)."""
+    for choice in reversed(choices):
+        if choice.active(at):
+            return choice
+    return choices[0]
 
 
 def find_entry(provider: str, model: str) -> CatalogEntry | None:
@@ -171,7 +172,9 @@ def _entry(provider_id: str, model: ModelInfo) -> CatalogEntry:
     from genai_prices.types import ModelPrice
 
     if isinstance(model.prices, ModelPrice):
-        choices = (PriceChoice(None, token_rates(model.prices), _fee_note(model.prices)),)
+        choices: tuple[PriceChoice, ...] = (
+            PriceChoice(None, token_rates(model.prices), _fee_note(model.prices)),
+        )
     else:
         choices = tuple(
             PriceChoice(

@@ -26,7 +26,8 @@ LLM_PREFIXES = (
     "/audio/",
     "/images/",
 )
-_MULTIPART_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]*\r\n)*\r\n([^\r\n]{1,255})\r\n')
+# The model part of a multipart form: its header lines, a blank line, then the value.
+_MULTIPART_MODEL = re.compile(rb'name="model"(?:\r\n[^\r\n]+)*?\r\n\r\n([^\r\n]{1,255})\r\n')
 
 
 @dataclass(slots=True)
@@ -74,8 +75,8 @@ def is_llm_call(method: str, endpoint: str) -> bool:
     """Generation calls count as LLM requests; model lists, files and lookups do not."""
     if method != "POST":
         return False
-    if endpoint == "/responses" or endpoint.startswith(("/chat/completions", "/completions")):
-        return endpoint.count("/") <= 2
+    if endpoint.startswith(("/responses", "/chat/completions", "/completions")):
+        return endpoint in ("/responses", "/chat/completions", "/completions")
     return endpoint.startswith(LLM_PREFIXES)
 
 
@@ -259,6 +260,12 @@ def _merge_choice(choices: dict[int, dict[str, Any]], choice: dict[str, Any]) ->
                 if isinstance(call, dict):
                     _merge_tool_call(calls, call)
                     produced = True
+        elif name == "function_call" and isinstance(value, dict):
+            legacy = message.setdefault("function_call", {"name": "", "arguments": ""})
+            for part in ("name", "arguments"):
+                if isinstance(value.get(part), str):
+                    legacy[part] += value[part]
+            produced = True
         elif name == "role" and isinstance(value, str):
             message["role"] = value
         elif isinstance(value, str):
@@ -359,7 +366,7 @@ def _responses_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis
     if final is None:
         final = dict(started or {})
         final["output_text"] = "".join(text)
-        final.setdefault("status", "incomplete")
+        final["status"] = "incomplete"
     out.response_model = final.get("model") if isinstance(final.get("model"), str) else None
     apply_usage(final.get("usage"), out)
     out.response_body = orjson.dumps(final)

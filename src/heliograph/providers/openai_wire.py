@@ -26,6 +26,11 @@ def inject_stream_usage(rest: str, body: bytes) -> bytes | None:
         return None
     if not isinstance(doc, dict) or doc.get("stream") is not True:
         return None
+    if "stream_options" not in doc and b'"stream_options"' not in body:
+        # Insert the option textually: the client's bytes stay exactly as they were
+        # (re-serialising would turn integers beyond 64 bits into floats).
+        start = body.index(b"{") + 1
+        return body[:start] + b'"stream_options":{"include_usage":true},' + body[start:]
     options = doc.get("stream_options")
     if options is None:
         options = {}

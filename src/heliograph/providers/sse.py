@@ -52,7 +52,9 @@ def iter_data(raw: bytes) -> Iterator[tuple[bytes, int]]:
 def _parse_block(block: bytes, end: int) -> Event | None:
     name: str | None = None
     data: list[str] = []
-    for line in block.decode("utf-8", "replace").splitlines():
+    # Split on CR/LF only: str.splitlines() would also split on U+2028 inside JSON strings.
+    for raw_line in re.split(rb"\r\n|\r|\n", block):
+        line = raw_line.decode("utf-8", "replace")
         if not line or line.startswith(":"):
             continue
         field, _, value = line.partition(":")
