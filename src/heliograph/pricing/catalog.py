@@ -145,7 +145,7 @@ def _in_provider(provider_id: str, ref: str) -> CatalogEntry | None:
 
 
 def _own_prefix(provider_id: str, ref: str) -> CatalogEntry | None:
-    """ "openai/gpt-4o" sent to OpenAI itself: retry without the redundant prefix."""
+    """A redundant vendor prefix ("openai/gpt-4o" sent to OpenAI): retry without it."""
     vendor, _, name = ref.partition("/")
     if name and VENDOR_IDS.get(vendor) == provider_id:
         return _in_provider(provider_id, name)
