@@ -62,7 +62,11 @@ def test_non_stream_chat_is_forwarded_and_recorded(
     assert row["total_tokens"] == PROMPT_TOKENS + 5
     assert row["user_id"] == "alice"
     assert row["latency_ms"] > 0 and row["ttft_ms"] is None
-    assert row["cost_usd"] is None
+    # gpt-4o-mini: $0.15 per million input tokens, $0.60 per million output tokens.
+    assert row["cost_known"] is True and row["cost_source"] == "genai-prices"
+    assert row["cost_usd"] == (PROMPT_TOKENS * 150 + 5 * 600) / 1e9
+    assert row["cost_input_usd"] == PROMPT_TOKENS * 150 / 1e9
+    assert row["cost_output_usd"] == 5 * 600 / 1e9
     detail = gateway.record(rid)
     assert detail["request_body"]["messages"] == MESSAGES
     assert detail["response_body"]["choices"][0]["message"]["content"] == DEFAULT_TEXT
@@ -225,4 +229,8 @@ def test_broken_upstream_stream_is_reported_and_partial_output_kept(
     assert row["state"] == "error" and "mid-response" in row["error"]
     body = gateway.record(row["id"])["response_body"]
     assert body["choices"][0]["message"]["content"] == "Hello from the"
-    assert row["prompt_tokens"] is None  # no usage arrived; the provider issue estimates these
+    # No usage arrived: tokens are counted offline (o200k) and flagged as estimated.
+    # "What is the weather in Paris?" is 7 tokens, +1 for the role, +3 per message,
+    # +3 reply priming = 14; "Hello from the" is 3.
+    assert row["tokens_estimated"] is True
+    assert row["prompt_tokens"] == 14 and row["completion_tokens"] == 3

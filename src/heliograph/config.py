@@ -130,6 +130,12 @@ class Settings(BaseSettings):
         "when the client sends none), _PROVIDER and _GPU_USD_PER_HOUR, or [upstreams.<name>] "
         "tables in config.toml.",
     )
+    prices: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Price overrides and custom models, a JSON list (or [[prices]] tables): "
+        '{"model": "ft:gpt-4o-mini:acme:*", "input_per_mtok": 0.3, "output_per_mtok": 1.2} '
+        'or {"model": "gpt-4o*", "discount_percent": 20}; optional "provider".',
+    )
     openai_api_key: SecretStr | None = Field(
         default=None,
         description="Shorthand for HELIOGRAPH_UPSTREAM_OPENAI_API_KEY.",
@@ -159,6 +165,11 @@ class Settings(BaseSettings):
         default="embedded",
         description="Who drains the spool into the store: a thread inside the app (embedded), "
         "a separate writer process started by `heliograph serve` (external), or nobody (off).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the response cache and rate-limit counters shared by several "
+        "replicas, e.g. redis://127.0.0.1:6379/0. Without it they live in the store.",
     )
     auto_migrate: bool = Field(
         default=True, description="Run database migrations when the app starts."
@@ -219,6 +230,15 @@ class Settings(BaseSettings):
         for name in value:
             if name in RESERVED_NAMES or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
                 raise ValueError(f"upstream name {name!r} is reserved or not a lower-case slug")
+        return value
+
+    @field_validator("prices")
+    @classmethod
+    def _check_prices(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from heliograph.pricing import PriceOverride
+
+        for item in value:
+            PriceOverride.from_dict(item)  # raises on unknown keys or bad numbers
         return value
 
     def resolved_upstreams(self) -> dict[str, UpstreamConfig]:

@@ -8,7 +8,7 @@ import signal
 import threading
 from types import FrameType
 
-from heliograph.capture.writer import Writer
+from heliograph.capture.writer import make_writer
 from heliograph.config import Settings
 from heliograph.store.engine import make_engine
 
@@ -37,13 +37,7 @@ def writer_main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     engine = make_engine(settings.sqlalchemy_url)
-    writer = Writer(
-        engine,
-        settings.spool_dir,
-        batch_size=settings.writer_batch_size,
-        body_cap=settings.max_stored_body_bytes,
-        poll_interval=settings.writer_poll_interval,
-    )
+    writer = make_writer(settings, engine)
     while not stop.is_set() and not writer.acquire():
         stop.wait(0.5)
     try:

@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
+from heliograph.capture.enrich import cost_columns, estimate_missing_tokens
 from heliograph.gateway.headers import parse_metadata
+from heliograph.pricing import PriceBook
 from heliograph.providers import analyser
 from heliograph.providers.openai import Analysis
 from heliograph.store.bodies import ENCODING, pack_body
@@ -31,6 +33,7 @@ class RecordRows:
     request: dict[str, Any]
     body: dict[str, Any]
     properties: list[dict[str, Any]] = field(default_factory=list)
+    rate_limit_policy: str | None = None
 
 
 def clean(text: Any, limit: int) -> str | None:
@@ -70,6 +73,12 @@ def clamp_int(value: int | None) -> int | None:
     return max(0, min(int(value), INT_MAX))
 
 
+def _omitted(request: bool, response: bool) -> str | None:
+    if request and response:
+        return "both"
+    return "request" if request else "response" if response else None
+
+
 def normalise_model(model: str | None) -> str | None:
     """One name per model across routes: Ollama's implicit ``:latest`` tag is dropped."""
     if model and model.endswith(":latest"):
@@ -96,6 +105,7 @@ def build_record(
     *,
     provider: str,
     body_cap: int,
+    pricebook: PriceBook | None = None,
 ) -> RecordRows:
     """The rows for one request; ``end`` is None when the gateway died mid-request."""
     method = str(start.get("m", "POST"))
@@ -125,6 +135,21 @@ def build_record(
 
     meta = parse_metadata(headers)
     user_id = meta.user_id or analysis.user or meta.client_user_id
+    estimated = estimate_missing_tokens(analysis, endpoint) if status < 400 else False
+    created_ms = int(float(start["ts"]) * 1000)
+    cache_hit = end is not None and end.get("cache") == "hit"
+    upstream_name = str(start.get("up", provider))
+    costs = cost_columns(
+        analysis,
+        pricebook,
+        provider=provider,
+        upstream=str((end or {}).get("srv") or upstream_name),
+        model_override=meta.model_override,
+        created_ms=created_ms,
+        latency_ms=latency,
+        cache_hit=cache_hit,
+    )
+    attempts = (end or {}).get("att") or None
     tokens_per_s = analysis.server_tokens_per_s
     if tokens_per_s is None and analysis.completion_tokens and latency:
         window = analysis.generation_ms if analysis.stream else latency
@@ -142,7 +167,7 @@ def build_record(
         "id": rid,
         "org_id": org_id,
         "key_id": start.get("key"),
-        "created_at": int(float(start["ts"]) * 1000),
+        "created_at": created_ms,
         "kind": analysis.kind,
         "provider": provider,
         "upstream": clean(start.get("up", provider), 64),
@@ -170,22 +195,29 @@ def build_record(
         "cache_write_tokens": clamp_int(analysis.cache_write_tokens),
         "prompt_tokens_per_s": _round(analysis.prompt_tokens_per_s),
         "load_ms": _round(analysis.load_ms),
-        "tokens_estimated": False,
-        "cost_known": False,
-        "cost_input_nusd": None,
-        "cost_output_nusd": None,
-        "cost_cache_read_nusd": None,
-        "cost_cache_write_nusd": None,
-        "cost_source": None,
-        "price_ref": None,
+        "tokens_estimated": estimated,
+        **costs,
+        "price_ref": clean(costs.get("price_ref"), 255),
+        "cost_saved_nusd": costs.get("cost_saved_nusd"),
+        "session_path": clean(meta.session_path, 255),
+        "session_name": clean(meta.session_name, 255),
+        "cache_hit": cache_hit,
+        "retries": max(len(attempts) - 1, 0) if attempts else 0,
+        "attempts": attempts,
+        "served_by": clean((end or {}).get("srv"), 64),
+        "omitted": _omitted(meta.omit_request, meta.omit_response),
+        "model_override": clean(meta.model_override, 255),
     }
-    req_packed, req_trunc = pack_body(strip_inline_media(request_body), body_cap)
+    req_packed, req_trunc = (
+        (None, False)
+        if meta.omit_request
+        else pack_body(strip_inline_media(request_body), body_cap)
+    )
     out_body = analysis.response_body if analysis.response_body is not None else response_body
     if out_body:
         out_body = strip_inline_media(out_body)
-    resp_packed, resp_trunc = pack_body(
-        out_body if (end is not None or out_body) else None, body_cap
-    )
+    keep = not meta.omit_response and (end is not None or bool(out_body))
+    resp_packed, resp_trunc = pack_body(out_body if keep else None, body_cap)
     stored_headers = {
         "request": [[clean(n, 255), clean(v, 4000)] for n, v in headers],
         "response": _response_headers(end.get("rh") or []) if end is not None else [],
@@ -201,7 +233,7 @@ def build_record(
     props = [
         {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in properties.items()
     ]
-    return RecordRows(request_row, body_row, props)
+    return RecordRows(request_row, body_row, props, meta.rate_limit_policy)
 
 
 def _response_headers(raw: list[list[str]]) -> list[list[str | None]]:

@@ -22,8 +22,11 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
+from heliograph.capture.charges import CentsCharger
 from heliograph.capture.record import RecordRows, build_record
 from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
+from heliograph.config import Settings
+from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
 from heliograph.store import keys as key_store
 from heliograph.store.requests import insert_records
 
@@ -61,8 +64,12 @@ class Writer:
         batch_size: int = 2000,
         body_cap: int = 4 * 1024 * 1024,
         poll_interval: float = 0.05,
+        pricebook: PriceBook | None = None,
+        charger: CentsCharger | None = None,
     ) -> None:
         self.engine = engine
+        self.pricebook = pricebook
+        self.charger = charger
         self.spool_root = spool_root
         self.batch_size = batch_size
         self.body_cap = body_cap
@@ -148,7 +155,13 @@ class Writer:
         provider = str(start.header.get("pv") or start.header.get("up") or "openai")
         try:
             return build_record(
-                start.header, start.body, end, body, provider=provider, body_cap=self.body_cap
+                start.header,
+                start.body,
+                end,
+                body,
+                provider=provider,
+                body_cap=self.body_cap,
+                pricebook=self.pricebook,
             )
         except Exception:  # a record must come out whatever the bytes were
             log.exception(
@@ -174,7 +187,7 @@ class Writer:
                     last_used[key_id] = max(last_used.get(key_id, 0), rec.request["created_at"])
             try:
                 with self.engine.begin() as conn:
-                    insert_records(
+                    inserted = insert_records(
                         conn,
                         [r.request for r in batch],
                         [r.body for r in batch],
@@ -189,6 +202,8 @@ class Writer:
                 key_store.touch_keys(self.engine, last_used)
             except Exception as exc:
                 log.warning("could not update key last-use times: %s", exc)
+            if self.charger is not None:
+                self.charger.charge(r for r in batch if r.request["id"] in inserted)
         checkpoint = state.spool.read_pos
         if state.pending:
             checkpoint = min([p.position for p in state.pending.values()] + [checkpoint])
@@ -212,3 +227,26 @@ class Writer:
             self.drain()
         except Exception as exc:
             log.warning("final drain failed, records stay in the spool: %s", exc)
+
+
+def make_pricebook(settings: Settings) -> PriceBook:
+    """Prices from settings: overrides, and GPU-hour prices of self-hosted upstreams."""
+    gpu = [
+        GpuHourPrice(name, cfg.gpu_usd_per_hour)
+        for name, cfg in settings.resolved_upstreams().items()
+        if cfg.gpu_usd_per_hour is not None
+    ]
+    return PriceBook([PriceOverride.from_dict(p) for p in settings.prices], gpu)
+
+
+def make_writer(settings: Settings, engine: Engine) -> Writer:
+    """A writer configured from settings (used by the app and by the writer process)."""
+    return Writer(
+        engine,
+        settings.spool_dir,
+        batch_size=settings.writer_batch_size,
+        body_cap=settings.max_stored_body_bytes,
+        poll_interval=settings.writer_poll_interval,
+        pricebook=make_pricebook(settings),
+        charger=CentsCharger(engine, settings.redis_url),
+    )

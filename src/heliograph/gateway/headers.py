@@ -22,6 +22,10 @@ class Metadata:
     session_path: str | None = None
     session_name: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
+    omit_request: bool = False
+    omit_response: bool = False
+    model_override: str | None = None
+    rate_limit_policy: str | None = None
 
 
 def _ours(name: str) -> str | None:
@@ -58,6 +62,14 @@ def parse_metadata(headers: list[list[str]] | list[tuple[str, str]]) -> Metadata
             meta.session_path = value
         elif short == "session-name" and value:
             meta.session_name = value
+        elif short == "omit-request":
+            meta.omit_request = value.lower() in ("true", "1", "yes")
+        elif short == "omit-response":
+            meta.omit_response = value.lower() in ("true", "1", "yes")
+        elif short == "model-override" and value:
+            meta.model_override = value
+        elif short == "ratelimit-policy" and value:
+            meta.rate_limit_policy = value
     if meta.session_id is None and owui_chat:
         meta.session_id = owui_chat
     meta.client_user_id = owui_user or owui_email or None

@@ -22,6 +22,8 @@ from heliograph.auth.keys import KeyCache, looks_like_key
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.config import Settings, UpstreamConfig
 from heliograph.gateway.errors import error_body, stream_error_event
+from heliograph.gateway.features import FEATURE_HEADERS, redact_fallbacks
+from heliograph.gateway.policies import Exchange, Policies
 from heliograph.gateway.routing import Route, protocol_for
 from heliograph.providers.openai_wire import UsageChunkStripper, inject_stream_usage
 
@@ -134,6 +136,7 @@ class Gateway:
         self.spool = spool
         self.session = session
         self.upstreams = {name: Upstream(name, cfg) for name, cfg in upstreams.items()}
+        self.policies: Policies | None = None  # set by the app once shared state exists
         self.max_body = settings.max_body_bytes
         self.inject_usage = settings.inject_stream_usage
         self.timeout = aiohttp.ClientTimeout(
@@ -183,19 +186,32 @@ class Gateway:
         request_id: str | None = None
         has_auth = False
         declared_length = -1
+        found: dict[str, str] | None = None
+        meta: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()
             value = raw_value.decode("latin-1")
             if name.startswith(("helicone-", "heliograph-")):
-                if name in ("helicone-auth", "heliograph-auth"):
+                short = name[9:] if name[8] == "-" else name[11:]
+                if short == "auth":
                     if key is None:
                         key = value[7:].strip() if value[:7].lower() == "bearer " else value
                     saved.append((name, REDACTED))
                     continue
-                if name in ("helicone-request-id", "heliograph-request-id"):
+                if short == "request-id":
                     request_id = _valid_uuid(value)
+                elif short in FEATURE_HEADERS:
+                    if found is None:
+                        found = {}
+                    found[short] = value
+                    if short == "fallbacks":
+                        value = redact_fallbacks(value)
+                elif short == "user-id" or short.startswith("property-"):
+                    meta[short] = value
                 saved.append((name, value))
                 continue
+            if name == "cache-control":
+                meta["cache-control"] = value
             if name in HOP_BY_HOP:
                 if name == "content-length" and value.isdigit():
                     declared_length = int(value)
@@ -292,6 +308,31 @@ class Gateway:
             url = url + "?" + query
 
         end: dict[str, Any] = {"id": rid, "inj": injected}
+        if found is not None and self.policies is not None:
+            await self.policies.run(
+                Exchange(
+                    receive,
+                    send,
+                    method,
+                    route.rest,
+                    query,
+                    upstream,
+                    protocol,
+                    info.org_id,
+                    t0,
+                    body,
+                    send_body,
+                    injected,
+                    forward,
+                    id_headers,
+                    end,
+                    found,
+                    meta.get("cache-control"),
+                    meta.get("user-id"),
+                    {k[9:].lower(): v for k, v in meta.items() if k.startswith("property-")},
+                )
+            )
+            return
         try:
             resp = await self.session.request(
                 method,
@@ -338,7 +379,8 @@ class Gateway:
         id_headers: list[tuple[bytes, bytes]],
         injected: bool,
         protocol: str,
-    ) -> None:
+    ) -> tuple[str, bytes]:
+        """Stream or copy the upstream response to the client; returns (state, raw body)."""
         status = resp.status
         ttfb = _ms(t0)
         ctype = resp.headers.get("Content-Type", "")
@@ -352,8 +394,7 @@ class Gateway:
         )
         is_sse = ctype.startswith("text/event-stream")
         if resp.content_length is not None and not is_sse:
-            await self._forward_whole(send, resp, status, headers, t0, end, protocol)
-            return
+            return await self._forward_whole(send, resp, status, headers, t0, end, protocol)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         stripper = UsageChunkStripper() if injected and is_sse else None
         parts: list[bytes] = []
@@ -407,9 +448,11 @@ class Gateway:
             watcher.cancel()
             resp.release()
             end.update(state=state, err=error, lat=_ms(t0), ch=marks)
-            self._spool(KIND_END, end, b"".join(parts))
+            raw = b"".join(parts)
+            self._spool(KIND_END, end, raw)
         if state != "cancelled":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return state, raw
 
     async def _forward_whole(
         self,
@@ -420,7 +463,7 @@ class Gateway:
         t0: float,
         end: dict[str, Any],
         protocol: str,
-    ) -> None:
+    ) -> tuple[str, bytes]:
         try:
             data = await resp.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -431,20 +474,22 @@ class Gateway:
             )
             end.update(st=502, state="error", err=msg, lat=_ms(t0), ct="application/json")
             self._spool(KIND_END, end, reply)
-            return
+            return "error", b""
         finally:
             resp.release()
         headers.append((b"content-length", str(len(data)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data, "more_body": False})
         lat = _ms(t0)
+        state = "ok" if status < 400 else "error"
         end.update(
-            state="ok" if status < 400 else "error",
+            state=state,
             err=None if status < 400 else f"Upstream returned HTTP {status}",
             lat=lat,
             ch=[(len(data), lat)],
         )
         self._spool(KIND_END, end, data)
+        return state, data
 
 
 def _ms(t0: float) -> float:

@@ -25,3 +25,49 @@ def analyser(protocol: str) -> Analyser:
     name = protocol if protocol in PROTOCOLS else "openai"
     module: Analyser = importlib.import_module(f"heliograph.providers.{name}")
     return module
+
+
+def output_text(doc: Any) -> str:
+    """The generated text of a (reassembled) response in any protocol, for token estimates."""
+    if not isinstance(doc, dict):
+        return ""
+    parts: list[str] = []
+    for choice in doc.get("choices") or ():  # OpenAI chat and completions
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message") or {}
+        if isinstance(choice.get("text"), str):
+            parts.append(choice["text"])
+        if isinstance(message, dict):
+            for name in ("content", "reasoning_content", "reasoning", "refusal"):
+                if isinstance(message.get(name), str):
+                    parts.append(message[name])
+            for call in message.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    parts += [str(fn.get("name") or ""), str(fn.get("arguments") or "")]
+    if isinstance(doc.get("output_text"), str):  # Responses API (reassembled)
+        parts.append(doc["output_text"])
+    elif isinstance(doc.get("output"), list):
+        for item in doc["output"]:
+            for content in (item.get("content") or ()) if isinstance(item, dict) else ():
+                if isinstance(content, dict) and isinstance(content.get("text"), str):
+                    parts.append(content["text"])
+    if doc.get("type") == "message" and isinstance(doc.get("content"), list):  # Anthropic
+        for block in doc["content"]:
+            if isinstance(block, dict):
+                for name in ("text", "thinking"):
+                    if isinstance(block.get(name), str):
+                        parts.append(block[name])
+                if block.get("type") == "tool_use":
+                    import orjson
+
+                    parts.append(orjson.dumps(block.get("input")).decode())
+    message = doc.get("message")  # Ollama chat
+    if isinstance(message, dict):
+        for name in ("content", "thinking"):
+            if isinstance(message.get(name), str):
+                parts.append(message[name])
+    if isinstance(doc.get("response"), str):  # Ollama generate
+        parts.append(doc["response"])
+    return "".join(parts)

@@ -69,14 +69,21 @@ def insert_records(
     rows: Sequence[dict[str, Any]],
     bodies: Sequence[dict[str, Any]],
     properties: Sequence[dict[str, Any]],
-) -> None:
-    """Insert one batch inside the caller's transaction; rows already stored are skipped."""
+) -> set[str]:
+    """Insert one batch inside the caller's transaction; rows already stored are skipped.
+
+    Returns the ids that were new, so follow-up work (rate-limit charges, rollups) happens
+    exactly once per record even when the spool is replayed.
+    """
+    inserted: set[str] = set()
     if rows:
-        conn.execute(_insert(conn, requests), list(rows))
+        result = conn.execute(_insert(conn, requests).returning(requests.c.id), list(rows))
+        inserted = {r[0] for r in result}
     if bodies:
         conn.execute(_insert(conn, request_bodies), list(bodies))
     if properties:
         conn.execute(_insert(conn, request_properties), list(properties))
+    return inserted
 
 
 @dataclass
@@ -93,6 +100,15 @@ class RequestFilter:
     since_ms: int | None = None
     until_ms: int | None = None
     properties: dict[str, str] = field(default_factory=dict)
+    # Dashboard filters. ``text`` (prompts and outputs) is applied by ``store.search``, which
+    # decompresses bodies; everything else here is plain SQL.
+    errors_only: bool = False
+    status_class: int | None = None  # 4 means 400-499
+    min_cost_nusd: int | None = None
+    max_cost_nusd: int | None = None
+    min_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+    text: str | None = None
 
 
 def encode_cursor(created_at: int, rid: str) -> str:
@@ -128,6 +144,7 @@ def _apply_filter(query: Select[Any], org_id: str, f: RequestFilter) -> Select[A
         conds.append(requests.c.created_at >= f.since_ms)
     if f.until_ms is not None:
         conds.append(requests.c.created_at < f.until_ms)
+    conds.extend(_dashboard_conditions(f))
     for name, value in f.properties.items():
         conds.append(
             exists().where(
@@ -138,6 +155,26 @@ def _apply_filter(query: Select[Any], org_id: str, f: RequestFilter) -> Select[A
             )
         )
     return query.where(and_(*conds))
+
+
+def _dashboard_conditions(f: RequestFilter) -> list[Any]:
+    conds: list[Any] = []
+    if f.errors_only:
+        conds.append(requests.c.state.in_(("error", "interrupted")))
+    if f.status_class is not None:
+        conds.append(requests.c.status >= f.status_class * 100)
+        conds.append(requests.c.status < (f.status_class + 1) * 100)
+    if f.min_cost_nusd is not None or f.max_cost_nusd is not None:
+        conds.append(requests.c.cost_known.is_(True))
+        if f.min_cost_nusd is not None:
+            conds.append(requests.c.cost_nusd >= f.min_cost_nusd)
+        if f.max_cost_nusd is not None:
+            conds.append(requests.c.cost_nusd <= f.max_cost_nusd)
+    if f.min_latency_ms is not None:
+        conds.append(requests.c.latency_ms >= f.min_latency_ms)
+    if f.max_latency_ms is not None:
+        conds.append(requests.c.latency_ms <= f.max_latency_ms)
+    return conds
 
 
 def list_requests(

@@ -1,0 +1,67 @@
+"""Charging recorded cost to cents-based rate limits (``u=cents`` policies).
+
+The gateway checks these counters before calling the upstream; only the writer knows what a
+request cost, so it adds the cost here once the record is stored (once per record id).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from heliograph.capture.record import RecordRows
+from heliograph.gateway.features import FeatureError, parse_rate_limit
+from heliograph.gateway.ratelimit import counter_key, window_of
+from heliograph.store import shared as shared_store
+
+log = logging.getLogger(__name__)
+
+
+class CentsCharger:
+    """Adds each new record's cost in cents to the counters of its cents policy."""
+
+    def __init__(self, engine: Engine, redis_url: str | None = None) -> None:
+        self.engine = engine
+        self.redis: Any = None
+        if redis_url:
+            import redis
+
+            self.redis = redis.Redis.from_url(redis_url, socket_timeout=2)
+
+    def charge(self, records: Iterable[RecordRows]) -> None:
+        for rec in records:
+            policy_text = rec.rate_limit_policy
+            cost = rec.request.get("cost_nusd")
+            if not policy_text or not cost or not rec.request.get("cost_known"):
+                continue
+            try:
+                policy = parse_rate_limit(policy_text)
+            except FeatureError:
+                continue
+            if policy.unit != "cents":
+                continue
+            key = counter_key(
+                rec.request["org_id"],
+                policy,
+                rec.request.get("user_id"),
+                rec.request.get("properties") or {},
+            )
+            window = window_of(rec.request["created_at"] / 1000, policy.window_s)
+            cents = cost / 1e7  # nano-USD to cents
+            try:
+                self._add(key, window, cents, 2 * policy.window_s + 60)
+            except Exception as exc:
+                log.warning("could not charge %s cents to a rate limit: %s", cents, exc)
+
+    def _add(self, key: str, window: int, amount: float, ttl: int) -> None:
+        if self.redis is not None:
+            name = f"hg:rl:{key}:{window}"
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.incrbyfloat(name, amount)
+            pipe.expire(name, ttl)
+            pipe.execute()
+        else:
+            shared_store.add_to_counter(self.engine, key, window, amount, ttl)

@@ -1,0 +1,331 @@
+"""The gateway path for requests that ask for features: rate limits, cache, retries,
+fallbacks and target URLs. Plain requests never come here, so they pay nothing for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+
+from heliograph.capture.spool import KIND_END
+from heliograph.gateway import cache as response_cache
+from heliograph.gateway import ratelimit
+from heliograph.gateway.features import (
+    RETRY_STATUSES,
+    FeatureError,
+    Features,
+    parse_features,
+)
+from heliograph.gateway.routing import protocol_for
+from heliograph.gateway.state import CachedResponse, SharedState
+from heliograph.gateway.targets import check_target
+from heliograph.providers.openai_wire import UsageChunkStripper
+
+if TYPE_CHECKING:
+    from heliograph.gateway.proxy import Gateway, Receive, Send, Upstream
+
+
+@dataclass
+class Exchange:
+    """One request as the gateway sees it once authenticated and read."""
+
+    receive: Receive
+    send: Send
+    method: str
+    rest: str
+    query: str
+    upstream: Upstream
+    protocol: str
+    org_id: str
+    t0: float
+    body: bytes
+    send_body: bytes
+    injected: bool
+    forward: list[tuple[str, str]]
+    id_headers: list[tuple[bytes, bytes]]
+    end: dict[str, Any]
+    found: dict[str, str]
+    cache_control: str | None
+    user_id: str | None
+    properties: dict[str, str]
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class Target:
+    upstream: Upstream
+    base_url: str
+    on_codes: frozenset[int] | None
+    body: bytes
+    headers: list[tuple[str, str]]
+
+
+class Policies:
+    """Runs the feature path for a gateway."""
+
+    def __init__(self, gateway: Gateway, state: SharedState) -> None:
+        self.gateway = gateway
+        self.state = state
+        self.rng = random.Random()
+        self.background: set[asyncio.Task[None]] = set()
+
+    async def _refuse(self, ex: Exchange, status: int, message: str, code: str) -> None:
+        gw = self.gateway
+        extra = ex.id_headers + ex.extra_headers
+        reply = await gw._reply_error(ex.send, status, message, code, extra, ex.protocol)
+        ex.end.update(st=status, state="error", err=message, lat=_ms(ex.t0), ct="application/json")
+        gw._spool(KIND_END, ex.end, reply)
+
+    async def run(self, ex: Exchange) -> None:
+        try:
+            features = parse_features(ex.found, ex.cache_control)
+            primary = self._primary(ex, features)
+            plan = [primary, *self._fallbacks(ex, features)]
+        except FeatureError as exc:
+            await self._refuse(ex, 400, str(exc), "invalid_gateway_header")
+            return
+        if features.rate_limit is not None:
+            key = ratelimit.counter_key(ex.org_id, features.rate_limit, ex.user_id, ex.properties)
+            decision = await ratelimit.check(self.state, features.rate_limit, key)
+            ex.extra_headers += decision.headers()
+            if not decision.allowed:
+                msg = f"Rate limit exceeded: policy {features.rate_limit.raw!r}."
+                ex.end["rl"] = True
+                await self._refuse(ex, 429, msg, "rate_limited")
+                return
+        cache_key = None
+        if features.cache:
+            cache_key = response_cache.cache_key(
+                ex.org_id,
+                ex.upstream.name,
+                ex.method,
+                ex.rest,
+                ex.query,
+                ex.body,
+                features.cache_seed,
+            )
+            entries = await self._cache_entries(cache_key)
+            hit = response_cache.choose(entries, features.cache_bucket, self.rng)
+            if hit is not None:
+                await self._replay(ex, hit)
+                return
+            ex.extra_headers.append((b"helicone-cache", b"MISS"))
+            ex.end["cache"] = "miss"
+            slot = len(entries)
+        resp, error = await self._attempts(ex, features, plan)
+        if resp is None:
+            status, msg, code = error
+            await self._refuse(ex, status, msg, code)
+            return
+        gw = self.gateway
+        state, body = await gw._forward_response(
+            ex.receive,
+            ex.send,
+            resp,
+            ex.t0,
+            ex.end,
+            ex.id_headers + ex.extra_headers,
+            ex.injected,
+            ex.protocol,
+        )
+        if cache_key is not None and state == "ok" and resp.status == 200 and body:
+            entry = CachedResponse(
+                slot, resp.status, resp.headers.get("Content-Type", ""), body, ex.end["id"]
+            )
+            task = asyncio.create_task(
+                self._cache_put(cache_key, ex.org_id, entry, features.cache_max_age)
+            )
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+
+    def _primary(self, ex: Exchange, features: Features) -> Target:
+        upstream, base = ex.upstream, ex.upstream.url
+        if features.target_url:
+            name = check_target(features.target_url, self._declared())
+            upstream = self.gateway.upstreams[name]
+            base = features.target_url.rstrip("/")
+            ex.end["srv"] = name
+        return Target(upstream, base, None, ex.send_body, ex.forward)
+
+    def _declared(self) -> list[tuple[str, str]]:
+        return [(name, u.url) for name, u in self.gateway.upstreams.items()]
+
+    def _fallbacks(self, ex: Exchange, features: Features) -> list[Target]:
+        out = []
+        for fb in features.fallbacks:
+            if fb.target_url:
+                name = check_target(fb.target_url, self._declared())
+                base = fb.target_url.rstrip("/")
+            else:
+                name = str(fb.upstream)
+                if name not in self.gateway.upstreams:
+                    raise FeatureError(f"fallback upstream {name!r} is not configured")
+                base = self.gateway.upstreams[name].url
+            upstream = self.gateway.upstreams[name]
+            if protocol_for(upstream.protocol, ex.rest) != ex.protocol:
+                raise FeatureError(f"fallback {name!r} speaks another protocol than {ex.protocol}")
+            body = ex.send_body
+            if fb.body_override:
+                try:
+                    doc = orjson.loads(body)
+                except orjson.JSONDecodeError as exc:
+                    raise FeatureError("bodyKeyOverride needs a JSON body") from exc
+                if isinstance(doc, dict):
+                    doc.update(fb.body_override)
+                    body = orjson.dumps(doc)
+            names = {k for k, _ in fb.headers}
+            headers = [(k, v) for k, v in ex.forward if k not in names] + list(fb.headers)
+            if upstream is not ex.upstream and not any(
+                k in ("authorization", "x-api-key", "api-key") for k, _ in fb.headers
+            ):
+                headers = [
+                    (k, v) for k, v in headers if k not in ("authorization", "x-api-key", "api-key")
+                ]
+                if upstream.auth is not None:
+                    headers.append(upstream.auth)
+            out.append(Target(upstream, base, fb.on_codes, body, headers))
+        return out
+
+    async def _attempts(
+        self, ex: Exchange, features: Features, plan: list[Target]
+    ) -> tuple[aiohttp.ClientResponse | None, tuple[int, str, str]]:
+        """Try the plan in order; each target with its retries. Every attempt is noted."""
+        gw = self.gateway
+        attempts: list[dict[str, Any]] = []
+        ex.end["att"] = attempts
+        retry = features.retry
+        error: tuple[int, str, str] = (502, "Upstream unreachable.", "upstream_unreachable")
+        resp: aiohttp.ClientResponse | None = None
+        for index, target in enumerate(plan):
+            tries = 1 + (retry.attempts if retry else 0)
+            url = target.base_url + ex.rest + ("?" + ex.query if ex.query else "")
+            for n in range(tries):
+                started = time.perf_counter()
+                note: dict[str, Any] = {"upstream": target.upstream.name}
+                retry_after = None
+                try:
+                    resp = await gw.session.request(
+                        ex.method,
+                        url,
+                        headers=target.headers,
+                        data=target.body
+                        if target.body or ex.method not in ("GET", "HEAD")
+                        else None,
+                        allow_redirects=False,
+                        timeout=gw.timeout,
+                    )
+                except TimeoutError:
+                    resp, error = (
+                        None,
+                        (504, "Upstream did not answer in time.", "upstream_timeout"),
+                    )
+                    note["error"] = "timeout"
+                except (aiohttp.ClientError, OSError) as exc:
+                    resp, error = (
+                        None,
+                        (502, f"Upstream unreachable: {exc}", "upstream_unreachable"),
+                    )
+                    note["error"] = str(exc)[:200]
+                note["ms"] = _ms(started)
+                if resp is not None:
+                    note["status"] = resp.status
+                    retry_after = resp.headers.get("Retry-After")
+                attempts.append(note)
+                retryable = resp is None or resp.status in RETRY_STATUSES
+                if retry is None or not retryable or n == tries - 1:
+                    break
+                if resp is not None:
+                    await _discard(resp)
+                await asyncio.sleep(retry.delay_ms(n, retry_after) / 1000.0)
+            ex.end["srv"] = target.upstream.name
+            nxt = plan[index + 1] if index + 1 < len(plan) else None
+            if nxt is None:
+                break
+            if resp is None or (
+                resp.status >= 400 and nxt.on_codes and resp.status in nxt.on_codes
+            ):
+                if resp is not None:
+                    await _discard(resp)
+                    resp = None
+                continue
+            break
+        return resp, error
+
+    async def _cache_entries(self, key: str) -> list[CachedResponse]:
+        try:
+            return await self.state.cache_get(key)
+        except Exception:  # an unavailable cache is a miss, never an error
+            return []
+
+    async def _cache_put(self, key: str, org_id: str, entry: CachedResponse, ttl: int) -> None:
+        try:
+            await self.state.cache_put(key, org_id, entry, ttl)
+        except Exception as exc:
+            import logging
+
+            logging.getLogger(__name__).warning("could not store cache entry: %s", exc)
+
+    async def _replay(self, ex: Exchange, hit: CachedResponse) -> None:
+        """Answer from the cache, streams event by event, and record a cache hit."""
+        headers = [
+            (b"content-type", hit.content_type.encode("latin-1")),
+            (b"helicone-cache", b"HIT"),
+            *ex.id_headers,
+            *ex.extra_headers,
+        ]
+        chunks = response_cache.replay_chunks(hit)
+        stripper = UsageChunkStripper() if ex.injected else None
+        ttfb = _ms(ex.t0)
+        if len(chunks) == 1 and stripper is None:
+            headers.append((b"content-length", str(len(hit.body)).encode()))
+        await ex.send({"type": "http.response.start", "status": hit.status, "headers": headers})
+        marks = []
+        size = 0
+        for chunk in chunks:
+            size += len(chunk)
+            marks.append((size, _ms(ex.t0)))
+            out = stripper.feed(chunk) if stripper is not None else chunk
+            if out:
+                await ex.send({"type": "http.response.body", "body": out, "more_body": True})
+        if stripper is not None:
+            tail = stripper.flush()
+            if tail:
+                await ex.send({"type": "http.response.body", "body": tail, "more_body": True})
+        await ex.send({"type": "http.response.body", "body": b"", "more_body": False})
+        ex.end.update(
+            st=hit.status,
+            state="ok",
+            err=None,
+            lat=_ms(ex.t0),
+            ttfb=ttfb,
+            ct=hit.content_type,
+            ch=marks,
+            cache="hit",
+            src=hit.source_id,
+            srv="cache",
+        )
+        self.gateway._spool(KIND_END, ex.end, hit.body)
+
+    async def close(self) -> None:
+        for task in list(self.background):
+            await asyncio.wait([task], timeout=2)
+        await self.state.close()
+
+
+async def _discard(resp: aiohttp.ClientResponse) -> None:
+    try:
+        await resp.read()
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        resp.close()
+    finally:
+        resp.release()
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)
