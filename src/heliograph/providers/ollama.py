@@ -22,6 +22,7 @@ from heliograph.providers import openai
 from heliograph.providers.openai import Analysis, _Clock
 
 LLM_ENDPOINTS = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
+REPLY_ENDPOINTS = frozenset({"/api/chat", "/api/generate"})  # streams that make one reply
 # Endpoints whose ``stream`` defaults to true when the request leaves it out.
 STREAMING_ENDPOINTS = frozenset(
     {"/api/chat", "/api/generate", "/api/pull", "/api/push", "/api/create"}
@@ -104,7 +105,7 @@ def analyse_response(
         return
     if "ndjson" in ctype:
         out.stream = True
-        _stream(body, marks, out)
+        _stream(body, marks, out, reassemble=_path(endpoint) in REPLY_ENDPOINTS)
         return
     out.response_body = body
     if not body or "json" not in ctype:
@@ -216,7 +217,9 @@ class _Reply:
         return result
 
 
-def _stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
+def _stream(
+    body: bytes, marks: list[tuple[int, float]], out: Analysis, *, reassemble: bool
+) -> None:
     clock = _Clock(marks)
     first: float | None = None
     last: float | None = None
@@ -234,8 +237,8 @@ def _stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
     out.ttft_ms = first
     if first is not None and last is not None:
         out.generation_ms = last - first
-    if reply.first is None:
-        return  # nothing but errors or noise: the raw bytes are the record
+    if reply.first is None or not reassemble:
+        return  # progress lines (pull, push, create) or only errors: the raw bytes are the record
     model = (reply.final or reply.first).get("model")
     out.response_model = model if isinstance(model, str) else None
     if reply.final is not None:
