@@ -69,12 +69,18 @@ def chat_stream(i: int) -> tuple[bytes, list[tuple[int, float]]]:
     events = []
     base = {"id": f"chatcmpl-{i}", "object": "chat.completion.chunk", "created": 1700000000}
     base["model"] = "gpt-4o-mini-2024-07-18"
-    events.append({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+    events.append(
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+    )
     for w in words:
         events.append({**base, "choices": [{"index": 0, "delta": {"content": w}}]})
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     events.append(
-        {**base, "choices": [], "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}}
+        {
+            **base,
+            "choices": [],
+            "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+        }
     )
     body = b""
     marks = []
@@ -94,13 +100,27 @@ def fill(spool_root: Path, records: int) -> None:
         rid = str(uuid.uuid4())
         stream = i % 2 == 1
         start = {
-            "id": rid, "ts": now + i / 1000, "org": "bench-org", "key": "bench-key", "up": "openai",
-            "m": "POST", "p": "/chat/completions", "q": "", "h": HEADERS,
+            "id": rid,
+            "ts": now + i / 1000,
+            "org": "bench-org",
+            "key": "bench-key",
+            "up": "openai",
+            "m": "POST",
+            "p": "/chat/completions",
+            "q": "",
+            "h": HEADERS,
         }
         spool.append(KIND_START, orjson.dumps(start), chat_request(i, stream))
         end = {
-            "id": rid, "st": 200, "state": "ok", "err": None, "lat": 250.0, "ttfb": 90.0,
-            "ct": "text/event-stream" if stream else "application/json", "rh": [], "inj": stream,
+            "id": rid,
+            "st": 200,
+            "state": "ok",
+            "err": None,
+            "lat": 250.0,
+            "ttfb": 90.0,
+            "ct": "text/event-stream" if stream else "application/json",
+            "rh": [],
+            "inj": stream,
             "ch": marks if stream else [(300, 250.0)],
         }
         spool.append(KIND_END, orjson.dumps(end), stream_body if stream else chat_response(i))
@@ -146,7 +166,9 @@ def main() -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             rate = run(args.pg.rsplit("/", 1)[0] + "/" + name, args.records)
-            print(f"PostgreSQL: {rate:10,.0f} records/s  ({args.records:,} records)  target >= 10,000")
+            print(
+                f"PostgreSQL: {rate:10,.0f} records/s  ({args.records:,} records)  target >= 10,000"
+            )
         finally:
             with psycopg.connect(args.pg, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

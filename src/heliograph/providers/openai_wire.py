@@ -11,14 +11,15 @@ import re
 
 import orjson
 
-USAGE_ENDPOINTS = frozenset({"/chat/completions", "/completions"})
+# Also under /v1 (Ollama, Anthropic's compatibility layer) and Azure's deployment paths.
+USAGE_ENDPOINTS = ("/chat/completions", "/completions")
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n")
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 
 
 def inject_stream_usage(rest: str, body: bytes) -> bytes | None:
     """The body with ``stream_options.include_usage`` set, or None when nothing changes."""
-    if rest not in USAGE_ENDPOINTS or b'"stream"' not in body:
+    if not rest.endswith(USAGE_ENDPOINTS) or b'"stream"' not in body:
         return None
     try:
         doc = orjson.loads(body)
