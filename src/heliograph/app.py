@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -17,11 +18,13 @@ from typing import Any
 
 import aiohttp
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph import web
+from heliograph.api import analytics as analytics_api
 from heliograph.api import costs as costs_api
 from heliograph.api import keys as keys_api
 from heliograph.api import requests as requests_api
@@ -29,11 +32,14 @@ from heliograph.api.auth import ApiError
 from heliograph.api.responses import JSONResponse, api_error_handler
 from heliograph.auth.keys import KeyCache
 from heliograph.capture.spool import SpoolWriter
-from heliograph.capture.writer import Writer
+from heliograph.capture.writer import Writer, make_writer
 from heliograph.config import Settings
+from heliograph.gateway.policies import Policies
 from heliograph.gateway.proxy import Gateway, Receive, Scope, Send
 from heliograph.gateway.routing import parse_route
+from heliograph.gateway.state import RedisState, SharedState, StoreState
 from heliograph.store.engine import make_engine, migrate
+from heliograph.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +73,10 @@ class HeliographApp:
                 *requests_api.routes,
                 *keys_api.routes,
                 *costs_api.routes,
+                *analytics_api.routes,
                 *web.routes(),
             ],
+            middleware=[Middleware(SecurityHeaders)],
             exception_handlers={ApiError: api_error_handler},
             lifespan=self._lifespan,
         )
@@ -85,27 +93,32 @@ class HeliographApp:
         state.engine, state.keys, state.settings = engine, keys, settings
         spool = SpoolWriter(settings.spool_dir, settings.spool_segment_bytes)
         session = self.session_factory(settings)
-        self.gateway = Gateway(settings, keys, spool, session, self.upstreams)
+        gateway = Gateway(settings, keys, spool, session, self.upstreams)
+        shared: SharedState = (
+            RedisState(settings.redis_url) if settings.redis_url else StoreState(engine)
+        )
+        gateway.policies = Policies(gateway, shared)
+        self.gateway = gateway
         tasks = [asyncio.create_task(keys.run(), name="key-refresh")]
         stop = threading.Event()
         writer_thread = None
         if settings.writer == "embedded":
-            writer = Writer(
-                engine,
-                settings.spool_dir,
-                batch_size=settings.writer_batch_size,
-                body_cap=settings.max_stored_body_bytes,
-                poll_interval=settings.writer_poll_interval,
-            )
+            writer = make_writer(settings, engine)
             writer_thread = threading.Thread(
                 target=_run_writer, args=(writer, stop), name="heliograph-writer", daemon=True
             )
             writer_thread.start()
         state.writer_stop = stop
+        # Everything allocated so far (modules, settings, pools) lives as long as the process:
+        # freezing it keeps full garbage collections from scanning it, which would otherwise
+        # stall the event loop for tens of milliseconds and show up as a latency tail.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
             self.gateway = None
+            await gateway.policies.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
