@@ -42,6 +42,7 @@ from heliograph.store.engine import make_engine, migrate
 from heliograph.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
+HELICONE_API_PREFIX = "/v1/request/"
 
 
 async def health(request: Request) -> Response:
@@ -131,7 +132,11 @@ class HeliographApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.gateway is not None:
-            route = parse_route(scope["path"], self.upstreams)
+            path: str = scope["path"]
+            if path.startswith(HELICONE_API_PREFIX):  # Helicone's query/feedback API, not OpenAI
+                await self.web(scope, receive, send)
+                return
+            route = parse_route(path, self.upstreams)
             if route is not None:
                 await self.gateway.handle(scope, receive, send, route)
                 return

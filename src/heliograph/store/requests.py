@@ -75,10 +75,20 @@ def insert_records(
     Returns the ids that were new, so follow-up work (rate-limit charges, rollups) happens
     exactly once per record even when the spool is replayed.
     """
-    inserted: set[str] = set()
-    if rows:
-        result = conn.execute(_insert(conn, requests).returning(requests.c.id), list(rows))
-        inserted = {r[0] for r in result}
+    if not rows:
+        return set()
+    # The writer is the only inserter (it holds the spool lock), so "not there yet" is
+    # known before inserting; this avoids RETURNING, which makes batch inserts slow.
+    ids = [r["id"] for r in rows]
+    existing = {
+        r[0] for r in conn.execute(select(requests.c.id).where(requests.c.id.in_(ids)))
+    }
+    fresh = [r for r in rows if r["id"] not in existing]
+    inserted = {r["id"] for r in fresh}
+    if fresh:
+        conn.execute(_insert(conn, requests), fresh)
+    bodies = [b for b in bodies if b["request_id"] in inserted]
+    properties = [p for p in properties if p["request_id"] in inserted]
     if bodies:
         conn.execute(_insert(conn, request_bodies), list(bodies))
     if properties:
