@@ -113,15 +113,51 @@ def make_org(engine: Any, name: str) -> Org:
     )
 
 
+def clone_org(engine: Any, org: Org, name: str) -> None:
+    """The same organization and keys in another store (for replicas with separate stores)."""
+    from sqlalchemy import insert, select
+
+    from heliograph.auth.keys import display_prefix, hash_key
+    from heliograph.store.schema import api_keys, organizations
+
+    with engine.begin() as conn:
+        if conn.execute(select(organizations.c.id).where(organizations.c.id == org.id)).first():
+            return
+        conn.execute(insert(organizations).values(id=org.id, name=name, created_at=0))
+        for scope, key in (
+            ("write", org.write_key),
+            ("read", org.read_key),
+            ("admin", org.admin_key),
+        ):
+            conn.execute(
+                insert(api_keys).values(
+                    id=str(uuid.uuid4()),
+                    org_id=org.id,
+                    name=scope,
+                    scope=scope,
+                    prefix=display_prefix(key),
+                    key_hash=hash_key(key),
+                    created_at=0,
+                )
+            )
+
+
 class Gateway:
     """A Heliograph app served by uvicorn on a loopback port, in a background thread."""
 
-    def __init__(self, settings: Settings, **app_kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, reuse_orgs_from: Gateway | None = None, **app_kwargs: Any
+    ) -> None:
         self.settings = settings
         engine = make_engine(settings.sqlalchemy_url)
         migrate(engine)
-        self.org = make_org(engine, "org-a")
-        self.other = make_org(engine, "org-b")
+        if reuse_orgs_from is None:
+            self.org = make_org(engine, "org-a")
+            self.other = make_org(engine, "org-b")
+        else:
+            self.org, self.other = reuse_orgs_from.org, reuse_orgs_from.other
+            clone_org(engine, self.org, "org-a")
+            clone_org(engine, self.other, "org-b")
         engine.dispose()
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"

@@ -50,6 +50,8 @@ Behaviour controls (request headers)
 * ``x-mock-tool-call: 1`` (or a model name containing ``tool``) with ``tools`` in a chat request:
   call the first tool with ``TOOL_ARGUMENTS`` (streamed in ``TOOL_ARGUMENT_FRAGMENTS``).
 * ``x-mock-cached-tokens: N`` / ``x-mock-reasoning-tokens: N``: usage details.
+* ``x-mock-fail-first: N`` with ``x-mock-fail-key: K``: the first N requests carrying key K
+  fail with ``x-mock-fail-status`` (default 503); later ones succeed (a flaky upstream).
 """
 
 from __future__ import annotations
@@ -177,6 +179,9 @@ class Controls:
     tool_call: bool = False
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    fail_first: int = 0  # the first N requests with the same x-mock-fail-key fail...
+    fail_key: str | None = None
+    fail_status: int = 503  # ...with this status (a flaky upstream, for retry tests)
 
     @classmethod
     def parse(cls, request: web.Request) -> Controls:
@@ -643,6 +648,8 @@ async def get_model(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(recorder: Recorder) -> web.Application:
+    failures: dict[str, int] = {}
+
     @web.middleware
     async def controls_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/__mock"):
@@ -666,6 +673,11 @@ def build_app(recorder: Recorder) -> web.Application:
                 await asyncio.sleep(ctl.delay_ms / 1000)
             if ctl.status is not None and ctl.status >= 400:
                 return status_error(ctl.status, ctl.retry_after)
+            if ctl.fail_first:
+                key = ctl.fail_key or ""
+                failures[key] = failures.get(key, 0) + 1
+                if failures[key] <= ctl.fail_first:
+                    return status_error(ctl.fail_status, ctl.retry_after)
             return await handler(request)
         except ConnectionError:  # the client went away mid-stream
             resp = _SSE.get()

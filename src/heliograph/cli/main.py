@@ -7,6 +7,7 @@ import click
 from heliograph.cli.keys import keys
 from heliograph.cli.serve import migrate_cmd, serve, settings_cmd
 from heliograph.cli.tail import tail
+from heliograph.cli.users import users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +21,4 @@ cli.add_command(keys)
 cli.add_command(migrate_cmd)
 cli.add_command(settings_cmd)
 cli.add_command(tail)
+cli.add_command(users)

@@ -10,6 +10,7 @@ import time
 import click
 
 from heliograph.auth.bootstrap import bootstrap
+from heliograph.auth.users import ensure_admin
 from heliograph.capture.process import writer_main
 from heliograph.config import (
     export_environment,
@@ -48,6 +49,7 @@ def serve(
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
     first = bootstrap(engine)
+    admin = ensure_admin(engine, settings)
     engine.dispose()
     base = settings.base_url()
     if first is not None:
@@ -57,6 +59,14 @@ def serve(
         click.echo(f"Point your OpenAI-compatible client at: {base}/v1/{first.write_key}")
     else:
         click.echo(f"Point your OpenAI-compatible client at: {base}/v1/<write-key>")
+    if admin is not None:
+        click.echo(f"Dashboard: {base}/ (log in as {admin.email})")
+        if admin.password is not None:
+            click.echo(
+                f"  one-time password (shown once, change it at first login): {admin.password}"
+            )
+        else:
+            click.echo("  with the password from HELIOGRAPH_ADMIN_PASSWORD")
     click.echo(f"Store: {settings.redacted()['database_url'] or settings.sqlalchemy_url}")
     export_environment(settings, writer="external", auto_migrate="false")
     supervisor = WriterSupervisor()

@@ -224,3 +224,115 @@ def breakdown(
             }
         )
     return out
+
+
+# ---------------------------------------------------------------- page helpers (dashboard)
+
+_MIN, _HOUR, _DAY = 60_000, 3_600_000, 86_400_000
+BUCKET_SIZES = (
+    *(_MIN, 2 * _MIN, 5 * _MIN, 10 * _MIN, 15 * _MIN, 30 * _MIN),
+    *(_HOUR, 3 * _HOUR, 6 * _HOUR, 12 * _HOUR),
+    *(_DAY, 7 * _DAY, 30 * _DAY, 91 * _DAY, 365 * _DAY),
+)
+
+
+def auto_bucket(span_ms: int, max_points: int = 60) -> int:
+    """The smallest round bucket size that splits ``span_ms`` into at most ``max_points``."""
+    return next((b for b in BUCKET_SIZES if span_ms / b <= max_points), BUCKET_SIZES[-1])
+
+
+def _scoped(org_id: str, since_ms: int, until_ms: int, dimension: str, value: str) -> Any:
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    return and_(_window(org_id, since_ms, until_ms), requests.c[dimension] == value)
+
+
+def scoped_summary(
+    engine: Engine, org_id: str, since_ms: int, until_ms: int, *, dimension: str, value: str
+) -> dict[str, Any]:
+    """``summary`` restricted to one value of a dimension (one user, one model, ...)."""
+    stats = Stats()
+    with engine.connect() as conn:
+        query = select(*_ROW_COLUMNS).where(_scoped(org_id, since_ms, until_ms, dimension, value))
+        for row in conn.execute(query):
+            stats.add_row(row)
+    return stats.to_api()
+
+
+def scoped_timeseries(
+    engine: Engine,
+    org_id: str,
+    since_ms: int,
+    until_ms: int,
+    bucket_ms: int,
+    *,
+    dimension: str,
+    value: str,
+) -> list[dict[str, Any]]:
+    """``timeseries`` restricted to one value of a dimension."""
+    count = max(1, -(-(until_ms - since_ms) // bucket_ms))
+    points = [Stats() for _ in range(count)]
+    with engine.connect() as conn:
+        query = select(*_ROW_COLUMNS).where(_scoped(org_id, since_ms, until_ms, dimension, value))
+        for row in conn.execute(query):
+            points[min((row.created_at - since_ms) // bucket_ms, count - 1)].add_row(row)
+    return [{"start_ms": since_ms + i * bucket_ms, **p.to_api()} for i, p in enumerate(points)]
+
+
+def requests_by(
+    engine: Engine,
+    org_id: str,
+    dimension: str,
+    keys: Sequence[str],
+    since_ms: int,
+    until_ms: int,
+    bucket_ms: int,
+) -> dict[str, list[int]]:
+    """Request counts per bucket for each of ``keys`` (e.g. the top models), for usage charts."""
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    count = max(1, -(-(until_ms - since_ms) // bucket_ms))
+    out = {k: [0] * count for k in keys}
+    if not keys:
+        return out
+    column = requests.c[dimension]
+    bucket = ((requests.c.created_at - since_ms) // bucket_ms).label("bucket")
+    query = (
+        select(column.label("key"), bucket, func.count().label("n"))
+        .where(_window(org_id, since_ms, until_ms), column.in_(list(keys)))
+        .group_by(column, bucket)
+    )
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            out[row.key][min(int(row.bucket), count - 1)] += int(row.n)
+    return out
+
+
+def top_pairs(
+    engine: Engine,
+    org_id: str,
+    dimension: str,
+    other: str,
+    keys: Sequence[str],
+    since_ms: int,
+    until_ms: int,
+    per_key: int = 3,
+) -> dict[str, list[tuple[str, int]]]:
+    """For each of ``keys`` of ``dimension``, its most used values of ``other`` with counts
+    (e.g. each user's top models)."""
+    for name in (dimension, other):
+        if name not in DIMENSIONS:
+            raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    out: dict[str, list[tuple[str, int]]] = {k: [] for k in keys}
+    if not keys:
+        return out
+    a, b = requests.c[dimension], requests.c[other]
+    query = (
+        select(a.label("key"), b.label("value"), func.count().label("n"))
+        .where(_window(org_id, since_ms, until_ms), a.in_(list(keys)), b.is_not(None))
+        .group_by(a, b)
+    )
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            out[row.key].append((row.value, int(row.n)))
+    return {k: sorted(v, key=lambda kv: (-kv[1], kv[0]))[:per_key] for k, v in out.items()}

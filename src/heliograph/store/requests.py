@@ -55,6 +55,14 @@ LIST_COLUMNS = [
     requests.c.cost_cache_write_nusd,
     requests.c.cost_source,
     requests.c.price_ref,
+    requests.c.session_path,
+    requests.c.session_name,
+    requests.c.cache_hit,
+    requests.c.cost_saved_nusd,
+    requests.c.retries,
+    requests.c.served_by,
+    requests.c.omitted,
+    requests.c.model_override,
 ]
 COLD_START_MS = 1000.0
 
@@ -220,6 +228,7 @@ def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
             request_bodies.c.response_body,
             request_bodies.c.request_headers,
             request_bodies.c.truncated,
+            requests.c.attempts,
         )
         .select_from(
             requests.outerjoin(request_bodies, request_bodies.c.request_id == requests.c.id)
@@ -241,6 +250,7 @@ def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
         dict(headers.get("response") or []) if isinstance(headers, dict) else {}
     )
     out["body_truncated"] = bool(data.get("truncated"))
+    out["attempts"] = data.get("attempts") or []
     return out
 
 
@@ -315,6 +325,14 @@ def to_api(row: dict[str, Any]) -> dict[str, Any]:
         "properties": row["properties"] or {},
         "key_id": row["key_id"],
         "protocol": row.get("protocol"),
+        "session_path": row.get("session_path"),
+        "session_name": row.get("session_name"),
+        "cache_hit": bool(row.get("cache_hit")),
+        "cost_saved_usd": usd(row.get("cost_saved_nusd")),
+        "retries": row.get("retries") or 0,
+        "served_by": row.get("served_by"),
+        "omitted": row.get("omitted"),
+        "model_override": row.get("model_override"),
     }
 
 

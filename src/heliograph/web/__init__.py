@@ -2,9 +2,66 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from pathlib import Path
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from heliograph.web import dashboard, login, people, request_pages, settings_page
+from heliograph.web.context import PASSWORD_PATH, UI, Ctx, page
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def _export(ctx: Ctx) -> Response:
+    if ctx.request.path_params["fmt"] not in ("csv", "jsonl"):
+        return ctx.not_found("Export formats are csv and jsonl.")
+    return await request_pages.export(ctx)
 
 
 def routes() -> list[BaseRoute]:
-    """Dashboard routes, mounted by ``app.create_app``."""
-    return []
+    """Dashboard routes, mounted by ``app.create_app``; one ``UI`` per app."""
+    ui = UI()
+    login_form, login_post = login.login_views(ui)
+    return [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login_post, methods=["POST"]),
+        Route("/logout", page(ui, login.logout), methods=["POST"]),
+        Route(PASSWORD_PATH, page(ui, login.password_form), methods=["GET"]),
+        Route(PASSWORD_PATH, page(ui, login.change_password), methods=["POST"]),
+        Route("/", page(ui, dashboard.dashboard), methods=["GET"]),
+        Route("/models", page(ui, dashboard.models_page), methods=["GET"]),
+        Route("/requests", page(ui, request_pages.requests_page), methods=["GET"]),
+        Route(
+            "/requests/live.json", page(ui, request_pages.requests_json, json=True), methods=["GET"]
+        ),
+        Route("/requests/export.{fmt}", page(ui, _export), methods=["GET"]),
+        Route("/requests/{request_id}", page(ui, request_pages.request_detail), methods=["GET"]),
+        Route("/users", page(ui, people.users_page), methods=["GET"]),
+        Route("/users/{user_id:path}", page(ui, people.user_page), methods=["GET"]),
+        Route("/sessions", page(ui, people.sessions_page), methods=["GET"]),
+        Route("/sessions/{session_id:path}", page(ui, people.session_page), methods=["GET"]),
+        Route("/settings", page(ui, settings_page.settings_page), methods=["GET"]),
+        Route(
+            "/settings/keys",
+            page(ui, settings_page.create_key_action, admin=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/settings/keys/{key_id}/revoke",
+            page(ui, settings_page.revoke_key_action, admin=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/settings/users",
+            page(ui, settings_page.create_user_action, admin=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/settings/users/{user_id}/disable",
+            page(ui, settings_page.disable_user_action, admin=True),
+            methods=["POST"],
+        ),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]

@@ -1,0 +1,114 @@
+"""Analytics API, the JSON twin of the Dashboard: summary, timeseries and breakdown.
+
+Same query functions as the pages (``store.analytics``). ``since`` and ``until`` are ISO 8601
+or epoch seconds/milliseconds (default: the last 24 hours); ``bucket`` is seconds or a
+duration like ``5m``, ``1h``, ``1d`` (default: about 24-60 points).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from heliograph.api.auth import ApiError, require
+from heliograph.api.requests import parse_time
+from heliograph.api.responses import JSONResponse
+from heliograph.store import analytics
+from heliograph.store.requests import iso_ms
+
+DAY_MS = 86_400_000
+MAX_POINTS = 10_000
+MAX_LIMIT = 1000
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, None: 1000}
+
+
+def window(request: Request) -> tuple[int, int]:
+    q = request.query_params
+    until = parse_time(q["until"], "until") if q.get("until") else int(time.time() * 1000)
+    since = parse_time(q["since"], "since") if q.get("since") else until - DAY_MS
+    if until <= since:
+        raise ApiError(400, "until must be after since", "invalid_parameter")
+    return since, until
+
+
+def parse_bucket(value: str | None, since: int, until: int) -> int:
+    if not value:
+        return analytics.auto_bucket(until - since)
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise ApiError(
+            400, "bucket must be seconds or a duration like 5m, 1h, 1d", "invalid_parameter"
+        )
+    bucket = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if bucket < 1000:
+        raise ApiError(400, "bucket must be at least one second", "invalid_parameter")
+    if (until - since) / bucket > MAX_POINTS:
+        raise ApiError(400, f"at most {MAX_POINTS} buckets per query", "invalid_parameter")
+    return bucket
+
+
+async def summary(request: Request) -> Response:
+    info = await require(request, "read")
+    since, until = window(request)
+    data = await run_in_threadpool(
+        analytics.summary, request.app.state.engine, info.org_id, since, until
+    )
+    return JSONResponse({"since": iso_ms(since), "until": iso_ms(until), **data})
+
+
+async def timeseries(request: Request) -> Response:
+    info = await require(request, "read")
+    since, until = window(request)
+    bucket = parse_bucket(request.query_params.get("bucket"), since, until)
+    points = await run_in_threadpool(
+        analytics.timeseries, request.app.state.engine, info.org_id, since, until, bucket
+    )
+    for point in points:
+        point["start"] = iso_ms(point["start_ms"])
+    return JSONResponse(
+        {"since": iso_ms(since), "until": iso_ms(until), "bucket_ms": bucket, "data": points}
+    )
+
+
+async def breakdown(request: Request) -> Response:
+    info = await require(request, "read")
+    since, until = window(request)
+    q = request.query_params
+    dimension = q.get("dimension", "model")
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError as exc:
+        raise ApiError(400, "limit must be an integer", "invalid_parameter") from exc
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, f"limit must be between 1 and {MAX_LIMIT}", "invalid_parameter")
+    try:
+        rows = await run_in_threadpool(
+            analytics.breakdown,
+            request.app.state.engine,
+            info.org_id,
+            dimension,
+            since,
+            until,
+            limit,
+        )
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "invalid_parameter") from exc
+    for row in rows:
+        row["first_seen"] = iso_ms(row["first_ms"])
+        row["last_seen"] = iso_ms(row["last_ms"])
+    return JSONResponse(
+        {"since": iso_ms(since), "until": iso_ms(until), "dimension": dimension, "data": rows}
+    )
+
+
+routes = [
+    Route("/api/v1/analytics/summary", summary, methods=["GET"]),
+    Route("/api/v1/analytics/timeseries", timeseries, methods=["GET"]),
+    Route("/api/v1/analytics/breakdown", breakdown, methods=["GET"]),
+]

@@ -1,0 +1,174 @@
+"""What every dashboard view shares: templates, the logged-in user, CSRF checks, responses.
+
+``routes()`` builds one ``UI`` per app (templates and the failed-login limiter live there, not
+in module globals) and wraps each view with ``page``: no session means a redirect to /login,
+a one-time password means the password page first, every POST must carry the session's CSRF
+token (403 otherwise), and admin-only actions answer 403 to viewers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from heliograph.auth.sessions import (
+    SESSION_COOKIE,
+    LoginLimiter,
+    SessionUser,
+    load_session,
+    tokens_match,
+)
+from heliograph.config import Settings
+from heliograph.web import format as fmt
+
+MAX_FORM_BYTES = 64 * 1024
+PASSWORD_PATH = "/settings/password"  # noqa: S105 (a URL)
+T = TypeVar("T")
+
+
+class UI:
+    """Per-app dashboard state: the template environment and the login limiter."""
+
+    def __init__(self) -> None:
+        self.env = Environment(
+            loader=PackageLoader("heliograph.web", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(fmt.FILTERS)
+        self.env.globals.update(
+            path=fmt.path, query_url=fmt.query_url, cost_hint=fmt.cost_hint, DASH=fmt.DASH
+        )
+        self.limiter = LoginLimiter()
+
+    def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        body = self.env.get_template(template).render(**context)
+        return HTMLResponse(body, status, headers={"Cache-Control": "no-store"})
+
+
+@dataclass
+class Ctx:
+    """One dashboard request: the request, the UI and the logged-in user."""
+
+    request: Request
+    ui: UI
+    user: SessionUser
+    form: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> Engine:
+        engine: Engine = self.request.app.state.engine
+        return engine
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.request.app.state.settings
+        return settings
+
+    @property
+    def org_id(self) -> str:
+        return self.user.org_id
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A blocking store call, off the event loop."""
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return self.ui.html(
+            template,
+            status,
+            user=self.user,
+            csrf_token=self.user.csrf_token,
+            current=self.request.url.path,
+            base_url=self.settings.base_url(),
+            **context,
+        )
+
+    def not_found(self, what: str) -> HTMLResponse:
+        return self.render("error.html", 404, title="Not found", message=what)
+
+
+View = Callable[[Ctx], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    """A URL-encoded form (first value of each field), or None if it is not one or too big."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=200)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    return form
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: only a local path (never //host or a scheme)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def login_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?next=" + quote(target, safe=""), 303)
+
+
+def forbidden(ui: UI, user: SessionUser, message: str) -> HTMLResponse:
+    return ui.html(
+        "error.html",
+        403,
+        title="Forbidden",
+        message=message,
+        user=user,
+        csrf_token=user.csrf_token,
+        current="",
+        base_url="",
+    )
+
+
+def page(ui: UI, view: View, *, admin: bool = False, json: bool = False) -> Endpoint:
+    """Wrap a view with login, one-time-password, CSRF and role checks."""
+
+    async def endpoint(request: Request) -> Response:
+        engine = request.app.state.engine
+        user = await run_in_threadpool(load_session, engine, request.cookies.get(SESSION_COOKIE))
+        if user is None:
+            if json:
+                return JSONResponse({"error": "not logged in"}, 401)
+            return login_redirect(request)
+        if user.must_change_password and request.url.path != PASSWORD_PATH:
+            if json:
+                return JSONResponse({"error": "password change required"}, 403)
+            return RedirectResponse(PASSWORD_PATH, 303)
+        form: dict[str, str] = {}
+        if request.method == "POST":
+            parsed = await read_form(request)
+            if parsed is None or not tokens_match(user.csrf_token, parsed.get("csrf_token")):
+                return forbidden(ui, user, "Invalid or missing CSRF token. Reload the page.")
+            if admin and not user.is_admin:
+                return forbidden(ui, user, "Only admins can change settings.")
+            form = parsed
+        return await view(Ctx(request, ui, user, form))
+
+    return endpoint

@@ -1,0 +1,260 @@
+"""The Requests page, its live JSON feed, CSV/JSONL export, and the request detail page.
+
+All three list views share ``parse_request_query`` and ``store.search``, so the table, the
+live rows and the export always hold the same set. Export streams: rows are fetched a batch at
+a time with the keyset cursor and written as they come, with no cap and constant memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from heliograph.store import search
+from heliograph.store.requests import get_request
+from heliograph.web import chat
+from heliograph.web.context import Ctx
+from heliograph.web.format import (
+    DASH,
+    cost_hint,
+    ms,
+    path,
+    query_url,
+    tokens,
+    usd,
+    when,
+)
+from heliograph.web.query import RequestQuery, parse_request_query, parse_when
+
+LIVE_LIMIT = 100
+RAW_DISPLAY_CHARS = 400_000
+SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "cookie", "proxy-authorization")
+CSV_FIELDS = (
+    "id",
+    "created_at",
+    "kind",
+    "provider",
+    "upstream",
+    "endpoint",
+    "model",
+    "response_model",
+    "stream",
+    "status",
+    "state",
+    "error",
+    "latency_ms",
+    "ttft_ms",
+    "output_tokens_per_s",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "tokens_estimated",
+    "cost_usd",
+    "cost_known",
+    "user_id",
+    "session_id",
+    "properties",
+    "key_id",
+)
+
+
+def row_view(row: dict[str, Any], preview: str = "") -> dict[str, Any]:
+    """A record as the table shows it; the live feed sends exactly this to the browser."""
+    model = row.get("model")
+    user, session = row.get("user_id"), row.get("session_id")
+    estimated = "~" if row.get("tokens_estimated") else ""
+    state = row.get("state")
+    status = row.get("status")
+    return {
+        "id": row["id"],
+        "href": path("requests", row["id"]),
+        "created_at": row["created_at"],
+        "time": when(row["created_at"]),
+        "status": str(status) if status else DASH,
+        "state": state,
+        "status_class": "ok" if state == "ok" else ("warn" if state == "cancelled" else "err"),
+        "provider": row.get("provider") or "",
+        "model": model or row.get("endpoint") or "",
+        "model_href": query_url("/requests", {"model": model}) if model else "",
+        "user": user or "",
+        "user_href": path("users", user) if user else "",
+        "session": session or "",
+        "session_href": path("sessions", session) if session else "",
+        "preview": preview,
+        "tokens": estimated + tokens(row.get("total_tokens")),
+        "tokens_title": f"{row.get('prompt_tokens') or 0} in, "
+        f"{row.get('completion_tokens') or 0} out" + (" (estimated)" if estimated else ""),
+        "cost": usd(row["cost_usd"]) if row.get("cost_known") else "unknown",
+        "cost_title": "" if row.get("cost_known") else cost_hint(row),
+        "latency": ms(row.get("latency_ms")),
+        "ttft": ms(row.get("ttft_ms")),
+    }
+
+
+def table_rows(ctx: Ctx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    bodies = search.request_bodies_for(ctx.engine, ctx.org_id, [r["id"] for r in rows])
+    return [row_view(r, chat.preview(bodies.get(r["id"]))) for r in rows]
+
+
+def _list_page(
+    ctx: Ctx, rq: RequestQuery, cursor: str | None, limit: int | None = None
+) -> tuple[list[dict[str, Any]], search.Page]:
+    page = search.search_requests(
+        ctx.engine,
+        ctx.org_id,
+        rq.filter,
+        limit or rq.limit,
+        cursor,
+        sort=rq.sort,
+        ascending=rq.ascending,
+    )
+    return table_rows(ctx, page.rows), page
+
+
+async def requests_page(ctx: Ctx) -> Response:
+    rq = parse_request_query(ctx.request.query_params)
+    try:
+        rows, page = await ctx.run(_list_page, ctx, rq, rq.cursor)
+    except ValueError:
+        rq.errors.append("That page link is no longer valid; showing the first page.")
+        rows, page = await ctx.run(_list_page, ctx, rq, None)
+    upstreams = sorted(ctx.request.app.state.settings.resolved_upstreams())
+    return ctx.render(
+        "requests.html",
+        rq=rq,
+        rows=rows,
+        page=page,
+        providers=upstreams,
+        live=ctx.request.query_params.get("live") == "1",
+        first_page=rq.cursor is None,
+        now_ms=int(time.time() * 1000),
+    )
+
+
+async def requests_json(ctx: Ctx) -> Response:
+    """Rows newer than ``after`` (epoch ms) for live mode, newest first, same filters."""
+    rq = parse_request_query(ctx.request.query_params)
+    after = ctx.request.query_params.get("after", "")
+    try:
+        after_ms = parse_when(after) if after else int(time.time() * 1000) - 60_000
+    except (ValueError, OverflowError):
+        return JSONResponse({"error": "after must be epoch ms or ISO 8601"}, 400)
+    rq.filter.since_ms = max(rq.filter.since_ms or 0, after_ms)
+    rq.sort, rq.ascending = "time", False
+    rows, _ = await ctx.run(_list_page, ctx, rq, None, LIVE_LIMIT)
+    return JSONResponse({"rows": rows}, headers={"Cache-Control": "no-store"})
+
+
+def _csv_value(value: Any) -> Any:
+    """Spreadsheet-safe cell: text that would start a formula is prefixed with a quote."""
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_FIELDS)
+    for n, row in enumerate(rows, 1):
+        writer.writerow([_csv_value(row.get(name)) for name in CSV_FIELDS])
+        if n % 200 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _jsonl_lines(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    chunk: list[bytes] = []
+    for row in rows:
+        chunk.append(orjson.dumps(row) + b"\n")
+        if len(chunk) >= 200:
+            yield b"".join(chunk)
+            chunk = []
+    yield b"".join(chunk)
+
+
+async def export(ctx: Ctx) -> Response:
+    kind = ctx.request.path_params["fmt"]
+    rq = parse_request_query(ctx.request.query_params)
+    rows = search.iter_requests(
+        ctx.engine, ctx.org_id, rq.filter, sort=rq.sort, ascending=rq.ascending
+    )
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    if kind == "csv":
+        body: Iterator[Any] = _csv_lines(rows)
+        media = "text/csv; charset=utf-8"
+    else:
+        body = _jsonl_lines(rows)
+        media = "application/x-ndjson"
+    headers = {
+        "Content-Disposition": f'attachment; filename="heliograph-requests-{stamp}.{kind}"',
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(body, media_type=media, headers=headers)
+
+
+def _raw(value: Any) -> str:
+    text = chat.pretty(value) if value is not None else ""
+    if len(text) > RAW_DISPLAY_CHARS:
+        text = text[:RAW_DISPLAY_CHARS] + f"\n… ({len(text) - RAW_DISPLAY_CHARS:,} more characters)"
+    return text
+
+
+def _headers(headers: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for name, value in sorted(headers.items()):
+        shown = "[REDACTED]" if name.lower() in SECRET_HEADERS else str(value)
+        out.append((name, shown))
+    return out
+
+
+def timing(row: dict[str, Any]) -> dict[str, Any]:
+    """Latency split into time to first token and generation (streams), or just total."""
+    total, ttft, load = row.get("latency_ms"), row.get("ttft_ms"), row.get("load_ms")
+    parts = []
+    if load:
+        parts.append(("load", "Model load", load))
+    if ttft is not None and total is not None:
+        parts.append(("ttft", "Time to first token", max(0.0, ttft - (load or 0))))
+        parts.append(("gen", "Generation", max(0.0, total - ttft)))
+    elif total is not None:
+        parts.append(("total", "Total", total - (load or 0)))
+    width = sum(p[2] for p in parts) or 1.0
+    bars, x = [], 0.0
+    for css, label, value in parts:
+        share = value / width * 100
+        bars.append({"css": css, "label": label, "value": value, "x": x, "w": share})
+        x += share
+    return {"total": total, "ttft": ttft, "parts": bars}
+
+
+async def request_detail(ctx: Ctx) -> Response:
+    rid = ctx.request.path_params["request_id"]
+    row = await ctx.run(get_request, ctx.engine, ctx.org_id, rid)
+    if row is None:
+        return ctx.not_found("No such request in your organization.")
+    return ctx.render(
+        "request.html",
+        r=row,
+        view=row_view(row),
+        prompt=chat.conversation(row.get("request_body")),
+        tools=chat.tool_names(row.get("request_body")),
+        answer=chat.output(row.get("response_body")),
+        timing=timing(row),
+        request_headers=_headers(row.get("request_headers") or {}),
+        response_headers=_headers(row.get("response_headers") or {}),
+        raw_request=_raw(row.get("request_body")),
+        raw_response=_raw(row.get("response_body")),
+    )
