@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from heliograph.cli.keys import keys
+from heliograph.cli.prices import prices
 from heliograph.cli.serve import migrate_cmd, serve, settings_cmd
 from heliograph.cli.tail import tail
 from heliograph.cli.users import users
@@ -18,6 +19,7 @@ def cli() -> None:
 
 cli.add_command(serve)
 cli.add_command(keys)
+cli.add_command(prices)
 cli.add_command(migrate_cmd)
 cli.add_command(settings_cmd)
 cli.add_command(tail)

@@ -5,6 +5,7 @@ fallbacks and target URLs. Plain requests never come here, so they pay nothing f
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from heliograph.gateway.routing import protocol_for
 from heliograph.gateway.state import CachedResponse, SharedState
 from heliograph.gateway.targets import check_target
 from heliograph.providers.openai_wire import UsageChunkStripper
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from heliograph.gateway.proxy import Gateway, Receive, Send, Upstream
@@ -73,7 +76,6 @@ class Policies:
         self.gateway = gateway
         self.state = state
         self.rng = random.Random()
-        self.background: set[asyncio.Task[None]] = set()
 
     async def _refuse(self, ex: Exchange, status: int, message: str, code: str) -> None:
         gw = self.gateway
@@ -123,8 +125,16 @@ class Policies:
             status, msg, code = error
             await self._refuse(ex, status, msg, code)
             return
-        gw = self.gateway
-        state, body = await gw._forward_response(
+        on_complete = None
+        if cache_key is not None:
+            key, org_id, ttl = cache_key, ex.org_id, features.cache_max_age
+
+            async def on_complete(status: int, ctype: str, body: bytes) -> None:
+                if status == 200 and body:
+                    entry = CachedResponse(slot, status, ctype, body, ex.end["id"])
+                    await self._cache_put(key, org_id, entry, ttl)
+
+        await self.gateway._forward_response(
             ex.receive,
             ex.send,
             resp,
@@ -133,16 +143,8 @@ class Policies:
             ex.id_headers + ex.extra_headers,
             ex.injected,
             ex.protocol,
+            on_complete,
         )
-        if cache_key is not None and state == "ok" and resp.status == 200 and body:
-            entry = CachedResponse(
-                slot, resp.status, resp.headers.get("Content-Type", ""), body, ex.end["id"]
-            )
-            task = asyncio.create_task(
-                self._cache_put(cache_key, ex.org_id, entry, features.cache_max_age)
-            )
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
 
     def _primary(self, ex: Exchange, features: Features) -> Target:
         upstream, base = ex.upstream, ex.upstream.url
@@ -265,11 +267,9 @@ class Policies:
 
     async def _cache_put(self, key: str, org_id: str, entry: CachedResponse, ttl: int) -> None:
         try:
-            await self.state.cache_put(key, org_id, entry, ttl)
-        except Exception as exc:
-            import logging
-
-            logging.getLogger(__name__).warning("could not store cache entry: %s", exc)
+            await asyncio.wait_for(self.state.cache_put(key, org_id, entry, ttl), 1.0)
+        except Exception as exc:  # a cache that cannot store is a cache that misses
+            log.warning("could not store cache entry: %s", exc)
 
     async def _replay(self, ex: Exchange, hit: CachedResponse) -> None:
         """Answer from the cache, streams event by event, and record a cache hit."""
@@ -313,8 +313,6 @@ class Policies:
         self.gateway._spool(KIND_END, ex.end, hit.body)
 
     async def close(self) -> None:
-        for task in list(self.background):
-            await asyncio.wait([task], timeout=2)
         await self.state.close()
 
 

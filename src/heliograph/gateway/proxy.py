@@ -33,6 +33,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Completion = Callable[[int, str, bytes], Awaitable[None]]
 
 REDACTED = "[REDACTED]"
 # Request headers never sent upstream: hop-by-hop ones, and ones the gateway sets itself.
@@ -379,8 +380,13 @@ class Gateway:
         id_headers: list[tuple[bytes, bytes]],
         injected: bool,
         protocol: str,
+        on_complete: Completion | None = None,
     ) -> tuple[str, bytes]:
-        """Stream or copy the upstream response to the client; returns (state, raw body)."""
+        """Stream or copy the upstream response to the client; returns (state, raw body).
+
+        ``on_complete(status, content_type, body)`` runs before the response ends (the cache
+        stores a miss there, so the next identical request is a hit).
+        """
         status = resp.status
         ttfb = _ms(t0)
         ctype = resp.headers.get("Content-Type", "")
@@ -394,7 +400,9 @@ class Gateway:
         )
         is_sse = ctype.startswith("text/event-stream")
         if resp.content_length is not None and not is_sse:
-            return await self._forward_whole(send, resp, status, headers, t0, end, protocol)
+            return await self._forward_whole(
+                send, resp, status, headers, t0, end, protocol, on_complete
+            )
         await send({"type": "http.response.start", "status": status, "headers": headers})
         stripper = UsageChunkStripper() if injected and is_sse else None
         parts: list[bytes] = []
@@ -451,6 +459,8 @@ class Gateway:
             raw = b"".join(parts)
             self._spool(KIND_END, end, raw)
         if state != "cancelled":
+            if on_complete is not None and state == "ok":
+                await on_complete(status, ctype, raw)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         return state, raw
 
@@ -463,6 +473,7 @@ class Gateway:
         t0: float,
         end: dict[str, Any],
         protocol: str,
+        on_complete: Completion | None = None,
     ) -> tuple[str, bytes]:
         try:
             data = await resp.read()
@@ -478,6 +489,8 @@ class Gateway:
         finally:
             resp.release()
         headers.append((b"content-length", str(len(data)).encode()))
+        if on_complete is not None and status < 400:
+            await on_complete(status, resp.headers.get("Content-Type", ""), data)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data, "more_body": False})
         lat = _ms(t0)

@@ -117,7 +117,7 @@ def unpriced_models(
         .order_by(func.count().desc())
     )
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(query)]
 
 
 RECOMPUTE_COLUMNS = (
@@ -135,6 +135,9 @@ RECOMPUTE_COLUMNS = (
     requests.c.latency_ms,
     requests.c.ttft_ms,
     requests.c.kind,
+    requests.c.cache_hit,
+    requests.c.model_override,
+    requests.c.served_by,
 )
 
 
@@ -172,9 +175,18 @@ def update_costs(engine: Engine, updates: Sequence[dict[str, Any]]) -> None:
             cost_cache_write_nusd=bindparam("cost_cache_write_nusd"),
             cost_source=bindparam("cost_source"),
             price_ref=bindparam("price_ref"),
+            cost_saved_nusd=bindparam("cost_saved_nusd"),
         )
     )
     with engine.begin() as conn:
         conn.execute(
-            stmt, [{"rid": u["id"], **{k: v for k, v in u.items() if k != "id"}} for u in updates]
+            stmt,
+            [
+                {
+                    "rid": u["id"],
+                    "cost_saved_nusd": None,
+                    **{k: v for k, v in u.items() if k != "id"},
+                }
+                for u in updates
+            ],
         )

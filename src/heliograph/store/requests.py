@@ -88,9 +88,7 @@ def insert_records(
     # The writer is the only inserter (it holds the spool lock), so "not there yet" is
     # known before inserting; this avoids RETURNING, which makes batch inserts slow.
     ids = [r["id"] for r in rows]
-    existing = {
-        r[0] for r in conn.execute(select(requests.c.id).where(requests.c.id.in_(ids)))
-    }
+    existing = {r[0] for r in conn.execute(select(requests.c.id).where(requests.c.id.in_(ids)))}
     fresh = [r for r in rows if r["id"] not in existing]
     inserted = {r["id"] for r in fresh}
     if fresh:
