@@ -32,7 +32,7 @@ from heliograph.api.auth import ApiError
 from heliograph.api.responses import JSONResponse, api_error_handler
 from heliograph.auth.keys import KeyCache
 from heliograph.capture.spool import SpoolWriter
-from heliograph.capture.writer import Writer, make_writer
+from heliograph.capture.writer import Writer, make_pricebook, make_writer
 from heliograph.config import Settings
 from heliograph.gateway.policies import Policies
 from heliograph.gateway.proxy import Gateway, Receive, Scope, Send
@@ -100,6 +100,7 @@ class HeliographApp:
         )
         gateway.policies = Policies(gateway, shared)
         self.gateway = gateway
+        state.gateway, state.pricebook = gateway, make_pricebook(settings)
         tasks = [asyncio.create_task(keys.run(), name="key-refresh")]
         stop = threading.Event()
         writer_thread = None

@@ -145,6 +145,33 @@ def test_login_filter_open_and_export(page: Any, live: Gateway, tmp_path: Path) 
     assert not page.watch.dialogs and not page.watch.csp
 
 
+def test_replay_from_the_detail_page(page: Any, live: Gateway) -> None:
+    rid = send(live, f"replay-{uuid.uuid4().hex[:8]}", "gpt-4o-mini")
+    deadline = time.monotonic() + 10
+    while live.api(f"/api/v1/requests/{rid}").status_code != 200:
+        assert time.monotonic() < deadline, "the original was never recorded"
+        time.sleep(0.05)
+    row = {"id": rid}
+    login(page, f"/requests/{rid}")
+    body = page.locator("#replay-body")
+    edited = body.input_value().replace('"gpt-4o-mini"', '"gpt-4o"')
+    body.fill(edited)
+    page.fill("#replay-key", "sk-browser-once")
+    page.click("#replay button[type=submit]")
+    page.wait_for_url(f"**/requests/{row['id']}/replay")
+    assert "Replay of" in page.locator("h1").inner_text()
+    table = page.locator("table.compare").inner_text()
+    assert "gpt-4o-mini" in table and "gpt-4o" in table
+    assert page.locator(".replay-outputs pre").count() == 2
+    new_link = page.locator(".head a[href^='/requests/']").last
+    new_link.click()
+    page.wait_for_url("**/requests/*")
+    page.wait_for_timeout(300)
+    page.reload()
+    assert "gpt-4o" in page.locator("h1").inner_text()
+    assert not page.watch.dialogs and not page.watch.csp
+
+
 def test_live_request_appears_without_reload(page: Any, live: Gateway) -> None:
     login(page, "/requests?live=1")
     assert page.locator("#live-toggle").is_checked()

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from heliograph.auth.keys import KeyCache, looks_like_key
+from heliograph.auth.keys import KeyCache, KeyInfo, looks_like_key
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.config import Settings, UpstreamConfig
 from heliograph.gateway.errors import error_body, stream_error_event
@@ -176,7 +176,16 @@ class Gateway:
         except OSError as exc:  # disk full or gone: keep serving, shout in the log
             log.error("spool write failed, record %s lost: %s", header.get("id"), exc)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
+    async def handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: Route,
+        internal: KeyInfo | None = None,
+    ) -> None:
+        """Forward one request; ``internal`` is the identity of a call Heliograph itself makes
+        (a replay from the dashboard), which skips key lookup but nothing else."""
         t0 = time.perf_counter()
         upstream = self.upstreams[route.upstream]
         protocol = protocol_for(upstream.protocol, route.rest)
@@ -234,7 +243,7 @@ class Gateway:
                 saved.append((name, value))
             forward.append((name, value))
 
-        info = self.keys.get(key) if key else None
+        info = internal or (self.keys.get(key) if key else None)
         if info is None and key:
             info = await self.keys.lookup(key)
         if info is None:
@@ -265,7 +274,7 @@ class Gateway:
             "id": rid,
             "ts": wall,
             "org": info.org_id,
-            "key": info.id,
+            "key": info.id or None,
             "up": route.upstream,
             "pr": protocol,
             "pv": upstream.provider,
@@ -507,3 +516,57 @@ class Gateway:
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 3)
+
+
+class InternalExchange:
+    """Runs one request through the gateway from inside Heliograph and collects the answer."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+        self.done = asyncio.Event()
+
+    async def run(
+        self,
+        info: KeyInfo,
+        upstream: str,
+        rest: str,
+        body: bytes,
+        headers: list[tuple[str, str]],
+    ) -> InternalExchange:
+        scope: Scope = {
+            "type": "http",
+            "method": "POST",
+            "path": f"/{upstream}{rest}",
+            "query_string": b"",
+            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        }
+        sent = False
+
+        async def receive() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await self.done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+                self.headers = {
+                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message["headers"]
+                }
+            elif message["type"] == "http.response.body":
+                self.body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    self.done.set()
+
+        route = Route(upstream, None, rest)
+        try:
+            await self.gateway.handle(scope, receive, send, route, internal=info)
+        finally:
+            self.done.set()
+        return self

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from heliograph.web import dashboard, login, people, request_pages, settings_page
+from heliograph.web import dashboard, login, people, replay, request_pages, settings_page
 from heliograph.web.context import PASSWORD_PATH, UI, Ctx, page
 
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +38,7 @@ def routes() -> list[BaseRoute]:
         ),
         Route("/requests/export.{fmt}", page(ui, _export), methods=["GET"]),
         Route("/requests/{request_id}", page(ui, request_pages.request_detail), methods=["GET"]),
+        Route("/requests/{request_id}/replay", page(ui, replay.replay), methods=["POST"]),
         Route("/users", page(ui, people.users_page), methods=["GET"]),
         Route("/users/{user_id:path}", page(ui, people.user_page), methods=["GET"]),
         Route("/sessions", page(ui, people.sessions_page), methods=["GET"]),

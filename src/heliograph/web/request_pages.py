@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from heliograph.store import search
 from heliograph.store.requests import get_request
 from heliograph.web import chat
+from heliograph.web import replay
 from heliograph.web.context import Ctx
 from heliograph.web.format import (
     DASH,
@@ -257,4 +258,6 @@ async def request_detail(ctx: Ctx) -> Response:
         response_headers=_headers(row.get("response_headers") or {}),
         raw_request=_raw(row.get("request_body")),
         raw_response=_raw(row.get("response_body")),
+        replay_problem=replay.replay_problem(row, ctx.request.app.state.gateway.upstreams),
+        replay_body=replay.replay_body(row) if row.get("request_body") is not None else "",
     )
