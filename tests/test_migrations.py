@@ -36,7 +36,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
     rows, _ = list_requests(engine, "o1", RequestFilter(properties={"team": "a"}), 10)
@@ -47,5 +47,5 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert row["protocol"] == "openai" and row["tokens_estimated"] is False
     assert get_request(engine, "o1", "r1") is not None
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     engine.dispose()

@@ -11,6 +11,7 @@ from heliograph.capture.writer import make_pricebook
 from heliograph.config import load_settings
 from heliograph.pricing import Usage
 from heliograph.store import costs as cost_store
+from heliograph.store import rollups
 from heliograph.store.engine import make_engine, migrate
 from heliograph.store.orgs import list_orgs
 
@@ -64,6 +65,8 @@ def recompute(since: str | None) -> None:
             unknown += not cost.known
         cost_store.update_costs(engine, updates)
         seen += len(rows)
+    with engine.begin() as conn:  # dashboards read rollups: rebuild the hours that changed
+        rollups.rebuild(conn, _since(since))
     engine.dispose()
     click.echo(f"Recomputed {seen} requests: {priced} priced, {unknown} with no known price.")
 

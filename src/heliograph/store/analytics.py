@@ -7,127 +7,17 @@ from fixed histogram buckets, so the same numbers come out of raw rows and of ro
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
+from heliograph.store import aggregate
+from heliograph.store.rollups import HOUR_MS
 from heliograph.store.schema import requests
+from heliograph.store.stats import Stats
 
-# Upper bounds (ms) of the latency / TTFT histogram buckets; the last bucket is open.
-BUCKETS_MS: tuple[float, ...] = (
-    10,
-    25,
-    50,
-    100,
-    200,
-    300,
-    500,
-    750,
-    1000,
-    1500,
-    2000,
-    3000,
-    4000,
-    5000,
-    7500,
-    10000,
-    15000,
-    20000,
-    30000,
-    45000,
-    60000,
-    120000,
-    300000,
-)
-NBUCKETS = len(BUCKETS_MS) + 1
 DIMENSIONS = ("model", "provider", "user_id", "session_id", "upstream")
-
-
-def bucket_of(ms: float) -> int:
-    return bisect.bisect_left(BUCKETS_MS, ms)
-
-
-def percentile(hist: Sequence[int], q: float) -> float | None:
-    """Approximate percentile from bucket counts (linear inside the bucket)."""
-    total = sum(hist)
-    if total == 0:
-        return None
-    rank = q * total
-    seen = 0
-    for i, count in enumerate(hist):
-        if count and seen + count >= rank:
-            low = BUCKETS_MS[i - 1] if i > 0 else 0.0
-            high = BUCKETS_MS[i] if i < len(BUCKETS_MS) else BUCKETS_MS[-1] * 2
-            return round(low + (high - low) * ((rank - seen) / count), 1)
-        seen += count
-    return BUCKETS_MS[-1]
-
-
-@dataclass
-class Stats:
-    """Aggregates of a set of requests; mergeable, so rollup rows and raw rows both feed it."""
-
-    requests: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cost_nusd: int = 0
-    unpriced: int = 0
-    latency_sum: float = 0.0
-    latency_n: int = 0
-    ttft_sum: float = 0.0
-    ttft_n: int = 0
-    tps_sum: float = 0.0
-    tps_n: int = 0
-    latency_hist: list[int] = field(default_factory=lambda: [0] * NBUCKETS)
-    ttft_hist: list[int] = field(default_factory=lambda: [0] * NBUCKETS)
-
-    def add_row(self, row: Any) -> None:
-        self.requests += 1
-        self.errors += 1 if row.state in ("error", "interrupted") else 0
-        self.prompt_tokens += row.prompt_tokens or 0
-        self.completion_tokens += row.completion_tokens or 0
-        self.cached_tokens += row.cached_tokens or 0
-        if row.cost_known:
-            self.cost_nusd += row.cost_nusd or 0
-        else:
-            self.unpriced += 1
-        if row.latency_ms is not None:
-            self.latency_sum += row.latency_ms
-            self.latency_n += 1
-            self.latency_hist[bucket_of(row.latency_ms)] += 1
-        if row.ttft_ms is not None:
-            self.ttft_sum += row.ttft_ms
-            self.ttft_n += 1
-            self.ttft_hist[bucket_of(row.ttft_ms)] += 1
-        if row.output_tokens_per_s is not None:
-            self.tps_sum += row.output_tokens_per_s
-            self.tps_n += 1
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "error_rate": round(self.errors / self.requests, 4) if self.requests else 0.0,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "cached_tokens": self.cached_tokens,
-            "cost_usd": self.cost_nusd / 1e9,
-            "unpriced_requests": self.unpriced,
-            "avg_latency_ms": round(self.latency_sum / self.latency_n, 1)
-            if self.latency_n
-            else None,
-            "p50_latency_ms": percentile(self.latency_hist, 0.5),
-            "p95_latency_ms": percentile(self.latency_hist, 0.95),
-            "avg_ttft_ms": round(self.ttft_sum / self.ttft_n, 1) if self.ttft_n else None,
-            "p50_ttft_ms": percentile(self.ttft_hist, 0.5),
-            "avg_output_tokens_per_s": round(self.tps_sum / self.tps_n, 1) if self.tps_n else None,
-        }
 
 
 _ROW_COLUMNS = (
@@ -155,27 +45,43 @@ def _window(org_id: str, since_ms: int, until_ms: int) -> Any:
 
 def summary(engine: Engine, org_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
     """Totals for the window, plus the number of distinct active users."""
-    stats = Stats()
     with engine.connect() as conn:
-        for row in conn.execute(select(*_ROW_COLUMNS).where(_window(org_id, since_ms, until_ms))):
-            stats.add_row(row)
-        users = conn.execute(
-            select(func.count(func.distinct(requests.c.user_id))).where(
-                _window(org_id, since_ms, until_ms)
-            )
-        ).scalar_one()
-    return {**stats.to_api(), "active_users": int(users)}
+        entries = aggregate.collect(conn, org_id, since_ms, until_ms)
+        users = aggregate.distinct_users(conn, org_id, since_ms, until_ms)
+    stats = entries[()].stats if () in entries else Stats()
+    return {**stats.to_api(), "active_users": users}
+
+
+def _bucketed(
+    engine: Engine,
+    org_id: str,
+    since_ms: int,
+    until_ms: int,
+    bucket_ms: int,
+    where: dict[str, str] | None = None,
+) -> list[Stats]:
+    count = max(1, -(-(until_ms - since_ms) // bucket_ms))
+    points = [Stats() for _ in range(count)]
+    with engine.connect() as conn:
+        if since_ms % HOUR_MS == 0 and bucket_ms % HOUR_MS == 0:
+            entries = aggregate.collect(conn, org_id, since_ms, until_ms, ("hour",), where)
+            for (hour,), entry in entries.items():
+                points[min(max((int(hour) - since_ms) // bucket_ms, 0), count - 1)].merge(
+                    entry.stats
+                )
+            return points
+        conds = [_window(org_id, since_ms, until_ms)]
+        conds += [requests.c[k] == v for k, v in (where or {}).items()]
+        for row in conn.execute(select(*_ROW_COLUMNS).where(*conds)):
+            points[min((row.created_at - since_ms) // bucket_ms, count - 1)].add_row(row)
+    return points
 
 
 def timeseries(
     engine: Engine, org_id: str, since_ms: int, until_ms: int, bucket_ms: int
 ) -> list[dict[str, Any]]:
     """One point per bucket (empty buckets included) with the same fields as ``summary``."""
-    count = max(1, -(-(until_ms - since_ms) // bucket_ms))
-    points = [Stats() for _ in range(count)]
-    with engine.connect() as conn:
-        for row in conn.execute(select(*_ROW_COLUMNS).where(_window(org_id, since_ms, until_ms))):
-            points[min((row.created_at - since_ms) // bucket_ms, count - 1)].add_row(row)
+    points = _bucketed(engine, org_id, since_ms, until_ms, bucket_ms)
     return [{"start_ms": since_ms + i * bucket_ms, **p.to_api()} for i, p in enumerate(points)]
 
 
@@ -194,36 +100,26 @@ def breakdown(
     """
     if dimension not in DIMENSIONS:
         raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
-    column = requests.c[dimension]
-    groups: dict[Any, Stats] = {}
-    extra: dict[Any, dict[str, Any]] = {}
     with engine.connect() as conn:
-        query = select(column.label("key"), requests.c.provider, *_ROW_COLUMNS).where(
-            _window(org_id, since_ms, until_ms)
-        )
-        for row in conn.execute(query):
-            stats = groups.setdefault(row.key, Stats())
-            stats.add_row(row)
-            info = extra.setdefault(
-                row.key, {"first_ms": row.created_at, "last_ms": row.created_at, "providers": set()}
-            )
-            info["first_ms"] = min(info["first_ms"], row.created_at)
-            info["last_ms"] = max(info["last_ms"], row.created_at)
-            info["providers"].add(row.provider)
-    ordered = sorted(groups.items(), key=lambda kv: (-kv[1].requests, str(kv[0])))[:limit]
-    out = []
-    for key, stats in ordered:
-        info = extra[key]
-        out.append(
-            {
-                "key": key,
-                **stats.to_api(),
-                "first_ms": info["first_ms"],
-                "last_ms": info["last_ms"],
-                "providers": sorted(info["providers"]),
-            }
-        )
-    return out
+        entries = aggregate.collect(conn, org_id, since_ms, until_ms, (dimension,))
+    merged: dict[Any, aggregate.Entry] = {}
+    for (key,), entry in entries.items():
+        into = merged.setdefault(key, aggregate.Entry())
+        into.stats.merge(entry.stats)
+        if entry.first_ms is not None and entry.last_ms is not None:
+            into.seen(entry.first_ms, entry.last_ms)
+        into.providers |= entry.providers
+    ordered = sorted(merged.items(), key=lambda kv: (-kv[1].stats.requests, str(kv[0])))[:limit]
+    return [
+        {
+            "key": key,
+            **entry.stats.to_api(),
+            "first_ms": entry.first_ms,
+            "last_ms": entry.last_ms,
+            "providers": sorted(entry.providers),
+        }
+        for key, entry in ordered
+    ]
 
 
 # ---------------------------------------------------------------- page helpers (dashboard)
@@ -251,12 +147,11 @@ def scoped_summary(
     engine: Engine, org_id: str, since_ms: int, until_ms: int, *, dimension: str, value: str
 ) -> dict[str, Any]:
     """``summary`` restricted to one value of a dimension (one user, one model, ...)."""
-    stats = Stats()
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
     with engine.connect() as conn:
-        query = select(*_ROW_COLUMNS).where(_scoped(org_id, since_ms, until_ms, dimension, value))
-        for row in conn.execute(query):
-            stats.add_row(row)
-    return stats.to_api()
+        entries = aggregate.collect(conn, org_id, since_ms, until_ms, (), {dimension: value})
+    return (entries[()].stats if () in entries else Stats()).to_api()
 
 
 def scoped_timeseries(
@@ -270,12 +165,9 @@ def scoped_timeseries(
     value: str,
 ) -> list[dict[str, Any]]:
     """``timeseries`` restricted to one value of a dimension."""
-    count = max(1, -(-(until_ms - since_ms) // bucket_ms))
-    points = [Stats() for _ in range(count)]
-    with engine.connect() as conn:
-        query = select(*_ROW_COLUMNS).where(_scoped(org_id, since_ms, until_ms, dimension, value))
-        for row in conn.execute(query):
-            points[min((row.created_at - since_ms) // bucket_ms, count - 1)].add_row(row)
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    points = _bucketed(engine, org_id, since_ms, until_ms, bucket_ms, {dimension: value})
     return [{"start_ms": since_ms + i * bucket_ms, **p.to_api()} for i, p in enumerate(points)]
 
 
@@ -294,6 +186,14 @@ def requests_by(
     count = max(1, -(-(until_ms - since_ms) // bucket_ms))
     out = {k: [0] * count for k in keys}
     if not keys:
+        return out
+    if since_ms % HOUR_MS == 0 and bucket_ms % HOUR_MS == 0 and dimension != "session_id":
+        with engine.connect() as conn:
+            entries = aggregate.collect(conn, org_id, since_ms, until_ms, (dimension, "hour"))
+        for (key, hour), entry in entries.items():
+            if key in out:
+                index = min(max((int(hour) - since_ms) // bucket_ms, 0), count - 1)
+                out[key][index] += entry.stats.requests
         return out
     column = requests.c[dimension]
     bucket = ((requests.c.created_at - since_ms) // bucket_ms).label("bucket")

@@ -17,7 +17,7 @@ GROUPS = ("provider", "model", "user_id", "session_id", "key_id", "day", "upstre
 
 def _group_column(group_by: str) -> ColumnElement[Any]:
     if group_by == "day":
-        return (requests.c.created_at / DAY_MS).cast(requests.c.created_at.type).label("grp")
+        return (requests.c.created_at // DAY_MS).label("grp")
     if group_by in GROUPS:
         return requests.c[group_by].label("grp")
     raise ValueError(f"group_by must be one of {', '.join(GROUPS)} or property.<name>")

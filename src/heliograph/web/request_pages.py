@@ -18,8 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from heliograph.store import search
 from heliograph.store.requests import get_request
-from heliograph.web import chat
-from heliograph.web import replay
+from heliograph.web import chat, replay
 from heliograph.web.context import Ctx
 from heliograph.web.format import (
     DASH,

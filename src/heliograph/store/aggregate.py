@@ -1,0 +1,171 @@
+"""Aggregating a time window from hourly rollups plus raw rows at its ragged edges.
+
+Whole hours inside ``[since, until)`` come from the rollup tables (a few rows per hour, so a
+30-day dashboard reads thousands of rows, not millions); the partial hours at either end come
+from the raw ``requests`` table, which the ``(org_id, created_at)`` index makes cheap. Both
+feed the same mergeable ``Stats``, so the figures are identical either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from heliograph.store.rollups import HOUR_MS, read_stats, rollup_hourly, rollup_user_hourly
+from heliograph.store.schema import requests
+from heliograph.store.stats import Stats
+
+ROW_COLUMNS = (
+    requests.c.created_at,
+    requests.c.state,
+    requests.c.prompt_tokens,
+    requests.c.completion_tokens,
+    requests.c.cached_tokens,
+    requests.c.cost_known,
+    requests.c.cost_nusd,
+    requests.c.latency_ms,
+    requests.c.ttft_ms,
+    requests.c.output_tokens_per_s,
+)
+MODEL_DIMS = frozenset({"model", "provider", "upstream"})
+USER_DIMS = frozenset({"user_id", "provider"})
+NULLABLE = frozenset({"model", "user_id"})  # stored as "" in rollups
+
+
+@dataclass
+class Entry:
+    stats: Stats = field(default_factory=Stats)
+    first_ms: int | None = None
+    last_ms: int | None = None
+    providers: set[str] = field(default_factory=set)
+
+    def seen(self, first: int, last: int) -> None:
+        self.first_ms = first if self.first_ms is None else min(self.first_ms, first)
+        self.last_ms = last if self.last_ms is None else max(self.last_ms, last)
+
+
+def split(since_ms: int, until_ms: int) -> tuple[tuple[int, int] | None, list[tuple[int, int]]]:
+    """(whole-hour range for rollups or None, raw ranges for the edges)."""
+    lo = -(-since_ms // HOUR_MS) * HOUR_MS
+    hi = until_ms // HOUR_MS * HOUR_MS
+    if hi - lo < HOUR_MS:
+        return None, [(since_ms, until_ms)]
+    edges = [r for r in ((since_ms, lo), (hi, until_ms)) if r[0] < r[1]]
+    return (lo, hi), edges
+
+
+def _table_for(groups: Sequence[str], where: dict[str, str]) -> Any:
+    dims = set(groups) | set(where)
+    if dims <= MODEL_DIMS:
+        return rollup_hourly
+    if dims <= USER_DIMS:
+        return rollup_user_hourly
+    return None
+
+
+def collect(
+    conn: Connection,
+    org_id: str,
+    since_ms: int,
+    until_ms: int,
+    groups: Sequence[str] = (),
+    where: dict[str, str] | None = None,
+) -> dict[tuple[Any, ...], Entry]:
+    """Stats per combination of ``groups`` values over the window (LLM calls only).
+
+    ``groups`` may include "hour" (the hour a request falls in). ``where`` restricts to exact
+    values of dimensions. Null model or user values come back as None.
+    """
+    where = where or {}
+    out: dict[tuple[Any, ...], Entry] = {}
+    dims = [g for g in groups if g != "hour"]
+    table = _table_for(dims, where)
+    whole, edges = (
+        split(since_ms, until_ms) if table is not None else (None, [(since_ms, until_ms)])
+    )
+    if whole is not None and table is not None:
+        group_cols = [*groups, "provider"]
+        conds = [table.c[k] == (v or "") for k, v in where.items()]
+        for key, (stats, first, last, _) in read_stats(
+            conn, table, org_id, whole[0], whole[1], group_cols, conds
+        ).items():
+            entry = out.setdefault(_norm(groups, key[:-1]), Entry())
+            entry.stats.merge(stats)
+            entry.seen(first, last)
+            entry.providers.add(key[-1])
+    for lo, hi in edges:
+        _raw(conn, org_id, lo, hi, groups, where, out)
+    return out
+
+
+def _norm(groups: Sequence[str], key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(None if g in NULLABLE and v == "" else v for g, v in zip(groups, key, strict=True))
+
+
+def _raw(
+    conn: Connection,
+    org_id: str,
+    since_ms: int,
+    until_ms: int,
+    groups: Sequence[str],
+    where: dict[str, str],
+    out: dict[tuple[Any, ...], Entry],
+) -> None:
+    conds: list[ColumnElement[bool]] = [
+        requests.c.org_id == org_id,
+        requests.c.created_at >= since_ms,
+        requests.c.created_at < until_ms,
+        requests.c.kind == "llm",
+    ]
+    for name, value in where.items():
+        conds.append(requests.c[name] == value)
+    cols: list[ColumnElement[Any]] = []
+    for g in groups:
+        if g == "hour":
+            cols.append((requests.c.created_at // HOUR_MS * HOUR_MS).label("g_hour"))
+        else:
+            cols.append(requests.c[g].label(f"g_{g}"))
+    query = select(*cols, requests.c.provider.label("g_provider_"), *ROW_COLUMNS).where(
+        and_(*conds)
+    )
+    for row in conn.execute(query):
+        m = row._mapping
+        key = tuple(m[f"g_{g}"] for g in groups)
+        entry = out.setdefault(key, Entry())
+        entry.stats.add_row(row)
+        entry.seen(row.created_at, row.created_at)
+        entry.providers.add(m["g_provider_"])
+
+
+def distinct_users(conn: Connection, org_id: str, since_ms: int, until_ms: int) -> int:
+    """Users with at least one LLM call in the window."""
+    whole, edges = split(since_ms, until_ms)
+    users: set[str] = set()
+    if whole is not None:
+        t = rollup_user_hourly
+        query = (
+            select(t.c.user_id)
+            .distinct()
+            .where(
+                t.c.org_id == org_id, t.c.hour >= whole[0], t.c.hour < whole[1], t.c.user_id != ""
+            )
+        )
+        users.update(r[0] for r in conn.execute(query))
+    for lo, hi in edges:
+        query = (
+            select(requests.c.user_id)
+            .distinct()
+            .where(
+                requests.c.org_id == org_id,
+                requests.c.created_at >= lo,
+                requests.c.created_at < hi,
+                requests.c.kind == "llm",
+                requests.c.user_id.is_not(None),
+            )
+        )
+        users.update(r[0] for r in conn.execute(query))
+    return len(users)

@@ -1,0 +1,284 @@
+"""Hourly rollups: what the dashboards read so they stay fast at millions of requests.
+
+Two tables, both keyed by organization and hour: ``rollup_hourly`` per provider, upstream and
+model, and ``rollup_user_hourly`` per user. Each row holds mergeable aggregates (counts, sums,
+histogram buckets of latency and time to first token), so any set of hours and any grouping is
+a sum. The writer adds each batch's new records (once per record id); ``rebuild`` recomputes
+a time range from raw rows in SQL (after a cost recompute, and when migrating existing data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    String,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from heliograph.store.schema import metadata, requests
+from heliograph.store.stats import BUCKETS_MS, NBUCKETS, Stats, bucket_of
+
+HOUR_MS = 3_600_000
+SUMS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_nusd",
+    "unpriced",
+    "latency_sum",
+    "latency_n",
+    "ttft_sum",
+    "ttft_n",
+    "tps_sum",
+    "tps_n",
+)
+LAT = tuple(f"lat{i}" for i in range(NBUCKETS))
+TTFT = tuple(f"ttft{i}" for i in range(NBUCKETS))
+
+
+def _measures() -> list[Column[Any]]:
+    cols: list[Column[Any]] = [
+        Column(name, Float if name.endswith("_sum") else BigInteger, nullable=False)
+        for name in SUMS
+    ]
+    cols += [
+        Column("first_ms", BigInteger, nullable=False),
+        Column("last_ms", BigInteger, nullable=False),
+    ]
+    cols += [Column(name, BigInteger, nullable=False) for name in LAT + TTFT]
+    return cols
+
+
+rollup_hourly = Table(
+    "rollup_hourly",
+    metadata,
+    Column("org_id", String(36), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("upstream", String(64), primary_key=True),
+    Column("model", String(255), primary_key=True),
+    *_measures(),
+)
+rollup_user_hourly = Table(
+    "rollup_user_hourly",
+    metadata,
+    Column("org_id", String(36), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    *_measures(),
+)
+KEYS = {
+    "rollup_hourly": ("org_id", "hour", "provider", "upstream", "model"),
+    "rollup_user_hourly": ("org_id", "hour", "user_id", "provider"),
+}
+
+
+def _delta(row: dict[str, Any]) -> dict[str, Any]:
+    """One request row as rollup measures."""
+    out: dict[str, Any] = dict.fromkeys(SUMS, 0)
+    out["latency_sum"] = out["ttft_sum"] = out["tps_sum"] = 0.0
+    out.update(dict.fromkeys(LAT + TTFT, 0))
+    out["requests"] = 1
+    out["errors"] = 1 if row.get("state") in ("error", "interrupted") else 0
+    out["prompt_tokens"] = row.get("prompt_tokens") or 0
+    out["completion_tokens"] = row.get("completion_tokens") or 0
+    out["cached_tokens"] = row.get("cached_tokens") or 0
+    if row.get("cost_known"):
+        out["cost_nusd"] = row.get("cost_nusd") or 0
+    else:
+        out["unpriced"] = 1
+    if row.get("latency_ms") is not None:
+        out["latency_sum"], out["latency_n"] = float(row["latency_ms"]), 1
+        out[LAT[bucket_of(row["latency_ms"])]] = 1
+    if row.get("ttft_ms") is not None:
+        out["ttft_sum"], out["ttft_n"] = float(row["ttft_ms"]), 1
+        out[TTFT[bucket_of(row["ttft_ms"])]] = 1
+    if row.get("output_tokens_per_s") is not None:
+        out["tps_sum"], out["tps_n"] = float(row["output_tokens_per_s"]), 1
+    out["first_ms"] = out["last_ms"] = row["created_at"]
+    return out
+
+
+def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
+    for name in SUMS + LAT + TTFT:
+        into[name] += delta[name]
+    into["first_ms"] = min(into["first_ms"], delta["first_ms"])
+    into["last_ms"] = max(into["last_ms"], delta["last_ms"])
+
+
+def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
+    """Add new request rows (LLM calls only) to both rollups, inside the caller's transaction."""
+    groups: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in KEYS}
+    for row in rows:
+        if row.get("kind") != "llm":
+            continue
+        hour = row["created_at"] // HOUR_MS * HOUR_MS
+        delta = _delta(row)
+        keys = {
+            "rollup_hourly": (
+                row["org_id"],
+                hour,
+                row["provider"],
+                row["upstream"],
+                row.get("model") or "",
+            ),
+            "rollup_user_hourly": (row["org_id"], hour, row.get("user_id") or "", row["provider"]),
+        }
+        for table, key in keys.items():
+            if key in groups[table]:
+                _merge(groups[table][key], delta)
+            else:
+                groups[table][key] = dict(delta)
+    for table_name, items in groups.items():
+        if items:
+            _upsert(conn, metadata.tables[table_name], KEYS[table_name], items)
+
+
+def _upsert(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    items: dict[tuple[Any, ...], dict[str, Any]],
+) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    least = func.least if conn.dialect.name == "postgresql" else func.min
+    greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
+    updates: dict[str, Any] = {
+        name: table.c[name] + stmt.excluded[name] for name in SUMS + LAT + TTFT
+    }
+    updates["first_ms"] = least(table.c.first_ms, stmt.excluded.first_ms)
+    updates["last_ms"] = greatest(table.c.last_ms, stmt.excluded.last_ms)
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+    conn.execute(
+        stmt, [{**dict(zip(keys, key, strict=True)), **values} for key, values in items.items()]
+    )
+
+
+def _bucket_index(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    whens = [(column <= bound, i) for i, bound in enumerate(BUCKETS_MS)]
+    return case(*whens, else_=len(BUCKETS_MS))
+
+
+def rebuild(conn: Connection, since_ms: int | None = None, until_ms: int | None = None) -> None:
+    """Recompute both rollups for the hours in [since, until) from raw rows, in SQL."""
+    since_hour = None if since_ms is None else since_ms // HOUR_MS * HOUR_MS
+    until_hour = None if until_ms is None else -(-until_ms // HOUR_MS) * HOUR_MS
+    hour = (requests.c.created_at // HOUR_MS * HOUR_MS).label("hour")
+    conds = [requests.c.kind == "llm"]
+    if since_hour is not None:
+        conds.append(requests.c.created_at >= since_hour)
+    if until_hour is not None:
+        conds.append(requests.c.created_at < until_hour)
+    known = requests.c.cost_known.is_(True)
+    lat_idx = _bucket_index(requests.c.latency_ms)
+    ttft_idx = _bucket_index(requests.c.ttft_ms)
+    measures: list[ColumnElement[Any]] = [
+        func.count().label("requests"),
+        func.sum(case((requests.c.state.in_(("error", "interrupted")), 1), else_=0)).label(
+            "errors"
+        ),
+        func.coalesce(func.sum(requests.c.prompt_tokens), 0).label("prompt_tokens"),
+        func.coalesce(func.sum(requests.c.completion_tokens), 0).label("completion_tokens"),
+        func.coalesce(func.sum(requests.c.cached_tokens), 0).label("cached_tokens"),
+        func.coalesce(func.sum(case((known, requests.c.cost_nusd), else_=0)), 0).label("cost_nusd"),
+        func.sum(case((known, 0), else_=1)).label("unpriced"),
+        func.coalesce(func.sum(requests.c.latency_ms), 0.0).label("latency_sum"),
+        func.count(requests.c.latency_ms).label("latency_n"),
+        func.coalesce(func.sum(requests.c.ttft_ms), 0.0).label("ttft_sum"),
+        func.count(requests.c.ttft_ms).label("ttft_n"),
+        func.coalesce(func.sum(requests.c.output_tokens_per_s), 0.0).label("tps_sum"),
+        func.count(requests.c.output_tokens_per_s).label("tps_n"),
+        func.min(requests.c.created_at).label("first_ms"),
+        func.max(requests.c.created_at).label("last_ms"),
+    ]
+    for i in range(NBUCKETS):
+        has_lat = and_(requests.c.latency_ms.is_not(None), lat_idx == i)
+        measures.append(func.sum(case((has_lat, 1), else_=0)).label(LAT[i]))
+    for i in range(NBUCKETS):
+        has_ttft = and_(requests.c.ttft_ms.is_not(None), ttft_idx == i)
+        measures.append(func.sum(case((has_ttft, 1), else_=0)).label(TTFT[i]))
+    model = func.coalesce(requests.c.model, literal("")).label("model")
+    user = func.coalesce(requests.c.user_id, literal("")).label("user_id")
+    plans = (
+        (rollup_hourly, [requests.c.org_id, hour, requests.c.provider, requests.c.upstream, model]),
+        (rollup_user_hourly, [requests.c.org_id, hour, user, requests.c.provider]),
+    )
+    for table, dims in plans:
+        clear = delete(table)
+        if since_hour is not None:
+            clear = clear.where(table.c.hour >= since_hour)
+        if until_hour is not None:
+            clear = clear.where(table.c.hour < until_hour)
+        conn.execute(clear)
+        query = select(*dims, *measures).where(*conds).group_by(*dims)
+        names = [*KEYS[table.name], *(m.name for m in measures)]
+        conn.execute(insert(table).from_select(names, query))
+
+
+def read_stats(
+    conn: Connection,
+    table: Table,
+    org_id: str,
+    since_hour: int,
+    until_hour: int,
+    groups: Sequence[str] = (),
+    where: Sequence[ColumnElement[bool]] = (),
+) -> dict[tuple[Any, ...], tuple[Stats, int, int, set[str]]]:
+    """Summed rollup rows for whole hours, per combination of ``groups`` column values."""
+    keys = [table.c[g].label(f"k{i}") for i, g in enumerate(groups)]
+    columns = [func.sum(table.c[n]).label(n) for n in SUMS + LAT + TTFT]
+    query = select(
+        *keys,
+        func.min(table.c.first_ms).label("first_ms"),
+        func.max(table.c.last_ms).label("last_ms"),
+        *columns,
+    ).where(table.c.org_id == org_id, table.c.hour >= since_hour, table.c.hour < until_hour, *where)
+    if keys:
+        query = query.group_by(*(table.c[g] for g in groups))
+    out: dict[tuple[Any, ...], tuple[Stats, int, int, set[str]]] = {}
+    for row in conn.execute(query):
+        if row.first_ms is None:
+            continue
+        key = tuple(row._mapping[f"k{i}"] for i in range(len(groups)))
+        out[key] = (stats_from(row), int(row.first_ms), int(row.last_ms), set())
+    return out
+
+
+def stats_from(row: Any) -> Stats:
+    m = row._mapping
+    return Stats(
+        requests=int(m["requests"] or 0),
+        errors=int(m["errors"] or 0),
+        prompt_tokens=int(m["prompt_tokens"] or 0),
+        completion_tokens=int(m["completion_tokens"] or 0),
+        cached_tokens=int(m["cached_tokens"] or 0),
+        cost_nusd=int(m["cost_nusd"] or 0),
+        unpriced=int(m["unpriced"] or 0),
+        latency_sum=float(m["latency_sum"] or 0),
+        latency_n=int(m["latency_n"] or 0),
+        ttft_sum=float(m["ttft_sum"] or 0),
+        ttft_n=int(m["ttft_n"] or 0),
+        tps_sum=float(m["tps_sum"] or 0),
+        tps_n=int(m["tps_n"] or 0),
+        latency_hist=[int(m[n] or 0) for n in LAT],
+        ttft_hist=[int(m[n] or 0) for n in TTFT],
+    )
