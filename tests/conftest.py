@@ -214,13 +214,12 @@ class Gateway:
 
 
 def gateway_settings(tmp_path: Path, db: str, upstream: str, **extra: Any) -> Settings:
+    options: dict[str, Any] = {"writer": "embedded", "writer_poll_interval": 0.02, **extra}
     return Settings(
         home=tmp_path / "home",
         database_url=db,
-        upstreams={"openai": {"url": upstream}, **extra.pop("upstreams", {})},
-        writer="embedded",
-        writer_poll_interval=0.02,
-        **extra,
+        upstreams={"openai": {"url": upstream}, **options.pop("upstreams", {})},
+        **options,
     )
 
 

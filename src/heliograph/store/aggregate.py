@@ -74,36 +74,45 @@ def collect(
     until_ms: int,
     groups: Sequence[str] = (),
     where: dict[str, str] | None = None,
+    *,
+    bucket_ms: int | None = None,
+    providers: bool = False,
 ) -> dict[tuple[Any, ...], Entry]:
     """Stats per combination of ``groups`` values over the window (LLM calls only).
 
-    ``groups`` may include "hour" (the hour a request falls in). ``where`` restricts to exact
-    values of dimensions. Null model or user values come back as None.
+    ``groups`` may include "bucket": the index of the ``bucket_ms``-long time bucket counted
+    from ``since_ms`` (whole hours only: ``since_ms`` and ``bucket_ms`` on hour boundaries).
+    ``where`` restricts to exact values of dimensions; null model or user values come back as
+    None. ``providers`` also collects the providers seen per group.
     """
     where = where or {}
     out: dict[tuple[Any, ...], Entry] = {}
-    dims = [g for g in groups if g != "hour"]
+    dims = [g for g in groups if g != "bucket"]
     table = _table_for(dims, where)
     whole, edges = (
         split(since_ms, until_ms) if table is not None else (None, [(since_ms, until_ms)])
     )
+    bucket = (since_ms, bucket_ms or HOUR_MS)
     if whole is not None and table is not None:
-        group_cols = [*groups, "provider"]
+        group_cols = [*groups, "provider"] if providers else list(groups)
         conds = [table.c[k] == (v or "") for k, v in where.items()]
-        for key, (stats, first, last, _) in read_stats(
-            conn, table, org_id, whole[0], whole[1], group_cols, conds
-        ).items():
-            entry = out.setdefault(_norm(groups, key[:-1]), Entry())
+        found = read_stats(conn, table, org_id, whole[0], whole[1], group_cols, conds, bucket)
+        for key, (stats, first, last, _) in found.items():
+            entry = out.setdefault(_norm(groups, key[: len(groups)]), Entry())
             entry.stats.merge(stats)
             entry.seen(first, last)
-            entry.providers.add(key[-1])
+            if providers:
+                entry.providers.add(key[-1])
     for lo, hi in edges:
-        _raw(conn, org_id, lo, hi, groups, where, out)
+        _raw(conn, org_id, lo, hi, groups, where, out, bucket)
     return out
 
 
 def _norm(groups: Sequence[str], key: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(None if g in NULLABLE and v == "" else v for g, v in zip(groups, key, strict=True))
+    return tuple(
+        int(v) if g == "bucket" else None if g in NULLABLE and v == "" else v
+        for g, v in zip(groups, key, strict=True)
+    )
 
 
 def _raw(
@@ -114,6 +123,7 @@ def _raw(
     groups: Sequence[str],
     where: dict[str, str],
     out: dict[tuple[Any, ...], Entry],
+    bucket: tuple[int, int] = (0, HOUR_MS),
 ) -> None:
     conds: list[ColumnElement[bool]] = [
         requests.c.org_id == org_id,
@@ -125,8 +135,9 @@ def _raw(
         conds.append(requests.c[name] == value)
     cols: list[ColumnElement[Any]] = []
     for g in groups:
-        if g == "hour":
-            cols.append((requests.c.created_at // HOUR_MS * HOUR_MS).label("g_hour"))
+        if g == "bucket":
+            index = (requests.c.created_at - bucket[0]) // bucket[1]
+            cols.append(index.label("g_bucket"))
         else:
             cols.append(requests.c[g].label(f"g_{g}"))
     query = select(*cols, requests.c.provider.label("g_provider_"), *ROW_COLUMNS).where(

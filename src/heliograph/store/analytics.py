@@ -64,11 +64,11 @@ def _bucketed(
     points = [Stats() for _ in range(count)]
     with engine.connect() as conn:
         if since_ms % HOUR_MS == 0 and bucket_ms % HOUR_MS == 0:
-            entries = aggregate.collect(conn, org_id, since_ms, until_ms, ("hour",), where)
-            for (hour,), entry in entries.items():
-                points[min(max((int(hour) - since_ms) // bucket_ms, 0), count - 1)].merge(
-                    entry.stats
-                )
+            entries = aggregate.collect(
+                conn, org_id, since_ms, until_ms, ("bucket",), where, bucket_ms=bucket_ms
+            )
+            for (index,), entry in entries.items():
+                points[min(max(int(index), 0), count - 1)].merge(entry.stats)
             return points
         conds = [_window(org_id, since_ms, until_ms)]
         conds += [requests.c[k] == v for k, v in (where or {}).items()]
@@ -101,7 +101,7 @@ def breakdown(
     if dimension not in DIMENSIONS:
         raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
     with engine.connect() as conn:
-        entries = aggregate.collect(conn, org_id, since_ms, until_ms, (dimension,))
+        entries = aggregate.collect(conn, org_id, since_ms, until_ms, (dimension,), providers=True)
     merged: dict[Any, aggregate.Entry] = {}
     for (key,), entry in entries.items():
         into = merged.setdefault(key, aggregate.Entry())
@@ -189,11 +189,12 @@ def requests_by(
         return out
     if since_ms % HOUR_MS == 0 and bucket_ms % HOUR_MS == 0 and dimension != "session_id":
         with engine.connect() as conn:
-            entries = aggregate.collect(conn, org_id, since_ms, until_ms, (dimension, "hour"))
-        for (key, hour), entry in entries.items():
+            entries = aggregate.collect(
+                conn, org_id, since_ms, until_ms, (dimension, "bucket"), bucket_ms=bucket_ms
+            )
+        for (key, index), entry in entries.items():
             if key in out:
-                index = min(max((int(hour) - since_ms) // bucket_ms, 0), count - 1)
-                out[key][index] += entry.stats.requests
+                out[key][min(max(int(index), 0), count - 1)] += entry.stats.requests
         return out
     column = requests.c[dimension]
     bucket = ((requests.c.created_at - since_ms) // bucket_ms).label("bucket")

@@ -242,9 +242,18 @@ def read_stats(
     until_hour: int,
     groups: Sequence[str] = (),
     where: Sequence[ColumnElement[bool]] = (),
+    bucket: tuple[int, int] | None = None,
 ) -> dict[tuple[Any, ...], tuple[Stats, int, int, set[str]]]:
-    """Summed rollup rows for whole hours, per combination of ``groups`` column values."""
-    keys = [table.c[g].label(f"k{i}") for i, g in enumerate(groups)]
+    """Summed rollup rows for whole hours, per combination of ``groups`` column values.
+
+    The group name "bucket" means the time bucket index ``(hour - start) // size`` for
+    ``bucket=(start, size)``, so a 30-day chart sums in SQL to 30 rows.
+    """
+    exprs = [
+        (table.c.hour - bucket[0]) // bucket[1] if g == "bucket" and bucket else table.c[g]
+        for g in groups
+    ]
+    keys = [e.label(f"k{i}") for i, e in enumerate(exprs)]
     columns = [func.sum(table.c[n]).label(n) for n in SUMS + LAT + TTFT]
     query = select(
         *keys,
@@ -253,7 +262,7 @@ def read_stats(
         *columns,
     ).where(table.c.org_id == org_id, table.c.hour >= since_hour, table.c.hour < until_hour, *where)
     if keys:
-        query = query.group_by(*(table.c[g] for g in groups))
+        query = query.group_by(*exprs)
     out: dict[tuple[Any, ...], tuple[Stats, int, int, set[str]]] = {}
     for row in conn.execute(query):
         if row.first_ms is None:
