@@ -202,6 +202,11 @@ class Settings(BaseSettings):
         default=False,
         description="Mark dashboard cookies Secure (set when Heliograph is served over HTTPS).",
     )
+    demo: bool = Field(
+        default=False,
+        description="Label the dashboard as a demo fed by the built-in simulated upstream "
+        "(set by `heliograph demo`).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from heliograph.cli.demo import demo
+from heliograph.cli.export import export
 from heliograph.cli.keys import keys
 from heliograph.cli.prices import prices
 from heliograph.cli.serve import migrate_cmd, serve, settings_cmd
@@ -19,6 +21,8 @@ def cli() -> None:
 
 cli.add_command(serve)
 cli.add_command(keys)
+cli.add_command(demo)
+cli.add_command(export)
 cli.add_command(prices)
 cli.add_command(migrate_cmd)
 cli.add_command(settings_cmd)

@@ -91,6 +91,7 @@ class Ctx:
             csrf_token=self.user.csrf_token,
             current=self.request.url.path,
             base_url=self.settings.base_url(),
+            demo=self.settings.demo,
             **context,
         )
 
