@@ -32,7 +32,7 @@ ROW_COLUMNS = (
     requests.c.output_tokens_per_s,
 )
 MODEL_DIMS = frozenset({"model", "provider", "upstream"})
-USER_DIMS = frozenset({"user_id", "provider"})
+USER_DIMS = frozenset({"user_id"})
 NULLABLE = frozenset({"model", "user_id"})  # stored as "" in rollups
 
 
@@ -94,17 +94,24 @@ def collect(
     )
     bucket = (since_ms, bucket_ms or HOUR_MS)
     if whole is not None and table is not None:
-        group_cols = [*groups, "provider"] if providers else list(groups)
+        with_providers = providers and "provider" in table.c
+        group_cols = [*groups, "provider"] if with_providers else list(groups)
         conds = [table.c[k] == (v or "") for k, v in where.items()]
         found = read_stats(conn, table, org_id, whole[0], whole[1], group_cols, conds, bucket)
         for key, (stats, first, last, _) in found.items():
             entry = out.setdefault(_norm(groups, key[: len(groups)]), Entry())
             entry.stats.merge(stats)
             entry.seen(first, last)
-            if providers:
+            if with_providers:
                 entry.providers.add(key[-1])
     for lo, hi in edges:
         _raw(conn, org_id, lo, hi, groups, where, out, bucket)
+    if table is not None and "lat0" not in table.c:
+        for (
+            entry
+        ) in out.values():  # no histograms per user: no percentiles rather than partial ones
+            entry.stats.latency_hist = [0] * len(entry.stats.latency_hist)
+            entry.stats.ttft_hist = [0] * len(entry.stats.ttft_hist)
     return out
 
 

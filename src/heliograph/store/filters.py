@@ -64,6 +64,11 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "total_tokens": ("number", requests.c.total_tokens),
     "prompt_cache_read_tokens": ("number", requests.c.cached_tokens),
     "prompt_cache_write_tokens": ("number", requests.c.cache_write_tokens),
+    "session_path": ("text", requests.c.session_path),
+    "session_name": ("text", requests.c.session_name),
+    "served_by": ("text", requests.c.served_by),
+    "model_override": ("text", requests.c.model_override),
+    "retries": ("number", requests.c.retries),
     "created_at": ("time", requests.c.created_at),
     "cache_hit": ("bool", requests.c.cache_hit),
 }
@@ -138,7 +143,7 @@ def parse(tree: Any) -> Filter:
 def _node(node: Any, depth: int, counter: list[int], where: str) -> Filter:
     if depth > MAX_DEPTH:
         raise FilterError(f"filter is nested deeper than {MAX_DEPTH} levels")
-    if node == "all":
+    if node == "all" or (node == {} and depth == 0):  # Helicone treats an empty filter as all
         return ALL
     if not isinstance(node, dict) or not node:
         raise FilterError(f'{where} must be "all", a leaf object or a {{left, operator, right}}')
@@ -228,6 +233,10 @@ def _coerce(kind: str, field: str, value: Any, where: str) -> str | float | int 
         return value
     if kind == "time":
         return to_epoch_ms(value, where)
+    if field == "scores" and isinstance(value, bool):
+        value = int(value)  # scores are stored as numbers, true and false as 1 and 0
+    elif field == "scores" and isinstance(value, str):
+        value = _numeric_string(value, where)  # Helicone's typings send scores as strings
     number = _number(value, where)
     if field == "cost":
         if abs(number) > MAX_USD:
@@ -242,6 +251,13 @@ def _number(value: Any, where: str) -> float | int:
     if not math.isfinite(value) or abs(value) >= MAX_INT:
         raise FilterError(f"{where} is out of range")
     return value
+
+
+def _numeric_string(value: str, where: str) -> float:
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise FilterError(f"{where} must be a number") from exc
 
 
 def to_epoch_ms(value: Any, where: str) -> int:
@@ -261,8 +277,11 @@ def to_epoch_ms(value: Any, where: str) -> int:
             raise FilterError(f"{where} is out of range")
         ms = int(number if abs(number) > 1e11 else number * 1000)
     else:
+        text = str(value).strip()
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
         try:
-            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            parsed = dt.datetime.fromisoformat(text)
         except ValueError as exc:
             raise FilterError(f"{where} must be ISO 8601 or epoch seconds") from exc
         if parsed.tzinfo is None:
@@ -286,9 +305,8 @@ def from_request_filter(f: RequestFilter) -> Filter:
         items.append(Leaf("created_at", "lt", f.until_ms))
     for name, value in f.properties.items():
         items.append(Leaf("properties", "equals", value, name))
-    where = getattr(f, "where", None)
-    if where is not None:
-        items.append(where)
+    if f.where is not None:
+        items.append(f.where)
     return all_of(*items)
 
 
@@ -319,7 +337,7 @@ def _compile(f: Filter, org_id: str | None) -> ColumnElement[bool]:
         return or_(column.is_(None), not_(positive))
     if f.field == "feedback":
         table: Any = request_feedback
-        where = [request_feedback.c.rating.is_(bool(f.value))]
+        where: list[ColumnElement[bool]] = [request_feedback.c.rating.is_(bool(f.value))]
     else:
         table = request_properties if f.field == "properties" else request_scores
         where = [table.c.name == f.key, _compare(table.c.value, op, f.value)]

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, exists, or_, select
+from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
+from heliograph.store import filters, rollups
 from heliograph.store.bodies import unpack_body
+from heliograph.store.feedback import annotate
 from heliograph.store.schema import request_bodies, request_properties, requests
 
 LIST_COLUMNS = [
@@ -93,6 +95,7 @@ def insert_records(
     inserted = {r["id"] for r in fresh}
     if fresh:
         conn.execute(_insert(conn, requests), fresh)
+        rollups.add_records(conn, fresh)
     bodies = [b for b in bodies if b["request_id"] in inserted]
     properties = [p for p in properties if p["request_id"] in inserted]
     if bodies:
@@ -125,6 +128,8 @@ class RequestFilter:
     min_latency_ms: float | None = None
     max_latency_ms: float | None = None
     text: str | None = None
+    # A parsed Helicone filter tree (``store.filters``), ANDed with everything above.
+    where: filters.Filter | None = None
 
 
 def encode_cursor(created_at: int, rid: str) -> str:
@@ -143,34 +148,14 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return created_at, rid
 
 
+def filter_condition(org_id: str | None, f: RequestFilter) -> ColumnElement[bool]:
+    """Every SQL filter of ``f`` (all but ``text``), compiled by ``store.filters``."""
+    tree = filters.condition(org_id, filters.from_request_filter(f))
+    return and_(tree, *_dashboard_conditions(f))
+
+
 def _apply_filter(query: Select[Any], org_id: str, f: RequestFilter) -> Select[Any]:
-    conds = [requests.c.org_id == org_id]
-    for column, value in (
-        (requests.c.model, f.model),
-        (requests.c.provider, f.provider),
-        (requests.c.user_id, f.user_id),
-        (requests.c.session_id, f.session_id),
-        (requests.c.status, f.status),
-        (requests.c.state, f.state),
-        (requests.c.kind, f.kind),
-    ):
-        if value is not None:
-            conds.append(column == value)
-    if f.since_ms is not None:
-        conds.append(requests.c.created_at >= f.since_ms)
-    if f.until_ms is not None:
-        conds.append(requests.c.created_at < f.until_ms)
-    conds.extend(_dashboard_conditions(f))
-    for name, value in f.properties.items():
-        conds.append(
-            exists().where(
-                request_properties.c.request_id == requests.c.id,
-                request_properties.c.org_id == org_id,
-                request_properties.c.name == name,
-                request_properties.c.value == value,
-            )
-        )
-    return query.where(and_(*conds))
+    return query.where(filter_condition(org_id, f))
 
 
 def _dashboard_conditions(f: RequestFilter) -> list[Any]:
@@ -235,10 +220,11 @@ def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
     )
     with engine.connect() as conn:
         row = conn.execute(query).first()
-    if row is None:
-        return None
-    data = dict(row._mapping)
-    out = to_api(data)
+        if row is None:
+            return None
+        data = dict(row._mapping)
+        out = to_api(data)
+        annotate(conn, org_id, [out])
     encoding = data.get("encoding") or "raw"
     out["request_body"] = _body_value(unpack_body(data.get("request_body"), encoding))
     out["response_body"] = _body_value(unpack_body(data.get("response_body"), encoding))

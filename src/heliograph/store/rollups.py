@@ -1,7 +1,8 @@
 """Hourly rollups: what the dashboards read so they stay fast at millions of requests.
 
 Two tables, both keyed by organization and hour: ``rollup_hourly`` per provider, upstream and
-model, and ``rollup_user_hourly`` per user. Each row holds mergeable aggregates (counts, sums,
+model (with latency histograms), and ``rollup_user_hourly`` per user (sums only, so it stays
+small with many users). Each row holds mergeable aggregates (counts, sums,
 histogram buckets of latency and time to first token), so any set of hours and any grouping is
 a sum. The writer adds each batch's new records (once per record id); ``rebuild`` recomputes
 a time range from raw rows in SQL (after a cost recompute, and when migrating existing data).
@@ -51,9 +52,10 @@ SUMS = (
 )
 LAT = tuple(f"lat{i}" for i in range(NBUCKETS))
 TTFT = tuple(f"ttft{i}" for i in range(NBUCKETS))
+HIST = frozenset(LAT + TTFT)
 
 
-def _measures() -> list[Column[Any]]:
+def _measures(histograms: bool = True) -> list[Column[Any]]:
     cols: list[Column[Any]] = [
         Column(name, Float if name.endswith("_sum") else BigInteger, nullable=False)
         for name in SUMS
@@ -62,7 +64,8 @@ def _measures() -> list[Column[Any]]:
         Column("first_ms", BigInteger, nullable=False),
         Column("last_ms", BigInteger, nullable=False),
     ]
-    cols += [Column(name, BigInteger, nullable=False) for name in LAT + TTFT]
+    if histograms:
+        cols += [Column(name, BigInteger, nullable=False) for name in LAT + TTFT]
     return cols
 
 
@@ -82,12 +85,11 @@ rollup_user_hourly = Table(
     Column("org_id", String(36), primary_key=True),
     Column("hour", BigInteger, primary_key=True),
     Column("user_id", String(255), primary_key=True),
-    Column("provider", String(64), primary_key=True),
-    *_measures(),
+    *_measures(histograms=False),  # kept lean: one row per active user and hour
 )
 KEYS = {
     "rollup_hourly": ("org_id", "hour", "provider", "upstream", "model"),
-    "rollup_user_hourly": ("org_id", "hour", "user_id", "provider"),
+    "rollup_user_hourly": ("org_id", "hour", "user_id"),
 }
 
 
@@ -140,7 +142,7 @@ def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
                 row["upstream"],
                 row.get("model") or "",
             ),
-            "rollup_user_hourly": (row["org_id"], hour, row.get("user_id") or "", row["provider"]),
+            "rollup_user_hourly": (row["org_id"], hour, row.get("user_id") or ""),
         }
         for table, key in keys.items():
             if key in groups[table]:
@@ -149,7 +151,10 @@ def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
                 groups[table][key] = dict(delta)
     for table_name, items in groups.items():
         if items:
-            _upsert(conn, metadata.tables[table_name], KEYS[table_name], items)
+            target = metadata.tables[table_name]
+            if "lat0" not in target.c:
+                items = {k: {n: v for n, v in d.items() if n not in HIST} for k, d in items.items()}
+            _upsert(conn, target, KEYS[table_name], items)
 
 
 def _upsert(
@@ -163,7 +168,7 @@ def _upsert(
     least = func.least if conn.dialect.name == "postgresql" else func.min
     greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
     updates: dict[str, Any] = {
-        name: table.c[name] + stmt.excluded[name] for name in SUMS + LAT + TTFT
+        name: table.c[name] + stmt.excluded[name] for name in SUMS + LAT + TTFT if name in table.c
     }
     updates["first_ms"] = least(table.c.first_ms, stmt.excluded.first_ms)
     updates["last_ms"] = greatest(table.c.last_ms, stmt.excluded.last_ms)
@@ -220,7 +225,7 @@ def rebuild(conn: Connection, since_ms: int | None = None, until_ms: int | None 
     user = func.coalesce(requests.c.user_id, literal("")).label("user_id")
     plans = (
         (rollup_hourly, [requests.c.org_id, hour, requests.c.provider, requests.c.upstream, model]),
-        (rollup_user_hourly, [requests.c.org_id, hour, user, requests.c.provider]),
+        (rollup_user_hourly, [requests.c.org_id, hour, user]),
     )
     for table, dims in plans:
         clear = delete(table)
@@ -229,8 +234,9 @@ def rebuild(conn: Connection, since_ms: int | None = None, until_ms: int | None 
         if until_hour is not None:
             clear = clear.where(table.c.hour < until_hour)
         conn.execute(clear)
-        query = select(*dims, *measures).where(*conds).group_by(*dims)
-        names = [*KEYS[table.name], *(m.name for m in measures)]
+        kept = [m for m in measures if m.name in table.c]
+        query = select(*dims, *kept).where(*conds).group_by(*dims)
+        names = [*KEYS[table.name], *(m.name for m in kept)]
         conn.execute(insert(table).from_select(names, query))
 
 
@@ -254,7 +260,7 @@ def read_stats(
         for g in groups
     ]
     keys = [e.label(f"k{i}") for i, e in enumerate(exprs)]
-    columns = [func.sum(table.c[n]).label(n) for n in SUMS + LAT + TTFT]
+    columns = [func.sum(table.c[n]).label(n) for n in SUMS + LAT + TTFT if n in table.c]
     query = select(
         *keys,
         func.min(table.c.first_ms).label("first_ms"),
@@ -288,6 +294,6 @@ def stats_from(row: Any) -> Stats:
         ttft_n=int(m["ttft_n"] or 0),
         tps_sum=float(m["tps_sum"] or 0),
         tps_n=int(m["tps_n"] or 0),
-        latency_hist=[int(m[n] or 0) for n in LAT],
-        ttft_hist=[int(m[n] or 0) for n in TTFT],
+        latency_hist=[int(m.get(n) or 0) for n in LAT],
+        ttft_hist=[int(m.get(n) or 0) for n in TTFT],
     )

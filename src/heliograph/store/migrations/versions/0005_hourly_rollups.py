@@ -19,7 +19,7 @@ depends_on = None
 NBUCKETS = 24  # must match heliograph.store.analytics.NBUCKETS
 
 
-def measures() -> list[sa.Column[Any]]:
+def measures(histograms: bool = True) -> list[sa.Column[Any]]:
     cols = [
         sa.Column("requests", sa.BigInteger, nullable=False),
         sa.Column("errors", sa.BigInteger, nullable=False),
@@ -37,8 +37,9 @@ def measures() -> list[sa.Column[Any]]:
         sa.Column("first_ms", sa.BigInteger, nullable=False),
         sa.Column("last_ms", sa.BigInteger, nullable=False),
     ]
-    cols += [sa.Column(f"lat{i}", sa.BigInteger, nullable=False) for i in range(NBUCKETS)]
-    cols += [sa.Column(f"ttft{i}", sa.BigInteger, nullable=False) for i in range(NBUCKETS)]
+    if histograms:
+        cols += [sa.Column(f"lat{i}", sa.BigInteger, nullable=False) for i in range(NBUCKETS)]
+        cols += [sa.Column(f"ttft{i}", sa.BigInteger, nullable=False) for i in range(NBUCKETS)]
     return cols
 
 
@@ -57,8 +58,7 @@ def upgrade() -> None:
         sa.Column("org_id", sa.String(36), primary_key=True),
         sa.Column("hour", sa.BigInteger, primary_key=True),
         sa.Column("user_id", sa.String(255), primary_key=True),
-        sa.Column("provider", sa.String(64), primary_key=True),
-        *measures(),
+        *measures(histograms=False),
     )
     # Roll up what is already stored (same SQL the cost recompute uses).
     from heliograph.store.rollups import rebuild
