@@ -10,7 +10,6 @@ import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -34,8 +33,16 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # A small pool: opening a SQLite connection (and its pragmas) costs milliseconds,
+        # more than most dashboard queries. Each connection is used by one thread at a time.
         engine = create_engine(
-            url, poolclass=NullPool, json_serializer=_json_dumps, json_deserializer=orjson.loads
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
+            pool_timeout=30,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
