@@ -21,6 +21,7 @@ import orjson
 
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.capture.writer import Writer
+from heliograph.pricing import PriceBook
 from heliograph.store.engine import make_engine, migrate
 
 HEADERS = [
@@ -133,7 +134,10 @@ def run(url: str, records: int) -> float:
         fill(root, records)
         engine = make_engine(url)
         migrate(engine)
-        writer = Writer(engine, root, batch_size=2000, body_cap=4 * 1024 * 1024)
+        # Priced like production (genai-prices lookups, estimation when usage is missing).
+        writer = Writer(
+            engine, root, batch_size=2000, body_cap=4 * 1024 * 1024, pricebook=PriceBook()
+        )
         started = time.perf_counter()
         total = 0
         while True:

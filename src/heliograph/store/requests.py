@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import operator
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import JSON, Connection, Engine, Table, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -74,6 +75,46 @@ def _insert(conn: Connection, table: Any) -> Any:
     return dialect.insert(table).on_conflict_do_nothing()
 
 
+def _bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for many rows straight through the driver.
+
+    SQLAlchemy's per-row parameter processing costs more than the insert itself at writer
+    batch sizes; the statement is built from the table's own columns (never from data) and
+    JSON values are serialised here, exactly as the column type would.
+    """
+    names = [c.name for c in table.columns if c.name in rows[0]]
+    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    columns = ", ".join(f'"{n}"' for n in names)
+    sql = (
+        f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join([mark] * len(names))}) '
+        "ON CONFLICT DO NOTHING"
+    )
+    json_names = [n for n in names if n in json_cols]
+    if json_names:
+        rows = [
+            {
+                **row,
+                **{
+                    n: None if row.get(n) is None else orjson.dumps(row[n]).decode()
+                    for n in json_names
+                },
+            }
+            for row in rows
+        ]
+    if all(len(row) >= len(names) for row in rows):
+        getter = operator.itemgetter(*names)
+        try:
+            params = [getter(row) for row in rows]
+        except KeyError:
+            params = [tuple(row.get(n) for n in names) for row in rows]
+    else:
+        params = [tuple(row.get(n) for n in names) for row in rows]
+    if len(names) == 1:
+        params = [(p,) for p in params]
+    conn.exec_driver_sql(sql, params)
+
+
 def insert_records(
     conn: Connection,
     rows: Sequence[dict[str, Any]],
@@ -94,14 +135,14 @@ def insert_records(
     fresh = [r for r in rows if r["id"] not in existing]
     inserted = {r["id"] for r in fresh}
     if fresh:
-        conn.execute(_insert(conn, requests), fresh)
+        _bulk_insert(conn, requests, fresh)
         rollups.add_records(conn, fresh)
     bodies = [b for b in bodies if b["request_id"] in inserted]
     properties = [p for p in properties if p["request_id"] in inserted]
     if bodies:
-        conn.execute(_insert(conn, request_bodies), list(bodies))
+        _bulk_insert(conn, request_bodies, bodies)
     if properties:
-        conn.execute(_insert(conn, request_properties), list(properties))
+        _bulk_insert(conn, request_properties, properties)
     return inserted
 
 
