@@ -20,7 +20,8 @@ from pathlib import Path
 import orjson
 
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
-from heliograph.capture.writer import Writer
+from heliograph.capture.writer import Writer, make_pool
+from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store.engine import make_engine, migrate
 
@@ -128,16 +129,24 @@ def fill(spool_root: Path, records: int) -> None:
     spool.close()
 
 
-def run(url: str, records: int) -> float:
+def run(url: str, records: int, processes: int = 1) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "spool"
         fill(root, records)
         engine = make_engine(url)
         migrate(engine)
         # Priced like production (genai-prices lookups, estimation when usage is missing).
+        pool = make_pool(Settings(writer_processes=processes)) if processes > 1 else None
         writer = Writer(
-            engine, root, batch_size=2000, body_cap=4 * 1024 * 1024, pricebook=PriceBook()
+            engine,
+            root,
+            batch_size=2000,
+            body_cap=4 * 1024 * 1024,
+            pricebook=PriceBook(),
+            pool=pool,
         )
+        if pool is not None:  # start the helpers before the clock does
+            list(pool.map(abs, range(processes)))
         started = time.perf_counter()
         total = 0
         while True:
@@ -148,6 +157,7 @@ def run(url: str, records: int) -> float:
             if result.records == 0 and result.removed_dirs == 0 and total >= records:
                 break
         elapsed = time.perf_counter() - started
+        writer.close()
         engine.dispose()
         assert total == records, (total, records)
         return records / elapsed
@@ -158,9 +168,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--processes", type=int, default=2, help="analysis processes (1: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rate = run(f"sqlite:///{tmp}/bench.db", args.records)
+        rate = run(f"sqlite:///{tmp}/bench.db", args.records, args.processes)
         print(f"SQLite:     {rate:10,.0f} records/s  ({args.records:,} records)  target >= 10,000")
     if not args.skip_pg:
         import psycopg
@@ -169,7 +180,7 @@ def main() -> None:
         with psycopg.connect(args.pg, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
-            rate = run(args.pg.rsplit("/", 1)[0] + "/" + name, args.records)
+            rate = run(args.pg.rsplit("/", 1)[0] + "/" + name, args.records, args.processes)
             print(
                 f"PostgreSQL: {rate:10,.0f} records/s  ({args.records:,} records)  target >= 10,000"
             )

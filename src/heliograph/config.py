@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     writer_batch_size: int = Field(
         default=2000, gt=0, description="Most records inserted per transaction."
     )
+    writer_processes: int = Field(
+        default=2,
+        ge=1,
+        description="Processes the writer process uses to analyse records in parallel "
+        "(1: analyse in the writer process itself).",
+    )
     writer_poll_interval: float = Field(
         default=0.05, gt=0, description="Seconds between spool polls when the spool is idle."
     )

@@ -37,11 +37,12 @@ def writer_main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     engine = make_engine(settings.sqlalchemy_url)
-    writer = make_writer(settings, engine)
+    writer = make_writer(settings, engine, parallel=True)
     while not stop.is_set() and not writer.acquire():
         stop.wait(0.5)
     try:
         writer.run(stop)
     finally:
         writer.release()
+        writer.close()
         engine.dispose()

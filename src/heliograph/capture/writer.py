@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import multiprocessing
 import os
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,10 +68,12 @@ class Writer:
         poll_interval: float = 0.05,
         pricebook: PriceBook | None = None,
         charger: CentsCharger | None = None,
+        pool: ProcessPoolExecutor | None = None,
     ) -> None:
         self.engine = engine
         self.pricebook = pricebook
         self.charger = charger
+        self.pool = pool
         self.spool_root = spool_root
         self.batch_size = batch_size
         self.body_cap = body_cap
@@ -123,7 +127,7 @@ class Writer:
         return result
 
     def _read(self, state: _DirState, final: bool) -> tuple[list[RecordRows], bool] | None:
-        batch: list[RecordRows] = []
+        jobs: list[Job] = []
         frames = 0
         for frame in state.spool.read_frames(final=final, limit=self.batch_size * 2):
             frames += 1
@@ -140,43 +144,31 @@ class Writer:
                 if start is None:
                     log.warning("spool %s: end without start for %s", state.spool.path, rid)
                     continue
-                batch.append(self._build(start, header, frame.body))
+                jobs.append((start.header, start.body, header, frame.body))
         more = frames >= self.batch_size * 2
         if final and not more:
             for start in state.pending.values():
-                batch.append(self._build(start, None, b""))
+                jobs.append((start.header, start.body, None, b""))
             state.pending.clear()
             state.finished = True
-        if not batch and not frames and not state.finished:
+        if not jobs and not frames and not state.finished:
             return None
-        return batch, more
+        return self._build_all(jobs), more
 
-    def _build(self, start: _Pending, end: dict[str, Any] | None, body: bytes) -> RecordRows:
-        provider = str(start.header.get("pv") or start.header.get("up") or "openai")
-        try:
-            return build_record(
-                start.header,
-                start.body,
-                end,
-                body,
-                provider=provider,
-                body_cap=self.body_cap,
-                pricebook=self.pricebook,
-            )
-        except Exception:  # a record must come out whatever the bytes were
-            log.exception(
-                "could not analyse record %s; storing it unanalysed", start.header.get("id")
-            )
-            fallback = dict(end or {})
-            fallback["ct"] = ""
-            return build_record(
-                start.header,
-                b"",
-                fallback if end else None,
-                b"",
-                provider=provider,
-                body_cap=self.body_cap,
-            )
+    def _build_all(self, jobs: list[Job]) -> list[RecordRows]:
+        """Analyse a batch; with helper processes the work is split across them."""
+        if self.pool is None or len(jobs) < 2 * POOL_CHUNK:
+            return [build_job(job, self.body_cap, self.pricebook) for job in jobs]
+        chunks = [jobs[i : i + POOL_CHUNK] for i in range(0, len(jobs), POOL_CHUNK)]
+        built: list[RecordRows] = []
+        for part in self.pool.map(_build_chunk, chunks):
+            built.extend(part)
+        return built
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
     def _commit(self, state: _DirState, batch: list[RecordRows]) -> None:
         if batch:
@@ -229,6 +221,52 @@ class Writer:
             log.warning("final drain failed, records stay in the spool: %s", exc)
 
 
+Job = tuple[dict[str, Any], bytes, dict[str, Any] | None, bytes]
+POOL_CHUNK = 200
+
+
+def build_job(job: Job, body_cap: int, pricebook: PriceBook | None) -> RecordRows:
+    """The rows of one (start, end) pair; a record comes out whatever the bytes were."""
+    start, request_body, end, body = job
+    provider = str(start.get("pv") or start.get("up") or "openai")
+    try:
+        return build_record(
+            start,
+            request_body,
+            end,
+            body,
+            provider=provider,
+            body_cap=body_cap,
+            pricebook=pricebook,
+        )
+    except Exception:
+        log.exception("could not analyse record %s; storing it unanalysed", start.get("id"))
+        fallback = dict(end or {})
+        fallback["ct"] = ""
+        return build_record(
+            start,
+            b"",
+            fallback if end else None,
+            b"",
+            provider=provider,
+            body_cap=body_cap,
+        )
+
+
+_WORKER_STATE: dict[str, Any] = {}  # per helper process, set once by _init_worker
+
+
+def _init_worker(body_cap: int, prices: list[dict[str, Any]], gpu: list[tuple[str, float]]) -> None:
+    _WORKER_STATE["body_cap"] = body_cap
+    _WORKER_STATE["pricebook"] = PriceBook(
+        [PriceOverride.from_dict(p) for p in prices], [GpuHourPrice(u, r) for u, r in gpu]
+    )
+
+
+def _build_chunk(jobs: list[Job]) -> list[RecordRows]:
+    return [build_job(j, _WORKER_STATE["body_cap"], _WORKER_STATE["pricebook"]) for j in jobs]
+
+
 def make_pricebook(settings: Settings) -> PriceBook:
     """Prices from settings: overrides, and GPU-hour prices of self-hosted upstreams."""
     gpu = [
@@ -239,7 +277,24 @@ def make_pricebook(settings: Settings) -> PriceBook:
     return PriceBook([PriceOverride.from_dict(p) for p in settings.prices], gpu)
 
 
-def make_writer(settings: Settings, engine: Engine) -> Writer:
+def make_pool(settings: Settings) -> ProcessPoolExecutor | None:
+    """Helper processes that analyse records in parallel (the writer process uses them)."""
+    if settings.writer_processes < 2:
+        return None
+    gpu = [
+        (name, float(cfg.gpu_usd_per_hour))
+        for name, cfg in settings.resolved_upstreams().items()
+        if cfg.gpu_usd_per_hour is not None
+    ]
+    return ProcessPoolExecutor(
+        max_workers=settings.writer_processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(settings.max_stored_body_bytes, list(settings.prices), gpu),
+    )
+
+
+def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -> Writer:
     """A writer configured from settings (used by the app and by the writer process)."""
     return Writer(
         engine,
@@ -249,4 +304,5 @@ def make_writer(settings: Settings, engine: Engine) -> Writer:
         poll_interval=settings.writer_poll_interval,
         pricebook=make_pricebook(settings),
         charger=CentsCharger(engine, settings.redis_url),
+        pool=make_pool(settings) if parallel else None,
     )
