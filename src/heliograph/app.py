@@ -26,7 +26,11 @@ from starlette.routing import Route
 from heliograph import web
 from heliograph.api import analytics as analytics_api
 from heliograph.api import costs as costs_api
+from heliograph.api import export as export_api
+from heliograph.api import feedback as feedback_api
 from heliograph.api import keys as keys_api
+from heliograph.api import openapi as openapi_api
+from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
 from heliograph.api.auth import ApiError
 from heliograph.api.responses import JSONResponse, api_error_handler
@@ -71,6 +75,11 @@ class HeliographApp:
         self.web = Starlette(
             routes=[
                 Route("/health", health),
+                # Before requests_api: /api/v1/requests/{request_id} would take "export".
+                *export_api.routes,
+                *query_api.routes,
+                *feedback_api.routes,
+                *openapi_api.routes,
                 *requests_api.routes,
                 *keys_api.routes,
                 *costs_api.routes,

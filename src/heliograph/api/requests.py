@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,6 +10,7 @@ from starlette.routing import Route
 
 from heliograph.api.auth import ApiError, require
 from heliograph.api.responses import JSONResponse
+from heliograph.store import filters
 from heliograph.store import requests as request_store
 
 MAX_LIMIT = 1000
@@ -20,20 +20,9 @@ FILTER_FIELDS = ("model", "provider", "user_id", "session_id", "state", "kind")
 def parse_time(value: str, name: str) -> int:
     """Milliseconds since the epoch from ISO 8601 or a number (seconds or milliseconds)."""
     try:
-        number = float(value)
-    except ValueError:
-        pass
-    else:
-        return int(number if number > 1e11 else number * 1000)
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(
-            400, f"{name} must be ISO 8601 or epoch seconds", "invalid_parameter"
-        ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
+        return filters.to_epoch_ms(value, name)
+    except filters.FilterError as exc:
+        raise ApiError(400, str(exc), "invalid_parameter") from exc
 
 
 def parse_filter(request: Request) -> request_store.RequestFilter:
@@ -47,6 +36,8 @@ def parse_filter(request: Request) -> request_store.RequestFilter:
             f.status = int(q["status"])
         except ValueError as exc:
             raise ApiError(400, "status must be an integer", "invalid_parameter") from exc
+        if not 0 <= f.status < 1000:
+            raise ApiError(400, "status must be between 0 and 999", "invalid_parameter")
     if q.get("since"):
         f.since_ms = parse_time(q["since"], "since")
     if q.get("until"):
@@ -54,7 +45,24 @@ def parse_filter(request: Request) -> request_store.RequestFilter:
     for key, value in q.multi_items():
         if key.startswith("property.") and len(key) > len("property."):
             f.properties[key[len("property.") :].lower()] = value
+    if q.get("filter"):
+        f.where = parse_tree(q["filter"])
     return f
+
+
+def parse_tree(raw: str | bytes | object) -> filters.Filter:
+    """A Helicone filter tree from JSON text (or already-decoded JSON); 400 if invalid."""
+    if isinstance(raw, str) and raw.strip() == "all":
+        return filters.ALL
+    if isinstance(raw, str | bytes):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "filter must be JSON", "invalid_filter") from exc
+    try:
+        return filters.parse(raw)
+    except filters.FilterError as exc:
+        raise ApiError(400, str(exc), "invalid_filter") from exc
 
 
 async def list_requests(request: Request) -> Response:

@@ -36,7 +36,7 @@ from heliograph.store.schema import request_bodies, requests
 
 FORMATS = ("jsonl", "csv")
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
-BATCH = 1000
+BATCH = 500
 BODY_BATCH = 200  # bodies can be large (up to the body cap each), so fewer rows per batch
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BODY_COLUMNS = ("request_body", "response_body")

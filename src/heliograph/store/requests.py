@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import operator
 import datetime as dt
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,8 +86,9 @@ def _bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]])
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
     columns = ", ".join(f'"{n}"' for n in names)
+    # Identifiers come from the table definition, values are bound parameters.
     sql = (
-        f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join([mark] * len(names))}) '
+        f'INSERT INTO "{table.name}" ({columns}) VALUES ({", ".join([mark] * len(names))}) '  # noqa: S608
         "ON CONFLICT DO NOTHING"
     )
     json_names = [n for n in names if n in json_cols]
