@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -20,6 +21,10 @@ def writer_main() -> None:
         level=settings.log_level.upper(), format="%(asctime)s writer %(levelname)s %(message)s"
     )
     stop = threading.Event()
+    # The request path comes first: under full load the writer yields the CPU and catches up
+    # from the spool afterwards (its helper processes inherit the lower priority).
+    with contextlib.suppress(OSError):
+        os.nice(10)
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
         stop.set()
