@@ -403,3 +403,38 @@ def test_session_path_name_and_model_override(gw: Gateway) -> None:
     assert detail["session_path"] == "/plan/step1" and detail["session_name"] == "Trip planner"
     # gpt-4o prices ($2.50 / $10 per million) instead of gpt-4o-mini's.
     assert row["cost_usd"] == (14 * 2500 + 5 * 10000) / 1e9
+
+
+def test_rate_limit_shared_by_two_worker_processes(tmp_path: Path, mock: MockUpstream) -> None:
+    """`heliograph serve --workers 2`: both OS processes count against one limit."""
+    from conftest import free_port
+    from serve_process import ServeProcess
+
+    mock.reset()
+    serve = ServeProcess(
+        tmp_path / "home",
+        free_port(),
+        HELIOGRAPH_UPSTREAM_OPENAI_URL=mock.url,
+        HELIOGRAPH_WORKERS="2",
+    ).start()
+    try:
+        key = serve.key("write key")
+        pids = set()
+        statuses = []
+        for _ in range(12):
+            with httpx.Client(timeout=30) as client:  # new connections spread over the workers
+                resp = client.post(
+                    f"{serve.base_url}/v1/{key}/chat/completions",
+                    json={"model": "gpt-4o-mini", "messages": MESSAGES},
+                    headers={"authorization": "Bearer sk-p", "Helicone-RateLimit-Policy": "5;w=60"},
+                )
+            statuses.append(resp.status_code)
+        spool_dirs = [p for p in (tmp_path / "home" / "spool").iterdir() if p.is_dir()]
+        pids = {p.name.split("-")[0] for p in spool_dirs}
+        written = {p.name: sum(f.stat().st_size for f in p.glob("*.seg")) for p in spool_dirs}
+        assert all(size > 0 for size in written.values()), f"one worker got nothing: {written}"
+    finally:
+        serve.stop()
+    assert len(pids) == 2, "expected two worker processes"
+    assert statuses.count(200) == 5 and statuses.count(429) == 7
+    assert len(mock.requests) == 5
