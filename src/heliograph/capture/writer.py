@@ -16,7 +16,8 @@ import logging
 import multiprocessing
 import os
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,26 +108,40 @@ class Writer:
         return sorted(self._dirs.values(), key=lambda d: d.spool.path.name)
 
     def drain(self) -> DrainResult:
-        """Read what is new, insert one batch per spool directory, advance checkpoints."""
+        """Read what is new, insert it in batches, advance checkpoints.
+
+        With helper processes, batches are pipelined: the next batch is analysed while the
+        previous one is inserted. Each batch carries the checkpoint that was safe when its
+        frames had been read, and that is what is saved once it is committed.
+        """
         result = DrainResult()
         for state in self._discover():
             alive = state.spool.owner_alive()
-            while True:
-                rows = self._read(state, final=not alive)
-                if rows is None:
-                    break
-                batch, more = rows
-                self._commit(state, batch)
-                result.records += len(batch)
-                if not more:
-                    break
+            inflight: deque[tuple[Built, Position]] = deque()
+            try:
+                while True:
+                    read = self._read(state, final=not alive)
+                    if read is None:
+                        break
+                    jobs, more, checkpoint = read
+                    inflight.append((self._start_build(jobs), checkpoint))
+                    while len(inflight) > (1 if more and self.pool is not None else 0):
+                        result.records += self._finish(state, *inflight.popleft())
+                    if not more:
+                        break
+            except BaseException:
+                for built, _ in inflight:
+                    if not isinstance(built, list):
+                        for future in built:
+                            future.cancel()
+                raise
             if state.finished:
                 state.spool.remove()
                 del self._dirs[state.spool.path]
                 result.removed_dirs += 1
         return result
 
-    def _read(self, state: _DirState, final: bool) -> tuple[list[RecordRows], bool] | None:
+    def _read(self, state: _DirState, final: bool) -> tuple[list[Job], bool, Position] | None:
         jobs: list[Job] = []
         frames = 0
         for frame in state.spool.read_frames(final=final, limit=self.batch_size * 2):
@@ -153,24 +168,34 @@ class Writer:
             state.finished = True
         if not jobs and not frames and not state.finished:
             return None
-        return self._build_all(jobs), more
+        checkpoint = state.spool.read_pos
+        if state.pending:
+            checkpoint = min([p.position for p in state.pending.values()] + [checkpoint])
+        return jobs, more, checkpoint
 
-    def _build_all(self, jobs: list[Job]) -> list[RecordRows]:
-        """Analyse a batch; with helper processes the work is split across them."""
+    def _start_build(self, jobs: list[Job]) -> Built:
+        """Analyse a batch now, or hand it to the helper processes and return their futures."""
         if self.pool is None or len(jobs) < 2 * POOL_CHUNK:
             return [build_job(job, self.body_cap, self.pricebook) for job in jobs]
         chunks = [jobs[i : i + POOL_CHUNK] for i in range(0, len(jobs), POOL_CHUNK)]
-        built: list[RecordRows] = []
-        for part in self.pool.map(_build_chunk, chunks):
-            built.extend(part)
-        return built
+        return [self.pool.submit(_build_chunk, chunk) for chunk in chunks]
+
+    def _finish(self, state: _DirState, built: Built, checkpoint: Position) -> int:
+        batch: list[RecordRows] = []
+        for item in built:
+            if isinstance(item, RecordRows):
+                batch.append(item)
+            else:
+                batch.extend(item.result())
+        self._commit(state, batch, checkpoint)
+        return len(batch)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def _commit(self, state: _DirState, batch: list[RecordRows]) -> None:
+    def _commit(self, state: _DirState, batch: list[RecordRows], checkpoint: Position) -> None:
         if batch:
             last_used: dict[str, int] = {}
             for rec in batch:
@@ -196,9 +221,6 @@ class Writer:
                 log.warning("could not update key last-use times: %s", exc)
             if self.charger is not None:
                 self.charger.charge(r for r in batch if r.request["id"] in inserted)
-        checkpoint = state.spool.read_pos
-        if state.pending:
-            checkpoint = min([p.position for p in state.pending.values()] + [checkpoint])
         state.spool.save_checkpoint(checkpoint)
 
     def run(self, stop: threading.Event) -> None:
@@ -222,6 +244,7 @@ class Writer:
 
 
 Job = tuple[dict[str, Any], bytes, dict[str, Any] | None, bytes]
+Built = list[RecordRows] | list[Future[list[RecordRows]]]
 POOL_CHUNK = 200
 
 
