@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
+from heliograph.store import filters
 from heliograph.store.analytics import auto_bucket
 from heliograph.store.requests import RequestFilter, iso_ms
 from heliograph.store.search import SORTS
@@ -184,6 +185,10 @@ def parse_request_query(q: QueryParams) -> RequestQuery:
     if q.get("errors") in ("1", "on", "true"):
         f.errors_only = True
         values["errors"] = "1"
+    feedback = q.get("feedback", "")
+    if feedback in ("good", "bad"):  # through the same filter engine as the query API
+        f.where = filters.leaf("feedback", "equals", feedback == "good")
+        values["feedback"] = feedback
     window = q.get("range", "")
     if window in RANGES:
         values["range"] = window
