@@ -94,15 +94,17 @@ KEYS = {
 
 
 def _delta(row: dict[str, Any]) -> dict[str, Any]:
-    """One request row as rollup measures."""
-    out: dict[str, Any] = dict.fromkeys(SUMS, 0)
-    out["latency_sum"] = out["ttft_sum"] = out["tps_sum"] = 0.0
-    out.update(dict.fromkeys(LAT + TTFT, 0))
-    out["requests"] = 1
-    out["errors"] = 1 if row.get("state") in ("error", "interrupted") else 0
-    out["prompt_tokens"] = row.get("prompt_tokens") or 0
-    out["completion_tokens"] = row.get("completion_tokens") or 0
-    out["cached_tokens"] = row.get("cached_tokens") or 0
+    """One request row as rollup measures (only the ones it adds to; first/last always)."""
+    out: dict[str, Any] = {
+        "requests": 1,
+        "first_ms": row["created_at"],
+        "last_ms": row["created_at"],
+    }
+    if row.get("state") in ("error", "interrupted"):
+        out["errors"] = 1
+    for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+        if row.get(name):
+            out[name] = row[name]
     if row.get("cost_known"):
         out["cost_nusd"] = row.get("cost_nusd") or 0
     else:
@@ -115,15 +117,23 @@ def _delta(row: dict[str, Any]) -> dict[str, Any]:
         out[TTFT[bucket_of(row["ttft_ms"])]] = 1
     if row.get("output_tokens_per_s") is not None:
         out["tps_sum"], out["tps_n"] = float(row["output_tokens_per_s"]), 1
-    out["first_ms"] = out["last_ms"] = row["created_at"]
+    return out
+
+
+def _zero() -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(SUMS + LAT + TTFT, 0)
+    out["latency_sum"] = out["ttft_sum"] = out["tps_sum"] = 0.0
     return out
 
 
 def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
-    for name in SUMS + LAT + TTFT:
-        into[name] += delta[name]
-    into["first_ms"] = min(into["first_ms"], delta["first_ms"])
-    into["last_ms"] = max(into["last_ms"], delta["last_ms"])
+    for name, value in delta.items():
+        if name == "first_ms":
+            into[name] = min(into.get(name, value), value)
+        elif name == "last_ms":
+            into[name] = max(into.get(name, value), value)
+        else:
+            into[name] += value
 
 
 def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
@@ -145,10 +155,10 @@ def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
             "rollup_user_hourly": (row["org_id"], hour, row.get("user_id") or ""),
         }
         for table, key in keys.items():
-            if key in groups[table]:
-                _merge(groups[table][key], delta)
-            else:
-                groups[table][key] = dict(delta)
+            into = groups[table].get(key)
+            if into is None:
+                into = groups[table][key] = _zero()
+            _merge(into, delta)
     for table_name, items in groups.items():
         if items:
             target = metadata.tables[table_name]
