@@ -421,7 +421,7 @@ def test_rate_limit_shared_by_two_worker_processes(tmp_path: Path, mock: MockUps
         key = serve.key("write key")
         pids = set()
         statuses = []
-        for _ in range(12):
+        for _ in range(30):
             with httpx.Client(timeout=30) as client:  # new connections spread over the workers
                 resp = client.post(
                     f"{serve.base_url}/v1/{key}/chat/completions",
@@ -436,5 +436,5 @@ def test_rate_limit_shared_by_two_worker_processes(tmp_path: Path, mock: MockUps
     finally:
         serve.stop()
     assert len(pids) == 2, "expected two worker processes"
-    assert statuses.count(200) == 5 and statuses.count(429) == 7
+    assert statuses.count(200) == 5 and statuses.count(429) == 25
     assert len(mock.requests) == 5
