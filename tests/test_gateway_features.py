@@ -125,12 +125,21 @@ def test_cache_max_age_expires_entries(gw: Gateway, mock: MockUpstream) -> None:
 
 
 def chat_raw(gw: Gateway, headers: dict[str, str], key: str | None = None) -> httpx.Response:
-    return httpx.post(
-        f"{gw.base_url}/v1/{key or gw.org.write_key}/chat/completions",
-        json={"model": "gpt-4o-mini", "messages": MESSAGES},
-        headers={"authorization": "Bearer sk-p", **headers},
-        timeout=30,
-    )
+    """One chat request through the real openai package (headers as ``extra_headers``); the
+    HTTP response whatever its status (the SDK's own retries are off)."""
+    with openai.OpenAI(
+        base_url=f"{gw.base_url}/v1/{key or gw.org.write_key}", api_key="sk-p", max_retries=0
+    ) as client:
+        try:
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                extra_headers=headers,
+            )
+        except openai.APIStatusError as exc:
+            exc.response.read()
+            return exc.response
+        return raw.http_response
 
 
 # -------------------------------------------------------------------------- rate limits
