@@ -434,6 +434,10 @@ class Gateway:
                 size += len(chunk)
                 parts.append(chunk)
                 marks.append((size, _ms(t0)))
+                if on_complete is not None and status < 400 and ends_stream(chunk):
+                    # Store before the client sees the end, so its next request is a hit.
+                    await on_complete(status, ctype, b"".join(parts))
+                    on_complete = None
                 out = stripper.feed(chunk) if stripper is not None else chunk
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -512,6 +516,14 @@ class Gateway:
         )
         self._spool(KIND_END, end, data)
         return state, data
+
+
+STREAM_ENDS = (b"data: [DONE]", b"event: message_stop", b'"done":true', b'"done": true')
+
+
+def ends_stream(chunk: bytes) -> bool:
+    """Whether a read carries a protocol's end-of-stream marker (OpenAI, Anthropic, Ollama)."""
+    return any(marker in chunk for marker in STREAM_ENDS)
 
 
 def _ms(t0: float) -> float:
