@@ -12,12 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from heliograph.capture.enrich import cost_columns, estimate_missing_tokens
 from heliograph.gateway.headers import parse_metadata
 from heliograph.pricing import PriceBook
-from heliograph.providers import analyser
+from heliograph.providers import analyser, error_message
 from heliograph.providers.openai import Analysis
 from heliograph.store.bodies import ENCODING, pack_body
 
@@ -131,7 +129,7 @@ def build_record(
         if analysis.stream_error and state == "ok":
             state, error = "error", analysis.stream_error
     if status >= 400 and analysis.response_body:
-        error = _upstream_error_message(analysis.response_body) or error
+        error = error_message(analysis.response_body) or error
 
     meta = parse_metadata(headers)
     user_id = meta.user_id or analysis.user or meta.client_user_id
@@ -238,20 +236,3 @@ def build_record(
 
 def _response_headers(raw: list[list[str]]) -> list[list[str | None]]:
     return [[clean(n, 255), clean(v, 4000)] for n, v in raw if n.lower() != "set-cookie"]
-
-
-def _upstream_error_message(body: bytes) -> str | None:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        text = body[:500].decode("utf-8", "replace").strip()
-        return text or None
-    if isinstance(doc, dict):
-        err = doc.get("error")
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-        if isinstance(doc.get("message"), str):
-            return str(doc["message"])
-    return None

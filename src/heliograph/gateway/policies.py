@@ -211,29 +211,12 @@ class Policies:
                 started = time.perf_counter()
                 note: dict[str, Any] = {"upstream": target.upstream.name}
                 retry_after = None
-                try:
-                    resp = await gw.session.request(
-                        ex.method,
-                        url,
-                        headers=target.headers,
-                        data=target.body
-                        if target.body or ex.method not in ("GET", "HEAD")
-                        else None,
-                        allow_redirects=False,
-                        timeout=gw.timeout,
-                    )
-                except TimeoutError:
-                    resp, error = (
-                        None,
-                        (504, "Upstream did not answer in time.", "upstream_timeout"),
-                    )
-                    note["error"] = "timeout"
-                except (aiohttp.ClientError, OSError) as exc:
-                    resp, error = (
-                        None,
-                        (502, f"Upstream unreachable: {exc}", "upstream_unreachable"),
-                    )
-                    note["error"] = str(exc)[:200]
+                opened = await gw.open_upstream(ex.method, url, target.headers, target.body)
+                if isinstance(opened, aiohttp.ClientResponse):
+                    resp = opened
+                else:
+                    resp, error = None, opened
+                    note["error"] = opened[1][:200]
                 note["ms"] = _ms(started)
                 if resp is not None:
                     note["status"] = resp.status

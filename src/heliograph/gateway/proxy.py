@@ -343,27 +343,35 @@ class Gateway:
                 )
             )
             return
-        try:
-            resp = await self.session.request(
-                method,
-                url,
-                headers=forward,
-                data=send_body if send_body or method not in ("GET", "HEAD") else None,
-                allow_redirects=False,
-                timeout=self.timeout,
-            )
-        except TimeoutError:
-            status, msg, code = 504, "Upstream did not answer in time.", "upstream_timeout"
-        except (aiohttp.ClientError, OSError) as exc:
-            status, msg, code = 502, f"Upstream unreachable: {exc}", "upstream_unreachable"
-        else:
+        resp = await self.open_upstream(method, url, forward, send_body)
+        if isinstance(resp, aiohttp.ClientResponse):
             await self._forward_response(
                 receive, send, resp, t0, end, id_headers, injected, protocol
             )
             return
+        status, msg, code = resp
         reply = await self._reply_error(send, status, msg, code, id_headers, protocol)
         end.update(st=status, state="error", err=msg, lat=_ms(t0), ct="application/json")
         self._spool(KIND_END, end, reply)
+
+    async def open_upstream(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes
+    ) -> aiohttp.ClientResponse | tuple[int, str, str]:
+        """The upstream's response once its headers arrived, or (status, message, code) of
+        the gateway error to answer with: 504 on timeout, 502 when unreachable."""
+        try:
+            return await self.session.request(
+                method,
+                url,
+                headers=headers,
+                data=body if body or method not in ("GET", "HEAD") else None,
+                allow_redirects=False,
+                timeout=self.timeout,
+            )
+        except TimeoutError:
+            return 504, "Upstream did not answer in time.", "upstream_timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            return 502, f"Upstream unreachable: {exc}", "upstream_unreachable"
 
     async def _too_large(
         self,

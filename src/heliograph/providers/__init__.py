@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol
 
+import orjson
+
 from heliograph.providers.openai import Analysis
 
 PROTOCOLS = ("openai", "anthropic", "ollama")
@@ -60,8 +62,6 @@ def output_text(doc: Any) -> str:
                     if isinstance(block.get(name), str):
                         parts.append(block[name])
                 if block.get("type") == "tool_use":
-                    import orjson
-
                     parts.append(orjson.dumps(block.get("input")).decode())
     message = doc.get("message")  # Ollama chat
     if isinstance(message, dict):
@@ -71,3 +71,21 @@ def output_text(doc: Any) -> str:
     if isinstance(doc.get("response"), str):  # Ollama generate
         parts.append(doc["response"])
     return "".join(parts)
+
+
+def error_message(body: bytes) -> str | None:
+    """The message of an error response in any protocol's shape (or its text)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:500].decode("utf-8", "replace").strip()
+        return text or None
+    if isinstance(doc, dict):
+        err = doc.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if isinstance(doc.get("message"), str):
+            return str(doc["message"])
+    return None

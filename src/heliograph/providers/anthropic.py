@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from heliograph.providers.openai import Analysis, _Clock
+from heliograph.providers.openai import Analysis, Clock, load_request
 from heliograph.providers.sse import iter_events
 
 LLM_ENDPOINTS = frozenset({"/v1/messages", "/v1/complete"})
@@ -35,14 +35,8 @@ def is_llm_call(method: str, endpoint: str) -> bool:
 
 def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: Analysis) -> None:
     out.kind = "llm" if is_llm_call(method, endpoint) else "other"
-    if not body:
-        return
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return
-    out.request_doc = doc
-    if not isinstance(doc, dict):
+    doc = load_request(body, out)
+    if doc is None:
         return
     model = doc.get("model")
     out.model = model if isinstance(model, str) else None
@@ -217,7 +211,7 @@ def _index(doc: dict[str, Any]) -> int:
 
 
 def _messages_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
-    clock = _Clock(marks)
+    clock = Clock(marks)
     first: float | None = None
     last: float | None = None
     acc = _Message()
@@ -249,7 +243,7 @@ def _messages_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis)
 
 def _complete_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
     """Legacy Text Completions: ``event: completion`` pieces, no usage at all."""
-    clock = _Clock(marks)
+    clock = Clock(marks)
     first: float | None = None
     last: float | None = None
     result: dict[str, Any] = {"type": "completion", "id": None, "completion": "", "model": None}

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from heliograph.providers import openai
-from heliograph.providers.openai import Analysis, _Clock
+from heliograph.providers.openai import Analysis, Clock
 
 LLM_ENDPOINTS = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
 REPLY_ENDPOINTS = frozenset({"/api/chat", "/api/generate"})  # streams that make one reply
@@ -55,14 +55,8 @@ def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: An
         openai.analyse_request(method, compat, body, ctype, out)
         return
     out.kind = "llm" if is_llm_call(method, endpoint) else "other"
-    if not body:
-        return
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return
-    out.request_doc = doc
-    if not isinstance(doc, dict):
+    doc = openai.load_request(body, out)
+    if doc is None:
         return
     model = doc.get("model", doc.get("name"))
     out.model = model if isinstance(model, str) and model else None
@@ -220,7 +214,7 @@ class _Reply:
 def _stream(
     body: bytes, marks: list[tuple[int, float]], out: Analysis, *, reassemble: bool
 ) -> None:
-    clock = _Clock(marks)
+    clock = Clock(marks)
     first: float | None = None
     last: float | None = None
     reply = _Reply()

@@ -80,6 +80,18 @@ def is_llm_call(method: str, endpoint: str) -> bool:
     return endpoint.startswith(LLM_PREFIXES)
 
 
+def load_request(body: bytes, out: Analysis) -> dict[str, Any] | None:
+    """The JSON object a request body holds (kept as ``out.request_doc``), if it is one."""
+    if not body:
+        return None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    out.request_doc = doc
+    return doc if isinstance(doc, dict) else None
+
+
 def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: Analysis) -> None:
     endpoint, deployment = normalise_endpoint(endpoint)
     out.kind = "llm" if is_llm_call(method, endpoint) else "other"
@@ -87,12 +99,8 @@ def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: An
     if not body:
         return
     if body[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return
-        out.request_doc = doc
-        if isinstance(doc, dict):
+        doc = load_request(body, out)
+        if doc is not None:
             model = doc.get("model")
             out.model = model if isinstance(model, str) else out.model
             out.stream = doc.get("stream") is True
@@ -170,7 +178,7 @@ def apply_timings(timings: Any, out: Analysis) -> None:
         out.prompt_tokens_per_s = float(prompt)
 
 
-class _Clock:
+class Clock:
     """Maps a byte offset of the response to the time it arrived."""
 
     def __init__(self, marks: list[tuple[int, float]]) -> None:
@@ -185,7 +193,7 @@ class _Clock:
 
 
 def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
-    clock = _Clock(marks)
+    clock = Clock(marks)
     first: float | None = None
     last: float | None = None
     head: dict[str, Any] = {}
@@ -331,7 +339,7 @@ def _assemble_chat(
 
 
 def _responses_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
-    clock = _Clock(marks)
+    clock = Clock(marks)
     first: float | None = None
     last: float | None = None
     final: dict[str, Any] | None = None

@@ -20,18 +20,7 @@ from heliograph.store.stats import Stats
 DIMENSIONS = ("model", "provider", "user_id", "session_id", "upstream")
 
 
-_ROW_COLUMNS = (
-    requests.c.created_at,
-    requests.c.state,
-    requests.c.prompt_tokens,
-    requests.c.completion_tokens,
-    requests.c.cached_tokens,
-    requests.c.cost_known,
-    requests.c.cost_nusd,
-    requests.c.latency_ms,
-    requests.c.ttft_ms,
-    requests.c.output_tokens_per_s,
-)
+_ROW_COLUMNS = aggregate.ROW_COLUMNS
 
 
 def _window(org_id: str, since_ms: int, until_ms: int) -> Any:

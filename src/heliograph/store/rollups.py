@@ -32,24 +32,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.schema import metadata, requests
-from heliograph.store.stats import BUCKETS_MS, NBUCKETS, Stats, bucket_of
+from heliograph.store.stats import BUCKETS_MS, MEASURES, NBUCKETS, Stats, bucket_of
 
 HOUR_MS = 3_600_000
-SUMS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost_nusd",
-    "unpriced",
-    "latency_sum",
-    "latency_n",
-    "ttft_sum",
-    "ttft_n",
-    "tps_sum",
-    "tps_n",
-)
+SUMS = MEASURES
 LAT = tuple(f"lat{i}" for i in range(NBUCKETS))
 TTFT = tuple(f"ttft{i}" for i in range(NBUCKETS))
 HIST = frozenset(LAT + TTFT)
@@ -290,20 +276,10 @@ def read_stats(
 
 def stats_from(row: Any) -> Stats:
     m = row._mapping
-    return Stats(
-        requests=int(m["requests"] or 0),
-        errors=int(m["errors"] or 0),
-        prompt_tokens=int(m["prompt_tokens"] or 0),
-        completion_tokens=int(m["completion_tokens"] or 0),
-        cached_tokens=int(m["cached_tokens"] or 0),
-        cost_nusd=int(m["cost_nusd"] or 0),
-        unpriced=int(m["unpriced"] or 0),
-        latency_sum=float(m["latency_sum"] or 0),
-        latency_n=int(m["latency_n"] or 0),
-        ttft_sum=float(m["ttft_sum"] or 0),
-        ttft_n=int(m["ttft_n"] or 0),
-        tps_sum=float(m["tps_sum"] or 0),
-        tps_n=int(m["tps_n"] or 0),
+    stats = Stats(
         latency_hist=[int(m.get(n) or 0) for n in LAT],
         ttft_hist=[int(m.get(n) or 0) for n in TTFT],
     )
+    for name in SUMS:
+        setattr(stats, name, (float if name.endswith("_sum") else int)(m[name] or 0))
+    return stats

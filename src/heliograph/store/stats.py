@@ -60,6 +60,24 @@ def percentile(hist: Sequence[int], q: float) -> float | None:
     return BUCKETS_MS[-1]
 
 
+# The additive fields of Stats (the rollup tables have one column each, same names).
+MEASURES = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_nusd",
+    "unpriced",
+    "latency_sum",
+    "latency_n",
+    "ttft_sum",
+    "ttft_n",
+    "tps_sum",
+    "tps_n",
+)
+
+
 @dataclass
 class Stats:
     """Aggregates of a set of requests; mergeable, so rollup rows and raw rows both feed it."""
@@ -103,21 +121,7 @@ class Stats:
             self.tps_n += 1
 
     def merge(self, other: Stats) -> None:
-        for name in (
-            "requests",
-            "errors",
-            "prompt_tokens",
-            "completion_tokens",
-            "cached_tokens",
-            "cost_nusd",
-            "unpriced",
-            "latency_sum",
-            "latency_n",
-            "ttft_sum",
-            "ttft_n",
-            "tps_sum",
-            "tps_n",
-        ):
+        for name in MEASURES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latency_hist = [
             a + b for a, b in zip(self.latency_hist, other.latency_hist, strict=True)

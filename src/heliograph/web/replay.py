@@ -19,7 +19,7 @@ from starlette.responses import Response
 from heliograph.auth.keys import KeyInfo
 from heliograph.capture.enrich import cost_columns
 from heliograph.gateway.proxy import InternalExchange
-from heliograph.providers import analyser, output_text
+from heliograph.providers import analyser, error_message, output_text
 from heliograph.providers.openai import Analysis
 from heliograph.store.requests import get_request
 from heliograph.web.context import Ctx
@@ -155,18 +155,7 @@ def compare(
         latency_ms=elapsed,
         cache_hit=False,
     )
-    error = None
-    if ex.status >= 400:
-        err = _body_doc(ex.body)
-        error = (
-            err.get("error", {}).get("message")
-            if isinstance(err, dict) and isinstance(err.get("error"), dict)
-            else (
-                err.get("error")
-                if isinstance(err, dict)
-                else bytes(ex.body[:300]).decode("utf-8", "replace")
-            )
-        )
+    error = error_message(bytes(ex.body)) if ex.status >= 400 else None
     return {
         "new_id": ex.headers.get("heliograph-id"),
         "new_status": ex.status,
