@@ -199,7 +199,7 @@ class Gateway:
         found: dict[str, str] | None = None
         meta: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
+            name = raw_name.decode("latin-1")  # ASGI header names are lower case
             value = raw_value.decode("latin-1")
             if name.startswith(("helicone-", "heliograph-")):
                 short = name[9:] if name[8] == "-" else name[11:]

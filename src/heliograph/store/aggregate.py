@@ -81,7 +81,7 @@ def collect(
     """Stats per combination of ``groups`` values over the window (LLM calls only).
 
     ``groups`` may include "bucket": the index of the ``bucket_ms``-long time bucket counted
-    from ``since_ms`` (whole hours only: ``since_ms`` and ``bucket_ms`` on hour boundaries).
+    from ``since_ms`` (from rollups when both fall on hour boundaries, else from raw rows).
     ``where`` restricts to exact values of dimensions; null model or user values come back as
     None. ``providers`` also collects the providers seen per group.
     """
@@ -89,10 +89,13 @@ def collect(
     out: dict[tuple[Any, ...], Entry] = {}
     dims = [g for g in groups if g != "bucket"]
     table = _table_for(dims, where)
-    whole, edges = (
-        split(since_ms, until_ms) if table is not None else (None, [(since_ms, until_ms)])
-    )
     bucket = (since_ms, bucket_ms or HOUR_MS)
+    # Rollups serve only whole hours; buckets that do not fall on hour boundaries go raw.
+    aligned = "bucket" not in groups or (since_ms % HOUR_MS == 0 and bucket[1] % HOUR_MS == 0)
+    if table is not None and aligned:
+        whole, edges = split(since_ms, until_ms)
+    else:
+        whole, edges = None, [(since_ms, until_ms)]
     if whole is not None and table is not None:
         with_providers = providers and "provider" in table.c
         group_cols = [*groups, "provider"] if with_providers else list(groups)

@@ -13,14 +13,10 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select
 
 from heliograph.store import aggregate
-from heliograph.store.rollups import HOUR_MS
 from heliograph.store.schema import requests
 from heliograph.store.stats import Stats
 
 DIMENSIONS = ("model", "provider", "user_id", "session_id", "upstream")
-
-
-_ROW_COLUMNS = aggregate.ROW_COLUMNS
 
 
 def _window(org_id: str, since_ms: int, until_ms: int) -> Any:
@@ -52,17 +48,11 @@ def _bucketed(
     count = max(1, -(-(until_ms - since_ms) // bucket_ms))
     points = [Stats() for _ in range(count)]
     with engine.connect() as conn:
-        if since_ms % HOUR_MS == 0 and bucket_ms % HOUR_MS == 0:
-            entries = aggregate.collect(
-                conn, org_id, since_ms, until_ms, ("bucket",), where, bucket_ms=bucket_ms
-            )
-            for (index,), entry in entries.items():
-                points[min(max(int(index), 0), count - 1)].merge(entry.stats)
-            return points
-        conds = [_window(org_id, since_ms, until_ms)]
-        conds += [requests.c[k] == v for k, v in (where or {}).items()]
-        for row in conn.execute(select(*_ROW_COLUMNS).where(*conds)):
-            points[min((row.created_at - since_ms) // bucket_ms, count - 1)].add_row(row)
+        entries = aggregate.collect(
+            conn, org_id, since_ms, until_ms, ("bucket",), where, bucket_ms=bucket_ms
+        )
+    for (index,), entry in entries.items():
+        points[min(max(int(index), 0), count - 1)].merge(entry.stats)
     return points
 
 
@@ -126,12 +116,6 @@ def auto_bucket(span_ms: int, max_points: int = 60) -> int:
     return next((b for b in BUCKET_SIZES if span_ms / b <= max_points), BUCKET_SIZES[-1])
 
 
-def _scoped(org_id: str, since_ms: int, until_ms: int, dimension: str, value: str) -> Any:
-    if dimension not in DIMENSIONS:
-        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
-    return and_(_window(org_id, since_ms, until_ms), requests.c[dimension] == value)
-
-
 def scoped_summary(
     engine: Engine, org_id: str, since_ms: int, until_ms: int, *, dimension: str, value: str
 ) -> dict[str, Any]:
@@ -176,25 +160,13 @@ def requests_by(
     out = {k: [0] * count for k in keys}
     if not keys:
         return out
-    if since_ms % HOUR_MS == 0 and bucket_ms % HOUR_MS == 0 and dimension != "session_id":
-        with engine.connect() as conn:
-            entries = aggregate.collect(
-                conn, org_id, since_ms, until_ms, (dimension, "bucket"), bucket_ms=bucket_ms
-            )
-        for (key, index), entry in entries.items():
-            if key in out:
-                out[key][min(max(int(index), 0), count - 1)] += entry.stats.requests
-        return out
-    column = requests.c[dimension]
-    bucket = ((requests.c.created_at - since_ms) // bucket_ms).label("bucket")
-    query = (
-        select(column.label("key"), bucket, func.count().label("n"))
-        .where(_window(org_id, since_ms, until_ms), column.in_(list(keys)))
-        .group_by(column, bucket)
-    )
     with engine.connect() as conn:
-        for row in conn.execute(query):
-            out[row.key][min(int(row.bucket), count - 1)] += int(row.n)
+        entries = aggregate.collect(
+            conn, org_id, since_ms, until_ms, (dimension, "bucket"), bucket_ms=bucket_ms
+        )
+    for (key, index), entry in entries.items():
+        if key in out:
+            out[key][min(max(int(index), 0), count - 1)] += entry.stats.requests
     return out
 
 
