@@ -68,7 +68,6 @@ Behaviour controls (request headers)
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextvars
@@ -77,18 +76,15 @@ import hashlib
 import json
 import random
 import re
-import signal
 import string
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
-from mock_upstream import Received, Recorder, split_pieces, text_chars
+from mock_upstream import MockServer, Received, Recorder, run_main, split_pieces, text_chars
 
 DEFAULT_TEXT = "Hello from the mock Claude."
 THINKING_TEXT = "The user wants a greeting."
@@ -535,134 +531,6 @@ def add_mock_routes(
 
     app.router.add_get("/__mock/requests", get_requests)
     app.router.add_delete("/__mock/requests", delete_requests)
-
-
-async def start_runner(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner, int(runner.addresses[0][1])
-
-
-class MockServer:
-    """A mock's app served in a background thread with its own event loop.
-
-    Subclasses give ``make_app``; ``start()``/``stop()`` or a ``with`` block run it.
-    """
-
-    thread_name = "mock-server"
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host, self.port = host, port
-        self.app: web.Application | None = None
-        self._recorder = Recorder()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-
-    @staticmethod
-    def make_app(recorder: Recorder) -> web.Application:
-        raise NotImplementedError
-
-    @property
-    def requests(self) -> list[Received]:
-        """The live list of received requests (appended under a lock)."""
-        return self._recorder.items
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def reset(self) -> None:
-        self._recorder.clear()
-
-    def wait_for(self, n: int, timeout: float = 5) -> list[Received]:
-        """Block until ``n`` requests were received and return them; ``TimeoutError`` if not."""
-        return self._recorder.wait_for(n, timeout)
-
-    def call_soon(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the server's loop (for state the handlers own)."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(callback)
-
-    async def _main(self) -> None:
-        try:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            self.app = self.make_app(self._recorder)
-            runner, self.port = await start_runner(self.app, self.host, self.port)
-        except BaseException as exc:
-            self._error = exc
-            raise
-        finally:
-            self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:
-            self._error = self._error or exc
-
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError(f"{type(self).__name__} already started")
-        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10) or self._error is not None:
-            self._thread.join(1)
-            self._thread = None
-            raise RuntimeError(f"{type(self).__name__} failed to start: {self._error!r}")
-        return self
-
-    def stop(self) -> None:
-        thread, loop, stop = self._thread, self._loop, self._stop
-        if thread is None:
-            return
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-        self._thread = None
-        self._ready.clear()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-async def serve(make_app: Callable[[Recorder], web.Application], host: str, port: int) -> None:
-    """Subprocess mode: serve until SIGINT/SIGTERM, after printing ``READY <port>``."""
-    runner, real_port = await start_runner(make_app(Recorder()), host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"READY {real_port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
-def run_main(
-    make_app: Callable[[Recorder], web.Application], description: str, argv: list[str] | None
-) -> None:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    args = parser.parse_args(argv)
-    asyncio.run(serve(make_app, args.host, args.port))
 
 
 class MockAnthropic(MockServer):

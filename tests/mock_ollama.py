@@ -82,8 +82,8 @@ from typing import Any
 
 from aiohttp import web
 
-from mock_anthropic import MockServer, add_mock_routes, parse_controls, record, run_main
-from mock_upstream import Recorder, split_pieces, text_chars
+from mock_anthropic import add_mock_routes, parse_controls, record
+from mock_upstream import MockServer, Recorder, run_main, split_pieces, text_chars
 
 VERSION = "0.12.6"
 DEFAULT_TEXT = "Hello from the mock Ollama."

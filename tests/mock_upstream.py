@@ -72,7 +72,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -709,25 +709,34 @@ def build_app(recorder: Recorder) -> web.Application:
     return app
 
 
-async def start_runner(recorder: Recorder, host: str, port: int) -> tuple[web.AppRunner, int]:
-    app = build_app(recorder)
+async def start_runner(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner, int(runner.addresses[0][1])
 
 
-class MockUpstream:
-    """The mock server in a background thread with its own event loop."""
+class MockServer:
+    """A mock's app served in a background thread with its own event loop.
+
+    Subclasses give ``make_app``; ``start()``/``stop()`` or a ``with`` block run it.
+    """
+
+    thread_name = "mock-server"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host, self.port = host, port
+        self.app: web.Application | None = None
         self._recorder = Recorder()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+
+    @staticmethod
+    def make_app(recorder: Recorder) -> web.Application:
+        raise NotImplementedError
 
     @property
     def requests(self) -> list[Received]:
@@ -738,10 +747,6 @@ class MockUpstream:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def url(self) -> str:
-        return self.base_url + "/v1"
-
     def reset(self) -> None:
         self._recorder.clear()
 
@@ -749,10 +754,16 @@ class MockUpstream:
         """Block until ``n`` requests were received and return them; ``TimeoutError`` if not."""
         return self._recorder.wait_for(n, timeout)
 
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the server's loop (for state the handlers own)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(callback)
+
     async def _main(self) -> None:
         try:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            runner, self.port = await start_runner(self._recorder, self.host, self.port)
+            self.app = self.make_app(self._recorder)
+            runner, self.port = await start_runner(self.app, self.host, self.port)
         except BaseException as exc:
             self._error = exc
             raise
@@ -769,15 +780,15 @@ class MockUpstream:
         except BaseException as exc:
             self._error = self._error or exc
 
-    def start(self) -> MockUpstream:
+    def start(self) -> Self:
         if self._thread is not None:
-            raise RuntimeError("MockUpstream already started")
-        self._thread = threading.Thread(target=self._run, name="mock-upstream", daemon=True)
+            raise RuntimeError(f"{type(self).__name__} already started")
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
         if not self._ready.wait(10) or self._error is not None:
             self._thread.join(1)
             self._thread = None
-            raise RuntimeError(f"mock upstream failed to start: {self._error!r}")
+            raise RuntimeError(f"{type(self).__name__} failed to start: {self._error!r}")
         return self
 
     def stop(self) -> None:
@@ -790,7 +801,7 @@ class MockUpstream:
         self._thread = None
         self._ready.clear()
 
-    def __enter__(self) -> MockUpstream:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -802,8 +813,9 @@ class MockUpstream:
         self.stop()
 
 
-async def _serve(host: str, port: int) -> None:
-    runner, real_port = await start_runner(Recorder(), host, port)
+async def serve(make_app: Callable[[Recorder], web.Application], host: str, port: int) -> None:
+    """Subprocess mode: serve until SIGINT/SIGTERM, after printing ``READY <port>``."""
+    runner, real_port = await start_runner(make_app(Recorder()), host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -815,12 +827,32 @@ async def _serve(host: str, port: int) -> None:
         await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Mock OpenAI-compatible upstream server")
+def run_main(
+    make_app: Callable[[Recorder], web.Application], description: str, argv: list[str] | None
+) -> None:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.host, args.port))
+    asyncio.run(serve(make_app, args.host, args.port))
+
+
+class MockUpstream(MockServer):
+    """The mock OpenAI-compatible server; ``url`` (with ``/v1``) goes to ``openai.OpenAI``."""
+
+    thread_name = "mock-upstream"
+
+    @staticmethod
+    def make_app(recorder: Recorder) -> web.Application:
+        return build_app(recorder)
+
+    @property
+    def url(self) -> str:
+        return self.base_url + "/v1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_main(build_app, "Mock OpenAI-compatible upstream server", argv)
 
 
 if __name__ == "__main__":
