@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from conftest import free_port
+from heliograph.demo.traffic import USERS
 
 
 def test_demo_populates_every_page_through_the_gateway(tmp_path: Path) -> None:
@@ -66,7 +67,8 @@ def test_demo_populates_every_page_through_the_gateway(tmp_path: Path) -> None:
                 resp = web.get(path)
                 assert resp.status_code == 200, path
                 assert "simulated" in resp.text.lower(), f"{path} is not labelled as a demo"
-            assert "ada" in web.get("/users").text or "grace" in web.get("/users").text
+            users_page = web.get("/users").text
+            assert any(f">{name}<" in users_page for name in USERS), "no demo user listed"
             assert "demo-" in web.get("/sessions").text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
