@@ -12,17 +12,19 @@ Target (issue 2): at least 10,000 records/s into each store.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
-from heliograph.capture.writer import Writer, make_pool
+from heliograph.capture.writer import make_writer
 from heliograph.config import Settings
-from heliograph.pricing import PriceBook
 from heliograph.store.engine import make_engine, migrate
 
 HEADERS = [
@@ -99,7 +101,7 @@ def fill(spool_root: Path, records: int) -> None:
     stream_body, marks = chat_stream(0)
     now = time.time()
     for i in range(records):
-        rid = str(uuid.uuid4())
+        rid = new_record_id()
         stream = i % 2 == 1
         start = {
             "id": rid,
@@ -129,38 +131,81 @@ def fill(spool_root: Path, records: int) -> None:
     spool.close()
 
 
-def run(url: str, records: int, processes: int = 1) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu() -> float:
+    """CPU time of every PostgreSQL server process (the store's share of the work)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"postgres" in (entry / "cmdline").read_bytes():
+                    total += _cpu_seconds(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
+@dataclass
+class Result:
+    rate: float
+    seconds: float
+    cpu: dict[str, float]  # per party, seconds during the timed drain
+
+
+def run(url: str, records: int, processes: int = 2) -> Result:
+    """Drain ``records`` spooled records with the writer as ``heliograph serve`` builds it."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "spool"
-        fill(root, records)
-        engine = make_engine(url)
-        migrate(engine)
-        # Priced like production (genai-prices lookups, estimation when usage is missing).
-        pool = make_pool(Settings(writer_processes=processes)) if processes > 1 else None
-        writer = Writer(
-            engine,
-            root,
-            batch_size=2000,
-            body_cap=4 * 1024 * 1024,
-            pricebook=PriceBook(),
-            pool=pool,
+        settings = Settings(
+            home=Path(tmp), database_url=url, writer_processes=processes, writer_batch_size=2000
         )
-        if pool is not None:  # start the helpers before the clock does
-            list(pool.map(abs, range(processes)))
+        fill(settings.spool_dir, records)
+        engine = make_engine(settings.sqlalchemy_url)
+        migrate(engine)
+        # The writer process's own configuration: prices loaded, helper processes started.
+        writer = make_writer(settings, engine, parallel=True)
+        helpers: list[int] = []
+        if writer.pool is not None:  # start the helpers before the clock does
+            list(writer.pool.map(abs, range(processes)))
+            helpers = list(writer.pool._processes)
+        before = {
+            "writer": time.process_time(),
+            "helpers": sum(_cpu_seconds(p) for p in helpers),
+            "postgres": _postgres_cpu() if url.startswith("postgresql") else 0.0,
+        }
         started = time.perf_counter()
         total = 0
         while True:
             result = writer.drain()
             total += result.records
-            if result.records == 0 and not any(root.iterdir()):
+            if result.records == 0 and not any(settings.spool_dir.iterdir()):
                 break
             if result.records == 0 and result.removed_dirs == 0 and total >= records:
                 break
         elapsed = time.perf_counter() - started
+        cpu = {
+            "writer": time.process_time() - before["writer"],
+            "helpers": sum(_cpu_seconds(p) for p in helpers) - before["helpers"],
+            "postgres": (_postgres_cpu() if url.startswith("postgresql") else 0.0)
+            - before["postgres"],
+        }
         writer.close()
         engine.dispose()
         assert total == records, (total, records)
-        return records / elapsed
+        return Result(records / elapsed, elapsed, cpu)
+
+
+def report(name: str, result: Result, records: int) -> None:
+    per_record = {k: v / records * 1e6 for k, v in result.cpu.items() if v > 0}
+    cpu = ", ".join(f"{k} {v:.0f}" for k, v in per_record.items())
+    print(
+        f"{name:11s} {result.rate:10,.0f} records/s  ({records:,} records in {result.seconds:.2f} s;"
+        f" CPU us/record: {cpu}; total {sum(per_record.values()):.0f})  target >= 10,000"
+    )
 
 
 def main() -> None:
@@ -168,11 +213,17 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--skip-pg", action="store_true")
-    parser.add_argument("--processes", type=int, default=2, help="analysis processes (1: none)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="processes that analyse records, the writer's own included (1: no helpers)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rate = run(f"sqlite:///{tmp}/bench.db", args.records, args.processes)
-        print(f"SQLite:     {rate:10,.0f} records/s  ({args.records:,} records)  target >= 10,000")
+        report(
+            "SQLite:", run(f"sqlite:///{tmp}/bench.db", args.records, args.processes), args.records
+        )
     if not args.skip_pg:
         import psycopg
 
@@ -180,10 +231,8 @@ def main() -> None:
         with psycopg.connect(args.pg, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
-            rate = run(args.pg.rsplit("/", 1)[0] + "/" + name, args.records, args.processes)
-            print(
-                f"PostgreSQL: {rate:10,.0f} records/s  ({args.records:,} records)  target >= 10,000"
-            )
+            url = args.pg.rsplit("/", 1)[0] + "/" + name
+            report("PostgreSQL:", run(url, args.records, args.processes), args.records)
         finally:
             with psycopg.connect(args.pg, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

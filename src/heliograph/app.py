@@ -35,8 +35,9 @@ from heliograph.api import requests as requests_api
 from heliograph.api.auth import ApiError
 from heliograph.api.responses import JSONResponse, api_error_handler
 from heliograph.auth.keys import KeyCache
+from heliograph.capture.builder import make_pricebook
 from heliograph.capture.spool import SpoolWriter
-from heliograph.capture.writer import Writer, make_pricebook, make_writer
+from heliograph.capture.writer import Writer, make_writer
 from heliograph.config import Settings
 from heliograph.gateway.policies import Policies
 from heliograph.gateway.proxy import Gateway, Receive, Scope, Send

@@ -180,8 +180,8 @@ class Settings(BaseSettings):
     writer_processes: int = Field(
         default=2,
         ge=1,
-        description="Processes the writer process uses to analyse records in parallel "
-        "(1: analyse in the writer process itself).",
+        description="Processes that analyse records in parallel, the writer process "
+        "included (1: the writer process alone; 2: it and one helper).",
     )
     writer_poll_interval: float = Field(
         default=0.05, gt=0, description="Seconds between spool polls when the spool is idle."

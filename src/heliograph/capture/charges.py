@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
 
@@ -18,6 +18,35 @@ from heliograph.gateway.ratelimit import counter_key, window_of
 from heliograph.store import shared as shared_store
 
 log = logging.getLogger(__name__)
+
+
+class Charge(NamedTuple):
+    """What charging one record needs (small, so helper processes can send it cheaply)."""
+
+    request_id: str
+    policy: str
+    org_id: str
+    user_id: str | None
+    properties: dict[str, str]
+    created_at: int
+    cost_nusd: int
+
+
+def charge_of(rec: RecordRows) -> Charge | None:
+    """The charge of a record with a cents policy and a known cost, else None."""
+    row = rec.request
+    cost = row.get("cost_nusd")
+    if not rec.rate_limit_policy or not cost or not row.get("cost_known"):
+        return None
+    return Charge(
+        row["id"],
+        rec.rate_limit_policy,
+        row["org_id"],
+        row.get("user_id"),
+        row.get("properties") or {},
+        row["created_at"],
+        cost,
+    )
 
 
 class CentsCharger:
@@ -31,26 +60,17 @@ class CentsCharger:
 
             self.redis = redis.Redis.from_url(redis_url, socket_timeout=2)
 
-    def charge(self, records: Iterable[RecordRows]) -> None:
-        for rec in records:
-            policy_text = rec.rate_limit_policy
-            cost = rec.request.get("cost_nusd")
-            if not policy_text or not cost or not rec.request.get("cost_known"):
-                continue
+    def charge(self, charges: Iterable[Charge]) -> None:
+        for item in charges:
             try:
-                policy = parse_rate_limit(policy_text)
+                policy = parse_rate_limit(item.policy)
             except FeatureError:
                 continue
             if policy.unit != "cents":
                 continue
-            key = counter_key(
-                rec.request["org_id"],
-                policy,
-                rec.request.get("user_id"),
-                rec.request.get("properties") or {},
-            )
-            window = window_of(rec.request["created_at"] / 1000, policy.window_s)
-            cents = cost / 1e7  # nano-USD to cents
+            key = counter_key(item.org_id, policy, item.user_id, item.properties)
+            window = window_of(item.created_at / 1000, policy.window_s)
+            cents = item.cost_nusd / 1e7  # nano-USD to cents
             try:
                 self._add(key, window, cents, 2 * policy.window_s + 60)
             except Exception as exc:

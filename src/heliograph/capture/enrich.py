@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -82,7 +81,7 @@ def cost_columns(
             upstream=upstream,
             generation_ms=analysis.generation_ms,
             latency_ms=latency_ms,
-            at=dt.datetime.fromtimestamp(created_ms / 1000, dt.UTC),
+            at_ms=created_ms,
         )
     except Exception:
         log.exception("pricing failed for %s/%s", provider, model)

@@ -17,7 +17,7 @@ from heliograph.gateway.headers import parse_metadata
 from heliograph.pricing import PriceBook
 from heliograph.providers import analyser, error_message
 from heliograph.providers.openai import Analysis
-from heliograph.store.bodies import ENCODING, pack_body
+from heliograph.store.bodies import ENCODING, BodyPacker
 
 _DATA_URL = re.compile(rb"data:([a-zA-Z0-9.+/-]{1,64});base64,([A-Za-z0-9+/=\\]{512,})")
 # Bare base64 payloads in JSON: input_audio.data, image b64_json, audio.data in responses.
@@ -36,6 +36,8 @@ class RecordRows:
 
 def clean(text: Any, limit: int) -> str | None:
     """A string fit for a column: NULs removed, at most ``limit`` characters."""
+    if type(text) is str and len(text) <= limit and "\x00" not in text:
+        return text  # the usual case, checked first
     if text is None:
         return None
     if not isinstance(text, str):
@@ -104,8 +106,10 @@ def build_record(
     provider: str,
     body_cap: int,
     pricebook: PriceBook | None = None,
+    packer: BodyPacker | None = None,
 ) -> RecordRows:
     """The rows for one request; ``end`` is None when the gateway died mid-request."""
+    packer = packer or BodyPacker()
     method = str(start.get("m", "POST"))
     endpoint = str(start.get("p", "/"))
     headers = start.get("h") or []
@@ -209,13 +213,13 @@ def build_record(
     req_packed, req_trunc = (
         (None, False)
         if meta.omit_request
-        else pack_body(strip_inline_media(request_body), body_cap)
+        else packer.pack(strip_inline_media(request_body), body_cap)
     )
     out_body = analysis.response_body if analysis.response_body is not None else response_body
     if out_body:
         out_body = strip_inline_media(out_body)
     keep = not meta.omit_response and (end is not None or bool(out_body))
-    resp_packed, resp_trunc = pack_body(out_body if keep else None, body_cap)
+    resp_packed, resp_trunc = packer.pack(out_body if keep else None, body_cap)
     stored_headers = {
         "request": [[clean(n, 255), clean(v, 4000)] for n, v in headers],
         "response": _response_headers(end.get("rh") or []) if end is not None else [],

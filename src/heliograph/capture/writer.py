@@ -13,34 +13,59 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import multiprocessing
 import os
 import threading
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 
+from heliograph.capture.builder import (
+    Builder,
+    Built,
+    Job,
+    build_in_helper,
+    make_pool,
+    make_pricebook,
+)
 from heliograph.capture.charges import CentsCharger
-from heliograph.capture.record import RecordRows, build_record
 from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
 from heliograph.config import Settings
-from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
+from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
-from heliograph.store.requests import insert_records
+from heliograph.store.requests import insert_batch
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
-    header: dict[str, Any]
+    header: bytes
     body: bytes
     position: Position
+
+
+_ID_PREFIX = b'{"id":"'
+
+
+def frame_id(header: bytes) -> str | None:
+    """The record id in a frame header, read without parsing the rest of it.
+
+    The gateway writes ``id`` first, so it is sliced out; anything else is parsed.
+    """
+    if header.startswith(_ID_PREFIX):
+        end = header.find(b'"', len(_ID_PREFIX))
+        if end > len(_ID_PREFIX) and b"\\" not in header[len(_ID_PREFIX) : end]:
+            return header[len(_ID_PREFIX) : end].decode("utf-8", "replace")
+    try:
+        doc = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        return None
+    rid = doc.get("id") if isinstance(doc, dict) else None
+    return rid if isinstance(rid, str) else None
 
 
 @dataclass
@@ -72,12 +97,11 @@ class Writer:
         pool: ProcessPoolExecutor | None = None,
     ) -> None:
         self.engine = engine
-        self.pricebook = pricebook
+        self.builder = Builder(body_cap, pricebook)
         self.charger = charger
         self.pool = pool
         self.spool_root = spool_root
         self.batch_size = batch_size
-        self.body_cap = body_cap
         self.poll_interval = poll_interval
         self._dirs: dict[Path, _DirState] = {}
         self._lock_fd = -1
@@ -111,13 +135,15 @@ class Writer:
         """Read what is new, insert it in batches, advance checkpoints.
 
         With helper processes, batches are pipelined: the next batch is analysed while the
-        previous one is inserted. Each batch carries the checkpoint that was safe when its
-        frames had been read, and that is what is saved once it is committed.
+        previous one is inserted, and once the insert is done this process analyses the
+        chunks no helper has started yet, so every core is busy and none is oversubscribed.
+        Each batch carries the checkpoint that was safe when its frames had been read, and
+        that is what is saved once it is committed.
         """
         result = DrainResult()
         for state in self._discover():
             alive = state.spool.owner_alive()
-            inflight: deque[tuple[Built, Position]] = deque()
+            inflight: deque[tuple[Pending, Position]] = deque()
             try:
                 while True:
                     read = self._read(state, final=not alive)
@@ -126,14 +152,16 @@ class Writer:
                     jobs, more, checkpoint = read
                     inflight.append((self._start_build(jobs), checkpoint))
                     while len(inflight) > (1 if more and self.pool is not None else 0):
-                        result.records += self._finish(state, *inflight.popleft())
+                        pending, safe = inflight.popleft()
+                        upcoming = [p for p, _ in inflight]
+                        result.records += self._finish(state, pending, safe, upcoming)
                     if not more:
                         break
             except BaseException:
-                for built, _ in inflight:
-                    if not isinstance(built, list):
-                        for future in built:
-                            future.cancel()
+                for pending, _ in inflight:
+                    for item, _chunk in pending:
+                        if isinstance(item, Future):
+                            item.cancel()
                 raise
             if state.finished:
                 state.spool.remove()
@@ -146,20 +174,18 @@ class Writer:
         frames = 0
         for frame in state.spool.read_frames(final=final, limit=self.batch_size * 2):
             frames += 1
-            try:
-                header = orjson.loads(frame.header)
-            except orjson.JSONDecodeError:
+            rid = frame_id(frame.header)
+            if rid is None:
                 log.error("spool %s: unreadable frame header skipped", state.spool.path)
                 continue
-            rid = header.get("id")
             if frame.kind == KIND_START:
-                state.pending[rid] = _Pending(header, frame.body, frame.position)
+                state.pending[rid] = _Pending(frame.header, frame.body, frame.position)
             elif frame.kind == KIND_END:
                 start = state.pending.pop(rid, None)
                 if start is None:
                     log.warning("spool %s: end without start for %s", state.spool.path, rid)
                     continue
-                jobs.append((start.header, start.body, header, frame.body))
+                jobs.append((start.header, start.body, frame.header, frame.body))
         more = frames >= self.batch_size * 2
         if final and not more:
             for start in state.pending.values():
@@ -173,54 +199,66 @@ class Writer:
             checkpoint = min([p.position for p in state.pending.values()] + [checkpoint])
         return jobs, more, checkpoint
 
-    def _start_build(self, jobs: list[Job]) -> Built:
-        """Analyse a batch now, or hand it to the helper processes and return their futures."""
+    def _start_build(self, jobs: list[Job]) -> Pending:
+        """Analyse a batch now, or hand its chunks to the helper processes."""
         if self.pool is None or len(jobs) < 2 * POOL_CHUNK:
-            return [build_job(job, self.body_cap, self.pricebook) for job in jobs]
+            return [(self.builder.build(jobs), jobs)]
         chunks = [jobs[i : i + POOL_CHUNK] for i in range(0, len(jobs), POOL_CHUNK)]
-        return [self.pool.submit(_build_chunk, chunk) for chunk in chunks]
+        return [(self.pool.submit(build_in_helper, chunk), chunk) for chunk in chunks]
 
-    def _finish(self, state: _DirState, built: Built, checkpoint: Position) -> int:
-        batch: list[RecordRows] = []
-        for item in built:
-            if isinstance(item, RecordRows):
-                batch.append(item)
-            else:
-                batch.extend(item.result())
-        self._commit(state, batch, checkpoint)
-        return len(batch)
+    def _finish(
+        self, state: _DirState, pending: Pending, checkpoint: Position, upcoming: list[Pending]
+    ) -> int:
+        """Collect a batch's analysis and commit it.
+
+        Chunks no helper has started are analysed here instead; while the helpers finish
+        the rest, this process analyses chunks of the next batch rather than wait idle.
+        """
+        self._steal(pending)
+        futures = [item for item, _chunk in pending if isinstance(item, Future)]
+        while not all(f.done() for f in futures):
+            if not any(self._steal(later, limit=1) for later in upcoming):
+                wait(futures)
+                break
+        built = Built()
+        for item, _chunk in pending:
+            built.extend(item if isinstance(item, Built) else item.result())
+        self._commit(state, built, checkpoint)
+        return len(built.batch.ids)
+
+    def _steal(self, pending: Pending, limit: int | None = None) -> int:
+        """Analyse here, last first, chunks of a batch that no helper has started yet."""
+        stolen = 0
+        for i in range(len(pending) - 1, -1, -1):
+            item, chunk = pending[i]
+            if isinstance(item, Future) and item.cancel():
+                pending[i] = (self.builder.build(chunk), chunk)
+                stolen += 1
+                if stolen == limit:
+                    break
+        return stolen
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
-    def _commit(self, state: _DirState, batch: list[RecordRows], checkpoint: Position) -> None:
-        if batch:
-            last_used: dict[str, int] = {}
-            for rec in batch:
-                key_id = rec.request.get("key_id")
-                if key_id:
-                    last_used[key_id] = max(last_used.get(key_id, 0), rec.request["created_at"])
+    def _commit(self, state: _DirState, built: Built, checkpoint: Position) -> None:
+        if built.batch.ids:
             try:
                 with self.engine.begin() as conn:
-                    inserted = insert_records(
-                        conn,
-                        [r.request for r in batch],
-                        [r.body for r in batch],
-                        [p for r in batch for p in r.properties],
-                    )
+                    inserted = insert_batch(conn, built.batch)
             except Exception:
                 # Forget what was read since the checkpoint: it is re-read on the next try.
                 self._dirs.pop(state.spool.path, None)
                 state.finished = False
                 raise
             try:
-                key_store.touch_keys(self.engine, last_used)
+                key_store.touch_keys(self.engine, built.last_used)
             except Exception as exc:
                 log.warning("could not update key last-use times: %s", exc)
-            if self.charger is not None:
-                self.charger.charge(r for r in batch if r.request["id"] in inserted)
+            if self.charger is not None and built.charges:
+                self.charger.charge(c for c in built.charges if c.request_id in inserted)
         state.spool.save_checkpoint(checkpoint)
 
     def run(self, stop: threading.Event) -> None:
@@ -243,89 +281,22 @@ class Writer:
             log.warning("final drain failed, records stay in the spool: %s", exc)
 
 
-Job = tuple[dict[str, Any], bytes, dict[str, Any] | None, bytes]
-Built = list[RecordRows] | list[Future[list[RecordRows]]]
+Pending = list[tuple[Built | Future[Built], list[Job]]]
 POOL_CHUNK = 200
-
-
-def build_job(job: Job, body_cap: int, pricebook: PriceBook | None) -> RecordRows:
-    """The rows of one (start, end) pair; a record comes out whatever the bytes were."""
-    start, request_body, end, body = job
-    provider = str(start.get("pv") or start.get("up") or "openai")
-    try:
-        return build_record(
-            start,
-            request_body,
-            end,
-            body,
-            provider=provider,
-            body_cap=body_cap,
-            pricebook=pricebook,
-        )
-    except Exception:
-        log.exception("could not analyse record %s; storing it unanalysed", start.get("id"))
-        fallback = dict(end or {})
-        fallback["ct"] = ""
-        return build_record(
-            start,
-            b"",
-            fallback if end else None,
-            b"",
-            provider=provider,
-            body_cap=body_cap,
-        )
-
-
-_WORKER_STATE: dict[str, Any] = {}  # per helper process, set once by _init_worker
-
-
-def _init_worker(body_cap: int, prices: list[dict[str, Any]], gpu: list[tuple[str, float]]) -> None:
-    _WORKER_STATE["body_cap"] = body_cap
-    _WORKER_STATE["pricebook"] = PriceBook(
-        [PriceOverride.from_dict(p) for p in prices], [GpuHourPrice(u, r) for u, r in gpu]
-    )
-
-
-def _build_chunk(jobs: list[Job]) -> list[RecordRows]:
-    return [build_job(j, _WORKER_STATE["body_cap"], _WORKER_STATE["pricebook"]) for j in jobs]
-
-
-def make_pricebook(settings: Settings) -> PriceBook:
-    """Prices from settings: overrides, and GPU-hour prices of self-hosted upstreams."""
-    gpu = [
-        GpuHourPrice(name, cfg.gpu_usd_per_hour)
-        for name, cfg in settings.resolved_upstreams().items()
-        if cfg.gpu_usd_per_hour is not None
-    ]
-    return PriceBook([PriceOverride.from_dict(p) for p in settings.prices], gpu)
-
-
-def make_pool(settings: Settings) -> ProcessPoolExecutor | None:
-    """Helper processes that analyse records in parallel (the writer process uses them)."""
-    if settings.writer_processes < 2:
-        return None
-    gpu = [
-        (name, float(cfg.gpu_usd_per_hour))
-        for name, cfg in settings.resolved_upstreams().items()
-        if cfg.gpu_usd_per_hour is not None
-    ]
-    return ProcessPoolExecutor(
-        max_workers=settings.writer_processes,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(settings.max_stored_body_bytes, list(settings.prices), gpu),
-    )
 
 
 def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -> Writer:
     """A writer configured from settings (used by the app and by the writer process)."""
+    pricebook = make_pricebook(settings)
+    if parallel:  # the writer process: load prices at start, not on the first record
+        pricebook.preload()
     return Writer(
         engine,
         settings.spool_dir,
         batch_size=settings.writer_batch_size,
         body_cap=settings.max_stored_body_bytes,
         poll_interval=settings.writer_poll_interval,
-        pricebook=make_pricebook(settings),
+        pricebook=pricebook,
         charger=CentsCharger(engine, settings.redis_url),
         pool=make_pool(settings) if parallel else None,
     )

@@ -6,8 +6,8 @@ import datetime as dt
 
 import click
 
+from heliograph.capture.builder import make_pricebook
 from heliograph.capture.enrich import columns_for
-from heliograph.capture.writer import make_pricebook
 from heliograph.config import load_settings
 from heliograph.pricing import Usage
 from heliograph.store import costs as cost_store

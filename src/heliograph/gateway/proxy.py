@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 
 from heliograph.auth.keys import KeyCache, KeyInfo, looks_like_key
+from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.config import Settings, UpstreamConfig
 from heliograph.gateway.errors import error_body, stream_error_event
@@ -266,7 +267,7 @@ class Gateway:
             )
             return
 
-        rid = request_id or str(uuid.uuid4())
+        rid = request_id or new_record_id()
         id_headers = [(b"heliograph-id", rid.encode()), (b"helicone-id", rid.encode())]
         method: str = scope["method"]
         query = scope.get("query_string", b"").decode("latin-1")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from heliograph.pricing import catalog
@@ -63,10 +63,20 @@ class PriceBook:
         generation_ms: float | None = None,
         latency_ms: float | None = None,
         at: datetime | None = None,
+        at_ms: int | None = None,
     ) -> Cost:
-        """The cost of one request; ``at`` (default now) selects time-dependent prices."""
+        """The cost of one request; its time (``at``, or ``at_ms`` in Unix milliseconds,
+        default now) selects time-dependent prices. ``at_ms`` becomes a datetime only for
+        the models whose price depends on time."""
         plan = self._plan(provider, model, upstream)
+        timed = isinstance(plan, TokenPlan) and len(plan.choices) > 1
+        if at is None and at_ms is not None and timed:
+            at = datetime.fromtimestamp(at_ms / 1000, UTC)
         return plan.cost(usage, generation_ms, latency_ms, at)
+
+    def preload(self) -> None:
+        """Load the bundled price data now (~0.2 s) rather than on the first record priced."""
+        catalog.bundled_providers()
 
     def is_priced(self, provider: str, model: str) -> bool:
         """Whether requests for this model get a known cost (given usage or a duration)."""

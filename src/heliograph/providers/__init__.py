@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol
 
 import orjson
 
+from heliograph.providers import anthropic, ollama, openai
 from heliograph.providers.openai import Analysis
 
 PROTOCOLS = ("openai", "anthropic", "ollama")
@@ -24,9 +24,9 @@ class Analyser(Protocol):
 
 def analyser(protocol: str) -> Analyser:
     """The analysis module for a protocol (OpenAI's for anything unknown)."""
-    name = protocol if protocol in PROTOCOLS else "openai"
-    module: Analyser = importlib.import_module(f"heliograph.providers.{name}")
-    return module
+    if protocol == "anthropic":
+        return anthropic
+    return ollama if protocol == "ollama" else openai
 
 
 def output_text(doc: Any) -> str:

@@ -179,35 +179,63 @@ def apply_timings(timings: Any, out: Analysis) -> None:
 
 
 class Clock:
-    """Maps a byte offset of the response to the time it arrived."""
+    """Maps a byte offset of the response to the time it arrived.
+
+    Offsets are usually asked for in increasing order, so a cursor walks the marks; an
+    earlier offset falls back to a binary search.
+    """
 
     def __init__(self, marks: list[tuple[int, float]]) -> None:
-        self.ends = [m[0] for m in marks]
-        self.times = [m[1] for m in marks]
+        self.marks = marks
+        self._i = 0
 
     def at(self, offset: int) -> float | None:
-        if not self.ends:
+        marks = self.marks
+        if not marks:
             return None
-        i = bisect.bisect_left(self.ends, offset)
-        return self.times[min(i, len(self.times) - 1)]
+        i = self._i
+        if i and marks[i - 1][0] >= offset:
+            i = bisect.bisect_left(marks, offset, key=_mark_offset)
+        last = len(marks) - 1
+        while i < last and marks[i][0] < offset:
+            i += 1
+        self._i = i
+        return marks[i][1]
+
+
+def _mark_offset(mark: tuple[int, float]) -> int:
+    return mark[0]
+
+
+_HEAD = ("id", "created", "model", "system_fingerprint", "service_tier", "object")
+
+
+class _Choice:
+    """One choice being reassembled; string deltas are collected and joined once."""
+
+    __slots__ = ("finish_reason", "legacy", "logprobs", "message", "parts", "text", "tool_calls")
+
+    def __init__(self) -> None:
+        self.message: dict[str, Any] = {}
+        self.parts: dict[str, list[str]] = {}
+        self.text: list[str] | None = None
+        self.finish_reason: Any = None
+        self.logprobs: list[Any] | None = None
+        self.tool_calls: dict[int, dict[str, Any]] | None = None
+        self.legacy: dict[str, str] | None = None
 
 
 def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
-    clock = Clock(marks)
-    first: float | None = None
-    last: float | None = None
     head: dict[str, Any] = {}
-    choices: dict[int, dict[str, Any]] = {}
+    missing = list(_HEAD)
+    choices: dict[int, _Choice] = {}
     is_text = False
-    events = iter_data(body) if b"\r" not in body else _slow_data(body)
-    for data, end in events:
-        if not data or data == b"[DONE]":
-            continue
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(doc, dict):
+    first: int | None = None  # where the first and last events with output end
+    last: int | None = None
+    docs = _data_array(body)
+    events = enumerate(docs) if docs is not None else _parsed_events(body)
+    for ref, doc in events:
+        if type(doc) is not dict:
             continue
         if "error" in doc:
             err = doc["error"]
@@ -215,29 +243,90 @@ def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> 
                 str(err.get("message")) if isinstance(err, dict) else str(err)
             ) or "error event in stream"
             continue
-        for name in ("id", "created", "model", "system_fingerprint", "service_tier", "object"):
-            if name in doc and name not in head:
+        if missing:
+            for name in [n for n in missing if n in doc]:
                 head[name] = doc[name]
-        if doc.get("usage"):
-            apply_usage(doc["usage"], out)
+                missing.remove(name)
+        usage = doc.get("usage")
+        if usage:
+            apply_usage(usage, out)
         if "timings" in doc:
             apply_timings(doc["timings"], out)
         produced = False
         for choice in doc.get("choices") or ():
-            if not isinstance(choice, dict):
+            if type(choice) is not dict:
                 continue
-            produced |= _merge_choice(choices, choice)
-            is_text = is_text or "text" in choice
+            if _merge_choice(choices, choice):
+                produced = True
+            if "text" in choice:
+                is_text = True
         if produced:
-            when = clock.at(end)
             if first is None:
-                first = when
-            last = when
+                first = ref
+            last = ref
     out.response_model = head.get("model") if isinstance(head.get("model"), str) else None
-    out.ttft_ms = first
     if first is not None and last is not None:
-        out.generation_ms = last - first
+        if docs is not None:  # refs are event numbers: find where those events end
+            count = body.count(b"\n\n")
+            first, last = _event_end(body, first, count), _event_end(body, last, count)
+        clock = Clock(marks)
+        out.ttft_ms = clock.at(first)
+        end_ms = clock.at(last)
+        if out.ttft_ms is not None and end_ms is not None:
+            out.generation_ms = end_ms - out.ttft_ms
     out.response_body = orjson.dumps(_assemble_chat(head, choices, is_text, out))
+
+
+_DONE = b"data: [DONE]\n\n"
+
+
+def _data_array(body: bytes) -> list[Any] | None:
+    """Every event of a well-formed OpenAI stream, parsed in one go; None if it is not one.
+
+    Such a stream is ``data: <json>`` lines separated by blank lines, ending in ``[DONE]``;
+    joined with commas they make one JSON array, which parses several times faster than
+    event by event. Anything else (comments, ``event:`` lines, CRs, a torn last event, a
+    payload that is not JSON) fails to parse or to count, and takes the general path.
+    """
+    trimmed = body[: -len(_DONE)] if body.endswith(_DONE) else body
+    if not trimmed.startswith(b"data: ") or not trimmed.endswith(b"\n\n") or b"\r" in body:
+        return None
+    try:
+        docs = orjson.loads(b"[" + trimmed[6:-2].replace(b"\n\ndata: ", b",") + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(docs, list) or len(docs) != trimmed.count(b"\n\n"):
+        return None
+    return docs
+
+
+def _event_end(body: bytes, index: int, count: int) -> int:
+    """The offset just past event ``index`` of ``count`` events that end in blank lines.
+
+    Walks from whichever end is nearer: the events asked for are the first and the last
+    with output, near the start and near the end of the stream.
+    """
+    if index < count - index:
+        pos = -2
+        for _ in range(index + 1):
+            pos = body.find(b"\n\n", pos + 2)
+        return pos + 2
+    pos = len(body)
+    for _ in range(count - index):
+        pos = body.rfind(b"\n\n", 0, pos)
+    return pos + 2
+
+
+def _parsed_events(body: bytes) -> Iterator[tuple[int, Any]]:
+    """(end offset, parsed data) of each event with JSON data, in any SSE framing."""
+    events = iter_data(body) if b"\r" not in body else _slow_data(body)
+    for data, end in events:
+        if not data or data == b"[DONE]":
+            continue
+        try:
+            yield end, orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
 
 
 def _slow_data(body: bytes) -> Iterator[tuple[bytes, int]]:
@@ -245,40 +334,59 @@ def _slow_data(body: bytes) -> Iterator[tuple[bytes, int]]:
         yield event.data.encode(), event.end
 
 
-def _merge_choice(choices: dict[int, dict[str, Any]], choice: dict[str, Any]) -> bool:
+def _merge_choice(choices: dict[int, _Choice], choice: dict[str, Any]) -> bool:
     index = choice.get("index", 0)
-    acc = choices.setdefault(index if isinstance(index, int) else 0, {"message": {}})
+    key = index if type(index) is int else 0
+    acc = choices.get(key)
+    if acc is None:
+        acc = choices[key] = _Choice()
     produced = False
-    if choice.get("finish_reason"):
-        acc["finish_reason"] = choice["finish_reason"]
-    if isinstance(choice.get("text"), str):
-        acc["text"] = acc.get("text", "") + choice["text"]
-        produced = produced or bool(choice["text"])
+    finish = choice.get("finish_reason")
+    if finish:
+        acc.finish_reason = finish
+    text = choice.get("text")
+    if type(text) is str:
+        if acc.text is None:
+            acc.text = []
+        acc.text.append(text)
+        produced = bool(text)
     logprobs = choice.get("logprobs")
-    if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
-        acc.setdefault("logprobs", {"content": []})["content"].extend(logprobs["content"])
+    if logprobs and isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+        if acc.logprobs is None:
+            acc.logprobs = []
+        acc.logprobs.extend(logprobs["content"])
     delta = choice.get("delta")
-    if not isinstance(delta, dict):
+    if type(delta) is not dict:
         return produced
-    message = acc["message"]
+    message = acc.message
     for name, value in delta.items():
-        if name == "tool_calls" and isinstance(value, list):
-            calls = message.setdefault("tool_calls", {})
+        if type(value) is str:
+            if name == "role":
+                message["role"] = value
+                continue
+            parts = acc.parts.get(name)
+            if parts is None:
+                parts = acc.parts[name] = []
+                message.setdefault(name, None)  # keeps the field order of the deltas
+            parts.append(value)
+            if value:
+                produced = True
+        elif name == "tool_calls" and isinstance(value, list):
+            if acc.tool_calls is None:
+                acc.tool_calls = {}
+                message.setdefault("tool_calls", None)
             for call in value:
                 if isinstance(call, dict):
-                    _merge_tool_call(calls, call)
+                    _merge_tool_call(acc.tool_calls, call)
                     produced = True
         elif name == "function_call" and isinstance(value, dict):
-            legacy = message.setdefault("function_call", {"name": "", "arguments": ""})
+            if acc.legacy is None:
+                acc.legacy = {"name": "", "arguments": ""}
+                message.setdefault("function_call", None)
             for part in ("name", "arguments"):
                 if isinstance(value.get(part), str):
-                    legacy[part] += value[part]
+                    acc.legacy[part] += value[part]
             produced = True
-        elif name == "role" and isinstance(value, str):
-            message["role"] = value
-        elif isinstance(value, str):
-            message[name] = (message.get(name) or "") + value
-            produced = produced or (bool(value) and name != "role")
         elif value is not None and name not in message:
             message[name] = value
     return produced
@@ -299,7 +407,7 @@ def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) ->
 
 
 def _assemble_chat(
-    head: dict[str, Any], choices: dict[int, dict[str, Any]], is_text: bool, out: Analysis
+    head: dict[str, Any], choices: dict[int, _Choice], is_text: bool, out: Analysis
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "id": head.get("id"),
@@ -315,18 +423,21 @@ def _assemble_chat(
         acc = choices[index]
         item: dict[str, Any] = {"index": index}
         if is_text:
-            item["text"] = acc.get("text", "")
+            item["text"] = "".join(acc.text or ())
         else:
-            message = dict(acc["message"])
+            message = dict(acc.message)
+            for name, parts in acc.parts.items():
+                message[name] = "".join(parts)
+            if acc.tool_calls is not None:
+                message["tool_calls"] = [acc.tool_calls[i] for i in sorted(acc.tool_calls)]
+            if acc.legacy is not None:
+                message["function_call"] = acc.legacy
             message.setdefault("role", "assistant")
-            message.setdefault("content", None if "tool_calls" in message else "")
-            if "tool_calls" in message:
-                message["tool_calls"] = [
-                    message["tool_calls"][i] for i in sorted(message["tool_calls"])
-                ]
+            if message.get("content") is None:
+                message["content"] = None if "tool_calls" in message else ""
             item["message"] = message
-        item["logprobs"] = acc.get("logprobs")
-        item["finish_reason"] = acc.get("finish_reason")
+        item["logprobs"] = {"content": acc.logprobs} if acc.logprobs is not None else None
+        item["finish_reason"] = acc.finish_reason
         assembled.append(item)
     result["choices"] = assembled
     if out.prompt_tokens is not None or out.completion_tokens is not None:

@@ -80,12 +80,8 @@ KEYS = {
 
 
 def _delta(row: dict[str, Any]) -> dict[str, Any]:
-    """One request row as rollup measures (only the ones it adds to; first/last always)."""
-    out: dict[str, Any] = {
-        "requests": 1,
-        "first_ms": row["created_at"],
-        "last_ms": row["created_at"],
-    }
+    """One request row as the rollup sums it adds to (first/last are kept apart)."""
+    out: dict[str, Any] = {"requests": 1}
     if row.get("state") in ("error", "interrupted"):
         out["errors"] = 1
     for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
@@ -112,45 +108,68 @@ def _zero() -> dict[str, Any]:
     return out
 
 
-def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
-    for name, value in delta.items():
-        if name == "first_ms":
-            into[name] = min(into.get(name, value), value)
-        elif name == "last_ms":
-            into[name] = max(into.get(name, value), value)
-        else:
-            into[name] += value
+def _add(into: dict[str, Any], sums: dict[str, Any], first_ms: int, last_ms: int) -> None:
+    for name, value in sums.items():
+        into[name] += value
+    if first_ms < into["first_ms"]:
+        into["first_ms"] = first_ms
+    if last_ms > into["last_ms"]:
+        into["last_ms"] = last_ms
 
 
-def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-    """Add new request rows (LLM calls only) to both rollups, inside the caller's transaction."""
-    groups: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in KEYS}
+Groups = dict[str, dict[tuple[Any, ...], dict[str, Any]]]
+"""Per rollup table: summed measures per key; what one batch adds to the rollups."""
+
+
+def group(rows: Iterable[dict[str, Any]]) -> Groups:
+    """Sum request rows (LLM calls only) per rollup key; pure, so helper processes can do it."""
+    groups: Groups = {t: {} for t in KEYS}
+    hourly, per_user = groups["rollup_hourly"], groups["rollup_user_hourly"]
     for row in rows:
         if row.get("kind") != "llm":
             continue
-        hour = row["created_at"] // HOUR_MS * HOUR_MS
-        delta = _delta(row)
-        keys = {
-            "rollup_hourly": (
-                row["org_id"],
-                hour,
-                row["provider"],
-                row["upstream"],
-                row.get("model") or "",
-            ),
-            "rollup_user_hourly": (row["org_id"], hour, row.get("user_id") or ""),
-        }
-        for table, key in keys.items():
-            into = groups[table].get(key)
+        ts = row["created_at"]
+        hour = ts // HOUR_MS * HOUR_MS
+        sums = _delta(row)
+        org = row["org_id"]
+        for into_table, key in (
+            (hourly, (org, hour, row["provider"], row["upstream"], row.get("model") or "")),
+            (per_user, (org, hour, row.get("user_id") or "")),
+        ):
+            into = into_table.get(key)
             if into is None:
-                into = groups[table][key] = _zero()
-            _merge(into, delta)
+                into = into_table[key] = _zero()
+                into["first_ms"] = into["last_ms"] = ts
+            _add(into, sums, ts, ts)
+    return groups
+
+
+def merge_groups(into: Groups, other: Groups) -> None:
+    """Add ``other`` into ``into`` (both from :func:`group`)."""
+    for table, items in other.items():
+        target = into.setdefault(table, {})
+        for key, measures in items.items():
+            mine = target.get(key)
+            if mine is None:
+                target[key] = measures
+            else:
+                sums = {n: v for n, v in measures.items() if n not in ("first_ms", "last_ms")}
+                _add(mine, sums, measures["first_ms"], measures["last_ms"])
+
+
+def upsert_groups(conn: Connection, groups: Groups) -> None:
+    """Add summed measures to the rollup tables, inside the caller's transaction."""
     for table_name, items in groups.items():
         if items:
             target = metadata.tables[table_name]
             if "lat0" not in target.c:
                 items = {k: {n: v for n, v in d.items() if n not in HIST} for k, d in items.items()}
             _upsert(conn, target, KEYS[table_name], items)
+
+
+def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
+    """Add new request rows (LLM calls only) to both rollups, inside the caller's transaction."""
+    upsert_groups(conn, group(rows))
 
 
 def _upsert(

@@ -1,6 +1,6 @@
 """Requests-page queries: any sort order, free text in prompts and outputs, export, sessions.
 
-Bodies are zlib-compressed in ``request_bodies``, so the free-text filter cannot be SQL that
+Bodies are compressed (zstd) in ``request_bodies``, so the free-text filter cannot be SQL that
 works the same on SQLite and PostgreSQL. Instead every SQL filter runs first, then candidate
 rows are read in the page's order in batches, their bodies decompressed and the JSON string
 values of prompt and output searched (case-insensitive, after JSON unescaping, so ``é`` and

@@ -1,0 +1,155 @@
+"""Turning batches of spooled (start, end) frame pairs into insert-ready record batches.
+
+This is the writer's CPU work - parsing, stream reassembly, token estimation, pricing,
+compression, rollup sums - and it runs in helper processes when there are several, so the
+writer's own process only reads the spool and inserts. Jobs go to a helper as raw frame bytes
+and come back as a :class:`Built`: tuples in column order, cheap to pickle both ways.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from heliograph.capture.charges import Charge, charge_of
+from heliograph.capture.record import RecordRows, build_record
+from heliograph.config import Settings
+from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
+from heliograph.store.bodies import BodyPacker
+from heliograph.store.requests import RecordBatch, pack_records
+
+log = logging.getLogger(__name__)
+
+Job = tuple[bytes, bytes, bytes | None, bytes]
+"""(start frame header, request body, end frame header or None if interrupted, response body)"""
+
+
+@dataclass(slots=True)
+class Built:
+    """One analysed batch: its rows, the rate-limit charges it carries, keys' last use."""
+
+    batch: RecordBatch = field(default_factory=RecordBatch)
+    charges: list[Charge] = field(default_factory=list)
+    last_used: dict[str, int] = field(default_factory=dict)
+
+    def extend(self, other: Built) -> None:
+        self.batch.extend(other.batch)
+        self.charges += other.charges
+        for key, ms in other.last_used.items():
+            self.last_used[key] = max(self.last_used.get(key, 0), ms)
+
+
+class Builder:
+    """Analyses jobs with one price book and one compression context."""
+
+    def __init__(self, body_cap: int, pricebook: PriceBook | None) -> None:
+        self.body_cap = body_cap
+        self.pricebook = pricebook
+        self.packer = BodyPacker()
+
+    def build(self, jobs: list[Job]) -> Built:
+        records = [r for r in (self.record(job) for job in jobs) if r is not None]
+        out = Built(
+            batch=pack_records(
+                [r.request for r in records],
+                [r.body for r in records],
+                [p for r in records for p in r.properties],
+            )
+        )
+        for rec in records:
+            charge = charge_of(rec)
+            if charge is not None:
+                out.charges.append(charge)
+            key_id = rec.request.get("key_id")
+            if key_id:
+                created = rec.request["created_at"]
+                out.last_used[key_id] = max(out.last_used.get(key_id, 0), created)
+        return out
+
+    def record(self, job: Job) -> RecordRows | None:
+        """The rows of one (start, end) pair; a record comes out whatever the bodies were."""
+        start_raw, request_body, end_raw, body = job
+        try:
+            start = orjson.loads(start_raw)
+            end = orjson.loads(end_raw) if end_raw is not None else None
+        except orjson.JSONDecodeError:
+            log.error("unreadable spool frame header; record skipped")
+            return None
+        provider = str(start.get("pv") or start.get("up") or "openai")
+        try:
+            return build_record(
+                start,
+                request_body,
+                end,
+                body,
+                provider=provider,
+                body_cap=self.body_cap,
+                pricebook=self.pricebook,
+                packer=self.packer,
+            )
+        except Exception:
+            log.exception("could not analyse record %s; storing it unanalysed", start.get("id"))
+            fallback = dict(end or {})
+            fallback["ct"] = ""
+            return build_record(
+                start,
+                b"",
+                fallback if end else None,
+                b"",
+                provider=provider,
+                body_cap=self.body_cap,
+                packer=self.packer,
+            )
+
+
+# The pool-initializer pattern: each helper process builds its Builder once, here.
+_HELPER: dict[str, Builder] = {}
+
+
+def _init_helper(body_cap: int, prices: list[dict[str, Any]], gpu: list[tuple[str, float]]) -> None:
+    book = PriceBook(
+        [PriceOverride.from_dict(p) for p in prices], [GpuHourPrice(u, r) for u, r in gpu]
+    )
+    book.preload()
+    _HELPER["builder"] = Builder(body_cap, book)
+
+
+def build_in_helper(jobs: list[Job]) -> Built:
+    """What a helper process runs for one chunk of jobs."""
+    return _HELPER["builder"].build(jobs)
+
+
+def _gpu_prices(settings: Settings) -> list[tuple[str, float]]:
+    return [
+        (name, float(cfg.gpu_usd_per_hour))
+        for name, cfg in settings.resolved_upstreams().items()
+        if cfg.gpu_usd_per_hour is not None
+    ]
+
+
+def make_pricebook(settings: Settings) -> PriceBook:
+    """Prices from settings: overrides, and GPU-hour prices of self-hosted upstreams."""
+    return PriceBook(
+        [PriceOverride.from_dict(p) for p in settings.prices],
+        [GpuHourPrice(name, rate) for name, rate in _gpu_prices(settings)],
+    )
+
+
+def make_pool(settings: Settings) -> ProcessPoolExecutor | None:
+    """Helper processes that analyse records beside the writer process (which analyses too).
+
+    ``writer_processes`` counts the writer process itself: 2 means one helper.
+    """
+    if settings.writer_processes < 2:
+        return None
+    return ProcessPoolExecutor(
+        max_workers=settings.writer_processes - 1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_helper,
+        initargs=(settings.max_stored_body_bytes, list(settings.prices), _gpu_prices(settings)),
+    )
