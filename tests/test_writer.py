@@ -24,6 +24,7 @@ from heliograph.capture.spool import CHECKPOINT, KIND_END, KIND_START, SpoolWrit
 from heliograph.capture.writer import Writer
 from heliograph.store.engine import make_engine, migrate
 from heliograph.store.requests import RequestFilter, get_request, list_requests
+from heliograph.store.rollups import rollup_hourly
 from heliograph.store.schema import request_bodies, request_properties, requests
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -272,6 +273,9 @@ def test_replaying_the_spool_after_a_checkpoint_reset_is_idempotent(
     assert count(engine, requests) == n
     assert count(engine, request_bodies) == n
     assert count(engine, request_properties) == n
+    with engine.connect() as conn:  # each record summed into the rollups once
+        summed = conn.execute(select(func.sum(rollup_hourly.c.requests))).scalar_one()
+    assert summed == n
 
 
 OWNER_SCRIPT = textwrap.dedent(
