@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from heliograph.capture.builder import tune_gc
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.capture.writer import make_writer
@@ -157,17 +158,18 @@ class Result:
     cpu: dict[str, float]  # per party, seconds during the timed drain
 
 
-def run(url: str, records: int, processes: int = 2) -> Result:
+def run(url: str, records: int, processes: int = 2, batch_size: int | None = None) -> Result:
     """Drain ``records`` spooled records with the writer as ``heliograph serve`` builds it."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            home=Path(tmp), database_url=url, writer_processes=processes, writer_batch_size=2000
-        )
+        sized = {"writer_batch_size": batch_size} if batch_size else {}
+        settings = Settings(home=Path(tmp), database_url=url, writer_processes=processes, **sized)
         fill(settings.spool_dir, records)
         engine = make_engine(settings.sqlalchemy_url)
         migrate(engine)
-        # The writer process's own configuration: prices loaded, helper processes started.
+        # The writer process's own configuration: prices loaded, helper processes started,
+        # garbage collection tuned (as capture/process.py does).
         writer = make_writer(settings, engine, parallel=True)
+        tune_gc()
         helpers: list[int] = []
         if writer.pool is not None:  # start the helpers before the clock does
             list(writer.pool.map(abs, range(processes)))
@@ -219,10 +221,13 @@ def main() -> None:
         default=2,
         help="processes that analyse records, the writer's own included (1: no helpers)",
     )
+    parser.add_argument("--batch-size", type=int, help="records per transaction (a setting)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report(
-            "SQLite:", run(f"sqlite:///{tmp}/bench.db", args.records, args.processes), args.records
+            "SQLite:",
+            run(f"sqlite:///{tmp}/bench.db", args.records, args.processes, args.batch_size),
+            args.records,
         )
     if not args.skip_pg:
         import psycopg
@@ -232,7 +237,9 @@ def main() -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             url = args.pg.rsplit("/", 1)[0] + "/" + name
-            report("PostgreSQL:", run(url, args.records, args.processes), args.records)
+            report(
+                "PostgreSQL:", run(url, args.records, args.processes, args.batch_size), args.records
+            )
         finally:
             with psycopg.connect(args.pg, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -9,6 +9,7 @@ import signal
 import threading
 from types import FrameType
 
+from heliograph.capture.builder import tune_gc
 from heliograph.capture.writer import make_writer
 from heliograph.config import Settings
 from heliograph.store.engine import make_engine
@@ -43,6 +44,7 @@ def writer_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     engine = make_engine(settings.sqlalchemy_url)
     writer = make_writer(settings, engine, parallel=True)
+    tune_gc()
     while not stop.is_set() and not writer.acquire():
         stop.wait(0.5)
     try:

@@ -226,8 +226,7 @@ class _Choice:
 
 
 def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
-    head: dict[str, Any] = {}
-    missing = list(_HEAD)
+    seen: list[dict[str, Any]] = []  # the events that are not errors, for the head fields
     choices: dict[int, _Choice] = {}
     is_text = False
     first: int | None = None  # where the first and last events with output end
@@ -243,10 +242,7 @@ def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> 
                 str(err.get("message")) if isinstance(err, dict) else str(err)
             ) or "error event in stream"
             continue
-        if missing:
-            for name in [n for n in missing if n in doc]:
-                head[name] = doc[name]
-                missing.remove(name)
+        seen.append(doc)
         usage = doc.get("usage")
         if usage:
             apply_usage(usage, out)
@@ -264,6 +260,7 @@ def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> 
             if first is None:
                 first = ref
             last = ref
+    head = _head(seen)
     out.response_model = head.get("model") if isinstance(head.get("model"), str) else None
     if first is not None and last is not None:
         if docs is not None:  # refs are event numbers: find where those events end
@@ -275,6 +272,17 @@ def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> 
         if out.ttft_ms is not None and end_ms is not None:
             out.generation_ms = end_ms - out.ttft_ms
     out.response_body = orjson.dumps(_assemble_chat(head, choices, is_text, out))
+
+
+def _head(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each head field (id, model, ...) as the first event that has it gives it."""
+    head: dict[str, Any] = {}
+    for name in _HEAD:
+        for doc in events:
+            if name in doc:
+                head[name] = doc[name]
+                break
+    return head
 
 
 _DONE = b"data: [DONE]\n\n"
@@ -340,6 +348,23 @@ def _merge_choice(choices: dict[int, _Choice], choice: dict[str, Any]) -> bool:
     acc = choices.get(key)
     if acc is None:
         acc = choices[key] = _Choice()
+    delta = choice.get("delta")
+    if (
+        type(delta) is dict
+        and len(delta) == 1
+        and not choice.get("finish_reason")
+        and not choice.get("logprobs")
+        and "text" not in choice
+    ):
+        # Most events of a stream: one piece of content and nothing else.
+        content = delta.get("content")
+        if type(content) is str:
+            parts = acc.parts.get("content")
+            if parts is None:
+                parts = acc.parts["content"] = []
+                acc.message.setdefault("content", None)
+            parts.append(content)
+            return bool(content)
     produced = False
     finish = choice.get("finish_reason")
     if finish:
@@ -355,7 +380,6 @@ def _merge_choice(choices: dict[int, _Choice], choice: dict[str, Any]) -> bool:
         if acc.logprobs is None:
             acc.logprobs = []
         acc.logprobs.extend(logprobs["content"])
-    delta = choice.get("delta")
     if type(delta) is not dict:
         return produced
     message = acc.message
