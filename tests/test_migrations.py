@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from heliograph.store.engine import current_revision, make_engine, migrate
 from heliograph.store.requests import RequestFilter, get_request, list_requests
+
+
+def index_sql(engine: Engine, name: str) -> str:
+    """The index's definition as the database itself reports it."""
+    query = (
+        "SELECT indexdef FROM pg_indexes WHERE indexname = :n"
+        if engine.dialect.name == "postgresql"
+        else "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"
+    )
+    with engine.connect() as conn:
+        return str(conn.execute(text(query), {"n": name}).scalar_one())
 
 
 def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
@@ -36,7 +47,8 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
+    assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
     rows, _ = list_requests(engine, "o1", RequestFilter(properties={"team": "a"}), 10)
@@ -47,5 +59,5 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert row["protocol"] == "openai" and row["tokens_estimated"] is False
     assert get_request(engine, "o1", "r1") is not None
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     engine.dispose()

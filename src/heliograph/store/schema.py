@@ -106,7 +106,14 @@ requests = Table(
 Index("ix_requests_org_created", requests.c.org_id, requests.c.created_at, requests.c.id)
 Index("ix_requests_org_model", requests.c.org_id, requests.c.model, requests.c.created_at)
 Index("ix_requests_org_user", requests.c.org_id, requests.c.user_id, requests.c.created_at)
-Index("ix_requests_org_session", requests.c.org_id, requests.c.session_id, requests.c.created_at)
+Index(  # partial: most requests have no session (migration 0006)
+    "ix_requests_org_session",
+    requests.c.org_id,
+    requests.c.session_id,
+    requests.c.created_at,
+    sqlite_where=requests.c.session_id.is_not(None),
+    postgresql_where=requests.c.session_id.is_not(None),
+)
 Index("ix_requests_org_provider", requests.c.org_id, requests.c.provider, requests.c.created_at)
 
 request_bodies = Table(
