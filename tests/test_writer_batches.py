@@ -327,3 +327,18 @@ def test_clock_answers_out_of_order_offsets() -> None:
     expected = [1.0, 3.0, 4.0, 2.0, 1.0, 4.0, 4.0, 1.0, 3.0]
     assert [clock.at(o) for o in asked] == expected
     assert Clock([]).at(3) is None
+
+
+def test_a_value_binary_copy_cannot_encode_still_lands(engine: Engine) -> None:
+    """A float token count (as some servers report) for an integer column: on PostgreSQL
+    binary COPY refuses it client-side; the row-by-row path casts it like an INSERT does."""
+    rids = [new_record_id() for _ in range(3)]
+    rows = [_row(r, i) for i, r in enumerate(rids)]
+    rows[1]["prompt_tokens"] = 7.0
+    with engine.begin() as conn:
+        assert insert_records(conn, rows, [_body(r) for r in rids], []) == set(rids)
+    with engine.connect() as conn:
+        query = select(requests.c.prompt_tokens).order_by(requests.c.created_at)
+        tokens = conn.execute(query).all()
+    assert [t[0] for t in tokens] == [3, 7, 3]
+    assert _rollup_requests(engine) == 3
