@@ -30,6 +30,8 @@ class Metadata:
 
 def _ours(name: str) -> str | None:
     """The name without our prefix, or None when it is not one of our headers."""
+    if not name.startswith("heli"):  # both prefixes; most headers stop here
+        return None
     for prefix in PREFIXES:
         if name.startswith(prefix):
             return name[len(prefix) :]
@@ -42,6 +44,8 @@ def parse_metadata(headers: list[list[str]] | list[tuple[str, str]]) -> Metadata
     for name, value in headers:
         short = _ours(name)
         if short is None:
+            if not name.startswith("x-openwebui-"):
+                continue
             if name == "x-openwebui-user-id":
                 owui_user = value
             elif name == "x-openwebui-user-email":

@@ -135,13 +135,20 @@ class _Layout:
 
     def pack(self, row: dict[str, Any]) -> tuple[Any, ...]:
         try:
-            values = list(self.getter(row))
+            values = self.getter(row)
         except KeyError:
-            values = [row.get(n, self.defaults.get(n)) for n in self.names]
-        for i in self.json:
-            if values[i] is not None:
-                values[i] = orjson.dumps(values[i]).decode()
-        return tuple(values)
+            values = tuple(row.get(n, self.defaults.get(n)) for n in self.names)
+        if not self.json:
+            return values  # type: ignore[no-any-return]
+        out: list[Any] = []
+        start = 0
+        for i in self.json:  # JSON columns as text, the rest sliced through unchanged
+            value = values[i]
+            out += values[start:i]
+            out.append(None if value is None else orjson.dumps(value).decode())
+            start = i + 1
+        out += values[start:]
+        return tuple(out)
 
     def insert(self, dialect: str) -> str:
         mark = "%s" if dialect == "postgresql" else "?"
