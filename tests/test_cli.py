@@ -48,7 +48,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
 
 def test_migrate_and_settings(tmp_path: Path) -> None:
     migrated = run(tmp_path, "migrate")
-    assert migrated.returncode == 0 and "revision 0005" in migrated.stdout
+    assert migrated.returncode == 0 and "revision 0006" in migrated.stdout
     shown = run(
         tmp_path,
         "settings",
