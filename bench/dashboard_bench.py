@@ -28,7 +28,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from heliograph.store.engine import make_engine, migrate
-from heliograph.store.requests import insert_records
+from heliograph.store.inserts import insert_records
 
 DAY = 86_400_000
 MODELS = [

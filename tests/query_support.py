@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import Engine
 
 from heliograph.store.feedback import set_feedback, set_scores
-from heliograph.store.requests import insert_records
+from heliograph.store.inserts import insert_records
 
 T0 = int(time.time() * 1000) - 86_400_000
 

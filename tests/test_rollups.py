@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from heliograph.store import aggregate, analytics, rollups
 from heliograph.store.engine import make_engine, migrate
-from heliograph.store.requests import insert_records
+from heliograph.store.inserts import insert_records
 from heliograph.store.stats import Stats
 
 HOUR = 3_600_000

@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 
 from heliograph.store import analytics, search
 from heliograph.store.engine import make_engine, migrate
-from heliograph.store.requests import RequestFilter, insert_records
+from heliograph.store.inserts import insert_records
+from heliograph.store.requests import RequestFilter
 
 ORG = "org-1"
 NOW = int(time.time() * 1000) - 3_600_000

@@ -28,7 +28,8 @@ from heliograph.providers import openai as openai_analysis
 from heliograph.providers.openai import Analysis, Clock, analyse_response
 from heliograph.store import rollups
 from heliograph.store.engine import make_engine, migrate
-from heliograph.store.requests import get_request, insert_records
+from heliograph.store.inserts import insert_records
+from heliograph.store.requests import get_request
 from heliograph.store.schema import request_bodies, request_properties, requests
 from test_openai_analysis import SSE, event_marks, sample
 from test_writer import ORG, SAMPLES, end_frame, start_frame

@@ -22,7 +22,7 @@ from heliograph.capture.record import RecordRows, build_record
 from heliograph.config import Settings
 from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
 from heliograph.store.bodies import BodyPacker
-from heliograph.store.requests import RecordBatch, pack_records
+from heliograph.store.inserts import RecordBatch, pack_records
 
 log = logging.getLogger(__name__)
 

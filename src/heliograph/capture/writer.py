@@ -36,7 +36,7 @@ from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
-from heliograph.store.requests import insert_batch
+from heliograph.store.inserts import insert_batch
 
 log = logging.getLogger(__name__)
 
