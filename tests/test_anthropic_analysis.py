@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from heliograph.providers import analyser
+from heliograph.providers.analysis import Analysis
 from heliograph.providers.anthropic import analyse_request, analyse_response, is_llm_call
-from heliograph.providers.openai import Analysis
 from mock_anthropic import DEFAULT_TEXT, THINKING_TEXT, TOOL_INPUT, TOOL_INTRO, signature_for
 
 SAMPLES = Path(__file__).parent / "samples" / "anthropic"

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from heliograph.providers import analyser
+from heliograph.providers.analysis import Analysis
 from heliograph.providers.ollama import (
     COLD_START_MS,
     analyse_request,
@@ -16,7 +17,6 @@ from heliograph.providers.ollama import (
     apply_metrics,
     is_llm_call,
 )
-from heliograph.providers.openai import Analysis
 from mock_ollama import DEFAULT_TEXT, MID_STREAM_ERROR, THINKING_TEXT, TOOL_ARGUMENTS
 
 SAMPLES = Path(__file__).parent / "samples" / "ollama"

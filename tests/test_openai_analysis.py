@@ -15,13 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from heliograph.providers.openai import (
-    Analysis,
-    analyse_request,
-    analyse_response,
-    apply_usage,
-    is_llm_call,
-)
+from heliograph.providers.analysis import Analysis, apply_usage
+from heliograph.providers.openai import analyse_request, analyse_response, is_llm_call
 
 SAMPLES = Path(__file__).parent / "samples"
 SSE = "text/event-stream; charset=utf-8"

@@ -24,8 +24,9 @@ from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.capture.writer import Writer, frame_id
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
-from heliograph.providers import openai as openai_analysis
-from heliograph.providers.openai import Analysis, Clock, analyse_response
+from heliograph.providers import openai_streams
+from heliograph.providers.analysis import Analysis, Clock
+from heliograph.providers.openai import analyse_response
 from heliograph.store import rollups
 from heliograph.store.engine import make_engine, migrate
 from heliograph.store.inserts import insert_records
@@ -305,12 +306,12 @@ def test_one_parse_stream_path_equals_the_event_by_event_path(
         fast = Analysis()
         analyse_response(endpoint, body, SSE, event_marks(body), fast)
         with monkeypatch.context() as patched:
-            patched.setattr(openai_analysis, "_data_array", lambda _body: None)
+            patched.setattr(openai_streams, "_data_array", lambda _body: None)
             slow = Analysis()
             analyse_response(endpoint, body, SSE, event_marks(body), slow)
         assert fast == slow, name
     # The fast path is really taken for OpenAI's own framing (not for CRLF or comments).
-    takes_fast_path = openai_analysis._data_array(raw) is not None
+    takes_fast_path = openai_streams._data_array(raw) is not None
     assert takes_fast_path == (name not in SLOW_PATH_SAMPLES), name
 
 
@@ -318,7 +319,7 @@ def test_event_ends_are_found_from_either_side() -> None:
     body = b"".join(b'data: {"n":%d}\n\n' % i for i in range(9))
     ends = [m + 2 for m in range(len(body)) if body[m : m + 2] == b"\n\n"]
     for i, end in enumerate(ends):
-        assert openai_analysis._event_end(body, i, len(ends)) == end
+        assert openai_streams._event_end(body, i, len(ends)) == end
 
 
 def test_clock_answers_out_of_order_offsets() -> None:

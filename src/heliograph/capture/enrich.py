@@ -10,7 +10,7 @@ import orjson
 from heliograph.pricing import Cost, PriceBook, Usage
 from heliograph.pricing.tokens import count_output_tokens, estimate_prompt_tokens
 from heliograph.providers import output_text
-from heliograph.providers.openai import Analysis
+from heliograph.providers.analysis import Analysis
 
 log = logging.getLogger(__name__)
 UNKNOWN_COST: dict[str, Any] = {

@@ -16,7 +16,7 @@ from heliograph.capture.enrich import cost_columns, estimate_missing_tokens
 from heliograph.gateway.headers import parse_metadata
 from heliograph.pricing import PriceBook
 from heliograph.providers import analyser, error_message
-from heliograph.providers.openai import Analysis
+from heliograph.providers.analysis import Analysis
 from heliograph.store.bodies import ENCODING, BodyPacker
 
 _DATA_URL = re.compile(rb"data:([a-zA-Z0-9.+/-]{1,64});base64,([A-Za-z0-9+/=\\]{512,})")

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import orjson
 
 from heliograph.providers import anthropic, ollama, openai
-from heliograph.providers.openai import Analysis
+from heliograph.providers.analysis import Analysis
 
 PROTOCOLS = ("openai", "anthropic", "ollama")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from heliograph.providers.openai import Analysis, Clock, load_request
+from heliograph.providers.analysis import Analysis, Clock, load_request
 from heliograph.providers.sse import iter_events
 
 LLM_ENDPOINTS = frozenset({"/v1/messages", "/v1/complete"})

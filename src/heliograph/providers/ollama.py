@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from heliograph.providers import openai
-from heliograph.providers.openai import Analysis, Clock
+from heliograph.providers.analysis import Analysis, Clock, load_request
 
 LLM_ENDPOINTS = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
 REPLY_ENDPOINTS = frozenset({"/api/chat", "/api/generate"})  # streams that make one reply
@@ -55,7 +55,7 @@ def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: An
         openai.analyse_request(method, compat, body, ctype, out)
         return
     out.kind = "llm" if is_llm_call(method, endpoint) else "other"
-    doc = openai.load_request(body, out)
+    doc = load_request(body, out)
     if doc is None:
         return
     model = doc.get("model", doc.get("name"))

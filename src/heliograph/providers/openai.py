@@ -1,4 +1,4 @@
-"""OpenAI protocol analysis for the writer: models, usage, timings and stream reassembly.
+"""OpenAI protocol analysis for the writer: models, usage and timings (streams: openai_streams).
 
 Runs off the request path on the raw bytes the gateway spooled. Covers Chat Completions,
 legacy Completions, the Responses API, embeddings, moderations and the audio/image endpoints,
@@ -7,15 +7,12 @@ and every OpenAI-compatible server that speaks the same wire format.
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
-from heliograph.providers.sse import iter_data, iter_events
+from heliograph.providers.analysis import Analysis, apply_timings, apply_usage, load_request
+from heliograph.providers.openai_streams import chat_stream, responses_stream
 
 LLM_PREFIXES = (
     "/chat/completions",
@@ -28,32 +25,6 @@ LLM_PREFIXES = (
 )
 # The model part of a multipart form: its header lines, a blank line, then the value.
 _MULTIPART_MODEL = re.compile(rb'name="model"(?:\r\n[^\r\n]+)*?\r\n\r\n([^\r\n]{1,255})\r\n')
-
-
-@dataclass(slots=True)
-class Analysis:
-    """What the writer learns from one exchange; None means unknown."""
-
-    kind: str = "other"
-    model: str | None = None
-    response_model: str | None = None
-    stream: bool = False
-    user: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_tokens: int | None = None
-    cached_tokens: int | None = None  # prompt tokens read from the provider's cache
-    cache_write_tokens: int | None = None  # prompt tokens written to it (Anthropic)
-    reasoning_tokens: int | None = None
-    ttft_ms: float | None = None
-    generation_ms: float | None = None  # first token to last token, from stream timing
-    server_tokens_per_s: float | None = None  # generation speed the server itself reported
-    prompt_tokens_per_s: float | None = None  # prompt processing speed the server reported
-    load_ms: float | None = None  # model load time the server reported (cold start)
-    stream_error: str | None = None
-    response_body: bytes | None = None
-    request_doc: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _AZURE_DEPLOYMENT = re.compile(r"^/(?:openai/)?deployments/([^/]+)(/.*)$")
@@ -80,18 +51,6 @@ def is_llm_call(method: str, endpoint: str) -> bool:
     return endpoint.startswith(LLM_PREFIXES)
 
 
-def load_request(body: bytes, out: Analysis) -> dict[str, Any] | None:
-    """The JSON object a request body holds (kept as ``out.request_doc``), if it is one."""
-    if not body:
-        return None
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    out.request_doc = doc
-    return doc if isinstance(doc, dict) else None
-
-
 def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: Analysis) -> None:
     endpoint, deployment = normalise_endpoint(endpoint)
     out.kind = "llm" if is_llm_call(method, endpoint) else "other"
@@ -113,31 +72,6 @@ def analyse_request(method: str, endpoint: str, body: bytes, ctype: str, out: An
             out.model = match.group(1).decode("utf-8", "replace")
 
 
-def apply_usage(usage: Any, out: Analysis) -> None:
-    """Read either usage shape: prompt/completion (chat, embeddings) or input/output."""
-    if not isinstance(usage, dict):
-        return
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    completion = usage.get("completion_tokens", usage.get("output_tokens"))
-    total = usage.get("total_tokens")
-    if isinstance(prompt, int):
-        out.prompt_tokens = prompt
-    if isinstance(completion, int):
-        out.completion_tokens = completion
-    elif isinstance(prompt, int) and isinstance(total, int):
-        out.completion_tokens = max(total - prompt, 0)
-    if isinstance(total, int):
-        out.total_tokens = total
-    elif out.prompt_tokens is not None and out.completion_tokens is not None:
-        out.total_tokens = out.prompt_tokens + out.completion_tokens
-    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
-    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
-        out.cached_tokens = details["cached_tokens"]
-    details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
-    if isinstance(details, dict) and isinstance(details.get("reasoning_tokens"), int):
-        out.reasoning_tokens = details["reasoning_tokens"]
-
-
 def analyse_response(
     endpoint: str, body: bytes, ctype: str, marks: list[tuple[int, float]], out: Analysis
 ) -> None:
@@ -146,9 +80,9 @@ def analyse_response(
     if ctype.startswith("text/event-stream"):
         out.stream = True
         if endpoint.startswith("/responses"):
-            _responses_stream(body, marks, out)
+            responses_stream(body, marks, out)
         else:
-            _chat_stream(body, marks, out)
+            chat_stream(body, marks, out)
         return
     if not body or "json" not in ctype:
         out.response_body = body
@@ -164,352 +98,3 @@ def analyse_response(
         apply_usage(doc.get("usage"), out)
         if "timings" in doc:
             apply_timings(doc["timings"], out)
-
-
-def apply_timings(timings: Any, out: Analysis) -> None:
-    """llama.cpp's server reports its own speeds in a ``timings`` object."""
-    if not isinstance(timings, dict):
-        return
-    predicted = timings.get("predicted_per_second")
-    prompt = timings.get("prompt_per_second")
-    if isinstance(predicted, int | float) and predicted > 0:
-        out.server_tokens_per_s = float(predicted)
-    if isinstance(prompt, int | float) and prompt > 0:
-        out.prompt_tokens_per_s = float(prompt)
-
-
-class Clock:
-    """Maps a byte offset of the response to the time it arrived.
-
-    Offsets are usually asked for in increasing order, so a cursor walks the marks; an
-    earlier offset falls back to a binary search.
-    """
-
-    def __init__(self, marks: list[tuple[int, float]]) -> None:
-        self.marks = marks
-        self._i = 0
-
-    def at(self, offset: int) -> float | None:
-        marks = self.marks
-        if not marks:
-            return None
-        i = self._i
-        if i and marks[i - 1][0] >= offset:
-            i = bisect.bisect_left(marks, offset, key=_mark_offset)
-        last = len(marks) - 1
-        while i < last and marks[i][0] < offset:
-            i += 1
-        self._i = i
-        return marks[i][1]
-
-
-def _mark_offset(mark: tuple[int, float]) -> int:
-    return mark[0]
-
-
-_HEAD = ("id", "created", "model", "system_fingerprint", "service_tier", "object")
-
-
-class _Choice:
-    """One choice being reassembled; string deltas are collected and joined once."""
-
-    __slots__ = ("finish_reason", "legacy", "logprobs", "message", "parts", "text", "tool_calls")
-
-    def __init__(self) -> None:
-        self.message: dict[str, Any] = {}
-        self.parts: dict[str, list[str]] = {}
-        self.text: list[str] | None = None
-        self.finish_reason: Any = None
-        self.logprobs: list[Any] | None = None
-        self.tool_calls: dict[int, dict[str, Any]] | None = None
-        self.legacy: dict[str, str] | None = None
-
-
-def _chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
-    seen: list[dict[str, Any]] = []  # the events that are not errors, for the head fields
-    choices: dict[int, _Choice] = {}
-    is_text = False
-    first: int | None = None  # where the first and last events with output end
-    last: int | None = None
-    docs = _data_array(body)
-    events = enumerate(docs) if docs is not None else _parsed_events(body)
-    for ref, doc in events:
-        if type(doc) is not dict:
-            continue
-        if "error" in doc:
-            err = doc["error"]
-            out.stream_error = (
-                str(err.get("message")) if isinstance(err, dict) else str(err)
-            ) or "error event in stream"
-            continue
-        seen.append(doc)
-        usage = doc.get("usage")
-        if usage:
-            apply_usage(usage, out)
-        if "timings" in doc:
-            apply_timings(doc["timings"], out)
-        produced = False
-        for choice in doc.get("choices") or ():
-            if type(choice) is not dict:
-                continue
-            if _merge_choice(choices, choice):
-                produced = True
-            if "text" in choice:
-                is_text = True
-        if produced:
-            if first is None:
-                first = ref
-            last = ref
-    head = _head(seen)
-    out.response_model = head.get("model") if isinstance(head.get("model"), str) else None
-    if first is not None and last is not None:
-        if docs is not None:  # refs are event numbers: find where those events end
-            count = body.count(b"\n\n")
-            first, last = _event_end(body, first, count), _event_end(body, last, count)
-        clock = Clock(marks)
-        out.ttft_ms = clock.at(first)
-        end_ms = clock.at(last)
-        if out.ttft_ms is not None and end_ms is not None:
-            out.generation_ms = end_ms - out.ttft_ms
-    out.response_body = orjson.dumps(_assemble_chat(head, choices, is_text, out))
-
-
-def _head(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each head field (id, model, ...) as the first event that has it gives it."""
-    head: dict[str, Any] = {}
-    for name in _HEAD:
-        for doc in events:
-            if name in doc:
-                head[name] = doc[name]
-                break
-    return head
-
-
-_DONE = b"data: [DONE]\n\n"
-
-
-def _data_array(body: bytes) -> list[Any] | None:
-    """Every event of a well-formed OpenAI stream, parsed in one go; None if it is not one.
-
-    Such a stream is ``data: <json>`` lines separated by blank lines, ending in ``[DONE]``;
-    joined with commas they make one JSON array, which parses several times faster than
-    event by event. Anything else (comments, ``event:`` lines, CRs, a torn last event, a
-    payload that is not JSON) fails to parse or to count, and takes the general path.
-    """
-    trimmed = body[: -len(_DONE)] if body.endswith(_DONE) else body
-    if not trimmed.startswith(b"data: ") or not trimmed.endswith(b"\n\n") or b"\r" in body:
-        return None
-    try:
-        docs = orjson.loads(b"[" + trimmed[6:-2].replace(b"\n\ndata: ", b",") + b"]")
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(docs, list) or len(docs) != trimmed.count(b"\n\n"):
-        return None
-    return docs
-
-
-def _event_end(body: bytes, index: int, count: int) -> int:
-    """The offset just past event ``index`` of ``count`` events that end in blank lines.
-
-    Walks from whichever end is nearer: the events asked for are the first and the last
-    with output, near the start and near the end of the stream.
-    """
-    if index < count - index:
-        pos = -2
-        for _ in range(index + 1):
-            pos = body.find(b"\n\n", pos + 2)
-        return pos + 2
-    pos = len(body)
-    for _ in range(count - index):
-        pos = body.rfind(b"\n\n", 0, pos)
-    return pos + 2
-
-
-def _parsed_events(body: bytes) -> Iterator[tuple[int, Any]]:
-    """(end offset, parsed data) of each event with JSON data, in any SSE framing."""
-    events = iter_data(body) if b"\r" not in body else _slow_data(body)
-    for data, end in events:
-        if not data or data == b"[DONE]":
-            continue
-        try:
-            yield end, orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-
-
-def _slow_data(body: bytes) -> Iterator[tuple[bytes, int]]:
-    for event in iter_events(body):
-        yield event.data.encode(), event.end
-
-
-def _merge_choice(choices: dict[int, _Choice], choice: dict[str, Any]) -> bool:
-    index = choice.get("index", 0)
-    key = index if type(index) is int else 0
-    acc = choices.get(key)
-    if acc is None:
-        acc = choices[key] = _Choice()
-    delta = choice.get("delta")
-    if (
-        type(delta) is dict
-        and len(delta) == 1
-        and not choice.get("finish_reason")
-        and not choice.get("logprobs")
-        and "text" not in choice
-    ):
-        # Most events of a stream: one piece of content and nothing else.
-        content = delta.get("content")
-        if type(content) is str:
-            parts = acc.parts.get("content")
-            if parts is None:
-                parts = acc.parts["content"] = []
-                acc.message.setdefault("content", None)
-            parts.append(content)
-            return bool(content)
-    produced = False
-    finish = choice.get("finish_reason")
-    if finish:
-        acc.finish_reason = finish
-    text = choice.get("text")
-    if type(text) is str:
-        if acc.text is None:
-            acc.text = []
-        acc.text.append(text)
-        produced = bool(text)
-    logprobs = choice.get("logprobs")
-    if logprobs and isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
-        if acc.logprobs is None:
-            acc.logprobs = []
-        acc.logprobs.extend(logprobs["content"])
-    if type(delta) is not dict:
-        return produced
-    message = acc.message
-    for name, value in delta.items():
-        if type(value) is str:
-            if name == "role":
-                message["role"] = value
-                continue
-            parts = acc.parts.get(name)
-            if parts is None:
-                parts = acc.parts[name] = []
-                message.setdefault(name, None)  # keeps the field order of the deltas
-            parts.append(value)
-            if value:
-                produced = True
-        elif name == "tool_calls" and isinstance(value, list):
-            if acc.tool_calls is None:
-                acc.tool_calls = {}
-                message.setdefault("tool_calls", None)
-            for call in value:
-                if isinstance(call, dict):
-                    _merge_tool_call(acc.tool_calls, call)
-                    produced = True
-        elif name == "function_call" and isinstance(value, dict):
-            if acc.legacy is None:
-                acc.legacy = {"name": "", "arguments": ""}
-                message.setdefault("function_call", None)
-            for part in ("name", "arguments"):
-                if isinstance(value.get(part), str):
-                    acc.legacy[part] += value[part]
-            produced = True
-        elif value is not None and name not in message:
-            message[name] = value
-    return produced
-
-
-def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
-    index = delta.get("index", len(calls))
-    call = calls.setdefault(index, {"function": {"arguments": ""}})
-    for name in ("id", "type"):
-        if delta.get(name):
-            call[name] = delta[name]
-    fn = delta.get("function")
-    if isinstance(fn, dict):
-        if fn.get("name"):
-            call["function"]["name"] = call["function"].get("name", "") + fn["name"]
-        if isinstance(fn.get("arguments"), str):
-            call["function"]["arguments"] += fn["arguments"]
-
-
-def _assemble_chat(
-    head: dict[str, Any], choices: dict[int, _Choice], is_text: bool, out: Analysis
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "id": head.get("id"),
-        "object": "text_completion" if is_text else "chat.completion",
-        "created": head.get("created"),
-        "model": head.get("model"),
-    }
-    for name in ("system_fingerprint", "service_tier"):
-        if name in head:
-            result[name] = head[name]
-    assembled = []
-    for index in sorted(choices):
-        acc = choices[index]
-        item: dict[str, Any] = {"index": index}
-        if is_text:
-            item["text"] = "".join(acc.text or ())
-        else:
-            message = dict(acc.message)
-            for name, parts in acc.parts.items():
-                message[name] = "".join(parts)
-            if acc.tool_calls is not None:
-                message["tool_calls"] = [acc.tool_calls[i] for i in sorted(acc.tool_calls)]
-            if acc.legacy is not None:
-                message["function_call"] = acc.legacy
-            message.setdefault("role", "assistant")
-            if message.get("content") is None:
-                message["content"] = None if "tool_calls" in message else ""
-            item["message"] = message
-        item["logprobs"] = {"content": acc.logprobs} if acc.logprobs is not None else None
-        item["finish_reason"] = acc.finish_reason
-        assembled.append(item)
-    result["choices"] = assembled
-    if out.prompt_tokens is not None or out.completion_tokens is not None:
-        result["usage"] = {
-            "prompt_tokens": out.prompt_tokens,
-            "completion_tokens": out.completion_tokens,
-            "total_tokens": out.total_tokens,
-        }
-    return result
-
-
-def _responses_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> None:
-    clock = Clock(marks)
-    first: float | None = None
-    last: float | None = None
-    final: dict[str, Any] | None = None
-    started: dict[str, Any] | None = None
-    text: list[str] = []
-    for event in iter_events(body):
-        try:
-            doc = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(doc, dict):
-            continue
-        kind = doc.get("type") or event.event or ""
-        if kind.endswith(".delta"):
-            when = clock.at(event.end)
-            first = when if first is None else first
-            last = when
-            if kind == "response.output_text.delta" and isinstance(doc.get("delta"), str):
-                text.append(doc["delta"])
-        elif kind in ("response.completed", "response.incomplete", "response.failed"):
-            final = doc.get("response") if isinstance(doc.get("response"), dict) else None
-            if kind == "response.failed" and final is not None:
-                err = final.get("error")
-                out.stream_error = str(err.get("message")) if isinstance(err, dict) else "failed"
-        elif kind == "response.created" and isinstance(doc.get("response"), dict):
-            started = doc["response"]
-        elif kind == "error":
-            out.stream_error = str(doc.get("message") or doc.get("error") or "error event")
-    out.ttft_ms = first
-    if first is not None and last is not None:
-        out.generation_ms = last - first
-    if final is None:
-        final = dict(started or {})
-        final["output_text"] = "".join(text)
-        final["status"] = "incomplete"
-    out.response_model = final.get("model") if isinstance(final.get("model"), str) else None
-    apply_usage(final.get("usage"), out)
-    out.response_body = orjson.dumps(final)

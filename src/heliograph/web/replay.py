@@ -20,7 +20,7 @@ from heliograph.auth.keys import KeyInfo
 from heliograph.capture.enrich import cost_columns
 from heliograph.gateway.proxy import InternalExchange
 from heliograph.providers import analyser, error_message, output_text
-from heliograph.providers.openai import Analysis
+from heliograph.providers.analysis import Analysis
 from heliograph.store.requests import get_request
 from heliograph.web.context import Ctx
 
