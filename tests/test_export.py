@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,6 @@ from query_support import insert, many, row
 
 ORG, OTHER = "org-x", "org-y"
 N = 5200
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    migrate(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def fill(engine: Engine, org: str, other: str, n: int = N) -> list[str]:

@@ -6,7 +6,6 @@ records, so the two dialects are checked against each other and against intent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from sqlalchemy import Engine, func, select
 from conftest import Gateway
 from heliograph.store import filters
 from heliograph.store import query as query_store
-from heliograph.store.engine import make_engine, migrate
+from heliograph.store.engine import make_engine
 from heliograph.store.requests import RequestFilter, list_requests
 from heliograph.store.schema import requests
 from query_support import T0, dataset
@@ -99,16 +98,6 @@ CASES: list[tuple[Any, set[str]]] = [
     ({"feedback": {"rating": {"equals": True}}}, {"r0"}),
     (rmt("model", "equals", "'; DROP TABLE requests; --"), set()),
 ]
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    migrate(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def test_filter_cases_on_both_dialects(engine: Engine) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -13,22 +12,11 @@ import pytest
 from sqlalchemy import Engine
 
 from heliograph.store import analytics, search
-from heliograph.store.engine import make_engine, migrate
 from heliograph.store.inserts import insert_records
 from heliograph.store.requests import RequestFilter
 
 ORG = "org-1"
 NOW = int(time.time() * 1000) - 3_600_000
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    migrate(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _row(i: int, **kw: Any) -> dict[str, Any]:

@@ -135,16 +135,6 @@ def event_marks(raw: bytes, t0: float = 100.0, step: float = 10.0) -> list[tuple
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-
-
-@pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "spool"
 

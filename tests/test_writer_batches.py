@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +35,6 @@ from test_openai_analysis import SSE, event_marks, sample
 from test_writer import ORG, SAMPLES, end_frame, start_frame
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini")
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
 
 
 def stream_body(i: int) -> tuple[bytes, list[tuple[int, float]]]:
