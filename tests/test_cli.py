@@ -98,3 +98,41 @@ def test_serve_first_start_prints_keys_and_base_url_then_tail(
         assert not any("First start" in line for line in restarted.lines)
     finally:
         restarted.stop()
+
+
+def test_serve_with_the_writer_off_keeps_records_in_the_spool_for_later(
+    tmp_path: Path, mock: MockUpstream
+) -> None:
+    off = ServeProcess(
+        tmp_path, free_port(), HELIOGRAPH_UPSTREAM_OPENAI_URL=mock.url, HELIOGRAPH_WRITER="off"
+    ).start()
+    try:
+        assert any("Writer: off" in line for line in off.lines)
+        write_key, admin = off.key("write key"), off.key("admin key")
+        resp = httpx.post(
+            f"{off.base_url}/v1/{write_key}/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": "Bearer sk-p"},
+        )
+        assert resp.status_code == 200
+        rid = resp.headers["heliograph-id"]
+        time.sleep(1.0)  # a writer polling every 0.02 s would have stored it by now
+        listed = httpx.get(
+            f"{off.base_url}/api/v1/requests", headers={"Authorization": f"Bearer {admin}"}
+        ).json()["data"]
+        assert listed == []
+        assert any(p.stat().st_size > 0 for p in (tmp_path / "spool").rglob("*.seg"))
+    finally:
+        off.stop()
+    on = ServeProcess(tmp_path, free_port(), HELIOGRAPH_UPSTREAM_OPENAI_URL=mock.url).start()
+    try:
+        for _ in range(100):
+            listed = httpx.get(
+                f"{on.base_url}/api/v1/requests", headers={"Authorization": f"Bearer {admin}"}
+            ).json()["data"]
+            if listed:
+                break
+            time.sleep(0.05)
+        assert [r["id"] for r in listed] == [rid]
+    finally:
+        on.stop()

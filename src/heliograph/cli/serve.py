@@ -68,9 +68,15 @@ def serve(
         else:
             click.echo("  with the password from HELIOGRAPH_ADMIN_PASSWORD")
     click.echo(f"Store: {settings.redacted()['database_url'] or settings.sqlalchemy_url}")
-    export_environment(settings, writer="external", auto_migrate="false")
-    supervisor = WriterSupervisor()
-    supervisor.start()
+    # The writer runs beside the server, unless it is switched off (records then wait in the
+    # spool until a server with a writer starts on the same home).
+    writer = "off" if settings.writer == "off" else "external"
+    if writer == "off":
+        click.echo("Writer: off (HELIOGRAPH_WRITER=off): records stay in the spool.")
+    export_environment(settings, writer=writer, auto_migrate="false")
+    supervisor = WriterSupervisor() if writer == "external" else None
+    if supervisor is not None:
+        supervisor.start()
     try:
         uvicorn.run(
             "heliograph.app:create_app",
@@ -86,7 +92,8 @@ def serve(
             timeout_graceful_shutdown=10,
         )
     finally:
-        supervisor.stop()
+        if supervisor is not None:
+            supervisor.stop()
 
 
 class WriterSupervisor:
