@@ -7,9 +7,12 @@ rows, the one-parse path for well-formed streams, and the frame-id shortcut.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 import zlib
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +336,42 @@ def test_a_value_binary_copy_cannot_encode_still_lands(engine: Engine) -> None:
         tokens = conn.execute(query).all()
     assert [t[0] for t in tokens] == [3, 7, 3]
     assert _rollup_requests(engine) == 3
+
+
+def test_a_killed_helper_is_replaced_and_nothing_is_lost_or_doubled(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The OOM killer takes the helper: that drain fails, the next starts a new helper and
+    stores every record once, re-reading from the checkpoint."""
+    n = 1300
+    ids = fill(tmp_path / "spool", n)
+    writer = Writer(
+        engine,
+        tmp_path / "spool",
+        batch_size=500,
+        pricebook=PriceBook(),
+        pool_factory=lambda: make_pool(Settings(writer_processes=2)),
+    )
+    try:
+        assert writer.pool is not None
+        list(writer.pool.map(abs, range(2)))  # the helper is up
+        for pid in list(writer.pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not writer.pool._broken and time.monotonic() < deadline:
+            time.sleep(0.05)
+        broken = writer.pool
+        with pytest.raises(BrokenProcessPool):
+            writer.drain()
+        assert writer.pool is not None and writer.pool is not broken
+        total = 0
+        while total < n:
+            got = writer.drain().records
+            assert got > 0
+            total += got
+        with engine.connect() as conn:
+            stored = conn.execute(select(requests.c.id)).scalars().all()
+        assert sorted(stored) == sorted(ids)
+        assert _rollup_requests(engine) == n
+    finally:
+        writer.close()

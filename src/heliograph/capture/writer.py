@@ -16,7 +16,9 @@ import logging
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,11 +97,13 @@ class Writer:
         pricebook: PriceBook | None = None,
         charger: CentsCharger | None = None,
         pool: ProcessPoolExecutor | None = None,
+        pool_factory: Callable[[], ProcessPoolExecutor | None] | None = None,
     ) -> None:
         self.engine = engine
         self.builder = Builder(body_cap, pricebook)
         self.charger = charger
-        self.pool = pool
+        self.pool_factory = pool_factory  # to replace a pool whose helper died
+        self.pool = pool if pool is not None or pool_factory is None else pool_factory()
         self.spool_root = spool_root
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -157,11 +161,17 @@ class Writer:
                         result.records += self._finish(state, pending, safe, upcoming)
                     if not more:
                         break
-            except BaseException:
+            except BaseException as exc:
                 for pending, _ in inflight:
                     for item, _chunk in pending:
                         if isinstance(item, Future):
                             item.cancel()
+                # Forget what was read since the checkpoint: it is re-read on the next try
+                # (inserts are idempotent, so batches already committed are not doubled).
+                self._dirs.pop(state.spool.path, None)
+                state.finished = False
+                if isinstance(exc, BrokenProcessPool):
+                    self._replace_pool()
                 raise
             if state.finished:
                 state.spool.remove()
@@ -238,6 +248,13 @@ class Writer:
                     break
         return stolen
 
+    def _replace_pool(self) -> None:
+        """A helper died (killed, out of memory): start new helpers, or analyse here."""
+        log.warning("a writer helper process died; starting a new one")
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self.pool_factory() if self.pool_factory is not None else None
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -245,14 +262,8 @@ class Writer:
 
     def _commit(self, state: _DirState, built: Built, checkpoint: Position) -> None:
         if built.batch.ids:
-            try:
-                with self.engine.begin() as conn:
-                    inserted = insert_batch(conn, built.batch)
-            except Exception:
-                # Forget what was read since the checkpoint: it is re-read on the next try.
-                self._dirs.pop(state.spool.path, None)
-                state.finished = False
-                raise
+            with self.engine.begin() as conn:
+                inserted = insert_batch(conn, built.batch)
             try:
                 key_store.touch_keys(self.engine, built.last_used)
             except Exception as exc:
@@ -298,5 +309,5 @@ def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -
         poll_interval=settings.writer_poll_interval,
         pricebook=pricebook,
         charger=CentsCharger(engine, settings.redis_url),
-        pool=make_pool(settings) if parallel else None,
+        pool_factory=(lambda: make_pool(settings)) if parallel else None,
     )
