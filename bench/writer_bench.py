@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+import processes as pr
 from heliograph.capture.builder import tune_gc
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
@@ -132,23 +133,17 @@ def fill(spool_root: Path, records: int) -> None:
     spool.close()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _postgres_cpu() -> float:
-    """CPU time of every PostgreSQL server process (the store's share of the work)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"postgres" in (entry / "cmdline").read_bytes():
-                    total += _cpu_seconds(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return total
+def _cpu_by_party(helpers: list[int], postgres: bool) -> dict[str, float]:
+    """CPU seconds so far of the writer (this process), its helpers and PostgreSQL's server."""
+    server = 0.0
+    if postgres:
+        pids = [int(e) for e in os.listdir("/proc") if e.isdigit()]
+        server = sum(pr.cpu_seconds(p) for p in pids if "postgres" in pr.cmdline(p))
+    return {
+        "writer": time.process_time(),
+        "helpers": sum(pr.cpu_seconds(p) for p in helpers),
+        "postgres": server,
+    }
 
 
 @dataclass
@@ -174,11 +169,8 @@ def run(url: str, records: int, processes: int = 2, batch_size: int | None = Non
         if writer.pool is not None:  # start the helpers before the clock does
             list(writer.pool.map(abs, range(processes)))
             helpers = list(writer.pool._processes)
-        before = {
-            "writer": time.process_time(),
-            "helpers": sum(_cpu_seconds(p) for p in helpers),
-            "postgres": _postgres_cpu() if url.startswith("postgresql") else 0.0,
-        }
+        on_postgres = url.startswith("postgresql")
+        before = _cpu_by_party(helpers, on_postgres)
         started = time.perf_counter()
         total = 0
         while True:
@@ -189,12 +181,8 @@ def run(url: str, records: int, processes: int = 2, batch_size: int | None = Non
             if result.records == 0 and result.removed_dirs == 0 and total >= records:
                 break
         elapsed = time.perf_counter() - started
-        cpu = {
-            "writer": time.process_time() - before["writer"],
-            "helpers": sum(_cpu_seconds(p) for p in helpers) - before["helpers"],
-            "postgres": (_postgres_cpu() if url.startswith("postgresql") else 0.0)
-            - before["postgres"],
-        }
+        after = _cpu_by_party(helpers, on_postgres)
+        cpu = {party: after[party] - before[party] for party in after}
         writer.close()
         engine.dispose()
         assert total == records, (total, records)

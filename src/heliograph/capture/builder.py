@@ -13,7 +13,6 @@ import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -124,12 +123,10 @@ def tune_gc() -> None:
 _HELPER: dict[str, Builder] = {}
 
 
-def _init_helper(body_cap: int, prices: list[dict[str, Any]], gpu: list[tuple[str, float]]) -> None:
-    book = PriceBook(
-        [PriceOverride.from_dict(p) for p in prices], [GpuHourPrice(u, r) for u, r in gpu]
-    )
+def _init_helper(settings: Settings) -> None:
+    book = make_pricebook(settings)
     book.preload()
-    _HELPER["builder"] = Builder(body_cap, book)
+    _HELPER["builder"] = Builder(settings.max_stored_body_bytes, book)
     tune_gc()
 
 
@@ -138,20 +135,14 @@ def build_in_helper(jobs: list[Job]) -> Built:
     return _HELPER["builder"].build(jobs)
 
 
-def _gpu_prices(settings: Settings) -> list[tuple[str, float]]:
-    return [
-        (name, float(cfg.gpu_usd_per_hour))
+def make_pricebook(settings: Settings) -> PriceBook:
+    """Prices from settings: overrides, and GPU-hour prices of self-hosted upstreams."""
+    gpu = [
+        GpuHourPrice(name, cfg.gpu_usd_per_hour)
         for name, cfg in settings.resolved_upstreams().items()
         if cfg.gpu_usd_per_hour is not None
     ]
-
-
-def make_pricebook(settings: Settings) -> PriceBook:
-    """Prices from settings: overrides, and GPU-hour prices of self-hosted upstreams."""
-    return PriceBook(
-        [PriceOverride.from_dict(p) for p in settings.prices],
-        [GpuHourPrice(name, rate) for name, rate in _gpu_prices(settings)],
-    )
+    return PriceBook([PriceOverride.from_dict(p) for p in settings.prices], gpu)
 
 
 def make_pool(settings: Settings) -> ProcessPoolExecutor | None:
@@ -165,5 +156,5 @@ def make_pool(settings: Settings) -> ProcessPoolExecutor | None:
         max_workers=settings.writer_processes - 1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_helper,
-        initargs=(settings.max_stored_body_bytes, list(settings.prices), _gpu_prices(settings)),
+        initargs=(settings,),
     )

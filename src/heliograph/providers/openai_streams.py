@@ -134,7 +134,10 @@ def _event_end(body: bytes, index: int, count: int) -> int:
 
 def _parsed_events(body: bytes) -> Iterator[tuple[int, Any]]:
     """(end offset, parsed data) of each event with JSON data, in any SSE framing."""
-    events = iter_data(body) if b"\r" not in body else _slow_data(body)
+    if b"\r" in body:  # CR framing: the full parser
+        events: Iterator[tuple[bytes, int]] = ((e.data.encode(), e.end) for e in iter_events(body))
+    else:
+        events = iter_data(body)
     for data, end in events:
         if not data or data == b"[DONE]":
             continue
@@ -142,11 +145,6 @@ def _parsed_events(body: bytes) -> Iterator[tuple[int, Any]]:
             yield end, orjson.loads(data)
         except orjson.JSONDecodeError:
             continue
-
-
-def _slow_data(body: bytes) -> Iterator[tuple[bytes, int]]:
-    for event in iter_events(body):
-        yield event.data.encode(), event.end
 
 
 def _merge_choice(choices: dict[int, _Choice], choice: dict[str, Any]) -> bool:

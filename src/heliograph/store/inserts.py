@@ -92,6 +92,8 @@ class _Layout:
         return self.insert_sql.format(marks=", ".join([mark] * len(self.names)))
 
 
+# Each table's first column is the record id (then, for properties, the name): the batch
+# methods below key rows by it.
 REQUESTS = _Layout(requests)
 BODIES = _Layout(request_bodies)
 PROPERTIES = _Layout(request_properties)
@@ -105,14 +107,17 @@ class RecordBatch:
     inserts only moves tuples: cheap to pickle, and fed straight to the driver.
     """
 
-    ids: list[str] = field(default_factory=list)
     requests: list[tuple[Any, ...]] = field(default_factory=list)
     bodies: list[tuple[Any, ...]] = field(default_factory=list)
     properties: list[tuple[Any, ...]] = field(default_factory=list)
     rollups: rollups.Groups = field(default_factory=dict)
 
+    @property
+    def ids(self) -> list[str]:
+        """The record ids, in order (each request row starts with its id)."""
+        return [row[0] for row in self.requests]
+
     def extend(self, other: RecordBatch) -> None:
-        self.ids += other.ids
         self.requests += other.requests
         self.bodies += other.bodies
         self.properties += other.properties
@@ -125,7 +130,6 @@ class RecordBatch:
         for row in self.requests:
             if row[0] in keep and row[0] not in seen:
                 seen.add(row[0])
-                out.ids.append(row[0])
                 out.requests.append(row)
         bodies: set[str] = set()
         for row in self.bodies:
@@ -148,7 +152,6 @@ def pack_records(
 ) -> RecordBatch:
     """Turn record rows (column name -> value) into a :class:`RecordBatch`."""
     return RecordBatch(
-        ids=[r["id"] for r in rows],
         requests=[REQUESTS.pack(r) for r in rows],
         bodies=[BODIES.pack(b) for b in bodies],
         properties=[PROPERTIES.pack(p) for p in properties],
@@ -176,10 +179,11 @@ def insert_batch(conn: Connection, batch: RecordBatch) -> set[str]:
     again row by row, skipping conflicts and counting only what went in. SQLite looks up
     stored ids first (cheap there: the writer is its only inserter).
     """
-    if not batch.ids:
+    ids = batch.ids
+    if not ids:
         return set()
-    if len(set(batch.ids)) != len(batch.ids):
-        batch = batch.only(set(batch.ids))
+    if len(set(ids)) != len(ids):
+        batch = batch.only(set(ids))
     if conn.dialect.name == "postgresql":
         if not _copy(conn, batch):
             batch = _insert_counted(conn, batch)
