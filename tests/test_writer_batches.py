@@ -7,6 +7,7 @@ rows, the one-parse path for well-formed streams, and the frame-id shortcut.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import time
@@ -20,10 +21,10 @@ import orjson
 import pytest
 from sqlalchemy import Engine, delete, func, select
 
-from heliograph.capture.builder import make_pool
+from heliograph.capture.builder import PIPE_BYTES, make_pool
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
-from heliograph.capture.writer import Writer, frame_id
+from heliograph.capture.writer import POOL_CHUNK, POOL_CHUNK_BYTES, Writer, chunked, frame_id
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.providers import openai_streams
@@ -168,6 +169,34 @@ def _rollup_requests(engine: Engine) -> int:
         users = conn.execute(select(func.sum(rollups.rollup_user_hourly.c.requests))).scalar_one()
     assert hourly == users
     return int(hourly or 0)
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are a Linux feature")
+def test_pool_pipes_hold_a_whole_chunk() -> None:
+    """The helper's job and result pipes are widened (the helper idled on 64 KiB pipes).
+
+    This reads the executor's queues, which are not public API: if a Python upgrade renames
+    them, the pool still works but slower, and this test says so.
+    """
+    pool = make_pool(Settings(writer_processes=2))
+    assert pool is not None
+    try:
+        pipes = [pool._call_queue._reader, pool._result_queue._reader]  # type: ignore[attr-defined]
+        limit = min(PIPE_BYTES, int(Path("/proc/sys/fs/pipe-max-size").read_text()))
+        for end in pipes:
+            assert fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) >= limit
+        assert limit >= POOL_CHUNK_BYTES  # so a chunk goes through in one write
+    finally:
+        pool.shutdown()
+
+
+def test_batches_are_chunked_by_records_and_by_bytes() -> None:
+    small = [(b"h", b"x" * 10, b"e", b"y" * 10)] * (POOL_CHUNK * 2 + 5)
+    assert [len(c) for c in chunked(small)] == [POOL_CHUNK, POOL_CHUNK, 5]
+    big = (b"h", b"x" * (POOL_CHUNK_BYTES // 3), None, b"")
+    parts = chunked([big] * 7 + [(b"h", b"x" * (POOL_CHUNK_BYTES * 2), None, b"")])
+    assert [len(c) for c in parts] == [2, 2, 2, 1, 1]  # a lone oversized job is its own chunk
+    assert [job for part in parts for job in part][:7] == [big] * 7
 
 
 def test_a_batch_with_stored_ids_inserts_and_counts_only_the_new_ones(engine: Engine) -> None:

@@ -213,8 +213,7 @@ class Writer:
         """Analyse a batch now, or hand its chunks to the helper processes."""
         if self.pool is None or len(jobs) < 2 * POOL_CHUNK:
             return [(self.builder.build(jobs), jobs)]
-        chunks = [jobs[i : i + POOL_CHUNK] for i in range(0, len(jobs), POOL_CHUNK)]
-        return [(self.pool.submit(build_in_helper, chunk), chunk) for chunk in chunks]
+        return [(self.pool.submit(build_in_helper, chunk), chunk) for chunk in chunked(jobs)]
 
     def _finish(
         self, state: _DirState, pending: Pending, checkpoint: Position, upcoming: list[Pending]
@@ -293,7 +292,25 @@ class Writer:
 
 
 Pending = list[tuple[Built | Future[Built], list[Job]]]
-POOL_CHUNK = 200
+POOL_CHUNK = 200  # records; about 15 ms of analysis for small chat requests
+POOL_CHUNK_BYTES = 768 * 1024  # and at most this much frame data, so a chunk fits a pool pipe
+
+
+def chunked(jobs: list[Job]) -> list[list[Job]]:
+    """Split a batch into the chunks helpers take: bounded in records and in bytes."""
+    chunks: list[list[Job]] = []
+    chunk: list[Job] = []
+    size = 0
+    for job in jobs:
+        weight = len(job[0]) + len(job[1]) + len(job[2] or b"") + len(job[3])
+        if chunk and (len(chunk) >= POOL_CHUNK or size + weight > POOL_CHUNK_BYTES):
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(job)
+        size += weight
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -> Writer:
