@@ -100,15 +100,19 @@ class Builder:
             log.exception("could not analyse record %s; storing it unanalysed", start.get("id"))
             fallback = dict(end or {})
             fallback["ct"] = ""
-            return build_record(
-                start,
-                b"",
-                fallback if end else None,
-                b"",
-                provider=provider,
-                body_cap=self.body_cap,
-                packer=self.packer,
-            )
+            try:
+                return build_record(
+                    start,
+                    b"",
+                    fallback if end else None,
+                    b"",
+                    provider=provider,
+                    body_cap=self.body_cap,
+                    packer=self.packer,
+                )
+            except Exception:  # a frame header the gateway could not have written
+                log.exception("unusable spool frame for %s; record skipped", start.get("id"))
+                return None
 
 
 def tune_gc() -> None:

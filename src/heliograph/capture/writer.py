@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -38,7 +39,7 @@ from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
-from heliograph.store.inserts import insert_batch
+from heliograph.store.inserts import RecordBatch, insert_batch, insert_records, refused, salvaged
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,13 @@ class Writer:
 
     def _commit(self, state: _DirState, built: Built, checkpoint: Position) -> None:
         if built.batch.ids:
-            with self.engine.begin() as conn:
-                inserted = insert_batch(conn, built.batch)
+            try:
+                with self.engine.begin() as conn:
+                    inserted = insert_batch(conn, built.batch)
+            except Exception as exc:
+                if not refused(exc):
+                    raise  # the store is unavailable: retried from the checkpoint
+                inserted = self._insert_each(built.batch)
             try:
                 key_store.touch_keys(self.engine, built.last_used)
             except Exception as exc:
@@ -270,6 +276,40 @@ class Writer:
             if self.charger is not None and built.charges:
                 self.charger.charge(c for c in built.charges if c.request_id in inserted)
         state.spool.save_checkpoint(checkpoint)
+
+    def _insert_each(self, batch: RecordBatch) -> set[str]:
+        """A batch the store refused: each record on its own, so one bad record cannot block
+        the rest for ever; a record refused alone is kept as its checked essentials.
+
+        If several records fail alone and none goes in, the fault is not in a record (a bug,
+        a schema out of step): nothing is cut down, and the batch stays in the spool to be
+        retried.
+        """
+        inserted: set[str] = set()
+        refusals: list[tuple[str, BaseException]] = []
+        for rid in dict.fromkeys(batch.ids):
+            try:
+                with self.engine.begin() as conn:
+                    inserted |= insert_batch(conn, batch.only({rid}))
+            except Exception as exc:
+                if not refused(exc):
+                    raise
+                refusals.append((rid, exc))
+        if len(refusals) >= SYSTEMIC_FAILURES and not inserted:
+            raise refusals[0][1]
+        rows = {row[0]: row for row in batch.requests}
+        now_ms = int(time.time() * 1000)
+        for rid, error in refusals:
+            reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+            log.error("record %s refused by the store (%s); storing its essentials", rid, reason)
+            try:
+                with self.engine.begin() as conn:
+                    inserted |= insert_records(conn, [salvaged(rows[rid], reason, now_ms)], [], [])
+            except Exception as again:
+                if not refused(again):
+                    raise
+                log.error("record %s could not be stored at all and is dropped: %s", rid, again)
+        return inserted
 
     def run(self, stop: threading.Event) -> None:
         """Drain until ``stop`` is set; back off while the store is unavailable."""
@@ -292,6 +332,7 @@ class Writer:
 
 
 Pending = list[tuple[Built | Future[Built], list[Job]]]
+SYSTEMIC_FAILURES = 3  # records refused alone, none stored: the fault is not in the records
 POOL_CHUNK = 200  # records; about 15 ms of analysis for small chat requests
 POOL_CHUNK_BYTES = 768 * 1024  # and at most this much frame data, so a chunk fits a pool pipe
 
