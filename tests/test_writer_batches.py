@@ -404,3 +404,19 @@ def test_a_killed_helper_is_replaced_and_nothing_is_lost_or_doubled(
         assert _rollup_requests(engine) == n
     finally:
         writer.close()
+
+
+def test_sqlite_fast_binding_stores_exactly_what_plain_binding_does() -> None:
+    """The adapters that skip sqlite3's protocol lookups hand back the same values."""
+    import sqlite3
+
+    from heliograph.store.engine import fast_sqlite_binding
+
+    fast_sqlite_binding()
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (a, b, c, d, e, f)")
+    db.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", (None, True, False, b"\x00a", 7, "x"))
+    row = db.execute(
+        "SELECT a, typeof(a), b, typeof(b), c, typeof(c), d, typeof(d), e, f FROM t"
+    ).fetchone()
+    assert row == (None, "null", 1, "integer", 0, "integer", b"\x00a", "blob", 7, "x")

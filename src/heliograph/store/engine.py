@@ -23,6 +23,20 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     cursor.close()
 
 
+def fast_sqlite_binding() -> None:
+    """Bind None, bools and bytes without sqlite3's adaptation protocol lookups.
+
+    sqlite3 binds int, float and str directly, but for any other type it looks for
+    ``__adapt__`` and ``__conform__`` first, two failed attribute lookups per value, before
+    binding the value as it is. A record row is about half None and booleans, and that was a
+    third of its insert time. Registered adapters hand back the same value (NULL, the int a
+    bool is, the same bytes), so what is stored is unchanged. Idempotent; process-wide.
+    """
+    sqlite3.register_adapter(type(None), {}.get)  # a C callable that answers None
+    sqlite3.register_adapter(bool, int)
+    sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for exact bytes
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -45,6 +59,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             json_deserializer=orjson.loads,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        fast_sqlite_binding()
         return engine
     return create_engine(
         url,

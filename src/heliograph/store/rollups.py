@@ -10,6 +10,7 @@ a time range from raw rows in SQL (after a cost recompute, and when migrating ex
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,7 +29,6 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.schema import metadata, requests
@@ -174,10 +174,9 @@ def upsert_groups(conn: Connection, groups: Groups) -> None:
     """Add summed measures to the rollup tables, inside the caller's transaction."""
     for table_name, items in groups.items():
         if items:
-            target = metadata.tables[table_name]
-            names = [n for n in FIELDS if n in target.c]
-            rows = {k: {n: v[_AT[n]] for n in names} for k, v in items.items()}
-            _upsert(conn, target, KEYS[table_name], rows)
+            sql, positions = _upsert_sql(conn.dialect.name, table_name)
+            rows = [(*key, *[v[i] for i in positions]) for key, v in items.items()]
+            conn.exec_driver_sql(sql, rows)
 
 
 def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
@@ -185,25 +184,33 @@ def add_records(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
     upsert_groups(conn, group(rows))
 
 
-def _upsert(
-    conn: Connection,
-    table: Table,
-    keys: Sequence[str],
-    items: dict[tuple[Any, ...], dict[str, Any]],
-) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    least = func.least if conn.dialect.name == "postgresql" else func.min
-    greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
-    updates: dict[str, Any] = {
-        name: table.c[name] + stmt.excluded[name] for name in SUMS + LAT + TTFT if name in table.c
-    }
-    updates["first_ms"] = least(table.c.first_ms, stmt.excluded.first_ms)
-    updates["last_ms"] = greatest(table.c.last_ms, stmt.excluded.last_ms)
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
-    conn.execute(
-        stmt, [{**dict(zip(keys, key, strict=True)), **values} for key, values in items.items()]
+@functools.cache
+def _upsert_sql(dialect: str, table_name: str) -> tuple[str, tuple[int, ...]]:
+    """The upsert statement for a rollup table, and which FIELDS positions it binds.
+
+    Written once per table as driver SQL: building and compiling the SQLAlchemy statement
+    (sixty columns) on every batch cost more than the upsert itself. Identifiers come from
+    the table definitions; values are bound.
+    """
+    table = metadata.tables[table_name]
+    keys = KEYS[table_name]
+    names = [n for n in FIELDS if n in table.c]
+    mark = "%s" if dialect == "postgresql" else "?"
+    low, high = ("LEAST", "GREATEST") if dialect == "postgresql" else ("min", "max")
+    summed = [n for n in names if n not in ("first_ms", "last_ms")]
+    updates = [f'"{n}" = "{table_name}"."{n}" + excluded."{n}"' for n in summed]
+    updates += [
+        f'"first_ms" = {low}("{table_name}"."first_ms", excluded."first_ms")',
+        f'"last_ms" = {high}("{table_name}"."last_ms", excluded."last_ms")',
+    ]
+    columns = ", ".join(f'"{n}"' for n in (*keys, *names))
+    marks = ", ".join([mark] * (len(keys) + len(names)))
+    conflict = ", ".join(f'"{k}"' for k in keys)
+    sql = (
+        f'INSERT INTO "{table_name}" ({columns}) VALUES ({marks})'  # noqa: S608
+        f" ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(updates)}"
     )
+    return sql, tuple(_AT[n] for n in names)
 
 
 def _bucket_index(column: ColumnElement[Any]) -> ColumnElement[Any]:
