@@ -21,9 +21,9 @@ from heliograph.capture.builder import Builder
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.capture.writer import Writer
 from heliograph.pricing import PriceBook
-from heliograph.store.inserts import refused, salvaged
 from heliograph.store.requests import get_request
 from heliograph.store.rollups import rollup_hourly
+from heliograph.store.salvage import refused, salvaged
 from heliograph.store.schema import request_bodies, requests
 from test_writer import ORG, SAMPLES, end_frame, start_frame
 

@@ -39,7 +39,8 @@ from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
-from heliograph.store.inserts import RecordBatch, insert_batch, insert_records, refused, salvaged
+from heliograph.store.inserts import RecordBatch, insert_batch, insert_records
+from heliograph.store.salvage import refused, salvaged
 
 log = logging.getLogger(__name__)
 

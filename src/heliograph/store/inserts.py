@@ -7,25 +7,13 @@ added in the same transaction, once per new record.
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Connection,
-    Float,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-)
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import JSON, BigInteger, Boolean, Connection, Float, Integer, LargeBinary, Table
 from sqlalchemy.sql.elements import False_
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
@@ -260,85 +248,3 @@ def _insert_counted(conn: Connection, batch: RecordBatch) -> RecordBatch:
             if rows:
                 cursor.executemany(layout.insert("postgresql"), rows)
     return fresh
-
-
-def refused(exc: BaseException) -> bool:
-    """Whether an insert failed on the records themselves, not on the store.
-
-    A value the store will never take (out of range, a constraint, a type the driver cannot
-    bind) fails the same way on every retry, so the batch is split to find the record; an
-    unavailable store (connection lost, locked, disk full) is retried as it is.
-    """
-    if isinstance(
-        exc, sa_exc.IntegrityError | sa_exc.DataError | TypeError | ValueError | OverflowError
-    ):
-        return True
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is installed with the PostgreSQL extra
-        return False
-    return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
-
-
-# What a refused record keeps: where and when it happened, checked value by value.
-_SALVAGED = (
-    "id", "org_id", "key_id", "created_at", "kind", "provider", "upstream", "method",
-    "endpoint", "model", "stream", "status", "state", "latency_ms", "user_id", "session_id",
-)  # fmt: skip
-_INT8 = 2**63 - 1
-_INT4 = 2**31 - 1
-
-
-def _fits(column: Any, value: Any) -> bool:
-    kind = column.type
-    if value is None:
-        return column.nullable is not False
-    if isinstance(kind, String):
-        if type(value) is not str or "\x00" in value:
-            return False
-        if kind.length is not None and len(value) > kind.length:
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(kind, Boolean):
-        return type(value) is bool
-    if isinstance(kind, Integer):
-        limit = _INT8 if isinstance(kind, BigInteger) else _INT4
-        return type(value) is int and -limit <= value <= limit
-    if isinstance(kind, Float):
-        return type(value) in (int, float) and math.isfinite(value)
-    return False
-
-
-def salvaged(row: tuple[Any, ...], reason: str, now_ms: int) -> dict[str, Any]:
-    """The request row of a record the store refused, cut to a few checked columns.
-
-    Bodies, properties and the rest are dropped, and ``error`` says so: the request still
-    shows in the list with its time, model, user and status instead of blocking the writer.
-    """
-    full = dict(zip(REQUESTS.names, row, strict=True))
-    out: dict[str, Any] = {}
-    for name in _SALVAGED:
-        column = requests.c[name]
-        value = full.get(name)
-        if _fits(column, value):
-            out[name] = value
-        elif name in ("id", "org_id"):
-            raise ValueError(f"a record cannot be kept without a valid {name}")
-        elif name == "created_at":
-            out[name] = now_ms
-        elif name == "stream":
-            out[name] = False
-        elif name == "status":
-            out[name] = 0
-        elif not column.nullable:
-            out[name] = "error" if name == "state" else "?"
-        else:
-            out[name] = None
-    if out["state"] not in ("ok", "error", "cancelled", "interrupted"):
-        out["state"] = "error"
-    out["error"] = f"Heliograph could not store this record as received ({reason})."[:4000]
-    return out
