@@ -25,7 +25,7 @@ import processes as pr
 from heliograph.capture.builder import tune_gc
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
-from heliograph.capture.writer import make_writer
+from heliograph.capture.writer import Writer, make_writer
 from heliograph.config import Settings
 from heliograph.store.engine import make_engine, migrate
 
@@ -98,10 +98,11 @@ def chat_stream(i: int) -> tuple[bytes, list[tuple[int, float]]]:
     return body, marks
 
 
-def fill(spool_root: Path, records: int) -> None:
+def fill(spool_root: Path, records: int, now: float | None = None) -> None:
+    """Spool ``records`` requests, one per millisecond from ``now`` (default: the clock)."""
     spool = SpoolWriter(spool_root, 64 * 1024 * 1024)
     stream_body, marks = chat_stream(0)
-    now = time.time()
+    now = time.time() if now is None else now
     for i in range(records):
         rid = new_record_id()
         stream = i % 2 == 1
@@ -153,18 +154,51 @@ class Result:
     cpu: dict[str, float]  # per party, seconds during the timed drain
 
 
-def run(url: str, records: int, processes: int = 2, batch_size: int | None = None) -> Result:
+def drain_all(writer: Writer, spool_dir: Path, records: int) -> int:
+    """Drain until ``records`` records are stored and the spool is empty."""
+    total = 0
+    while True:
+        result = writer.drain()
+        total += result.records
+        if result.records == 0 and not any(spool_dir.iterdir()):
+            return total
+        if result.records == 0 and result.removed_dirs == 0 and total >= records:
+            return total
+
+
+def prefill(writer: Writer, spool_dir: Path, records: int) -> None:
+    """Store ``records`` earlier requests first (untimed), so the timed drain meets a table
+    of that size: the steady state of a store that has been running for a while."""
+    start = time.time() - records / 1000 - 60
+    done = 0
+    while done < records:
+        part = min(100_000, records - done)
+        fill(spool_dir, part, now=start + done / 1000)
+        drain_all(writer, spool_dir, part)
+        done += part
+        print(f"  prefilled {done:,} records", flush=True)
+
+
+def run(
+    url: str,
+    records: int,
+    processes: int = 2,
+    batch_size: int | None = None,
+    existing: int = 0,
+) -> Result:
     """Drain ``records`` spooled records with the writer as ``heliograph serve`` builds it."""
     with tempfile.TemporaryDirectory() as tmp:
         sized = {"writer_batch_size": batch_size} if batch_size else {}
         settings = Settings(home=Path(tmp), database_url=url, writer_processes=processes, **sized)
-        fill(settings.spool_dir, records)
         engine = make_engine(settings.sqlalchemy_url)
         migrate(engine)
         # The writer process's own configuration: prices loaded, helper processes started,
         # garbage collection tuned (as capture/process.py does).
         writer = make_writer(settings, engine, parallel=True)
         tune_gc()
+        if existing:
+            prefill(writer, settings.spool_dir, existing)
+        fill(settings.spool_dir, records)
         helpers: list[int] = []
         if writer.pool is not None:  # start the helpers before the clock does
             list(writer.pool.map(abs, range(processes)))
@@ -172,14 +206,7 @@ def run(url: str, records: int, processes: int = 2, batch_size: int | None = Non
         on_postgres = url.startswith("postgresql")
         before = _cpu_by_party(helpers, on_postgres)
         started = time.perf_counter()
-        total = 0
-        while True:
-            result = writer.drain()
-            total += result.records
-            if result.records == 0 and not any(settings.spool_dir.iterdir()):
-                break
-            if result.records == 0 and result.removed_dirs == 0 and total >= records:
-                break
+        total = drain_all(writer, settings.spool_dir, records)
         elapsed = time.perf_counter() - started
         after = _cpu_by_party(helpers, on_postgres)
         cpu = {party: after[party] - before[party] for party in after}
@@ -210,11 +237,23 @@ def main() -> None:
         help="processes that analyse records, the writer's own included (1: no helpers)",
     )
     parser.add_argument("--batch-size", type=int, help="records per transaction (a setting)")
+    parser.add_argument(
+        "--existing",
+        type=int,
+        default=0,
+        help="records stored before the timed drain (untimed), e.g. 1000000",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report(
             "SQLite:",
-            run(f"sqlite:///{tmp}/bench.db", args.records, args.processes, args.batch_size),
+            run(
+                f"sqlite:///{tmp}/bench.db",
+                args.records,
+                args.processes,
+                args.batch_size,
+                args.existing,
+            ),
             args.records,
         )
     if not args.skip_pg:
@@ -225,9 +264,8 @@ def main() -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             url = args.pg.rsplit("/", 1)[0] + "/" + name
-            report(
-                "PostgreSQL:", run(url, args.records, args.processes, args.batch_size), args.records
-            )
+            result = run(url, args.records, args.processes, args.batch_size, args.existing)
+            report("PostgreSQL:", result, args.records)
         finally:
             with psycopg.connect(args.pg, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
