@@ -323,6 +323,13 @@ def test_one_parse_stream_path_equals_the_event_by_event_path(
     if raw.endswith(b"data: [DONE]\n\n"):
         variants.append(raw[: -len(b"data: [DONE]\n\n")])  # cancelled before [DONE]
         variants.append(raw[:-20])  # torn mid-event
+    first_end = raw.find(b"\n\n") + 2
+    if first_end > 1:  # framings the one-parse path must hand over to the general one
+        blank = raw[:first_end] + b"\n" + raw[first_end:]  # an extra blank line
+        comment = raw[:first_end] + b": keep-alive\n\n" + raw[first_end:]
+        for odd in (blank, comment):
+            assert openai_streams._data_array(odd) is None, name
+            variants.append(odd)
     for body in variants:
         fast = Analysis()
         analyse_response(endpoint, body, SSE, event_marks(body), fast)
