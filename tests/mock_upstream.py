@@ -706,6 +706,9 @@ def build_app(recorder: Recorder) -> web.Application:
     app.router.add_get("/v1/models/{model}", get_model)
     app.router.add_get("/__mock/requests", get_requests)
     app.router.add_delete("/__mock/requests", delete_requests)
+    from mock_azure import add_azure_routes  # here: mock_azure builds on this module
+
+    add_azure_routes(app)
     return app
 
 

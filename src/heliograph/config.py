@@ -76,7 +76,8 @@ BUILTIN_UPSTREAMS: dict[str, UpstreamConfig] = {
     "fireworks": UpstreamConfig(url="https://api.fireworks.ai/inference/v1"),
     "xai": UpstreamConfig(url="https://api.x.ai/v1"),
     "gemini": UpstreamConfig(url="https://generativelanguage.googleapis.com/v1beta/openai"),
-    # Azure needs the resource's own URL, e.g. https://<resource>.openai.azure.com/openai
+    # Azure needs the resource's own URL, e.g. https://<resource>.openai.azure.com (with or
+    # without /openai: the AzureOpenAI client's azure_endpoint and base_url styles both work)
     "azure": UpstreamConfig(url=None),
 }
 _UPSTREAM_ENV = re.compile(

@@ -104,13 +104,17 @@ def _valid_uuid(text: str) -> str | None:
 class Upstream:
     """What the hot path needs to know about one named upstream, computed once."""
 
-    __slots__ = ("auth", "name", "protocol", "provider", "url")
+    __slots__ = ("auth", "doubled", "name", "protocol", "provider", "url")
 
     def __init__(self, name: str, config: UpstreamConfig) -> None:
         self.name = name
         self.url = config.url or ""
         self.protocol = config.protocol
         self.provider = config.provider or name
+        # Azure's base URL is written with or without its /openai; the AzureOpenAI client's
+        # azure_endpoint adds /openai itself. One of the two is dropped when both are there.
+        doubled = self.provider == "azure" and self.url.rstrip("/").endswith("/openai")
+        self.doubled = "/openai/" if doubled else None
         key = config.api_key.get_secret_value() if config.api_key else None
         self.auth: tuple[str, str] | None = None
         if key:
@@ -189,6 +193,8 @@ class Gateway:
         (a replay from the dashboard), which skips key lookup but nothing else."""
         t0 = time.perf_counter()
         upstream = self.upstreams[route.upstream]
+        if upstream.doubled is not None and route.rest.startswith(upstream.doubled):
+            route = Route(route.upstream, route.key, route.rest[len("/openai") :])
         protocol = protocol_for(upstream.protocol, route.rest)
         wall = time.time()
         forward: list[tuple[str, str]] = []

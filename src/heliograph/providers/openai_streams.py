@@ -82,14 +82,30 @@ def chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> N
 
 
 def _head(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each head field (id, model, ...) as the first event that has it gives it."""
+    """Each head field (id, model, ...) from the first event that fills it.
+
+    Empty values are placeholders, not answers: Azure's first event carries the prompt
+    filter results with ``"id": ""``, ``"model": ""`` and ``"created": 0``. A field that is
+    empty in every event keeps its first value.
+    """
     head: dict[str, Any] = {}
     for name in _HEAD:
+        first: Any = _ABSENT
         for doc in events:
             if name in doc:
-                head[name] = doc[name]
-                break
+                value = doc[name]
+                if value:
+                    head[name] = value
+                    break
+                if first is _ABSENT:
+                    first = value
+        else:
+            if first is not _ABSENT:
+                head[name] = first
     return head
+
+
+_ABSENT = object()
 
 
 _DONE = b"data: [DONE]\n\n"
