@@ -31,7 +31,8 @@ from heliograph.providers.openai_wire import UsageChunkStripper
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from heliograph.gateway.proxy import Gateway, Receive, Send, Upstream
+    from heliograph.gateway.proxy import Gateway, Receive, Send
+    from heliograph.gateway.upstreams import Upstream
 
 
 @dataclass

@@ -26,6 +26,15 @@ from heliograph.gateway.errors import error_body, stream_error_event
 from heliograph.gateway.features import FEATURE_HEADERS, redact_fallbacks
 from heliograph.gateway.policies import Exchange, Policies
 from heliograph.gateway.routing import Route, protocol_for
+from heliograph.gateway.upstreams import (
+    DROP_RESPONSE,
+    HOP_BY_HOP,
+    REDACTED,
+    SECRET_HEADERS,
+    Upstream,
+    is_secret_header,
+    redact_query,
+)
 from heliograph.providers.openai_wire import UsageChunkStripper, inject_stream_usage
 
 log = logging.getLogger(__name__)
@@ -36,94 +45,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Completion = Callable[[int, str, bytes], Awaitable[None]]
 
-REDACTED = "[REDACTED]"
-# Request headers never sent upstream: hop-by-hop ones, and ones the gateway sets itself.
-HOP_BY_HOP = frozenset(
-    {
-        "host",
-        "content-length",
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-connection",
-        "proxy-authorization",
-        "accept-encoding",
-        "expect",
-    }
-)
-# Request headers whose values are secrets: forwarded upstream, never written anywhere.
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "x-api-key",
-        "api-key",
-        "proxy-authorization",
-        "cookie",
-        "x-goog-api-key",
-        "helicone-auth",
-        "heliograph-auth",
-        "openai-api-key",
-        "anthropic-api-key",
-    }
-)
-# Response headers not passed back to the client.
-DROP_RESPONSE = frozenset(
-    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"set-cookie"}
-)
-SECRET_QUERY = ("key", "api-key", "api_key", "token", "access_token", "sig", "signature")
-
-
-def is_secret_header(name: str) -> bool:
-    return name in SECRET_HEADERS or "secret" in name or "token" in name or name.endswith("-key")
-
-
-def redact_query(query: str) -> str:
-    """Query string with credential-looking parameter values hidden."""
-    if not query:
-        return query
-    parts = []
-    for item in query.split("&"):
-        name, sep, _value = item.partition("=")
-        if sep and name.lower() in SECRET_QUERY:
-            parts.append(f"{name}={REDACTED}")
-        else:
-            parts.append(item)
-    return "&".join(parts)
-
 
 def _valid_uuid(text: str) -> str | None:
     try:
         return str(uuid.UUID(text))
     except ValueError:
         return None
-
-
-class Upstream:
-    """What the hot path needs to know about one named upstream, computed once."""
-
-    __slots__ = ("auth", "doubled", "name", "protocol", "provider", "url")
-
-    def __init__(self, name: str, config: UpstreamConfig) -> None:
-        self.name = name
-        self.url = config.url or ""
-        self.protocol = config.protocol
-        self.provider = config.provider or name
-        # Azure's base URL is written with or without its /openai; the AzureOpenAI client's
-        # azure_endpoint adds /openai itself. One of the two is dropped when both are there.
-        doubled = self.provider == "azure" and self.url.rstrip("/").endswith("/openai")
-        self.doubled = "/openai/" if doubled else None
-        key = config.api_key.get_secret_value() if config.api_key else None
-        self.auth: tuple[str, str] | None = None
-        if key:
-            if self.protocol == "anthropic":
-                self.auth = ("x-api-key", key)
-            elif self.provider == "azure":
-                self.auth = ("api-key", key)
-            else:
-                self.auth = ("authorization", f"Bearer {key}")
 
 
 class Gateway:
@@ -543,57 +470,3 @@ def ends_stream(chunk: bytes) -> bool:
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 3)
-
-
-class InternalExchange:
-    """Runs one request through the gateway from inside Heliograph and collects the answer."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.body = bytearray()
-        self.done = asyncio.Event()
-
-    async def run(
-        self,
-        info: KeyInfo,
-        upstream: str,
-        rest: str,
-        body: bytes,
-        headers: list[tuple[str, str]],
-    ) -> InternalExchange:
-        scope: Scope = {
-            "type": "http",
-            "method": "POST",
-            "path": f"/{upstream}{rest}",
-            "query_string": b"",
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
-        }
-        sent = False
-
-        async def receive() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await self.done.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                self.status = message["status"]
-                self.headers = {
-                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message["headers"]
-                }
-            elif message["type"] == "http.response.body":
-                self.body += message.get("body", b"")
-                if not message.get("more_body", False):
-                    self.done.set()
-
-        route = Route(upstream, None, rest)
-        try:
-            await self.gateway.handle(scope, receive, send, route, internal=info)
-        finally:
-            self.done.set()
-        return self

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from heliograph.auth.keys import KeyInfo
 from heliograph.capture.enrich import cost_columns
-from heliograph.gateway.proxy import InternalExchange
+from heliograph.gateway.internal import InternalExchange
 from heliograph.providers import analyser, error_message, output_text
 from heliograph.providers.analysis import Analysis
 from heliograph.store.requests import get_request
