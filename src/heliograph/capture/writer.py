@@ -39,7 +39,7 @@ from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
-from heliograph.store.inserts import RecordBatch, insert_batch, insert_records
+from heliograph.store.inserts import RecordBatch, insert_batch, insert_records, split_batch
 from heliograph.store.salvage import refused, salvaged
 
 log = logging.getLogger(__name__)
@@ -288,10 +288,10 @@ class Writer:
         """
         inserted: set[str] = set()
         refusals: list[tuple[str, BaseException]] = []
-        for rid in dict.fromkeys(batch.ids):
+        for rid, one in split_batch(batch).items():
             try:
                 with self.engine.begin() as conn:
-                    inserted |= insert_batch(conn, batch.only({rid}))
+                    inserted |= insert_batch(conn, one)
             except Exception as exc:
                 if not refused(exc):
                     raise

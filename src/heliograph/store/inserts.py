@@ -126,23 +126,31 @@ class RecordBatch:
     def only(self, keep: set[str]) -> RecordBatch:
         """The records whose id is in ``keep``, each once (the first), rollups re-summed."""
         out = RecordBatch()
-        seen: set[str] = set()
-        for row in self.requests:
-            if row[0] in keep and row[0] not in seen:
-                seen.add(row[0])
-                out.requests.append(row)
-        bodies: set[str] = set()
-        for row in self.bodies:
-            if row[0] in seen and row[0] not in bodies:
-                bodies.add(row[0])
-                out.bodies.append(row)
-        props: set[tuple[str, str]] = set()
-        for row in self.properties:
-            if row[0] in seen and (row[0], row[1]) not in props:
-                props.add((row[0], row[1]))
-                out.properties.append(row)
-        out.rollups = rollups.group(dict(zip(REQUESTS.names, r, strict=True)) for r in out.requests)
+        for rid, one in split_batch(self).items():
+            if rid in keep:
+                out.extend(one)
         return out
+
+
+def split_batch(batch: RecordBatch) -> dict[str, RecordBatch]:
+    """One batch per record (the first row of a repeated id), each with its own rollup sums."""
+    out: dict[str, RecordBatch] = {}
+    for row in batch.requests:
+        if row[0] not in out:
+            out[row[0]] = RecordBatch(requests=[row])
+    bodies: set[str] = set()
+    for row in batch.bodies:
+        if row[0] in out and row[0] not in bodies:
+            bodies.add(row[0])
+            out[row[0]].bodies.append(row)
+    props: set[tuple[str, str]] = set()
+    for row in batch.properties:
+        if row[0] in out and (row[0], row[1]) not in props:
+            props.add((row[0], row[1]))
+            out[row[0]].properties.append(row)
+    for one in out.values():
+        one.rollups = rollups.group([dict(zip(REQUESTS.names, one.requests[0], strict=True))])
+    return out
 
 
 def pack_records(
