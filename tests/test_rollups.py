@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -56,10 +57,35 @@ def make_row(rng: random.Random, at: int, **over: Any) -> dict[str, Any]:
     return row
 
 
-def reference(conn: Any, since: int, until: int, groups: tuple[str, ...] = ()) -> dict[Any, Any]:
-    """The same aggregation from raw rows only (no rollups)."""
+def reference(
+    rows: list[dict[str, Any]],
+    since: int,
+    until: int,
+    groups: tuple[str, ...] = (),
+    bucket: tuple[int, int] = (0, HOUR),
+    where: dict[str, str] | None = None,
+) -> dict[Any, Any]:
+    """The same aggregation in plain Python over the rows as inserted (no SQL, no rollups)."""
+    out: dict[Any, Stats] = {}
+    for row in rows:
+        if row["kind"] != "llm" or not since <= row["created_at"] < until:
+            continue
+        if any(row[k] != v for k, v in (where or {}).items()):
+            continue
+        key = tuple(
+            (row["created_at"] - bucket[0]) // bucket[1] if g == "bucket" else row[g]
+            for g in groups
+        )
+        out.setdefault(key, Stats()).add_row(SimpleNamespace(**row))
+    return {k: v.to_api() for k, v in out.items()}
+
+
+def raw_path(conn: Any, since: int, until: int, groups: tuple[str, ...], **kw: Any) -> Any:
+    """The store's raw-rows path alone (no rollups)."""
     out: dict[Any, aggregate.Entry] = {}
-    aggregate._raw(conn, ORG, since, until, groups, {}, out)
+    aggregate._raw(
+        conn, ORG, [(since, until)], groups, kw.get("where", {}), out, kw.get("bucket", (0, HOUR))
+    )
     return {k: v.stats.to_api() for k, v in out.items()}
 
 
@@ -75,13 +101,15 @@ def test_rollups_match_raw_rows_and_are_idempotent(db_url: str) -> None:
     since, until = T0 + 1234, T0 + 5 * HOUR + 777  # ragged edges on both sides
     with engine.connect() as conn:
         got = {k: v.stats.to_api() for k, v in aggregate.collect(conn, ORG, since, until).items()}
-        assert got == reference(conn, since, until)
+        assert got == reference(rows, since, until)
+        assert raw_path(conn, since, until, ()) == reference(rows, since, until)
         for dims in (("model",), ("provider",), ("user_id",)):
             got = {
                 k: v.stats.to_api()
                 for k, v in aggregate.collect(conn, ORG, since, until, dims).items()
             }
-            expected = reference(conn, since, until, dims)
+            expected = reference(rows, since, until, dims)
+            assert raw_path(conn, since, until, dims) == expected, dims
             if dims == ("user_id",):  # per-user rollups keep no histograms: no percentiles
                 for value in expected.values():
                     value.update(p50_latency_ms=None, p95_latency_ms=None, p50_ttft_ms=None)
@@ -93,15 +121,29 @@ def test_rollups_match_raw_rows_and_are_idempotent(db_url: str) -> None:
                 conn, ORG, *aligned, ("model", "bucket"), bucket_ms=2 * HOUR
             ).items()
         }
-        ref_rows: dict[Any, aggregate.Entry] = {}
-        aggregate._raw(conn, ORG, *aligned, ("model", "bucket"), {}, ref_rows, (T0, 2 * HOUR))
-        assert got == {k: v.stats.to_api() for k, v in ref_rows.items()}
+        assert got == reference(rows, *aligned, ("model", "bucket"), (T0, 2 * HOUR))
         assert {k[1] for k in got} == {0, 1, 2}
+        # Buckets off hour boundaries: rollups per hour, raw rows for the hours a bucket
+        # boundary cuts through and for the edges; the same numbers as the rows themselves.
+        for bucket_ms in (HOUR, 2 * HOUR + 7 * 60_000, 90 * 60_000, 25 * 60_000):
+            for dims in (("bucket",), ("model", "bucket")):
+                got = {
+                    k: v.stats.to_api()
+                    for k, v in aggregate.collect(
+                        conn, ORG, since, until, dims, bucket_ms=bucket_ms
+                    ).items()
+                }
+                want = reference(rows, since, until, dims, (since, bucket_ms))
+                assert got == want, (bucket_ms, dims)
+                assert raw_path(conn, since, until, dims, bucket=(since, bucket_ms)) == want
+                assert len({k[-1] for k in got}) > 1
         where = {"user_id": "alice"}
         scoped = aggregate.collect(conn, ORG, since, until, (), where)
-        ref: dict[Any, aggregate.Entry] = {}
-        aggregate._raw(conn, ORG, since, until, (), where, ref)
-        want = {**ref[()].stats.to_api(), "p50_latency_ms": None, "p95_latency_ms": None}
+        want = {
+            **reference(rows, since, until, where=where)[()],
+            "p50_latency_ms": None,
+            "p95_latency_ms": None,
+        }
         assert scoped[()].stats.to_api() == {**want, "p50_ttft_ms": None}
         llm = [r for r in rows if r["kind"] == "llm" and since <= r["created_at"] < until]
         expected = Stats()

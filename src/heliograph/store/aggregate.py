@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.rollups import HOUR_MS, read_stats, rollup_hourly, rollup_user_hourly
@@ -90,25 +90,38 @@ def collect(
     dims = [g for g in groups if g != "bucket"]
     table = _table_for(dims, where)
     bucket = (since_ms, bucket_ms or HOUR_MS)
-    # Rollups serve only whole hours; buckets that do not fall on hour boundaries go raw.
     aligned = "bucket" not in groups or (since_ms % HOUR_MS == 0 and bucket[1] % HOUR_MS == 0)
-    if table is not None and aligned:
+    if table is not None and (aligned or bucket[1] >= HOUR_MS):
         whole, edges = split(since_ms, until_ms)
-    else:
+    else:  # buckets shorter than an hour, off hour boundaries: only raw rows can split them
         whole, edges = None, [(since_ms, until_ms)]
     if whole is not None and table is not None:
+        # Buckets on hour boundaries are summed in SQL. Otherwise rollups are read per hour
+        # and each hour goes to its bucket, except the hours a bucket boundary cuts through,
+        # which are read raw like the window's edges.
+        by_hour = not aligned
+        cuts = _cut_hours(whole, since_ms, bucket[1]) if by_hour else set()
+        edges += [(hour, hour + HOUR_MS) for hour in sorted(cuts)]
         with_providers = providers and "provider" in table.c
         group_cols = [*groups, "provider"] if with_providers else list(groups)
         conds = [table.c[k] == (v or "") for k, v in where.items()]
-        found = read_stats(conn, table, org_id, whole[0], whole[1], group_cols, conds, bucket)
-        for key, (stats, first, last, _) in found.items():
-            entry = out.setdefault(_norm(groups, key[: len(groups)]), Entry())
+        read_bucket = (whole[0], HOUR_MS) if by_hour else bucket
+        found = read_stats(conn, table, org_id, whole[0], whole[1], group_cols, conds, read_bucket)
+        at = groups.index("bucket") if by_hour else -1
+        for full, (stats, first, last, _) in found.items():
+            key = full[: len(groups)]
+            if by_hour:
+                hour = whole[0] + int(key[at]) * HOUR_MS
+                if hour in cuts:
+                    continue
+                key = (*key[:at], (hour - since_ms) // bucket[1], *key[at + 1 :])
+            entry = out.setdefault(_norm(groups, key), Entry())
             entry.stats.merge(stats)
             entry.seen(first, last)
             if with_providers:
-                entry.providers.add(key[-1])
-    for lo, hi in edges:
-        _raw(conn, org_id, lo, hi, groups, where, out, bucket)
+                entry.providers.add(full[-1])
+    if edges:
+        _raw(conn, org_id, edges, groups, where, out, bucket)
     if table is not None and "lat0" not in table.c:
         for (
             entry
@@ -116,6 +129,19 @@ def collect(
             entry.stats.latency_hist = [0] * len(entry.stats.latency_hist)
             entry.stats.ttft_hist = [0] * len(entry.stats.ttft_hist)
     return out
+
+
+def _cut_hours(whole: tuple[int, int], since_ms: int, bucket_ms: int) -> set[int]:
+    """Starts of the whole hours in ``whole`` that a bucket boundary falls inside."""
+    cuts: set[int] = set()
+    first = -(-(whole[0] - since_ms) // bucket_ms)  # the first boundary at or after whole[0]
+    boundary = since_ms + max(first, 1) * bucket_ms
+    while boundary < whole[1]:
+        hour = boundary // HOUR_MS * HOUR_MS
+        if hour != boundary:
+            cuts.add(hour)
+        boundary += bucket_ms
+    return cuts
 
 
 def _norm(groups: Sequence[str], key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -128,17 +154,21 @@ def _norm(groups: Sequence[str], key: tuple[Any, ...]) -> tuple[Any, ...]:
 def _raw(
     conn: Connection,
     org_id: str,
-    since_ms: int,
-    until_ms: int,
+    ranges: Sequence[tuple[int, int]],
     groups: Sequence[str],
     where: dict[str, str],
     out: dict[tuple[Any, ...], Entry],
     bucket: tuple[int, int] = (0, HOUR_MS),
 ) -> None:
+    """Add the raw rows of the time ``ranges`` (``[since, until)`` each) to ``out``.
+
+    One query for all ranges: a window's two edges and the hours its bucket boundaries cut
+    through would otherwise each pay a statement's overhead.
+    """
+    spans = [and_(requests.c.created_at >= lo, requests.c.created_at < hi) for lo, hi in ranges]
     conds: list[ColumnElement[bool]] = [
         requests.c.org_id == org_id,
-        requests.c.created_at >= since_ms,
-        requests.c.created_at < until_ms,
+        or_(*spans),
         requests.c.kind == "llm",
     ]
     for name, value in where.items():
@@ -153,13 +183,21 @@ def _raw(
     query = select(*cols, requests.c.provider.label("g_provider_"), *ROW_COLUMNS).where(
         and_(*conds)
     )
-    for row in conn.execute(query):
-        m = row._mapping
-        key = tuple(m[f"g_{g}"] for g in groups)
+    n = len(groups)
+    by_key: dict[tuple[Any, ...], list[Any]] = {}
+    for row in conn.execute(query).all():  # fetched at once, grouped by position: cheap rows
+        key = tuple(row[:n])
+        rows = by_key.get(key)
+        if rows is None:
+            by_key[key] = [row]
+        else:
+            rows.append(row)
+    for key, rows in by_key.items():
         entry = out.setdefault(key, Entry())
-        entry.stats.add_row(row)
-        entry.seen(row.created_at, row.created_at)
-        entry.providers.add(m["g_provider_"])
+        entry.stats.add_rows(rows)
+        times = [row.created_at for row in rows]
+        entry.seen(min(times), max(times))
+        entry.providers.update(row[n] for row in rows)
 
 
 def distinct_users(conn: Connection, org_id: str, since_ms: int, until_ms: int) -> int:

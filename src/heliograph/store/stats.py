@@ -7,7 +7,7 @@ rows and of rollups.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,49 @@ class Stats:
         if row.output_tokens_per_s is not None:
             self.tps_sum += row.output_tokens_per_s
             self.tps_n += 1
+
+    def add_rows(self, rows: Iterable[Any]) -> None:
+        """``add_row`` for many rows, summed in locals (raw windows can be tens of thousands)."""
+        n = errors = prompt = completion = cached = cost = unpriced = 0
+        lat_n = ttft_n = tps_n = 0
+        lat_sum = ttft_sum = tps_sum = 0.0
+        lat_hist, ttft_hist = self.latency_hist, self.ttft_hist
+        for row in rows:
+            n += 1
+            if row.state in ("error", "interrupted"):
+                errors += 1
+            prompt += row.prompt_tokens or 0
+            completion += row.completion_tokens or 0
+            cached += row.cached_tokens or 0
+            if row.cost_known:
+                cost += row.cost_nusd or 0
+            else:
+                unpriced += 1
+            latency, ttft, tps = row.latency_ms, row.ttft_ms, row.output_tokens_per_s
+            if latency is not None:
+                lat_sum += latency
+                lat_n += 1
+                lat_hist[bisect.bisect_left(BUCKETS_MS, latency)] += 1
+            if ttft is not None:
+                ttft_sum += ttft
+                ttft_n += 1
+                ttft_hist[bisect.bisect_left(BUCKETS_MS, ttft)] += 1
+            if tps is not None:
+                tps_sum += tps
+                tps_n += 1
+        self.requests += n
+        self.errors += errors
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.cached_tokens += cached
+        self.cost_nusd += cost
+        self.unpriced += unpriced
+        self.latency_sum += lat_sum
+        self.latency_n += lat_n
+        self.ttft_sum += ttft_sum
+        self.ttft_n += ttft_n
+        self.tps_sum += tps_sum
+        self.tps_n += tps_n
 
     def merge(self, other: Stats) -> None:
         for name in MEASURES:
