@@ -38,7 +38,8 @@ def _azure_error(status: int, code: str, message: str) -> web.Response:
     return json_response({"error": {"code": code, "message": message}}, status)
 
 
-def _check(request: web.Request) -> web.Response | None:
+async def _azure_body(request: web.Request) -> dict[str, Any] | web.Response:
+    """The JSON body, or the answer Azure gives without an api-version or a key."""
     if not request.query.get("api-version"):
         return _azure_error(404, "404", "Resource not found")
     if not request.headers.get("api-key") and not request.headers.get("authorization"):
@@ -49,14 +50,11 @@ def _check(request: web.Request) -> web.Response | None:
             "provide a valid key for an active subscription and use a correct regional API "
             "endpoint for your resource.",
         )
-    return None
+    return await read_json(request, need_model=False)
 
 
 async def azure_chat(request: web.Request) -> web.StreamResponse:
-    refused = _check(request)
-    if refused is not None:
-        return refused
-    body = await read_json(request, need_model=False)
+    body = await _azure_body(request)
     if isinstance(body, web.Response):
         return body
     pieces = split_pieces(AZURE_TEXT)
@@ -99,10 +97,7 @@ async def azure_chat(request: web.Request) -> web.StreamResponse:
 
 
 async def azure_embeddings(request: web.Request) -> web.StreamResponse:
-    refused = _check(request)
-    if refused is not None:
-        return refused
-    body = await read_json(request, need_model=False)
+    body = await _azure_body(request)
     if isinstance(body, web.Response):
         return body
     raw = body.get("input")

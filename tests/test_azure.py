@@ -57,9 +57,10 @@ def test_chat_through_both_client_styles_is_forwarded_and_recorded(
 ) -> None:
     gw = azure_gateway
     for n, client in enumerate(clients(gw), start=1):
-        reply = client.chat.completions.create(
-            model=DEPLOYMENT, messages=[{"role": "user", "content": "Hello Azure"}]
-        )
+        with client:
+            reply = client.chat.completions.create(
+                model=DEPLOYMENT, messages=[{"role": "user", "content": "Hello Azure"}]
+            )
         assert reply.choices[0].message.content == AZURE_TEXT
         assert reply.model == AZURE_MODEL
         got = mock.wait_for(n)[-1]
@@ -87,11 +88,13 @@ def test_a_stream_is_passed_through_and_reassembled(
     azure_gateway: Gateway, mock: MockUpstream
 ) -> None:
     gw = azure_gateway
-    client = clients(gw)[0]
-    stream = client.chat.completions.create(
-        model=DEPLOYMENT, messages=[{"role": "user", "content": "Stream please"}], stream=True
-    )
-    chunks = list(stream)
+    first, second = clients(gw)
+    second.close()
+    with first as client:
+        stream = client.chat.completions.create(
+            model=DEPLOYMENT, messages=[{"role": "user", "content": "Stream please"}], stream=True
+        )
+        chunks = list(stream)
     # Azure's prompt-filter chunk (no choices) reaches the client; the injected usage chunk
     # does not, since the client did not ask for it.
     assert chunks[0].choices == [] and chunks[0].model == ""
@@ -135,13 +138,12 @@ def test_azure_errors_reach_the_client_in_azure_shape_and_are_recorded(
     azure_gateway: Gateway,
 ) -> None:
     gw = azure_gateway
-    client = clients(gw)[0]
     client_without_version = openai.AzureOpenAI(
         azure_endpoint=f"{gw.base_url}/azure/{gw.org.write_key}",
         api_version="",
         api_key=AZURE_KEY,
     )
-    with pytest.raises(openai.NotFoundError) as err:
+    with client_without_version, pytest.raises(openai.NotFoundError) as err:
         client_without_version.chat.completions.create(
             model=DEPLOYMENT, messages=[{"role": "user", "content": "hi"}]
         )
@@ -149,6 +151,9 @@ def test_azure_errors_reach_the_client_in_azure_shape_and_are_recorded(
     (row,) = gw.wait_records(1)
     assert row["status"] == 404 and row["state"] == "error"
     assert row["error"] == "Resource not found"
-    assert client.chat.completions.create(
-        model=DEPLOYMENT, messages=[{"role": "user", "content": "hi"}]
-    ).choices
+    first, second = clients(gw)
+    second.close()
+    with first as client:  # the same gateway, with the version: fine
+        assert client.chat.completions.create(
+            model=DEPLOYMENT, messages=[{"role": "user", "content": "hi"}]
+        ).choices
