@@ -2,7 +2,9 @@
 
 Same query functions as the pages (``store.analytics``). ``since`` and ``until`` are ISO 8601
 or epoch seconds/milliseconds (default: the last 24 hours); ``bucket`` is seconds or a
-duration like ``5m``, ``1h``, ``1d`` (default: about 24-60 points).
+duration like ``5m``, ``1h``, ``1d`` (default: about 20-40 points). A timeseries with neither
+``since`` nor ``until`` ends with its current bucket, as the Dashboard's charts do: buckets on
+round boundaries, served from the hourly rollups.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from heliograph.store.requests import iso_ms
 
 DAY_MS = 86_400_000
 MAX_POINTS = 10_000
+AUTO_POINTS = 40  # 24 h -> hourly, 7 d -> 6-hourly, 30 d -> daily buckets
 MAX_LIMIT = 1000
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, None: 1000}
@@ -39,7 +42,7 @@ def window(request: Request) -> tuple[int, int]:
 
 def parse_bucket(value: str | None, since: int, until: int) -> int:
     if not value:
-        return analytics.auto_bucket(until - since)
+        return analytics.auto_bucket(until - since, AUTO_POINTS)
     match = _DURATION.match(value.strip())
     if not match:
         raise ApiError(
@@ -66,6 +69,9 @@ async def timeseries(request: Request) -> Response:
     info = await require(request, "read")
     since, until = window(request)
     bucket = parse_bucket(request.query_params.get("bucket"), since, until)
+    if not request.query_params.get("since") and not request.query_params.get("until"):
+        until = -(-until // bucket) * bucket  # the default window ends with its last bucket
+        since = until - DAY_MS
     points = await run_in_threadpool(
         analytics.timeseries, request.app.state.engine, info.org_id, since, until, bucket
     )

@@ -256,13 +256,21 @@ def paths() -> dict[str, Any]:
         },
         "/api/v1/analytics/timeseries": {
             "get": op(
-                "Totals per time bucket.",
+                "Totals per time bucket. Without since and until: the last 24 hours, ending with "
+                "the current bucket.",
                 "read",
                 obj(
                     window_ok
                     | {"bucket_ms": INT, "data": {"type": "array", "items": ref("TimeseriesPoint")}}
                 ),
-                params=[*WINDOW, q("bucket", STR, "Seconds, or a duration like 5m, 1h, 1d.")],
+                params=[
+                    *WINDOW,
+                    q(
+                        "bucket",
+                        STR,
+                        "Seconds, or a duration like 5m, 1h, 1d (default: about 20-40 buckets).",
+                    ),
+                ],
             )
         },
         "/api/v1/analytics/breakdown": {
