@@ -25,7 +25,7 @@ from heliograph.store.requests import get_request
 from heliograph.store.rollups import rollup_hourly
 from heliograph.store.salvage import refused, salvaged
 from heliograph.store.schema import request_bodies, requests
-from test_writer import ORG, SAMPLES, end_frame, start_frame
+from test_writer import ORG, SAMPLES, count, end_frame, start_frame
 
 RESPONSE = (SAMPLES / "chat.json").read_bytes()
 
@@ -46,11 +46,6 @@ def spool_records(root: Path, n: int, poison: dict[int, dict[str, object]]) -> l
     finally:
         spool.close()
     return ids
-
-
-def count(engine: Engine, table: object) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
 
 
 def test_a_refused_record_is_kept_as_its_essentials_and_the_rest_lands(

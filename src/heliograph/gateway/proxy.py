@@ -120,7 +120,7 @@ class Gateway:
         (a replay from the dashboard), which skips key lookup but nothing else."""
         t0 = time.perf_counter()
         upstream = self.upstreams[route.upstream]
-        if upstream.doubled is not None and route.rest.startswith(upstream.doubled):
+        if upstream.doubled and route.rest.startswith("/openai/"):
             route = Route(route.upstream, route.key, route.rest[len("/openai") :])
         protocol = protocol_for(upstream.protocol, route.rest)
         wall = time.time()

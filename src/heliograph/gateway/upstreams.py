@@ -77,14 +77,15 @@ class Upstream:
         self.provider = config.provider or name
         # Azure's base URL is written with or without its /openai; the AzureOpenAI client's
         # azure_endpoint adds /openai itself. One of the two is dropped when both are there.
-        doubled = self.provider == "azure" and self.url.rstrip("/").endswith("/openai")
-        self.doubled = "/openai/" if doubled else None
+        self.doubled = self.provider == "azure" and self.url.rstrip("/").endswith("/openai")
         key = config.api_key.get_secret_value() if config.api_key else None
-        self.auth: tuple[str, str] | None = None
-        if key:
-            if self.protocol == "anthropic":
-                self.auth = ("x-api-key", key)
-            elif self.provider == "azure":
-                self.auth = ("api-key", key)
-            else:
-                self.auth = ("authorization", f"Bearer {key}")
+        self.auth = provider_auth(self.protocol, self.provider, key) if key else None
+
+
+def provider_auth(protocol: str, provider: str, key: str) -> tuple[str, str]:
+    """The header a provider takes its API key in."""
+    if protocol == "anthropic":
+        return ("x-api-key", key)
+    if provider == "azure":
+        return ("api-key", key)
+    return ("authorization", f"Bearer {key}")

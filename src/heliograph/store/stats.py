@@ -98,30 +98,8 @@ class Stats:
     latency_hist: list[int] = field(default_factory=lambda: [0] * NBUCKETS)
     ttft_hist: list[int] = field(default_factory=lambda: [0] * NBUCKETS)
 
-    def add_row(self, row: Any) -> None:
-        self.requests += 1
-        self.errors += 1 if row.state in ("error", "interrupted") else 0
-        self.prompt_tokens += row.prompt_tokens or 0
-        self.completion_tokens += row.completion_tokens or 0
-        self.cached_tokens += row.cached_tokens or 0
-        if row.cost_known:
-            self.cost_nusd += row.cost_nusd or 0
-        else:
-            self.unpriced += 1
-        if row.latency_ms is not None:
-            self.latency_sum += row.latency_ms
-            self.latency_n += 1
-            self.latency_hist[bucket_of(row.latency_ms)] += 1
-        if row.ttft_ms is not None:
-            self.ttft_sum += row.ttft_ms
-            self.ttft_n += 1
-            self.ttft_hist[bucket_of(row.ttft_ms)] += 1
-        if row.output_tokens_per_s is not None:
-            self.tps_sum += row.output_tokens_per_s
-            self.tps_n += 1
-
     def add_rows(self, rows: Iterable[Any]) -> None:
-        """``add_row`` for many rows, summed in locals (raw windows can be tens of thousands)."""
+        """Add raw ``requests`` rows, summed in locals (raw windows can be tens of thousands)."""
         n = errors = prompt = completion = cached = cost = unpriced = 0
         lat_n = ttft_n = tps_n = 0
         lat_sum = ttft_sum = tps_sum = 0.0

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from heliograph.auth.keys import KeyInfo
 from heliograph.capture.enrich import cost_columns
 from heliograph.gateway.internal import InternalExchange
+from heliograph.gateway.upstreams import provider_auth
 from heliograph.providers import analyser, error_message, output_text
 from heliograph.providers.analysis import Analysis
 from heliograph.store.requests import get_request
@@ -64,14 +65,6 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
         if j2 > j1:
             out.append(("ins", "".join(b[j1:j2])))
     return out
-
-
-def _auth_header(protocol: str, provider: str, key: str) -> tuple[str, str]:
-    if protocol == "anthropic":
-        return ("x-api-key", key)
-    if provider == "azure":
-        return ("api-key", key)
-    return ("authorization", f"Bearer {key}")
 
 
 def _body_doc(raw: bytes | bytearray | None) -> Any:
@@ -120,7 +113,7 @@ async def replay(ctx: Ctx) -> Response:
         headers.append(("heliograph-user-id", str(row["user_id"])))
     key = ctx.form.get("provider_key", "").strip()
     if key:
-        headers.append(_auth_header(str(row.get("protocol")), str(row.get("provider")), key))
+        headers.append(provider_auth(str(row.get("protocol")), str(row.get("provider")), key))
     started = time.perf_counter()
     exchange = await InternalExchange(gateway).run(
         KeyInfo("", ctx.org_id, "write"), str(row["upstream"]), str(row["endpoint"]), body, headers
