@@ -38,7 +38,7 @@ from heliograph.auth.keys import KeyCache
 from heliograph.capture.builder import make_pricebook
 from heliograph.capture.spool import SpoolWriter
 from heliograph.capture.writer import Writer, make_writer
-from heliograph.config import Settings
+from heliograph.config import Settings, load_settings
 from heliograph.gateway.policies import Policies
 from heliograph.gateway.proxy import Gateway, Receive, Scope, Send
 from heliograph.gateway.routing import parse_route
@@ -168,4 +168,4 @@ def _run_writer(writer: Writer, stop: threading.Event) -> None:
 
 def create_app(settings: Settings | None = None, *, session_factory: Any = None) -> HeliographApp:
     """Build the ASGI app; nothing touches the disk, network or database until startup."""
-    return HeliographApp(settings or Settings(), session_factory)
+    return HeliographApp(settings or load_settings(), session_factory)

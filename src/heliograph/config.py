@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -22,6 +23,8 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "HELIOGRAPH_"
+# Where `heliograph serve` puts its resolved settings for its child processes.
+HANDOFF_ENV = ENV_PREFIX + "HANDOFF_SETTINGS"
 
 
 def default_home() -> Path:
@@ -60,6 +63,9 @@ class UpstreamConfig(BaseModel):
     api_key: SecretStr | None = None
     provider: str | None = None
     gpu_usd_per_hour: float | None = Field(default=None, ge=0)
+    # None: guessed from the address (loopback and private hosts, and known local servers
+    # such as Ollama, count as local); True or False says so explicitly.
+    local: bool | None = None
 
 
 # Built-in upstreams. OpenAI-compatible base URLs include their /v1 (clients append
@@ -81,7 +87,7 @@ BUILTIN_UPSTREAMS: dict[str, UpstreamConfig] = {
     "azure": UpstreamConfig(url=None),
 }
 _UPSTREAM_ENV = re.compile(
-    r"^HELIOGRAPH_UPSTREAM_([A-Z0-9_]+?)_(URL|PROTOCOL|API_KEY|PROVIDER|GPU_USD_PER_HOUR)$"
+    r"^HELIOGRAPH_UPSTREAM_([A-Z0-9_]+?)_(URL|PROTOCOL|API_KEY|PROVIDER|GPU_USD_PER_HOUR|LOCAL)$"
 )
 
 
@@ -128,8 +134,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Named upstreams added to or overriding the built-in ones; per upstream "
         "HELIOGRAPH_UPSTREAM_<NAME>_URL, _PROTOCOL (openai, anthropic, ollama), _API_KEY (sent "
-        "when the client sends none), _PROVIDER and _GPU_USD_PER_HOUR, or [upstreams.<name>] "
-        "tables in config.toml.",
+        "to that upstream only, when the client sends none), _PROVIDER, _GPU_USD_PER_HOUR and "
+        "_LOCAL (true: a self-hosted model, shown as local and priced at 0 unless it has a "
+        "GPU-hour price; false: a cloud API; unset: guessed from the address), or "
+        "[upstreams.<name>] tables in config.toml.",
     )
     prices: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -164,8 +172,10 @@ class Settings(BaseSettings):
     )
     writer: Literal["embedded", "external", "off"] = Field(
         default="embedded",
-        description="Who drains the spool into the store: a thread inside the app (embedded), "
-        "a separate writer process started by `heliograph serve` (external), or nobody (off).",
+        description="Who drains the spool into the store. `heliograph serve` always runs a "
+        "writer process beside the gateway workers unless this is off (records then wait in "
+        "the spool for the next server with a writer); embedded (a thread inside the app) is "
+        "what `heliograph demo` and an app built with create_app use.",
     )
     redis_url: str | None = Field(
         default=None,
@@ -228,7 +238,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = os.environ.get(ENV_PREFIX + "CONFIG") or str(default_home() / "config.toml")
+        home = getattr(init_settings, "init_kwargs", {}).get("home")
+        config_file = config_path(Path(home) if home else None)
         return (
             init_settings,
             _UpstreamEnvSource(settings_cls),
@@ -312,8 +323,24 @@ class Settings(BaseSettings):
         return out
 
 
+def config_path(home: Path | None = None) -> Path:
+    """The config file: ``HELIOGRAPH_CONFIG``, else ``config.toml`` in the home directory
+    (``--home`` when given, else ``HELIOGRAPH_HOME``, else ~/.heliograph)."""
+    named = os.environ.get(ENV_PREFIX + "CONFIG")
+    if named:
+        return Path(named)
+    return (home or default_home()) / "config.toml"
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from flags (``overrides``; ``None`` means "not given"), env and file."""
+    """Build settings from flags (``overrides``; ``None`` means "not given"), env and file.
+
+    In a process started by ``heliograph serve`` (a gateway worker, the writer) the settings
+    are exactly the parent's, handed over whole (see :func:`export_environment`).
+    """
+    handed = os.environ.get(HANDOFF_ENV)
+    if handed and not overrides:
+        return Settings.model_validate(orjson.loads(handed))
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -343,21 +370,36 @@ def settings_markdown() -> str:
     return "\n".join(lines)
 
 
-def export_environment(settings: Settings, **extra: str) -> None:
-    """Hand settings to child processes (uvicorn workers, the writer) via the environment."""
-    for name, value in settings.model_dump(exclude_unset=True).items():
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
+def export_environment(settings: Settings) -> None:
+    """Hand the settings to child processes (uvicorn workers, the writer) exactly as they are.
+
+    The whole resolved settings go in one environment variable, so a child never re-reads
+    flags, variables or a config file of its own and cannot come to other values: an unset
+    field stays unset (an upstream's protocol default must not turn into an explicit
+    "openai"), and a file the parent found via ``--home`` is not looked up again elsewhere.
+    """
+    os.environ[HANDOFF_ENV] = handoff(settings)
+
+
+def handoff(settings: Settings) -> str:
+    """The settings as JSON, secrets included (only ever put in a child's environment)."""
+    out: dict[str, Any] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
         if name == "upstreams":
-            for upstream, config in settings.upstreams.items():
-                for field, item in config.model_dump(exclude_none=True).items():
-                    if isinstance(item, SecretStr):
-                        item = item.get_secret_value()
-                    env = (
-                        f"{ENV_PREFIX}UPSTREAM_{upstream.upper().replace('-', '_')}_{field.upper()}"
-                    )
-                    os.environ[env] = str(item)
-        elif value is not None:
-            os.environ[ENV_PREFIX + name.upper()] = str(value)
-    for name, value in extra.items():
-        os.environ[ENV_PREFIX + name.upper()] = value
+            value = {
+                upstream: _reveal(config.model_dump(exclude_unset=True))
+                for upstream, config in settings.upstreams.items()
+            }
+        out[name] = _reveal(value)
+    return orjson.dumps(out, default=str).decode()
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value

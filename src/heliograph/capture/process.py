@@ -11,13 +11,13 @@ from types import FrameType
 
 from heliograph.capture.builder import tune_gc
 from heliograph.capture.writer import make_writer
-from heliograph.config import Settings
+from heliograph.config import load_settings
 from heliograph.store.engine import make_engine
 
 
 def writer_main() -> None:
     """Entry point of the writer process started by ``heliograph serve``."""
-    settings = Settings()
+    settings = load_settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s writer %(levelname)s %(message)s"
     )

@@ -73,7 +73,7 @@ def serve(
     writer = "off" if settings.writer == "off" else "external"
     if writer == "off":
         click.echo("Writer: off (HELIOGRAPH_WRITER=off): records stay in the spool.")
-    export_environment(settings, writer=writer, auto_migrate="false")
+    export_environment(settings.model_copy(update={"writer": writer, "auto_migrate": False}))
     supervisor = WriterSupervisor() if writer == "external" else None
     if supervisor is not None:
         supervisor.start()
