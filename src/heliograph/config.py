@@ -165,10 +165,29 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above)."
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line and header block accepted (431 above).",
+    )
+    header_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, from connecting or "
+        "from its previous request (408, and the connection closed, after that).",
+    )
+    body_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a request body may stall before the connection is closed (the "
+        "request is recorded as cancelled).",
+    )
     max_stored_body_bytes: int = Field(
         default=4 * 1024 * 1024,
         gt=0,
-        description="Bodies longer than this are truncated in the store (marked as truncated).",
+        description="Bodies longer than this are truncated in the store (marked as truncated); "
+        "of a longer response the gateway keeps this much and the last 256 KiB (where a "
+        "stream's usage is) and forwards the rest to the client without holding it.",
     )
     writer: Literal["embedded", "external", "off"] = Field(
         default="embedded",

@@ -24,6 +24,7 @@ from heliograph.capture.charges import Charge, charge_of
 from heliograph.capture.record import RecordRows, build_record
 from heliograph.config import Settings
 from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
+from heliograph.pricing.book import DEFAULT_LOCAL_PROVIDERS
 from heliograph.store.bodies import BodyPacker
 from heliograph.store.inserts import RecordBatch, pack_records
 
@@ -145,12 +146,17 @@ def build_in_helper(jobs: list[Job]) -> Built:
 
 def make_pricebook(settings: Settings) -> PriceBook:
     """Prices from settings: overrides, and GPU-hour prices of self-hosted upstreams."""
+    upstreams = settings.resolved_upstreams()
     gpu = [
         GpuHourPrice(name, cfg.gpu_usd_per_hour)
-        for name, cfg in settings.resolved_upstreams().items()
+        for name, cfg in upstreams.items()
         if cfg.gpu_usd_per_hour is not None
     ]
-    return PriceBook([PriceOverride.from_dict(p) for p in settings.prices], gpu)
+    # An upstream declared local serves self-hosted models: cost 0 unless it has a GPU price.
+    local = DEFAULT_LOCAL_PROVIDERS | {name for name, cfg in upstreams.items() if cfg.local}
+    return PriceBook(
+        [PriceOverride.from_dict(p) for p in settings.prices], gpu, local_providers=local
+    )
 
 
 def make_pool(settings: Settings) -> ProcessPoolExecutor | None:

@@ -30,6 +30,7 @@ class Charge(NamedTuple):
     properties: dict[str, str]
     created_at: int
     cost_nusd: int
+    counter_key: str | None = None  # the counter the gateway checked (set since 0.1)
 
 
 def charge_of(rec: RecordRows) -> Charge | None:
@@ -46,6 +47,7 @@ def charge_of(rec: RecordRows) -> Charge | None:
         row.get("properties") or {},
         row["created_at"],
         cost,
+        rec.rate_limit_key,
     )
 
 
@@ -68,7 +70,9 @@ class CentsCharger:
                 continue
             if policy.unit != "cents":
                 continue
-            key = counter_key(item.org_id, policy, item.user_id, item.properties)
+            key = item.counter_key or counter_key(
+                item.org_id, policy, item.user_id, item.properties
+            )
             window = window_of(item.created_at / 1000, policy.window_s)
             cents = item.cost_nusd / 1e7  # nano-USD to cents
             try:

@@ -26,12 +26,46 @@ INT_MAX = 2**31 - 1
 STATE_INTERRUPTED = "interrupted"
 
 
+MAX_STORED_HEADERS = 200
+MAX_STORED_HEADER_BYTES = 64 * 1024
+
+
 @dataclass(slots=True)
 class RecordRows:
     request: dict[str, Any]
     body: dict[str, Any]
     properties: list[dict[str, Any]] = field(default_factory=list)
     rate_limit_policy: str | None = None
+    rate_limit_key: str | None = None  # the counter the gateway checked, charged the same
+
+
+def splice(body: bytes, end: dict[str, Any]) -> tuple[bytes, list[Any], bool]:
+    """The response as the analysers read it, its marks, and whether its middle was cut.
+
+    The gateway keeps the head of a response past the stored-body cap and a tail window
+    (``cut`` = [head bytes, total bytes]); a stream's head and tail are trimmed to whole
+    events and joined, so its usage (in the last events) is still read. A cut non-stream
+    body is kept as its head only.
+    """
+    marks = end.get("ch") or []
+    cut = end.get("cut")
+    if not cut:
+        return body, marks, False
+    head_len, total = int(cut[0]), int(cut[1])
+    head, tail = body[:head_len], body[head_len:]
+    ctype = str(end.get("ct", ""))
+    sep = b"\n\n" if ctype.startswith("text/event-stream") else b"\n" if "ndjson" in ctype else b""
+    if not sep:
+        return head, [m for m in marks if m[0] <= head_len], True
+    keep_head = head.rfind(sep)
+    keep_head = keep_head + len(sep) if keep_head >= 0 else 0
+    skip_tail = tail.find(sep)
+    skip_tail = skip_tail + len(sep) if skip_tail >= 0 else len(tail)
+    tail_start = total - len(tail) + skip_tail  # original offset of the first kept tail byte
+    shift = tail_start - keep_head
+    spliced = [m for m in marks if m[0] <= keep_head]
+    spliced += [(m[0] - shift, m[1]) for m in marks if m[0] > tail_start]
+    return head[:keep_head] + tail[skip_tail:], spliced, True
 
 
 def clean(text: Any, limit: int) -> str | None:
@@ -117,6 +151,7 @@ def build_record(
     analysis = Analysis()
     protocol.analyse_request(method, endpoint, request_body, _content_type(headers), analysis)
     error: str | None = None
+    response_cut = False
     if end is None:
         state, status, latency, ttfb = STATE_INTERRUPTED, 0, None, None
         error = "Gateway stopped before the request finished."
@@ -126,9 +161,10 @@ def build_record(
         latency = end.get("lat")
         ttfb = end.get("ttfb")
         error = end.get("err")
+        response_body, marks, response_cut = splice(response_body, end)
         if (status and status < 400) or response_body:
             protocol.analyse_response(
-                endpoint, response_body, str(end.get("ct", "")), end.get("ch") or [], analysis
+                endpoint, response_body, str(end.get("ct", "")), marks, analysis
             )
         if analysis.stream_error and state == "ok":
             state, error = "error", analysis.stream_error
@@ -221,7 +257,7 @@ def build_record(
     keep = not meta.omit_response and (end is not None or bool(out_body))
     resp_packed, resp_trunc = packer.pack(out_body if keep else None, body_cap)
     stored_headers = {
-        "request": [[clean(n, 255), clean(v, 4000)] for n, v in headers],
+        "request": _capped_headers(headers),
         "response": _response_headers(end.get("rh") or []) if end is not None else [],
     }
     body_row = {
@@ -230,13 +266,34 @@ def build_record(
         "request_body": req_packed,
         "response_body": resp_packed,
         "request_headers": stored_headers,
-        "truncated": req_trunc or resp_trunc,
+        "truncated": req_trunc or resp_trunc or response_cut,
     }
     props = [
         {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in properties.items()
     ]
-    return RecordRows(request_row, body_row, props, meta.rate_limit_policy)
+    rate_limit_key = (end or {}).get("rlk")
+    return RecordRows(request_row, body_row, props, meta.rate_limit_policy, rate_limit_key)
+
+
+def _capped_headers(raw: list[list[str]]) -> list[list[str | None]]:
+    """Request headers as stored: at most 200, 64 KiB in all; a last entry says what was
+    left out (the server bounds the header block too, but an in-process caller may not)."""
+    out: list[list[str | None]] = []
+    size = 0
+    for index, (name, value) in enumerate(raw):
+        item = [clean(name, 255), clean(value, 4000)]
+        size += len(item[0] or "") + len(item[1] or "")
+        if index >= MAX_STORED_HEADERS or size > MAX_STORED_HEADER_BYTES:
+            left = len(raw) - index
+            out.append(["x-heliograph-truncated", f"{left} more request headers not stored"])
+            break
+        out.append(item)
+    return out
 
 
 def _response_headers(raw: list[list[str]]) -> list[list[str | None]]:
-    return [[clean(n, 255), clean(v, 4000)] for n, v in raw if n.lower() != "set-cookie"]
+    return [
+        [clean(n, 255), clean(v, 4000)]
+        for n, v in raw[:MAX_STORED_HEADERS]
+        if n.lower() != "set-cookie"
+    ]

@@ -18,6 +18,7 @@ from heliograph.config import (
     settings_markdown,
     settings_table,
 )
+from heliograph.httpserver import server_options
 from heliograph.store.engine import current_revision, make_engine, migrate
 
 log = logging.getLogger("heliograph")
@@ -87,8 +88,8 @@ def serve(
             log_level=settings.log_level,
             access_log=settings.access_log,
             loop="uvloop",
-            http="httptools",
             lifespan="on",
+            **server_options(settings),
             timeout_graceful_shutdown=10,
         )
     finally:

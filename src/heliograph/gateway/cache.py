@@ -1,6 +1,6 @@
 """The exact-match response cache: keys, bucket choice and replaying a cached response.
 
-The key covers the organization, the upstream, the method and path, the exact body bytes and
+The key covers the organization, the upstream and the URL actually called, the method and path, the exact body bytes and
 the client's cache seed, so nothing is ever served across organizations or to a different
 request. A bucket holds up to N responses for one key: while it is filling, requests go to the
 upstream and their answers are added; once full, each hit returns one of them at random.
@@ -18,10 +18,19 @@ _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\n")
 
 
 def cache_key(
-    org_id: str, upstream: str, method: str, rest: str, query: str, body: bytes, seed: str
+    org_id: str,
+    upstream: str,
+    base_url: str,
+    method: str,
+    rest: str,
+    query: str,
+    body: bytes,
+    seed: str,
 ) -> str:
+    """The entry a request reads and fills: everything that decides where it goes and what
+    it asks (a Target-URL is part of it, so one host's answer is never served for another)."""
     digest = hashlib.sha256()
-    for part in (org_id, upstream, method, rest, query, seed):
+    for part in (org_id, upstream, base_url, method, rest, query, seed):
         digest.update(part.encode())
         digest.update(b"\x00")
     digest.update(body)

@@ -36,7 +36,7 @@ class InternalExchange:
             "method": "POST",
             "path": f"/{upstream}{rest}",
             "query_string": b"",
-            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            "headers": [(k.lower().encode("latin-1"), v.encode()) for k, v in headers],
         }
         sent = False
 

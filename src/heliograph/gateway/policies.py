@@ -21,26 +21,32 @@ from heliograph.gateway.features import (
     RETRY_STATUSES,
     FeatureError,
     Features,
+    RateLimitPolicy,
     parse_features,
 )
+from heliograph.gateway.headers import parse_metadata
 from heliograph.gateway.routing import protocol_for
 from heliograph.gateway.state import CachedResponse, SharedState
 from heliograph.gateway.targets import check_target
+from heliograph.providers import analyser
+from heliograph.providers.analysis import Analysis
 from heliograph.providers.openai_wire import UsageChunkStripper
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from heliograph.gateway.proxy import Gateway, Receive, Send
+    from heliograph.gateway.proxy import Gateway
+    from heliograph.gateway.streaming import ClientWatch
     from heliograph.gateway.upstreams import Upstream
+
+AUTH_HEADERS = ("authorization", "x-api-key", "api-key")
 
 
 @dataclass
 class Exchange:
     """One request as the gateway sees it once authenticated and read."""
 
-    receive: Receive
-    send: Send
+    watch: ClientWatch
     method: str
     rest: str
     query: str
@@ -51,13 +57,13 @@ class Exchange:
     body: bytes
     send_body: bytes
     injected: bool
-    forward: list[tuple[str, str]]
+    forward: list[tuple[str, str]]  # the client's headers (its provider key, if it sent one)
+    has_auth: bool  # whether the client sent a provider key of its own
     id_headers: list[tuple[bytes, bytes]]
     end: dict[str, Any]
     found: dict[str, str]
     cache_control: str | None
-    user_id: str | None
-    properties: dict[str, str]
+    saved: list[tuple[str, str]]  # the headers as recorded (redacted)
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
@@ -81,7 +87,7 @@ class Policies:
     async def _refuse(self, ex: Exchange, status: int, message: str, code: str) -> None:
         gw = self.gateway
         extra = ex.id_headers + ex.extra_headers
-        reply = await gw._reply_error(ex.send, status, message, code, extra, ex.protocol)
+        reply = await gw._reply_error(ex.watch.send, status, message, code, extra, ex.protocol)
         ex.end.update(st=status, state="error", err=message, lat=_ms(ex.t0), ct="application/json")
         gw._spool(KIND_END, ex.end, reply)
 
@@ -89,12 +95,13 @@ class Policies:
         try:
             features = parse_features(ex.found, ex.cache_control)
             primary = self._primary(ex, features)
-            plan = [primary, *self._fallbacks(ex, features)]
+            plan = [primary, *self._fallbacks(ex, features, primary)]
         except FeatureError as exc:
             await self._refuse(ex, 400, str(exc), "invalid_gateway_header")
             return
         if features.rate_limit is not None:
-            key = ratelimit.counter_key(ex.org_id, features.rate_limit, ex.user_id, ex.properties)
+            key = self._counter_key(ex, features.rate_limit)
+            ex.end["rlk"] = key  # the writer charges this same counter (cents policies)
             decision = await ratelimit.check(self.state, features.rate_limit, key)
             ex.extra_headers += decision.headers()
             if not decision.allowed:
@@ -106,7 +113,8 @@ class Policies:
         if features.cache:
             cache_key = response_cache.cache_key(
                 ex.org_id,
-                ex.upstream.name,
+                primary.upstream.name,
+                primary.base_url,
                 ex.method,
                 ex.rest,
                 ex.query,
@@ -136,8 +144,7 @@ class Policies:
                     await self._cache_put(key, org_id, entry, ttl)
 
         await self.gateway._forward_response(
-            ex.receive,
-            ex.send,
+            ex.watch,
             resp,
             ex.t0,
             ex.end,
@@ -147,24 +154,48 @@ class Policies:
             on_complete,
         )
 
+    def _counter_key(self, ex: Exchange, policy: RateLimitPolicy) -> str:
+        """The rate-limit counter of this request, from the same user and properties the
+        record will carry (so the check and the writer's charge use one counter)."""
+        meta = parse_metadata(ex.saved)
+        user_id = meta.user_id
+        if policy.segment == "user" and user_id is None:
+            analysis = Analysis()
+            ctype = next((v for k, v in ex.saved if k == "content-type"), "")
+            analyser(ex.protocol).analyse_request(ex.method, ex.rest, ex.body, ctype, analysis)
+            user_id = analysis.user or meta.client_user_id
+        properties = {k.lower(): v for k, v in meta.properties.items()}
+        return ratelimit.counter_key(ex.org_id, policy, user_id, properties)
+
+    def _with_auth(
+        self, headers: list[tuple[str, str]], upstream: Upstream, client_key_ok: bool
+    ) -> list[tuple[str, str]]:
+        """Headers for one target: the client's provider key only where the client meant it
+        (``client_key_ok``), else the target upstream's own server-side key, if it has one.
+        A server-side key is never sent anywhere but its own upstream."""
+        if not client_key_ok:
+            headers = [(k, v) for k, v in headers if k not in AUTH_HEADERS]
+        if upstream.auth is not None and not any(k in AUTH_HEADERS for k, _ in headers):
+            headers = [*headers, upstream.auth]
+        return headers
+
     def _primary(self, ex: Exchange, features: Features) -> Target:
         upstream, base = ex.upstream, ex.upstream.url
         if features.target_url:
-            name = check_target(features.target_url, self._declared())
+            name, base = check_target(features.target_url, self._declared())
             upstream = self.gateway.upstreams[name]
-            base = features.target_url.rstrip("/")
             ex.end["srv"] = name
-        return Target(upstream, base, None, ex.send_body, ex.forward)
+        headers = self._with_auth(ex.forward, upstream, True)
+        return Target(upstream, base, None, ex.send_body, headers)
 
     def _declared(self) -> list[tuple[str, str]]:
         return [(name, u.url) for name, u in self.gateway.upstreams.items()]
 
-    def _fallbacks(self, ex: Exchange, features: Features) -> list[Target]:
+    def _fallbacks(self, ex: Exchange, features: Features, primary: Target) -> list[Target]:
         out = []
         for fb in features.fallbacks:
             if fb.target_url:
-                name = check_target(fb.target_url, self._declared())
-                base = fb.target_url.rstrip("/")
+                name, base = check_target(fb.target_url, self._declared())
             else:
                 name = str(fb.upstream)
                 if name not in self.gateway.upstreams:
@@ -183,15 +214,16 @@ class Policies:
                     doc.update(fb.body_override)
                     body = orjson.dumps(doc)
             names = {k for k, _ in fb.headers}
-            headers = [(k, v) for k, v in ex.forward if k not in names] + list(fb.headers)
-            if upstream is not ex.upstream and not any(
-                k in ("authorization", "x-api-key", "api-key") for k, _ in fb.headers
-            ):
-                headers = [
-                    (k, v) for k, v in headers if k not in ("authorization", "x-api-key", "api-key")
-                ]
-                if upstream.auth is not None:
-                    headers.append(upstream.auth)
+            headers = [(k, v) for k, v in ex.forward if k not in names]
+            if any(k in AUTH_HEADERS for k, _ in fb.headers):
+                # The fallback names its own key: no other key goes with it.
+                headers = [(k, v) for k, v in headers if k not in AUTH_HEADERS]
+                headers += fb.headers
+            else:
+                # The client's key was meant for the primary's upstream; elsewhere the
+                # fallback gets that upstream's own server-side key, if it has one.
+                same = upstream is primary.upstream
+                headers = self._with_auth(headers, upstream, same)
             out.append(Target(upstream, base, fb.on_codes, body, headers))
         return out
 
@@ -268,7 +300,8 @@ class Policies:
         ttfb = _ms(ex.t0)
         if len(chunks) == 1 and stripper is None:
             headers.append((b"content-length", str(len(hit.body)).encode()))
-        await ex.send({"type": "http.response.start", "status": hit.status, "headers": headers})
+        send = ex.watch.send
+        await send({"type": "http.response.start", "status": hit.status, "headers": headers})
         marks = []
         size = 0
         for chunk in chunks:
@@ -276,12 +309,12 @@ class Policies:
             marks.append((size, _ms(ex.t0)))
             out = stripper.feed(chunk) if stripper is not None else chunk
             if out:
-                await ex.send({"type": "http.response.body", "body": out, "more_body": True})
+                await send({"type": "http.response.body", "body": out, "more_body": True})
         if stripper is not None:
             tail = stripper.flush()
             if tail:
-                await ex.send({"type": "http.response.body", "body": tail, "more_body": True})
-        await ex.send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send({"type": "http.response.body", "body": tail, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
         ex.end.update(
             st=hit.status,
             state="ok",

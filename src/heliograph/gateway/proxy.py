@@ -25,16 +25,10 @@ from heliograph.config import Settings, UpstreamConfig
 from heliograph.gateway.errors import error_body, stream_error_event
 from heliograph.gateway.features import FEATURE_HEADERS, redact_fallbacks
 from heliograph.gateway.policies import Exchange, Policies
-from heliograph.gateway.routing import Route, protocol_for
-from heliograph.gateway.upstreams import (
-    DROP_RESPONSE,
-    HOP_BY_HOP,
-    REDACTED,
-    SECRET_HEADERS,
-    Upstream,
-    is_secret_header,
-    redact_query,
-)
+from heliograph.gateway.redact import REDACTED, HeaderRedactor, redact_path, redact_query
+from heliograph.gateway.routing import Route, protocol_for, upstream_path
+from heliograph.gateway.streaming import ClientWatch, ResponseTap
+from heliograph.gateway.upstreams import DROP_RESPONSE, HOP_BY_HOP, Upstream
 from heliograph.providers.openai_wire import UsageChunkStripper, inject_stream_usage
 
 log = logging.getLogger(__name__)
@@ -44,6 +38,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Completion = Callable[[int, str, bytes], Awaitable[None]]
+CLIENT_CLOSED = 499  # nginx's status for "the client closed the request before the answer"
 
 
 def _valid_uuid(text: str) -> str | None:
@@ -71,6 +66,8 @@ class Gateway:
         self.upstreams = {name: Upstream(name, cfg) for name, cfg in upstreams.items()}
         self.policies: Policies | None = None  # set by the app once shared state exists
         self.max_body = settings.max_body_bytes
+        self.keep_bytes = settings.max_stored_body_bytes  # of a response, for the spool
+        self.redactor = HeaderRedactor()
         self.inject_usage = settings.inject_stream_usage
         self.timeout = aiohttp.ClientTimeout(
             total=None,
@@ -131,10 +128,14 @@ class Gateway:
         has_auth = False
         declared_length = -1
         found: dict[str, str] | None = None
-        meta: dict[str, str] = {}
+        cache_control: str | None = None
+        redact = self.redactor.value
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1")  # ASGI header names are lower case
-            value = raw_value.decode("latin-1")
+            try:  # clients send UTF-8 (a user's name, say); forward the same bytes
+                value = raw_value.decode()
+            except UnicodeDecodeError:
+                value = raw_value.decode("latin-1")
             if name.startswith(("helicone-", "heliograph-")):
                 short = name[9:] if name[8] == "-" else name[11:]
                 if short == "auth":
@@ -150,17 +151,15 @@ class Gateway:
                     found[short] = value
                     if short == "fallbacks":
                         value = redact_fallbacks(value)
-                elif short == "user-id" or short.startswith("property-"):
-                    meta[short] = value
-                saved.append((name, value))
+                saved.append((name, redact(name, value)))
                 continue
             if name == "cache-control":
-                meta["cache-control"] = value
+                cache_control = value
             if name in HOP_BY_HOP:
                 if name == "content-length" and value.isdigit():
                     declared_length = int(value)
                 if name != "host":
-                    saved.append((name, value if name not in SECRET_HEADERS else REDACTED))
+                    saved.append((name, redact(name, value)))
                 continue
             if name == "authorization":
                 if value[:7].lower() == "bearer " and looks_like_key(value[7:].strip()):
@@ -171,15 +170,14 @@ class Gateway:
                 has_auth = True
             elif name in ("x-api-key", "api-key"):
                 has_auth = True
-            if is_secret_header(name):
-                saved.append((name, REDACTED))
-            else:
-                saved.append((name, value))
+            saved.append((name, redact(name, value)))
             forward.append((name, value))
 
         info = internal or (self.keys.get(key) if key else None)
         if info is None and key:
             info = await self.keys.lookup(key)
+        rid = request_id or new_record_id()
+        id_headers = [(b"heliograph-id", rid.encode()), (b"helicone-id", rid.encode())]
         if info is None:
             reason = (
                 "Invalid Heliograph key."
@@ -187,7 +185,9 @@ class Gateway:
                 else "Missing Heliograph key: put it in the path (/v1/<key>/...) "
                 "or send 'Heliograph-Auth: Bearer <key>'."
             )
-            await self._reply_error(send, 401, reason, "invalid_heliograph_key", [], protocol)
+            await self._reply_error(
+                send, 401, reason, "invalid_heliograph_key", id_headers, protocol
+            )
             return
         if not info.allows("write"):
             await self._reply_error(
@@ -195,15 +195,14 @@ class Gateway:
                 403,
                 "This key cannot send traffic (it is not a write key).",
                 "insufficient_scope",
-                [],
+                id_headers,
                 protocol,
             )
             return
 
-        rid = request_id or new_record_id()
-        id_headers = [(b"heliograph-id", rid.encode()), (b"helicone-id", rid.encode())]
         method: str = scope["method"]
         query = scope.get("query_string", b"").decode("latin-1")
+        rest = upstream_path(route.rest)
         start: dict[str, Any] = {
             "id": rid,
             "ts": wall,
@@ -213,80 +212,111 @@ class Gateway:
             "pr": protocol,
             "pv": upstream.provider,
             "m": method,
-            "p": route.rest,
+            "p": redact_path(route.rest if rest is None else rest),
             "q": redact_query(query),
             "h": saved,
         }
-
+        if rest is None:
+            msg = "The request path climbs above the upstream's base URL ('..'); refused."
+            await self._refuse_early(send, start, t0, id_headers, protocol, 400, msg, "bad_path")
+            return
         if declared_length > self.max_body:
-            await self._too_large(send, start, t0, id_headers, protocol)
+            msg = f"Request body larger than {self.max_body} bytes."
+            await self._refuse_early(
+                send, start, t0, id_headers, protocol, 413, msg, "request_too_large"
+            )
             return
         body = b""
+        parts: list[bytes] | None = None
+        size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
+                self._upload_cancelled(start, t0, size, declared_length)
                 return
             chunk = message.get("body", b"")
             if chunk:
-                body = body + chunk if body else chunk
-                if len(body) > self.max_body:
-                    await self._too_large(send, start, t0, id_headers, protocol)
+                size += len(chunk)
+                if size > self.max_body:
+                    msg = f"Request body larger than {self.max_body} bytes."
+                    await self._refuse_early(
+                        send, start, t0, id_headers, protocol, 413, msg, "request_too_large"
+                    )
                     return
+                if not body:
+                    body = chunk
+                elif parts is None:
+                    parts = [body, chunk]
+                else:
+                    parts.append(chunk)
             more = message.get("more_body", False)
+        if parts is not None:
+            body = b"".join(parts)  # linear, however many chunks the upload came in
 
         self._spool(KIND_START, start, body)
 
         injected = False
         send_body = body
         if self.inject_usage and method == "POST" and protocol == "openai":
-            new_body = inject_stream_usage(route.rest, body)
+            new_body = inject_stream_usage(rest, body)
             if new_body is not None:
                 send_body = new_body
                 injected = True
-        if not has_auth and upstream.auth is not None:
-            forward.append(upstream.auth)
         forward.append(("accept-encoding", "identity"))
-        url = upstream.url + route.rest
-        if query:
-            url = url + "?" + query
-
         end: dict[str, Any] = {"id": rid, "inj": injected}
-        if found is not None and self.policies is not None:
-            await self.policies.run(
-                Exchange(
-                    receive,
-                    send,
-                    method,
-                    route.rest,
-                    query,
-                    upstream,
-                    protocol,
-                    info.org_id,
-                    t0,
-                    body,
-                    send_body,
-                    injected,
-                    forward,
-                    id_headers,
-                    end,
-                    found,
-                    meta.get("cache-control"),
-                    meta.get("user-id"),
-                    {k[9:].lower(): v for k, v in meta.items() if k.startswith("property-")},
+        watch = ClientWatch(receive, send)
+        try:
+            if found is not None and self.policies is not None:
+                await self.policies.run(
+                    Exchange(
+                        watch,
+                        method,
+                        rest,
+                        query,
+                        upstream,
+                        protocol,
+                        info.org_id,
+                        t0,
+                        body,
+                        send_body,
+                        injected,
+                        forward,
+                        has_auth,
+                        id_headers,
+                        end,
+                        found,
+                        cache_control,
+                        saved,
+                    )
                 )
-            )
-            return
-        resp = await self.open_upstream(method, url, forward, send_body)
-        if isinstance(resp, aiohttp.ClientResponse):
-            await self._forward_response(
-                receive, send, resp, t0, end, id_headers, injected, protocol
-            )
-            return
-        status, msg, code = resp
-        reply = await self._reply_error(send, status, msg, code, id_headers, protocol)
-        end.update(st=status, state="error", err=msg, lat=_ms(t0), ct="application/json")
-        self._spool(KIND_END, end, reply)
+                return
+            if not has_auth and upstream.auth is not None:
+                forward.append(upstream.auth)  # the server's key, to its own upstream only
+            url = upstream.url + rest
+            if query:
+                url = url + "?" + query
+            resp = await self.open_upstream(method, url, forward, send_body)
+            if isinstance(resp, aiohttp.ClientResponse):
+                await self._forward_response(watch, resp, t0, end, id_headers, injected, protocol)
+                return
+            status, msg, code = resp
+            reply = await self._reply_error(watch.send, status, msg, code, id_headers, protocol)
+            end.update(st=status, state="error", err=msg, lat=_ms(t0), ct="application/json")
+            self._spool(KIND_END, end, reply)
+        except asyncio.CancelledError:
+            if not watch.absorb():
+                raise
+            if "state" not in end:  # not recorded yet: the client left before any answer
+                end.update(
+                    st=CLIENT_CLOSED,
+                    state="cancelled",
+                    err="Client disconnected before the response started.",
+                    lat=_ms(t0),
+                )
+                self._spool(KIND_END, end, b"")
+        finally:
+            watch.close()
 
     async def open_upstream(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes
@@ -307,24 +337,41 @@ class Gateway:
         except (aiohttp.ClientError, OSError) as exc:
             return 502, f"Upstream unreachable: {exc}", "upstream_unreachable"
 
-    async def _too_large(
+    async def _refuse_early(
         self,
         send: Send,
         start: dict[str, Any],
         t0: float,
         id_headers: list[tuple[bytes, bytes]],
         protocol: str,
+        status: int,
+        msg: str,
+        code: str,
     ) -> None:
-        msg = f"Request body larger than {self.max_body} bytes."
+        """Answer an error before the upstream is called, and record it (without the body)."""
         self._spool(KIND_START, start, b"")
-        reply = await self._reply_error(send, 413, msg, "request_too_large", id_headers, protocol)
-        end = {"id": start["id"], "st": 413, "state": "error", "err": msg, "lat": _ms(t0)}
+        reply = await self._reply_error(send, status, msg, code, id_headers, protocol)
+        end = {"id": start["id"], "st": status, "state": "error", "err": msg, "lat": _ms(t0)}
         self._spool(KIND_END, end, reply)
+
+    def _upload_cancelled(
+        self, start: dict[str, Any], t0: float, received: int, declared: int
+    ) -> None:
+        """Record a client that left while still sending its request."""
+        self._spool(KIND_START, start, b"")
+        of = f" of {declared}" if declared >= 0 else ""
+        end = {
+            "id": start["id"],
+            "st": CLIENT_CLOSED,
+            "state": "cancelled",
+            "err": f"Client disconnected during the upload ({received}{of} bytes received).",
+            "lat": _ms(t0),
+        }
+        self._spool(KIND_END, end, b"")
 
     async def _forward_response(
         self,
-        receive: Receive,
-        send: Send,
+        watch: ClientWatch,
         resp: aiohttp.ClientResponse,
         t0: float,
         end: dict[str, Any],
@@ -333,10 +380,11 @@ class Gateway:
         protocol: str,
         on_complete: Completion | None = None,
     ) -> tuple[str, bytes]:
-        """Stream or copy the upstream response to the client; returns (state, raw body).
+        """Stream or copy the upstream response to the client; returns (state, kept body).
 
         ``on_complete(status, content_type, body)`` runs before the response ends (the cache
-        stores a miss there, so the next identical request is a hit).
+        stores a miss there, so the next identical request is a hit). What is kept for the
+        spool is bounded (:class:`ResponseTap`); the client gets every byte.
         """
         status = resp.status
         ttfb = _ms(t0)
@@ -350,53 +398,38 @@ class Gateway:
             rh=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
         )
         is_sse = ctype.startswith("text/event-stream")
-        if resp.content_length is not None and not is_sse:
+        length = resp.content_length
+        if length is not None and length <= self.keep_bytes and not is_sse:
             return await self._forward_whole(
-                send, resp, status, headers, t0, end, protocol, on_complete
+                watch.send, resp, status, headers, t0, end, protocol, on_complete
             )
+        send = watch.send
         await send({"type": "http.response.start", "status": status, "headers": headers})
         stripper = UsageChunkStripper() if injected and is_sse else None
-        parts: list[bytes] = []
-        marks: list[tuple[int, float]] = []
-        size = 0
+        tap = ResponseTap(t0, self.keep_bytes)
         state = "ok" if status < 400 else "error"
         error: str | None = None if status < 400 else f"Upstream returned HTTP {status}"
-        task = asyncio.current_task()
-        gone = asyncio.Event()
-
-        def client_left(_: asyncio.Future[Message]) -> None:
-            gone.set()
-            if task is not None:
-                task.cancel()
-
-        watcher = asyncio.ensure_future(receive())
-        watcher.add_done_callback(client_left)
         try:
             async for chunk in resp.content.iter_any():
-                size += len(chunk)
-                parts.append(chunk)
-                marks.append((size, _ms(t0)))
+                tap.add(chunk)
                 if on_complete is not None and status < 400 and ends_stream(chunk):
                     # Store before the client sees the end, so its next request is a hit.
-                    await on_complete(status, ctype, b"".join(parts))
+                    if not tap.cut and tap.tail is None:
+                        await on_complete(status, ctype, tap.body())
                     on_complete = None
                 out = stripper.feed(chunk) if stripper is not None else chunk
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-            watcher.remove_done_callback(client_left)
             if stripper is not None:
                 tail = stripper.flush()
                 if tail:
                     await send({"type": "http.response.body", "body": tail, "more_body": True})
         except asyncio.CancelledError:
-            if not gone.is_set():
+            if not watch.absorb():
                 raise
-            if task is not None:
-                task.uncancel()
             state, error = "cancelled", "Client disconnected before the response finished."
             resp.close()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            watcher.remove_done_callback(client_left)
             state = "error"
             error = (
                 "Upstream stopped answering mid-response."
@@ -408,13 +441,12 @@ class Gateway:
             if notice is not None:
                 await send({"type": "http.response.body", "body": notice, "more_body": True})
         finally:
-            watcher.cancel()
             resp.release()
-            end.update(state=state, err=error, lat=_ms(t0), ch=marks)
-            raw = b"".join(parts)
+            end.update(state=state, err=error, lat=_ms(t0), **tap.frame_fields())
+            raw = tap.body()
             self._spool(KIND_END, end, raw)
         if state != "cancelled":
-            if on_complete is not None and state == "ok":
+            if on_complete is not None and state == "ok" and tap.tail is None:
                 await on_complete(status, ctype, raw)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         return state, raw

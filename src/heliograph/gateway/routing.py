@@ -10,8 +10,10 @@ Accepted shapes (double slashes collapse first):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from heliograph.auth.keys import KEY_PREFIX
 
@@ -59,3 +61,31 @@ def protocol_for(upstream_protocol: str, rest: str) -> str:
     if upstream_protocol == "anthropic" and rest.startswith("/v1/chat/completions"):
         return "openai"
     return upstream_protocol
+
+
+# Characters a path may carry as they are; anything else (?, #, %, spaces, non-ASCII) was
+# percent-encoded by the client and is encoded again before the path goes upstream, so an
+# encoded "?" or "#" can never start a query or fragment there.
+_UNSAFE = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/]")
+PATH_SAFE = "/-._~!$&'()*+,;=:@"
+
+
+def upstream_path(rest: str) -> str | None:
+    """``rest`` as sent upstream: dot segments resolved, special characters encoded.
+
+    None when the path climbs above the upstream's base (``/<key>/../../admin``): the
+    gateway must never reach anything but the paths below a declared upstream's URL.
+    """
+    if "/." in rest:
+        parts: list[str] = []
+        for segment in rest.split("/")[1:]:
+            if segment == "..":
+                if not parts:
+                    return None
+                parts.pop()
+            elif segment != ".":
+                parts.append(segment)
+        rest = "/" + "/".join(parts)
+    if _UNSAFE.search(rest) is not None:
+        rest = quote(rest, safe=PATH_SAFE)
+    return rest

@@ -1,4 +1,4 @@
-"""Upstreams as the hot path sees them, and which request headers are secrets or hop-by-hop.
+"""Upstreams as the hot path sees them, and which headers are hop-by-hop or not passed on.
 
 Computed once per app: the gateway only reads these per request.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from heliograph.config import UpstreamConfig
 
-REDACTED = "[REDACTED]"
 # Request headers never sent upstream: hop-by-hop ones, and ones the gateway sets itself.
 HOP_BY_HOP = frozenset(
     {
@@ -25,44 +24,11 @@ HOP_BY_HOP = frozenset(
         "expect",
     }
 )
-# Request headers whose values are secrets: forwarded upstream, never written anywhere.
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "x-api-key",
-        "api-key",
-        "proxy-authorization",
-        "cookie",
-        "x-goog-api-key",
-        "helicone-auth",
-        "heliograph-auth",
-        "openai-api-key",
-        "anthropic-api-key",
-    }
-)
-# Response headers not passed back to the client.
+# Response headers not passed back to the client. The server adds its own Date (one per
+# response); the upstream's Server header is passed on and the server adds none.
 DROP_RESPONSE = frozenset(
-    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"set-cookie"}
+    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"set-cookie", b"date"}
 )
-SECRET_QUERY = ("key", "api-key", "api_key", "token", "access_token", "sig", "signature")
-
-
-def is_secret_header(name: str) -> bool:
-    return name in SECRET_HEADERS or "secret" in name or "token" in name or name.endswith("-key")
-
-
-def redact_query(query: str) -> str:
-    """Query string with credential-looking parameter values hidden."""
-    if not query:
-        return query
-    parts = []
-    for item in query.split("&"):
-        name, sep, _value = item.partition("=")
-        if sep and name.lower() in SECRET_QUERY:
-            parts.append(f"{name}={REDACTED}")
-        else:
-            parts.append(item)
-    return "&".join(parts)
 
 
 class Upstream:

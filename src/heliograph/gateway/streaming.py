@@ -1,0 +1,138 @@
+"""Two pieces of the request path that keep it honest and bounded.
+
+``ClientWatch`` notices a client that leaves before its answer is complete, at any stage
+(while the upstream is still thinking, between retries, mid-stream), cancels the work done
+for it - which closes the upstream connection - and lets the gateway record it as cancelled.
+
+``ResponseTap`` keeps what the spool needs of a response: all of it up to the stored-body
+cap, then only its head and a bounded tail (streams put their usage at the end), and the
+arrival time of the bytes in a bounded list of marks. The client still gets every byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+TAIL_BYTES = 256 * 1024
+MAX_MARKS = 8192
+
+
+class ClientWatch:
+    """Cancels the request's task when the client disconnects before the response ends.
+
+    Once the body is read, the next ``receive()`` only returns when the client goes away or
+    the response is complete; a done-callback turns the first into a cancellation. Sending
+    the response's last message disarms it, so a finished response never cancels anything.
+    """
+
+    __slots__ = ("_future", "_send", "armed", "gone", "task")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.task = asyncio.current_task()
+        self.gone = False
+        self.armed = True
+        self._send = send
+        self._future = asyncio.ensure_future(receive())
+        self._future.add_done_callback(self._left)
+
+    def _left(self, future: asyncio.Future[Message]) -> None:
+        if future.cancelled() or not self.armed:
+            return
+        self.gone = True
+        if self.task is not None:
+            self.task.cancel()
+
+    async def send(self, message: Message) -> None:
+        """The ASGI send, disarming the watch before the response's last message."""
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.armed = False
+        await self._send(message)
+
+    def absorb(self) -> bool:
+        """After a CancelledError: True (and the cancellation undone) when it was ours."""
+        if not self.gone:
+            return False
+        self.armed = False
+        if self.task is not None:
+            self.task.uncancel()
+        return True
+
+    def close(self) -> None:
+        self.armed = False
+        self._future.remove_done_callback(self._left)
+        self._future.cancel()
+
+
+class ResponseTap:
+    """The spooled copy of a response, bounded: head up to ``cap``, then a tail window."""
+
+    __slots__ = ("cap", "head", "marks", "size", "t0", "tail", "tail_marks")
+
+    def __init__(self, t0: float, cap: int) -> None:
+        self.t0 = t0
+        self.cap = cap
+        self.size = 0
+        self.head: list[bytes] = []
+        self.marks: list[tuple[int, float]] = []
+        self.tail: bytearray | None = None  # set once the head is full
+        self.tail_marks: list[tuple[int, float]] = []
+
+    @property
+    def cut(self) -> bool:
+        """Whether some of the response is not kept (the middle of it)."""
+        return self.tail is not None and self.size - len(self.tail) > self.cap
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        mark = (self.size, round((time.perf_counter() - self.t0) * 1000.0, 3))
+        if self.tail is None:
+            if self.size <= self.cap:
+                self.head.append(chunk)
+                self.marks.append(mark)
+                if len(self.marks) > MAX_MARKS:
+                    self.marks = _thin(self.marks)
+                return
+            room = self.cap - (self.size - len(chunk))
+            if room > 0:
+                self.head.append(chunk[:room])
+                self.marks.append((self.cap, mark[1]))
+            self.tail = bytearray(chunk[room:])
+        else:
+            self.tail += chunk
+        self.tail_marks.append(mark)
+        excess = len(self.tail) - 2 * TAIL_BYTES
+        if excess > 0:  # trim in big steps: amortised O(1) per byte
+            del self.tail[: len(self.tail) - TAIL_BYTES]
+            start = self.size - len(self.tail)
+            self.tail_marks = [m for m in self.tail_marks if m[0] > start]
+        if len(self.tail_marks) > MAX_MARKS:
+            self.tail_marks = _thin(self.tail_marks)
+
+    def body(self) -> bytes:
+        """What was kept: the head, then the tail (see :meth:`frame_fields`)."""
+        head = b"".join(self.head)
+        return head if self.tail is None else head + bytes(self.tail)
+
+    def frame_fields(self) -> dict[str, Any]:
+        """End-frame fields: marks, and where the kept bytes sit when the middle was cut."""
+        if self.tail is None:
+            return {"ch": self.marks}
+        out: dict[str, Any] = {"ch": self.marks + self.tail_marks}
+        if self.cut:
+            out["cut"] = [min(self.cap, self.size), self.size]
+        return out
+
+
+def _thin(marks: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Every other mark, keeping the first and the last (first and last token times)."""
+    out = marks[::2]
+    if out[-1] is not marks[-1]:
+        out.append(marks[-1])
+    return out
