@@ -34,11 +34,12 @@ _SECRET_VALUE = re.compile(
     r"|(?:\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)",  # JWT
     re.IGNORECASE,
 )
-# name=value pairs inside free text (URLs, malformed JSON) whose name is a credential.
+# name=value (or "name": "value") pairs inside free text - URLs, malformed JSON - whose name
+# is a credential; a quoted value is taken whole, up to its closing quote.
 _SECRET_PAIR = re.compile(
     r"""((?:^|[?&;/,\s{"'])[^=?&;/,\s{"':]*"""
     r"""(?:auth|key|token|secret|passw|pwd|credential|signature|sig)[^=?&;/,\s"':]*"""
-    r"""["']?\s*[=:]\s*["']?)([^&;#\s"',}]+)""",
+    r"""["']?\s*[=:]\s*)("[^"]*"?|'[^']*'?|[^&;#\s"',}]+)""",
     re.IGNORECASE,
 )
 _QUERY_SPLIT = re.compile(r"[&;]")
@@ -88,7 +89,15 @@ def scrub(text: str) -> str:
     if _SECRET_VALUE.search(plain) is None and _SECRET_PAIR.search(plain) is None:
         return text
     plain = _SECRET_VALUE.sub(REDACTED, plain)
-    return _SECRET_PAIR.sub(lambda m: m.group(1) + REDACTED, plain)
+    return _SECRET_PAIR.sub(_hide_pair_value, plain)
+
+
+def _hide_pair_value(match: re.Match[str]) -> str:
+    value = match.group(2)
+    quote = value[0] if value[0] in "\"'" else ""
+    return (
+        match.group(1) + quote + REDACTED + (quote if len(value) > 1 and value[-1] == quote else "")
+    )
 
 
 class HeaderRedactor:
