@@ -342,6 +342,22 @@ class Settings(BaseSettings):
         return out
 
 
+class HandedSettings(Settings):
+    """Settings received whole from a parent process: no variable or file is read again
+    (pydantic-settings would otherwise merge this process's environment into them)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def config_path(home: Path | None = None) -> Path:
     """The config file: ``HELIOGRAPH_CONFIG``, else ``config.toml`` in the home directory
     (``--home`` when given, else ``HELIOGRAPH_HOME``, else ~/.heliograph)."""
@@ -359,7 +375,7 @@ def load_settings(**overrides: Any) -> Settings:
     """
     handed = os.environ.get(HANDOFF_ENV)
     if handed and not overrides:
-        return Settings.model_validate(orjson.loads(handed))
+        return HandedSettings(**orjson.loads(handed))
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
