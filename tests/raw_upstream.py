@@ -4,7 +4,8 @@ It answers OpenAI-style chat requests in three modes, chosen by the ``x-raw-mode
 - ``slow``: waits ``x-raw-delay`` seconds before answering, and notes when the caller closed
   the connection (so a test can see that the gateway cancelled the upstream call);
 - ``huge-sse``: streams ``x-raw-mb`` MB of chat chunks, then a usage chunk and ``[DONE]``;
-- ``huge-json``: one non-stream JSON answer of ``x-raw-mb`` MB, with a Content-Length.
+- ``huge-json``: one non-stream JSON answer of ``x-raw-mb`` MB, with a Content-Length;
+- ``echo``: answers with the last message's content (hostile text in the output).
 Every request line it receives is kept (``paths``), so a test can prove what reached it.
 """
 
@@ -92,6 +93,9 @@ class RawUpstream:
                 await self._huge_sse(writer, int(headers.get("x-raw-mb", "1")))
             elif mode == "huge-json":
                 await self._huge_json(writer, int(headers.get("x-raw-mb", "1")))
+            elif mode == "echo":
+                doc = orjson.loads(seen.body)
+                await self._answer(writer, _completion(doc["messages"][-1]["content"]))
             else:
                 await self._answer(writer, b'{"ok": true}')
         except ConnectionError:
