@@ -131,6 +131,7 @@ class HeliographApp:
         finally:
             self.gateway = None
             await gateway.policies.close()
+            await gateway.watches.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -27,7 +27,7 @@ from heliograph.gateway.features import FEATURE_HEADERS, redact_fallbacks
 from heliograph.gateway.policies import Exchange, Policies
 from heliograph.gateway.redact import REDACTED, HeaderRedactor, redact_path, redact_query
 from heliograph.gateway.routing import Route, protocol_for, upstream_path
-from heliograph.gateway.streaming import ClientWatch, ResponseTap
+from heliograph.gateway.streaming import ClientWatch, ResponseTap, Watches
 from heliograph.gateway.upstreams import DROP_RESPONSE, HOP_BY_HOP, Upstream
 from heliograph.providers.openai_wire import UsageChunkStripper, inject_stream_usage
 
@@ -68,6 +68,7 @@ class Gateway:
         self.max_body = settings.max_body_bytes
         self.keep_bytes = settings.max_stored_body_bytes  # of a response, for the spool
         self.redactor = HeaderRedactor()
+        self.watches = Watches()
         self.inject_usage = settings.inject_stream_usage
         self.timeout = aiohttp.ClientTimeout(
             total=None,
@@ -265,7 +266,7 @@ class Gateway:
                 injected = True
         forward.append(("accept-encoding", "identity"))
         end: dict[str, Any] = {"id": rid, "inj": injected}
-        watch = ClientWatch(receive, send)
+        watch = ClientWatch(self.watches, receive, send)
         try:
             if found is not None and self.policies is not None:
                 await self.policies.run(

@@ -12,6 +12,7 @@ arrival time of the bytes in a bounded list of marks. The client still gets ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -20,6 +21,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+ARM_AFTER_S = 0.02
 TAIL_BYTES = 256 * 1024
 MAX_MARKS = 8192
 
@@ -30,17 +32,27 @@ class ClientWatch:
     Once the body is read, the next ``receive()`` only returns when the client goes away or
     the response is complete; a done-callback turns the first into a cancellation. Sending
     the response's last message disarms it, so a finished response never cancels anything.
+    The ``receive()`` task is only started once the request is ``ARM_AFTER_S`` old (by the
+    :class:`Watches` sweep): that task is most of a watch's cost, and an answer faster than
+    that needs none (a client that left meanwhile is seen at once when the watch starts).
     """
 
-    __slots__ = ("_future", "_send", "armed", "gone", "task")
+    __slots__ = ("_future", "_receive", "_send", "_watches", "armed", "born", "gone", "task")
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(self, watches: Watches, receive: Receive, send: Send) -> None:
         self.task = asyncio.current_task()
         self.gone = False
         self.armed = True
+        self._receive = receive
         self._send = send
-        self._future = asyncio.ensure_future(receive())
-        self._future.add_done_callback(self._left)
+        self._future: asyncio.Future[Message] | None = None
+        self._watches = watches
+        self.born = watches.add(self)
+
+    def start(self) -> None:
+        if self.armed and self._future is None:
+            self._future = asyncio.ensure_future(self._receive())
+            self._future.add_done_callback(self._left)
 
     def _left(self, future: asyncio.Future[Message]) -> None:
         if future.cancelled() or not self.armed:
@@ -66,8 +78,49 @@ class ClientWatch:
 
     def close(self) -> None:
         self.armed = False
-        self._future.remove_done_callback(self._left)
-        self._future.cancel()
+        self._watches.discard(self)
+        if self._future is not None:
+            self._future.remove_done_callback(self._left)
+            self._future.cancel()
+
+
+class Watches:
+    """Starts the watches of requests older than ``ARM_AFTER_S``, in one sweep for all.
+
+    One timer per request would cost more than the watch it saves; the sweep runs every
+    ``ARM_AFTER_S`` while requests are waiting, and only looks at the young ones (watches
+    leave the table when started or closed, and the table is in age order).
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[ClientWatch, None] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def add(self, watch: ClientWatch) -> float:
+        self._pending[watch] = None
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        return asyncio.get_running_loop().time()
+
+    def discard(self, watch: ClientWatch) -> None:
+        self._pending.pop(watch, None)
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            await asyncio.sleep(ARM_AFTER_S)
+            due = loop.time() - ARM_AFTER_S
+            for watch in list(self._pending):
+                if watch.born > due:
+                    break
+                del self._pending[watch]
+                watch.start()
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
 
 
 class ResponseTap:
