@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 
 from conftest import free_port
+from heliograph.auth.bootstrap import bootstrap
+from heliograph.store.engine import make_engine, migrate
 from mock_upstream import MockUpstream
 from serve_process import ServeProcess
 
@@ -27,6 +29,10 @@ def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'heliograph.db'}")
+    migrate(engine)
+    bootstrap(engine)  # keys manage an existing store: one `heliograph serve` has started
+    engine.dispose()
     created = run(tmp_path, "keys", "create", "--name", "ci", "--scope", "read")
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
@@ -49,6 +55,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
 def test_migrate_and_settings(tmp_path: Path) -> None:
     migrated = run(tmp_path, "migrate")
     assert migrated.returncode == 0 and "revision 0006" in migrated.stdout
+    assert f"Creating a new store at {tmp_path / 'heliograph.db'}" in migrated.stderr
     shown = run(
         tmp_path,
         "settings",
@@ -67,6 +74,7 @@ def test_serve_first_start_prints_keys_and_base_url_then_tail(
     port = free_port()
     serve = ServeProcess(tmp_path, port, HELIOGRAPH_UPSTREAM_OPENAI_URL=mock.url).start()
     try:
+        assert f"Creating a new store at {tmp_path / 'heliograph.db'}" in serve.lines
         write_key = serve.key("write key")
         hint = next(line for line in serve.lines if "Point your" in line)
         assert hint.endswith(f"http://127.0.0.1:{port}/v1/{write_key}")
@@ -96,6 +104,7 @@ def test_serve_first_start_prints_keys_and_base_url_then_tail(
     restarted.start()
     try:
         assert not any("First start" in line for line in restarted.lines)
+        assert not any("Creating a new store" in line for line in restarted.lines)
     finally:
         restarted.stop()
 

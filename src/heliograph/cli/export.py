@@ -8,16 +8,16 @@ read the store's settings can read all of it anyway.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import IO
 
 import click
 import orjson
 from sqlalchemy import Engine
 
-from heliograph.config import load_settings
+from heliograph.cli.location import location_options, open_store, settings_for
 from heliograph.store import export as export_store
 from heliograph.store import filters
-from heliograph.store.engine import make_engine
 from heliograph.store.requests import RequestFilter
 
 
@@ -71,6 +71,7 @@ def _tree(value: str | None) -> filters.Filter | None:
 )
 @click.option("--include-bodies", is_flag=True, help="Add request and response bodies.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=None, help="Rows per query.")
+@location_options
 def export(
     fmt: str,
     output: str | None,
@@ -87,6 +88,8 @@ def export(
     tree: str | None,
     include_bodies: bool,
     batch_size: int | None,
+    home: Path | None,
+    database_url: str | None,
 ) -> None:
     """Export recorded requests (newest first) as JSONL or CSV."""
     f = RequestFilter(
@@ -102,7 +105,7 @@ def export(
         where=_tree(tree),
     )
     query = export_store.export_query(org_id, f, include_bodies)
-    engine = make_engine(load_settings().sqlalchemy_url)
+    engine = open_store(settings_for(home, database_url))
     try:
         if output is None:
             _write(engine, query, fmt, batch_size, sys.stdout.buffer)

@@ -1,24 +1,15 @@
-"""``heliograph keys create|list|revoke``."""
+"""``heliograph keys create|list|revoke``: keys of an existing store (never a new one)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import click
-from sqlalchemy import Engine
 
 from heliograph.auth.keys import SCOPES, create_key
-from heliograph.config import load_settings
+from heliograph.cli.location import location_options, open_store, pick_org, settings_for
 from heliograph.store import keys as key_store
-from heliograph.store import orgs
-from heliograph.store.engine import make_engine, migrate
-
-
-def _engine() -> Engine:
-    settings = load_settings()
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
-    return engine
 
 
 def _when(ms: int | None) -> str:
@@ -36,22 +27,28 @@ def keys() -> None:
 @click.option("--name", required=True, help="A label for the key.")
 @click.option("--scope", type=click.Choice(SCOPES), required=True)
 @click.option("--org", "org_id", default=None, help="Organization id [the first one].")
-def create(name: str, scope: str, org_id: str | None) -> None:
+@location_options
+def create(
+    name: str, scope: str, org_id: str | None, home: Path | None, database_url: str | None
+) -> None:
     """Create a key. The key is printed once, alone on the last line."""
-    engine = _engine()
-    if org_id is None:
-        org_id = orgs.first_org(engine) or orgs.create_org(engine, "default")
-    key_id, key = create_key(engine, org_id=org_id, name=name, scope=scope)
-    engine.dispose()
+    settings = settings_for(home, database_url)
+    engine = open_store(settings)
+    try:
+        org_id = pick_org(engine, settings, org_id)
+        key_id, key = create_key(engine, org_id=org_id, name=name, scope=scope)
+    finally:
+        engine.dispose()
     click.echo(f"Created {scope} key {name!r} (id {key_id}) in organization {org_id}.", err=False)
     click.echo("Store it now: it is not shown again.")
     click.echo(key)
 
 
 @keys.command("list")
-def list_cmd() -> None:
+@location_options
+def list_cmd(home: Path | None, database_url: str | None) -> None:
     """List keys (never the keys themselves)."""
-    engine = _engine()
+    engine = open_store(settings_for(home, database_url))
     rows = key_store.list_keys(engine)
     engine.dispose()
     click.echo(
@@ -67,9 +64,10 @@ def list_cmd() -> None:
 
 @keys.command("revoke")
 @click.argument("key_id")
-def revoke(key_id: str) -> None:
+@location_options
+def revoke(key_id: str, home: Path | None, database_url: str | None) -> None:
     """Revoke a key by id or prefix; it stops working within seconds."""
-    engine = _engine()
+    engine = open_store(settings_for(home, database_url))
     count = key_store.revoke_key(engine, key_id)
     engine.dispose()
     if not count:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import click
 
 from heliograph.capture.builder import make_pricebook
 from heliograph.capture.enrich import columns_for
-from heliograph.config import load_settings
-from heliograph.pricing import Usage
+from heliograph.cli.location import home_option, location_options, open_store, settings_for
+from heliograph.config import Settings
+from heliograph.pricing import PROVIDER_IDS, Cost, PriceBook, Usage
+from heliograph.pricing.catalog import bundled_providers, genai_prices_version
 from heliograph.store import costs as cost_store
 from heliograph.store import rollups
-from heliograph.store.engine import make_engine, migrate
 from heliograph.store.orgs import list_orgs
+
+# Prices that say what a token costs; "local" (free) and "gpu-hour" (by duration) do not.
+PER_TOKEN_SOURCES = frozenset({"genai-prices", "override"})
 
 
 def _since(value: str | None) -> int | None:
@@ -32,11 +37,11 @@ def prices() -> None:
 
 @prices.command()
 @click.option("--since", default=None, help="Only requests created at or after (ISO 8601).")
-def recompute(since: str | None) -> None:
+@location_options
+def recompute(since: str | None, home: Path | None, database_url: str | None) -> None:
     """Price stored requests again with the current price data and overrides."""
-    settings = load_settings()
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
+    settings = settings_for(home, database_url)
+    engine = open_store(settings)
     book = make_pricebook(settings)
     seen = priced = unknown = 0
     for rows in cost_store.iter_for_recompute(engine, _since(since)):
@@ -73,11 +78,10 @@ def recompute(since: str | None) -> None:
 
 @prices.command()
 @click.option("--since", default=None, help="Only requests created at or after (ISO 8601).")
-def unpriced(since: str | None) -> None:
+@location_options
+def unpriced(since: str | None, home: Path | None, database_url: str | None) -> None:
     """Models with traffic but no price (add an override with HELIOGRAPH_PRICES)."""
-    settings = load_settings()
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
+    engine = open_store(settings_for(home, database_url))
     found = False
     for org in list_orgs(engine):
         for row in cost_store.unpriced_models(engine, str(org["id"]), _since(since)):
@@ -93,19 +97,77 @@ def unpriced(since: str | None) -> None:
 
 @prices.command()
 @click.argument("model")
-@click.option("--provider", default="openai", show_default=True)
+@click.option(
+    "--provider",
+    default=None,
+    help="Provider or upstream name, e.g. openai, anthropic, groq, myllm "
+    "[the first one whose price data has MODEL].",
+)
 @click.option("--prompt-tokens", type=int, default=1_000_000, show_default=True)
 @click.option("--completion-tokens", type=int, default=1_000_000, show_default=True)
-def check(model: str, provider: str, prompt_tokens: int, completion_tokens: int) -> None:
-    """Show the price that applies to MODEL and what a given usage costs."""
-    book = make_pricebook(load_settings())
-    cost = book.cost(provider=provider, model=model, usage=Usage(prompt_tokens, completion_tokens))
-    if not cost.known:
-        raise click.ClickException(f"no known price for {provider}/{model} ({cost.price_ref})")
-    assert cost.total_nusd is not None
-    click.echo(f"{cost.price_ref}")
+@home_option(
+    "Data directory whose config.toml (price overrides, upstreams) is read "
+    "[HELIOGRAPH_HOME, else ~/.heliograph]."
+)
+def check(
+    model: str, provider: str | None, prompt_tokens: int, completion_tokens: int, home: Path | None
+) -> None:
+    """Show the price that applies to MODEL and what a given usage costs (no store needed)."""
+    settings = settings_for(home)
+    book = make_pricebook(settings)
+    usage = Usage(prompt_tokens, completion_tokens)
+    if provider is None:
+        found = _priced_under(book, settings, model, usage)
+        if not found:
+            raise click.ClickException(
+                f"no known price for {model!r} under any provider: it is neither in the bundled "
+                f"price data (genai-prices {genai_prices_version()}) nor in HELIOGRAPH_PRICES. "
+                "Add it to HELIOGRAPH_PRICES, or name its provider with --provider."
+            )
+        provider, cost = found[0]
+        others = ", ".join(name for name, _ in found[1:])
+        click.echo(
+            f"{model}: found under provider {provider} (no --provider given"
+            + (f"; also priced under {others})" if others else ")")
+        )
+    else:
+        cost = book.cost(provider=provider, model=model, usage=usage)
+        if not cost.known:
+            raise click.ClickException(_no_price(provider, model, cost))
+    _show(cost, prompt_tokens, completion_tokens)
+
+
+def _priced_under(
+    book: PriceBook, settings: Settings, model: str, usage: Usage
+) -> list[tuple[str, Cost]]:
+    """Every provider that prices MODEL per token: Heliograph's upstreams first (the
+    built-in ones in their usual order), then the rest of the bundled price data."""
+    names = [name for name in settings.resolved_upstreams() if name != "openrouter"]
+    covered = {PROVIDER_IDS.get(name, name) for name in names}
+    rest = sorted(p.id for p in bundled_providers() if p.id not in covered | {"openrouter"})
+    # openrouter last: it also prices any name genai-prices can attribute to a vendor
+    found = []
+    for name in [*names, *rest, "openrouter"]:
+        cost = book.cost(provider=name, model=model, usage=usage)
+        if cost.known and cost.source in PER_TOKEN_SOURCES:
+            found.append((name, cost))
+    return found
+
+
+def _no_price(provider: str, model: str, cost: Cost) -> str:
+    if cost.price_ref:  # a price exists, but not one per token (GPU time, other units)
+        return f"no per-token price for {provider}/{model}: {cost.price_ref}"
+    return (
+        f"no known price for {provider}/{model}: not in the bundled price data (genai-prices "
+        f"{genai_prices_version()}) for {provider}, and no HELIOGRAPH_PRICES override matches. "
+        "Leave out --provider to look it up under every provider."
+    )
+
+
+def _show(cost: Cost, prompt_tokens: int, completion_tokens: int) -> None:
+    click.echo(f"Price: {cost.price_ref}")
     click.echo(
         f"{prompt_tokens} prompt + {completion_tokens} completion tokens = "
-        f"${cost.total_nusd / 1e9:.9f} (input ${(cost.input_nusd or 0) / 1e9:.9f}, "
+        f"${(cost.total_nusd or 0) / 1e9:.9f} (input ${(cost.input_nusd or 0) / 1e9:.9f}, "
         f"output ${(cost.output_nusd or 0) / 1e9:.9f})"
     )

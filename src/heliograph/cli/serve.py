@@ -6,20 +6,17 @@ import logging
 import multiprocessing
 import threading
 import time
+from pathlib import Path
 
 import click
 
 from heliograph.auth.bootstrap import bootstrap
 from heliograph.auth.users import ensure_admin
 from heliograph.capture.process import writer_main
-from heliograph.config import (
-    export_environment,
-    load_settings,
-    settings_markdown,
-    settings_table,
-)
+from heliograph.cli.location import location_options, open_store, settings_for, store_name
+from heliograph.config import export_environment, settings_markdown, settings_table
 from heliograph.httpserver import server_options
-from heliograph.store.engine import current_revision, make_engine, migrate
+from heliograph.store.engine import current_revision
 
 log = logging.getLogger("heliograph")
 
@@ -28,27 +25,27 @@ log = logging.getLogger("heliograph")
 @click.option("--host", default=None, help="Interface to listen on [127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [8787].")
 @click.option("--workers", type=int, default=None, help="Gateway worker processes [1].")
-@click.option("--database-url", default=None, help="Store URL [SQLite in HELIOGRAPH_HOME].")
-@click.option("--home", default=None, help="Data directory [~/.heliograph].")
+@location_options
 def serve(
     host: str | None,
     port: int | None,
     workers: int | None,
+    home: Path | None,
     database_url: str | None,
-    home: str | None,
 ) -> None:
-    """Run the gateway, the API and the writer."""
+    """Run the gateway, the API and the writer (a process beside the gateway workers).
+
+    Creates the store (and its default organization and first keys) when there is none,
+    and says so on stderr.
+    """
     import uvicorn
 
-    settings = load_settings(
-        host=host, port=port, workers=workers, database_url=database_url, home=home
-    )
+    settings = settings_for(home, database_url, host=host, port=port, workers=workers)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
     settings.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
+    engine = open_store(settings, create=True)
     first = bootstrap(engine)
     admin = ensure_admin(engine, settings)
     engine.dispose()
@@ -68,7 +65,7 @@ def serve(
             )
         else:
             click.echo("  with the password from HELIOGRAPH_ADMIN_PASSWORD")
-    click.echo(f"Store: {settings.redacted()['database_url'] or settings.sqlalchemy_url}")
+    click.echo(f"Store: {store_name(settings)} (home: {settings.home})")
     # The writer runs beside the server, unless it is switched off (records then wait in the
     # spool until a server with a writer starts on the same home).
     writer = "off" if settings.writer == "off" else "external"
@@ -132,26 +129,26 @@ class WriterSupervisor:
 
 
 @click.command("migrate")
-@click.option("--database-url", default=None, help="Store URL [SQLite in HELIOGRAPH_HOME].")
+@location_options
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
-def migrate_cmd(database_url: str | None, revision: str) -> None:
-    """Create or upgrade the store's schema."""
-    settings = load_settings(database_url=database_url)
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine, revision)
-    click.echo(f"Store schema at revision {current_revision(engine)}.")
-    engine.dispose()
+def migrate_cmd(home: Path | None, database_url: str | None, revision: str) -> None:
+    """Create or upgrade the store's schema (creating one is said on stderr)."""
+    engine = open_store(settings_for(home, database_url), create=True, revision=revision)
+    try:
+        click.echo(f"Store schema at revision {current_revision(engine)}.")
+    finally:
+        engine.dispose()
 
 
 @click.command("settings")
 @click.option("--markdown", is_flag=True, help="Print the settings reference table instead.")
-def settings_cmd(markdown: bool) -> None:
+@location_options
+def settings_cmd(markdown: bool, home: Path | None, database_url: str | None) -> None:
     """Show the effective settings (secrets hidden)."""
     if markdown:
         click.echo(settings_markdown())
         return
-    settings = load_settings()
-    values = settings.redacted()
+    values = settings_for(home, database_url).redacted()
     for env, _type, _default, help_text in settings_table():
         name = env.removeprefix("HELIOGRAPH_").lower()
         click.echo(f"{env} = {values.get(name)!r}")

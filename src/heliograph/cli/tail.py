@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
-from heliograph.config import load_settings
-from heliograph.store.engine import make_engine
+from heliograph.cli.location import location_options, open_store, settings_for
 from heliograph.store.requests import recent_requests
 
 WINDOW_MS = 15 * 60 * 1000
@@ -35,10 +35,12 @@ def format_line(row: dict[str, Any]) -> str:
 @click.option("--interval", type=float, default=0.5, show_default=True, help="Poll interval.")
 @click.option("--last", type=int, default=10, show_default=True, help="Show the last N first.")
 @click.option("--once", is_flag=True, help="Print what is there and exit.")
-def tail(interval: float, last: int, once: bool) -> None:
-    """Follow requests as they are recorded (reads the local store)."""
-    settings = load_settings()
-    engine = make_engine(settings.sqlalchemy_url)
+@location_options
+def tail(
+    interval: float, last: int, once: bool, home: Path | None, database_url: str | None
+) -> None:
+    """Follow requests as they are recorded (reads the store directly)."""
+    engine = open_store(settings_for(home, database_url))
     seen: dict[str, int] = {}
     header = f"{'TIME':12}  {'MODEL':28}  {'USER':16}  {'STATUS':16}  {'LATENCY':>9}  {'TOKENS':>13}  COST"
     click.echo(click.style(header, bold=True))

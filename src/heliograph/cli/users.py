@@ -1,14 +1,15 @@
-"""``heliograph users create|list|disable|reset-password``: dashboard accounts."""
+"""``heliograph users create|list|disable|reset-password``: accounts of an existing store."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from heliograph.auth import users as accounts
-from heliograph.cli.keys import _engine, _when
-from heliograph.store import orgs
+from heliograph.cli.keys import _when
+from heliograph.cli.location import location_options, open_store, pick_org, settings_for
 from heliograph.store import users as user_store
 
 
@@ -26,18 +27,26 @@ def users() -> None:
     help="Password [prompted on a terminal; otherwise a one-time password is generated].",
 )
 @click.option("--org", "org_id", default=None, help="Organization id [the first one].")
-def create(email: str, role: str, password: str | None, org_id: str | None) -> None:
+@location_options
+def create(
+    email: str,
+    role: str,
+    password: str | None,
+    org_id: str | None,
+    home: Path | None,
+    database_url: str | None,
+) -> None:
     """Create an account. A generated password is one-time: it is changed at first login."""
+    settings = settings_for(home, database_url)
+    engine = open_store(settings)  # first: nobody types a password for a missing store
     one_time = False
-    if password is None:
-        if sys.stdin.isatty():
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        else:
-            password, one_time = accounts.generate_password(), True
-    engine = _engine()
     try:
-        if org_id is None:
-            org_id = orgs.first_org(engine) or orgs.create_org(engine, "default")
+        org_id = pick_org(engine, settings, org_id)
+        if password is None:
+            if sys.stdin.isatty():
+                password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+            else:
+                password, one_time = accounts.generate_password(), True
         accounts.create_user(
             engine, org_id=org_id, email=email, role=role, password=password, one_time=one_time
         )
@@ -52,9 +61,10 @@ def create(email: str, role: str, password: str | None, org_id: str | None) -> N
 
 
 @users.command("list")
-def list_cmd() -> None:
+@location_options
+def list_cmd(home: Path | None, database_url: str | None) -> None:
     """List accounts (never their passwords)."""
-    engine = _engine()
+    engine = open_store(settings_for(home, database_url))
     rows = user_store.list_users(engine)
     engine.dispose()
     click.echo(f"{'EMAIL':32}  {'ROLE':6}  {'ORG':16}  {'CREATED':19}  {'LAST LOGIN':19}  STATUS")
@@ -68,9 +78,10 @@ def list_cmd() -> None:
 
 @users.command("disable")
 @click.argument("email")
-def disable(email: str) -> None:
+@location_options
+def disable(email: str, home: Path | None, database_url: str | None) -> None:
     """Disable an account and end its sessions at once."""
-    engine = _engine()
+    engine = open_store(settings_for(home, database_url))
     try:
         user = user_store.find_by_email(engine, email.strip().lower())
         if user is None:
@@ -84,9 +95,10 @@ def disable(email: str) -> None:
 
 @users.command("reset-password")
 @click.argument("email")
-def reset_password(email: str) -> None:
+@location_options
+def reset_password(email: str, home: Path | None, database_url: str | None) -> None:
     """Give an account a new one-time password (printed once)."""
-    engine = _engine()
+    engine = open_store(settings_for(home, database_url))
     try:
         user = user_store.find_by_email(engine, email.strip().lower())
         if user is None:

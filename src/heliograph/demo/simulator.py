@@ -371,3 +371,17 @@ async def start_simulator(host: str, port: int) -> tuple[web.AppRunner, int]:
     addresses = runner.addresses
     bound = addresses[0][1] if addresses else port
     return runner, int(bound)
+
+
+def demo_upstreams(base_url: str) -> dict[str, dict[str, Any]]:
+    """The upstreams ``heliograph demo`` declares for a simulator at ``base_url``.
+
+    Each says whether it stands for a cloud API or a local server: the simulator listens on
+    127.0.0.1, so the address-based guess would badge the simulated OpenAI and Anthropic
+    models as local.
+    """
+    return {
+        "openai": {"url": f"{base_url}/openai/v1", "local": False},
+        "anthropic": {"url": f"{base_url}/anthropic", "protocol": "anthropic", "local": False},
+        "ollama": {"url": f"{base_url}/ollama", "protocol": "ollama", "local": True},
+    }
