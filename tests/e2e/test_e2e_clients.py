@@ -59,6 +59,7 @@ DEPLOYMENT = "prod-gpt4o"
 GPU_USD_PER_HOUR = 3.6  # $0.000001 per millisecond of request time
 # first token after 150 ms, then one every 20 ms (so the stream has a speed)
 SLOW_STREAM = {"x-mock-first-token-delay-ms": "150", "x-mock-chunk-delay-ms": "20"}
+STORED_BODY_CAP = 16_384  # HELIOGRAPH_MAX_STORED_BODY_BYTES, far above the other tests' bodies
 ADMIN_EMAIL = "ops@example.com"
 ADMIN_PASSWORD = "e2e correct horse battery"
 PRICES = [{"model": "ft:gpt-4o-mini:acme:*", "input_per_mtok": 0.3, "output_per_mtok": 1.2}]
@@ -109,6 +110,9 @@ class Mocks:
             "HELIOGRAPH_UPSTREAM_GPU_OLLAMA_URL": self.llama.base_url,
             "HELIOGRAPH_UPSTREAM_GPU_OLLAMA_PROTOCOL": "ollama",
             "HELIOGRAPH_UPSTREAM_GPU_OLLAMA_LOCAL": "true",
+            # a model server on this machine with _LOCAL unset: counts as local by its address
+            "HELIOGRAPH_UPSTREAM_LANLLM_URL": self.myllm.url,
+            "HELIOGRAPH_MAX_STORED_BODY_BYTES": str(STORED_BODY_CAP),
             "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
             "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
@@ -346,6 +350,26 @@ def test_a_custom_price_from_heliograph_prices(server: Heliograph, mocks: Mocks)
     assert row["cost_known"] is True and row["cost_source"] == "override", row
     want = (row["prompt_tokens"] * 0.3 + row["completion_tokens"] * 1.2) / 1e6
     assert row["prompt_tokens"] > 0 and row["cost_usd"] == pytest.approx(want, abs=2e-9)
+
+
+def test_stored_bodies_are_capped_by_the_setting(server: Heliograph, mocks: Mocks) -> None:
+    """HELIOGRAPH_MAX_STORED_BODY_BYTES reaches the writer (and its helper): a long prompt is
+    forwarded whole, counted whole, and stored truncated and marked so."""
+    text, rid = marker() + " " + "lorem ipsum " * 4000, new_id()  # about 48 KB
+    with openai.OpenAI(
+        base_url=server.url("v1"), api_key=OPENAI_CLIENT_KEY, max_retries=0
+    ) as client:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages(text), extra_headers={"Helicone-Request-Id": rid}
+        )
+    assert received(mocks.openai, text).json["messages"] == messages(text)
+    row = server.record(rid)
+    assert reply.usage is not None and row["state"] == "ok"
+    assert row["prompt_tokens"] == reply.usage.prompt_tokens == expected_prompt_tokens(text)
+    assert row["body_truncated"] is True
+    stored = row["request_body"]
+    assert isinstance(stored, str) and 0 < len(stored.encode()) <= STORED_BODY_CAP, len(stored)
+    assert row["response_body"]["choices"][0]["message"]["content"] == DEFAULT_TEXT
 
 
 def test_the_server_key_is_used_when_the_client_sends_the_heliograph_key(
@@ -793,6 +817,23 @@ def test_custom_openai_compatible_server_with_a_gpu_hour_price(
         if stream_flag:
             assert_stream_timing(row, at_least_ms=150)
         assert_never_stored(row, server.write_key, *SERVER_KEYS)
+
+
+def test_an_upstream_on_a_loopback_address_counts_as_local(
+    server: Heliograph, mocks: Mocks
+) -> None:
+    """README: with _LOCAL unset, loopback and private addresses count as local, and local
+    models cost 0 (no GPU-hour price here), even when a cloud sells the same model name."""
+    text, rid = marker(), new_id()
+    with openai.OpenAI(base_url=server.url("lanllm"), api_key="none", max_retries=0) as client:
+        client.chat.completions.create(
+            model=GROQ_MODEL, messages=messages(text), extra_headers={"Helicone-Request-Id": rid}
+        )
+    assert received(mocks.myllm, text).path == "/v1/chat/completions"
+    row = server.record(rid)
+    assert_row(row, provider="lanllm", upstream="lanllm", protocol="openai", state="ok")
+    assert row["completion_tokens"] == 5
+    assert (row["cost_known"], row["cost_usd"], row["cost_source"]) == (True, 0, "local"), row
 
 
 def test_custom_upstreams_speaking_anthropic_and_ollama(server: Heliograph, mocks: Mocks) -> None:
