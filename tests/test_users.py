@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from conftest import free_port
 from heliograph.auth import users as accounts
+from heliograph.auth.bootstrap import bootstrap
 from heliograph.auth.sessions import LoginLimiter, load_session, start_session
 from heliograph.config import Settings
 from heliograph.store import orgs
@@ -110,6 +111,10 @@ def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_users_cli(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'heliograph.db'}")  # a store serve created
+    migrate(engine)
+    bootstrap(engine)
+    engine.dispose()
     made = run(tmp_path, "users", "create", "--email", "Ops@Example.com", "--role", "admin")
     assert made.returncode == 0, made.stderr
     password = made.stdout.strip().splitlines()[-1]

@@ -31,6 +31,7 @@ from heliograph.cli.location import (
 )
 from heliograph.demo.simulator import demo_upstreams, start_simulator
 from heliograph.demo.traffic import run_traffic
+from heliograph.httpserver import server_options
 
 
 def _free_port() -> int:
@@ -119,7 +120,12 @@ def demo(port: int | None, home: Path | None, database_url: str | None) -> None:
     background.start_simulator(sim_port)
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        **server_options(settings),
     )
     server = uvicorn.Server(config)
 
