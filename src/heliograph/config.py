@@ -136,7 +136,8 @@ class Settings(BaseSettings):
         "HELIOGRAPH_UPSTREAM_<NAME>_URL, _PROTOCOL (openai, anthropic, ollama), _API_KEY (sent "
         "to that upstream only, when the client sends none), _PROVIDER, _GPU_USD_PER_HOUR and "
         "_LOCAL (true: a self-hosted model, shown as local and priced at 0 unless it has a "
-        "GPU-hour price; false: a cloud API; unset: guessed from the address), or "
+        "GPU-hour price; false: a cloud API; unset: shown as local for private addresses, priced "
+        "at 0 only for known local servers), or "
         "[upstreams.<name>] tables in config.toml.",
     )
     prices: list[dict[str, Any]] = Field(

@@ -112,6 +112,8 @@ class Mocks:
             "HELIOGRAPH_UPSTREAM_GPU_OLLAMA_LOCAL": "true",
             # a model server on this machine with _LOCAL unset: counts as local by its address
             "HELIOGRAPH_UPSTREAM_LANLLM_URL": self.myllm.url,
+            "HELIOGRAPH_UPSTREAM_BOXLLM_URL": self.myllm.url,
+            "HELIOGRAPH_UPSTREAM_BOXLLM_LOCAL": "true",
             "HELIOGRAPH_MAX_STORED_BODY_BYTES": str(STORED_BODY_CAP),
             "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
             "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -819,21 +821,30 @@ def test_custom_openai_compatible_server_with_a_gpu_hour_price(
         assert_never_stored(row, server.write_key, *SERVER_KEYS)
 
 
-def test_an_upstream_on_a_loopback_address_counts_as_local(
-    server: Heliograph, mocks: Mocks
-) -> None:
-    """README: with _LOCAL unset, loopback and private addresses count as local, and local
-    models cost 0 (no GPU-hour price here), even when a cloud sells the same model name."""
-    text, rid = marker(), new_id()
-    with openai.OpenAI(base_url=server.url("lanllm"), api_key="none", max_retries=0) as client:
-        client.chat.completions.create(
-            model=GROQ_MODEL, messages=messages(text), extra_headers={"Helicone-Request-Id": rid}
-        )
-    assert received(mocks.myllm, text).path == "/v1/chat/completions"
-    row = server.record(rid)
-    assert_row(row, provider="lanllm", upstream="lanllm", protocol="openai", state="ok")
-    assert row["completion_tokens"] == 5
-    assert (row["cost_known"], row["cost_usd"], row["cost_source"]) == (True, 0, "local"), row
+def test_only_a_declared_local_upstream_is_priced_at_zero(server: Heliograph, mocks: Mocks) -> None:
+    """README: an address only makes the dashboard guess "local"; for pricing an upstream is
+    local when declared (_LOCAL=true) or a known local server, else a model without a price is
+    unknown - never a silent $0 (a private address may well be a proxy to a cloud API)."""
+    rows = {}
+    for name in ("lanllm", "boxllm"):
+        text, rid = marker(), new_id()
+        with openai.OpenAI(base_url=server.url(name), api_key="none", max_retries=0) as client:
+            client.chat.completions.create(
+                model=GROQ_MODEL,
+                messages=messages(text),
+                extra_headers={"Helicone-Request-Id": rid},
+            )
+        assert received(mocks.myllm, text).path == "/v1/chat/completions"
+        rows[name] = server.record(rid)
+        assert_row(rows[name], provider=name, upstream=name, protocol="openai", state="ok")
+        assert rows[name]["completion_tokens"] == 5
+    unset, declared = rows["lanllm"], rows["boxllm"]
+    assert (unset["cost_known"], unset["cost_usd"]) == (False, None), unset
+    assert (declared["cost_known"], declared["cost_usd"], declared["cost_source"]) == (
+        True,
+        0,
+        "local",
+    ), declared
 
 
 def test_custom_upstreams_speaking_anthropic_and_ollama(server: Heliograph, mocks: Mocks) -> None:
