@@ -110,6 +110,36 @@ def test_csv_cells(engine: Engine) -> None:
     assert rec2["model"] == "'+x" and rec2["latency_ms"] == "-1.5"  # numbers stay numbers
 
 
+# Spreadsheets skip leading whitespace and control characters before looking for a formula.
+FORMULA_CELLS = [
+    "=1+1",
+    "+1",
+    "-1",
+    "@SUM(A1)",
+    "\t=1",
+    "\r=1",
+    '\n=HYPERLINK("http://x")',
+    " =1+1",
+    "\x00=1",
+    "\u00a0=1",
+    "\x0b=1",
+    "\uff1d1+1",  # a full-width equals sign
+]
+
+
+@pytest.mark.parametrize("text", FORMULA_CELLS)
+def test_csv_guards_every_formula_start(text: str) -> None:
+    assert export_store.csv_cell(text) == "'" + text
+    encoded = export_store.Encoder("csv", False).encode([{"user_id": text, "model": "ok"}])
+    cells = next(csv.DictReader(io.StringIO(encoded.decode()), export_store.record_columns()))
+    assert cells["user_id"] == "'" + text and cells["model"] == "ok"
+
+
+def test_csv_leaves_plain_text_alone() -> None:
+    for text in ("hello", "é=1", "1+1", "", "'quoted", "Ωmega"):
+        assert export_store.csv_cell(text) == text
+
+
 def test_record_columns_match_the_api() -> None:
     blank: dict[str, Any] = dict.fromkeys(export_store.record_columns())
     blank.update(created_at=0, stream=False)

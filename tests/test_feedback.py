@@ -94,13 +94,34 @@ def test_scopes_and_organizations(gateway: Gateway) -> None:
             resp = post(gw, rid, what, body)
             assert resp.status_code == 404, (rid, what, resp.text)
             assert resp.json()["error"]["code"] == "not_found"
-    assert time.monotonic() - started < 2  # known ids of other orgs are refused at once
+    assert time.monotonic() - started < 2  # refused within the writer wait (0.3 s each)
     assert gw.record(mine)["feedback"] is True  # untouched by the refused calls
     other = gw.api(f"/api/v1/requests/{theirs}", key=gw.other.read_key).json()
     assert other["feedback"] is True and other["scores"] == {"accuracy": 9}
     started = time.monotonic()
     assert post(gw, str(uuid.uuid4()), "feedback", {"rating": True}).status_code == 404
     assert 0.25 < time.monotonic() - started < 3  # an unknown UUID waits for the writer
+
+
+def test_other_orgs_ids_answer_exactly_like_unknown_ids(gateway: Gateway) -> None:
+    """No existence oracle: a write key cannot tell an id of another organization from an id
+    stored nowhere, by the answer or by its timing."""
+    gw = gateway
+    ids = setup(gw)
+    for what, body in (("feedback", {"rating": True}), ("score", {"scores": {"a": 1}})):
+        answers = {}
+        for name, rid in (("theirs", ids["x9"]), ("unknown", str(uuid.uuid4()))):
+            started = time.monotonic()
+            resp = post(gw, rid, what, body)
+            elapsed = time.monotonic() - started
+            assert resp.status_code == 404, resp.text
+            answers[name] = (resp.json()["error"]["message"].replace(rid, "<id>"), elapsed)
+        (theirs, theirs_s), (unknown, unknown_s) = answers["theirs"], answers["unknown"]
+        assert theirs == unknown
+        assert theirs_s >= 0.29 and unknown_s >= 0.29  # both waited the whole writer wait
+        assert abs(theirs_s - unknown_s) < 0.15, answers
+    other = gw.api(f"/api/v1/requests/{ids['x9']}", key=gw.other.read_key).json()
+    assert other["scores"] == {"accuracy": 9}  # untouched
 
 
 @pytest.mark.parametrize(

@@ -176,6 +176,13 @@ BAD_TREES: list[tuple[Any, str]] = [
     (rmt("cost", "gt", 1e12), "at most"),
     (rmt("created_at", "gte", "yesterday"), "ISO 8601"),
     (rmt("created_at", "gte", 1e20), "out of range"),
+    (rmt("created_at", "gte", "0000-12-31T23:00:00-02:00"), "ISO 8601"),
+    (rmt("created_at", "gte", -62_135_596_800_001), "years 1 to 9999"),
+    (rmt("created_at", "lt", "9999-12-31T23:59:59-01:00"), "years 1 to 9999"),
+    (rmt("model", "contains", "\x00"), "NUL"),
+    (rmt("user_id", "equals", "a\x00b"), "NUL"),
+    (rmt("properties.env", "like", "%\x00%"), "NUL"),
+    (rmt("properties.e\x00v", "equals", "x"), "no NUL"),
     (rmt("created_at", "gte", None), "ISO 8601"),
     (rmt("feedback", "equals", "true"), "true or false"),
     (rmt("scores.x", "gte", "high"), "must be a number"),
@@ -192,6 +199,41 @@ BAD_TREES: list[tuple[Any, str]] = [
 def test_invalid_trees_are_refused(tree: Any, message: str) -> None:
     with pytest.raises(filters.FilterError, match=message):
         filters.parse(tree)
+
+
+def test_nul_characters_match_nothing_on_both_dialects(engine: Engine) -> None:
+    """A NUL once made ``contains`` match every row on SQLite (its LIKE stops at the NUL) and
+    failed the query on PostgreSQL; conditions built without ``parse`` match nothing."""
+    ids = dataset(engine, ORG, OTHER)
+    names = {v: k for k, v in ids.items()}
+
+    def pick(where: filters.Filter) -> set[str]:
+        return {names[r["id"]] for r in query_store.query_requests(engine, ORG, where)}
+
+    for op in ("contains", "equals", "like", "ilike"):
+        assert pick(filters.Leaf("model", op, "\x00")) == set(), op
+        assert pick(filters.Leaf("properties", op, "\x00", "team")) == set(), op
+    assert pick(filters.Leaf("model", "not-contains", "\x00")) == MINE
+    assert pick(filters.Leaf("model", "not-equals", "a\x00")) == MINE
+    assert pick(filters.Leaf("properties", "equals", "Red", "te\x00am")) == set()
+    rows, _ = list_requests(engine, ORG, RequestFilter(model="\x00", user_id="a\x00"), 100)
+    assert rows == []
+
+
+def test_nul_characters_over_http(gateway_any: Gateway) -> None:
+    gw = gateway_any
+    engine = make_engine(gw.settings.sqlalchemy_url)
+    try:
+        dataset(engine, gw.org.id, gw.other.id)
+    finally:
+        engine.dispose()
+    for op in ("contains", "not-contains", "equals", "like", "ilike"):
+        resp = post(gw, "/v1/request/query", {"filter": rmt("model", op, "\x00")})
+        assert resp.status_code == 400 and "NUL" in resp.json()["error"]["message"], resp.text
+    for name in ("model", "user_id", "property.team", "filter"):
+        resp = gw.api("/api/v1/requests", **{name: "\x00"})
+        assert resp.status_code == 400 and "NUL" in resp.json()["error"]["message"], name
+    assert gw.api("/api/v1/requests/a%00b").status_code == 404
 
 
 def test_size_limits() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +12,8 @@ import httpx
 import pytest
 
 from conftest import Gateway, gateway_settings
+from heliograph.auth import users as accounts
+from heliograph.auth.sessions import LoginLimiter, client_key
 from mock_upstream import MockUpstream
 from web_support import PASSWORD, WebClient, add_user, csrf_of, send
 
@@ -55,6 +60,93 @@ def test_wrong_passwords_are_rate_limited(gateway: Gateway) -> None:
         )
         assert blocked.status_code == 429 and "Too many failed attempts" in blocked.text
         assert "hg_session" not in client.cookies
+
+
+def test_password_spraying_from_one_address_is_refused(gateway: Gateway) -> None:
+    """One guess at each of many emails never trips the per-email count; the address's does."""
+    gw = gateway
+    add_user(gw, "admin@example.com")
+    with httpx.Client(base_url=gw.base_url) as client:
+        token = csrf_of(client.get("/login").text)
+
+        def attempt(email: str, password: str = "Winter2026!") -> httpx.Response:
+            data = {"email": email, "password": password, "csrf_token": token}
+            return client.post("/login", data=data)
+
+        for i in range(20):
+            resp = attempt(f"user{i}@example.com")
+            assert resp.status_code == 400 and "Wrong email or password" in resp.text
+        for email in ("user99@example.com", "admin@example.com"):
+            blocked = attempt(email, PASSWORD)  # even the right password, from this address
+            assert blocked.status_code == 429, blocked.text
+            assert "Too many failed attempts" in blocked.text
+            assert 840 <= int(blocked.headers["retry-after"]) <= 900
+        assert "hg_session" not in client.cookies
+
+
+def test_per_email_refusal_says_when_to_retry(gateway: Gateway) -> None:
+    gw = gateway
+    add_user(gw, "admin@example.com")
+    with httpx.Client(base_url=gw.base_url) as client:
+        token = csrf_of(client.get("/login").text)
+        data = {"email": "admin@example.com", "password": "nope", "csrf_token": token}
+        for _ in range(5):
+            assert client.post("/login", data=data).status_code == 400
+        blocked = client.post("/login", data={**data, "password": PASSWORD})
+        assert blocked.status_code == 429 and 0 < int(blocked.headers["retry-after"]) <= 900
+
+
+def test_password_checks_run_off_the_loop_one_at_a_time(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scrypt is slow on purpose: concurrent logins must neither block the event loop nor
+    take every core (the gateway shares them)."""
+    gw = gateway
+    add_user(gw, "admin@example.com")
+    threads: list[int] = []
+    running = [0, 0]  # now, most at once
+    lock = threading.Lock()
+
+    def slow_check(password: str, stored: str) -> bool:
+        with lock:
+            threads.append(threading.get_ident())
+            running[0] += 1
+            running[1] = max(running)
+        time.sleep(0.15)
+        with lock:
+            running[0] -= 1
+        return False
+
+    monkeypatch.setattr(accounts, "verify_password", slow_check)
+
+    async def logins() -> list[int]:
+        async with httpx.AsyncClient(base_url=gw.base_url, timeout=15) as client:
+            token = csrf_of((await client.get("/login")).text)
+            data = {"email": "admin@example.com", "password": "nope", "csrf_token": token}
+            results = await asyncio.gather(*(client.post("/login", data=data) for _ in range(4)))
+            health = await client.get("/health")
+            assert health.status_code == 200
+            return [r.status_code for r in results]
+
+    assert asyncio.run(logins()) == [400] * 4
+    assert len(threads) == 4 and gw.thread.ident not in threads
+    assert running[1] == 1
+
+
+def test_login_limiter_memory_is_bounded() -> None:
+    limiter = LoginLimiter(max_failures=3, window_s=60, max_entries=50)
+    for i in range(1000):
+        limiter.failed(f"user{i}@example.com")
+    assert len(limiter) == 50
+    for _ in range(100):
+        limiter.failed("victim@example.com")
+    assert len(limiter._failures["victim@example.com"]) == 3
+    assert limiter.retry_after("victim@example.com") > 0
+    # One IPv6 host holds a /64: its addresses share one count; IPv4 (mapped too) stays exact.
+    assert client_key("2001:db8::1") == client_key("2001:db8::ffff:1") == "2001:db8::/64"
+    assert client_key("2001:db8:0:1::1") != client_key("2001:db8::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key(None) == "unknown"
 
 
 def test_csrf_is_checked_on_every_form(gateway: Gateway) -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from conftest import Gateway
+from conftest import Gateway, gateway_settings
+from heliograph.config import UpstreamConfig
+from heliograph.web.dashboard import is_local
+from mock_upstream import MockUpstream
 from web_support import PAGES, WebClient, add_user, row_ids, send
 
 
@@ -227,3 +232,79 @@ def test_analytics_api_twins(gateway_any: Gateway) -> None:
         assert ids["plain"] in web.get("/requests", kind="llm").text
         home = web.get("/").text
         assert '<span class="value">4</span>' in home and "25%" in home
+
+
+def test_favicon_is_our_own_icon(gateway: Gateway) -> None:
+    """Browsers fetch /favicon.ico on every page: a real icon, no login needed, never a 404."""
+    resp = httpx.get(gateway.base_url + "/favicon.ico")
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/x-icon"
+    icon = resp.content
+    assert icon[:4] == b"\x00\x00\x01\x00" and int.from_bytes(icon[4:6], "little") >= 1
+    size = int.from_bytes(icon[14:18], "little")
+    offset = int.from_bytes(icon[18:22], "little")
+    assert icon[offset : offset + 8] == b"\x89PNG\r\n\x1a\n" and offset + size == len(icon)
+    assert "max-age" in resp.headers["cache-control"]
+    svg = httpx.get(gateway.base_url + "/static/favicon.svg")
+    assert svg.status_code == 200 and svg.text.startswith("<svg")
+    login = httpx.get(gateway.base_url + "/login").text
+    assert '<link rel="icon" href="/static/favicon.svg"' in login
+
+
+def test_nul_characters_in_dashboard_filters_and_paths(gateway_any: Gateway) -> None:
+    """A NUL matched every row (SQLite) or failed the page (PostgreSQL): now it finds nothing."""
+    gw = gateway_any
+    _traffic(gw)
+    add_user(gw, "admin@example.com")
+    with WebClient(gw, "admin@example.com") as web:
+        assert len(row_ids(web.get("/requests").text)) == 4
+        for name in ("model", "provider", "user", "session", "kind", "q"):
+            for value in ("\x00", "gpt\x00", "%\x00%"):
+                resp = web.get("/requests", **{name: value})
+                assert resp.status_code == 200, (name, resp.text[:300])
+                assert row_ids(resp.text) == [], (name, value)
+        assert row_ids(web.get("/requests", prop="team=\x00").text) == []
+        assert row_ids(web.get("/requests", prop="te\x00am=red").text) == []
+        live = web.get("/requests/live.json", after="0", user="\x00").json()
+        assert live["rows"] == []
+        export = web.get("/requests/export.csv", model="\x00").text
+        assert len(export.strip().splitlines()) == 1  # the header only
+        for path in ("/requests/a%00b", "/users/a%00b", "/sessions/a%00b"):
+            assert web.get(path).status_code == 404, path
+
+
+def test_models_page_honours_an_upstreams_declared_locality(
+    tmp_path: Path, mock: MockUpstream
+) -> None:
+    """An upstream's own ``local`` beats the address guess: the demo's cloud simulators (and
+    any cloud proxy) listen on 127.0.0.1 yet are cloud; unset, the guess stays."""
+    mock.reset()
+    upstreams = {
+        "openai": {"url": mock.url, "local": False},
+        "selfhosted": {"url": "https://llm.example.com/v1", "local": True},
+        "guessed": {"url": mock.url},
+    }
+    db = f"sqlite:///{tmp_path / 'gw.db'}"
+    gw = Gateway(gateway_settings(tmp_path, db, mock.url, upstreams=upstreams)).start()
+    try:
+        send(gw, "cloud", "gpt-4o")
+        resp = httpx.post(
+            f"{gw.base_url}/guessed/{gw.org.write_key}/chat/completions",
+            json={"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=15,
+        )
+        assert resp.status_code == 200, resp.text
+        gw.wait_records(2)
+        add_user(gw, "admin@example.com")
+        with WebClient(gw, "admin@example.com") as web:
+            page = web.get("/models", range="1h").text
+        cells = r'">([^<]+)</a></td>\s*<td><span class="badge (local|cloud)">'
+        badges = dict(re.findall(cells, page))
+        assert badges == {"gpt-4o": "cloud", "llama3.2": "local"}, badges
+    finally:
+        gw.stop()
+    configs = gw.settings.resolved_upstreams()
+    assert is_local("selfhosted", configs) and not is_local("openai", configs)
+    assert is_local("guessed", configs) and is_local("ollama", configs)
+    assert not is_local("anthropic", configs)
+    cloud_ollama = {"ollama": UpstreamConfig(url="http://127.0.0.1:11434", local=False)}
+    assert not is_local("ollama", cloud_ollama)  # explicit beats the known-local name too

@@ -58,20 +58,45 @@ def test_replay_edited_with_a_one_off_key_is_recorded_and_linked(
     assert "sk-typed-once" not in json.dumps(gateway.record(replayed["id"]))
 
 
-def test_replay_refuses_bad_input_and_viewers_cannot_use_it_without_csrf(
-    gateway: Gateway, mock: MockUpstream
-) -> None:
+def test_replay_refuses_bad_input_and_csrf_less_posts(gateway: Gateway, mock: MockUpstream) -> None:
     rid = original(gateway, **{"Helicone-Omit-Request": "true"})
-    add_user(gateway, "viewer@example.com", role="viewer")
-    with WebClient(gateway, "viewer@example.com") as web:
+    add_user(gateway, "admin@example.com")
+    with WebClient(gateway, "admin@example.com") as web:
         detail = web.get(f"/requests/{rid}")
         assert "cannot be replayed" in detail.text and "Replay</button>" not in detail.text
         resp = web.post(f"/requests/{rid}/replay", {"body": json.dumps(CHAT)})
         assert resp.status_code == 400
         assert web.post(f"/requests/{rid}/replay", {"body": "{}"}, csrf="").status_code == 403
     rid2 = original(gateway)
-    with WebClient(gateway, "viewer@example.com") as web:
+    with WebClient(gateway, "admin@example.com") as web:
         assert web.post(f"/requests/{rid2}/replay", {"body": "not json"}).status_code == 400
         assert web.post(f"/requests/{rid2}/replay", {"body": "[1]"}).status_code == 400
         assert web.post("/requests/nope/replay", {"body": "{}"}).status_code == 404
     assert len(mock.requests) == 2  # nothing was replayed
+
+
+def test_viewers_cannot_replay(gateway: Gateway, mock: MockUpstream) -> None:
+    """Replay spends money with the server's provider key: admins only, like settings."""
+    rid = original(gateway)
+    add_user(gateway, "viewer@example.com", role="viewer")
+    add_user(gateway, "admin@example.com")
+    with WebClient(gateway, "viewer@example.com") as web:
+        detail = web.get(f"/requests/{rid}")
+        assert detail.status_code == 200
+        assert "Only admins can replay" in detail.text
+        assert "/replay" not in detail.text and "Replay</button>" not in detail.text
+        assert 'name="provider_key"' not in detail.text
+        for body in (json.dumps(CHAT), json.dumps({**CHAT, "model": "gpt-4o"})):
+            resp = web.post(f"/requests/{rid}/replay", {"body": body, "provider_key": "sk-x"})
+            assert resp.status_code == 403, resp.text
+            assert "Only admins" in resp.text
+        assert web.post("/requests/nope/replay", {"body": "{}"}).status_code == 403
+    assert len(mock.requests) == 1  # only the original reached the upstream
+    assert len(gateway.wait_records(1)) == 1
+    with WebClient(gateway, "admin@example.com") as web:  # the same form works for an admin
+        detail = web.get(f"/requests/{rid}")
+        assert f'action="/requests/{rid}/replay"' in detail.text
+        assert "Replay</button>" in detail.text
+        resp = web.post(f"/requests/{rid}/replay", {"body": json.dumps(CHAT)})
+        assert resp.status_code == 200, resp.text
+    assert len(mock.requests) == 2

@@ -37,6 +37,9 @@ def test_formatting() -> None:
         "Unknown: no price"
     )
     assert _csv_value("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _csv_value(-3) == -3
+    for text in ("\n=1+1", " =1+1", "\x00=1", "\t=1", "\r=1", "@A1", "+1", "-1"):
+        assert _csv_value(text) == "'" + text, text  # the dashboard's export.csv
+    assert _csv_value("plain") == "plain" and _csv_value({"a": "=1"}) == '{"a":"=1"}'
 
 
 def test_charts_escape_and_scale() -> None:

@@ -4,13 +4,16 @@ Same query functions as the pages (``store.analytics``). ``since`` and ``until``
 or epoch seconds/milliseconds (default: the last 24 hours); ``bucket`` is seconds or a
 duration like ``5m``, ``1h``, ``1d`` (default: about 20-40 points). A timeseries with neither
 ``since`` nor ``until`` ends with its current bucket, as the Dashboard's charts do: buckets on
-round boundaries, served from the hourly rollups.
+round boundaries, served from the hourly rollups. ``model``, ``provider``, ``upstream``,
+``user_id`` and ``session_id`` restrict all three to exact values (ANDed), as the rollups'
+dimensions do; any other parameter is a 400.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph.api.auth import ApiError, require
+from heliograph.api.params import check_params
 from heliograph.api.requests import parse_time
 from heliograph.api.responses import JSONResponse
 from heliograph.store import analytics
@@ -29,6 +33,14 @@ AUTO_POINTS = 40  # 24 h -> hourly, 7 d -> 6-hourly, 30 d -> daily buckets
 MAX_LIMIT = 1000
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, None: 1000}
+FILTERS = analytics.DIMENSIONS
+WINDOW = ("since", "until", *FILTERS)
+
+
+def filters(request: Request) -> dict[str, str]:
+    """The exact-value filters given (empty values are no filter)."""
+    q = request.query_params
+    return {name: q[name] for name in FILTERS if q.get(name)}
 
 
 def window(request: Request) -> tuple[int, int]:
@@ -58,22 +70,30 @@ def parse_bucket(value: str | None, since: int, until: int) -> int:
 
 async def summary(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, WINDOW)
     since, until = window(request)
     data = await run_in_threadpool(
-        analytics.summary, request.app.state.engine, info.org_id, since, until
+        analytics.summary, request.app.state.engine, info.org_id, since, until, filters(request)
     )
     return JSONResponse({"since": iso_ms(since), "until": iso_ms(until), **data})
 
 
 async def timeseries(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, (*WINDOW, "bucket"))
     since, until = window(request)
     bucket = parse_bucket(request.query_params.get("bucket"), since, until)
     if not request.query_params.get("since") and not request.query_params.get("until"):
         until = -(-until // bucket) * bucket  # the default window ends with its last bucket
         since = until - DAY_MS
-    points = await run_in_threadpool(
-        analytics.timeseries, request.app.state.engine, info.org_id, since, until, bucket
+    points: list[dict[str, Any]] = await run_in_threadpool(
+        analytics.timeseries,
+        request.app.state.engine,
+        info.org_id,
+        since,
+        until,
+        bucket,
+        filters(request),
     )
     for point in points:
         point["start"] = iso_ms(point["start_ms"])
@@ -84,6 +104,7 @@ async def timeseries(request: Request) -> Response:
 
 async def breakdown(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, (*WINDOW, "dimension", "limit"))
     since, until = window(request)
     q = request.query_params
     dimension = q.get("dimension", "model")
@@ -102,6 +123,7 @@ async def breakdown(request: Request) -> Response:
             since,
             until,
             limit,
+            filters(request),
         )
     except ValueError as exc:
         raise ApiError(400, str(exc), "invalid_parameter") from exc

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph.api.auth import ApiError, require
+from heliograph.api.params import check_params
 from heliograph.api.requests import parse_time
 from heliograph.api.responses import JSONResponse
 from heliograph.store import costs as cost_store
@@ -16,6 +17,7 @@ from heliograph.store.requests import iso_ms
 
 async def breakdown(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, ("group_by", "since", "until"))
     q = request.query_params
     group_by = q.get("group_by", "model")
     since = parse_time(q["since"], "since") if q.get("since") else None
@@ -40,6 +42,7 @@ async def breakdown(request: Request) -> Response:
 
 async def unpriced(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, ("since",))
     q = request.query_params
     since = parse_time(q["since"], "since") if q.get("since") else None
     rows = await run_in_threadpool(

@@ -16,9 +16,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from heliograph.api.auth import ApiError, require
-from heliograph.api.requests import parse_filter
+from heliograph.api.params import check_params
+from heliograph.api.requests import FILTER_PARAMS, parse_filter
 from heliograph.store import export as export_store
 
+PARAMS = (*FILTER_PARAMS, "format", "include_bodies")
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("", "0", "false", "no", "off")
 
@@ -32,6 +34,7 @@ def _flag(value: str | None, name: str) -> bool:
 
 async def export(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, PARAMS, properties=True)
     q = request.query_params
     fmt = q.get("format", "jsonl")
     if fmt not in export_store.FORMATS:

@@ -5,8 +5,10 @@ reports how it went. A write key can add feedback but never read records back (H
 keys can; ours cannot). Both calls are upserts, so retries are harmless.
 
 Records reach the store through the spool and the writer, a fraction of a second after the
-response was sent, while clients often send feedback right away. So when a UUID is not stored
-yet (in any organization), the call waits briefly for the writer before answering 404.
+response was sent, while clients often send feedback right away. So when a UUID is not in the
+caller's organization, the call waits briefly for the writer before answering 404. It waits
+the same whether or not the id exists in another organization: answering those at once would
+tell any write key which ids exist elsewhere (an existence oracle).
 """
 
 from __future__ import annotations
@@ -43,18 +45,20 @@ def _looks_like_id(rid: str) -> bool:
     return True
 
 
-async def _apply(request: Request, org_id: str, rid: str, write: Callable[[], bool]) -> None:
-    """Run ``write`` (which returns False if ``rid`` is not in the org), waiting for the writer."""
-    engine = request.app.state.engine
+async def _apply(request: Request, rid: str, write: Callable[[], bool]) -> None:
+    """Run ``write`` (which returns False if ``rid`` is not in the org), waiting for the writer.
+
+    Only the caller's own organization is ever looked at, so an id stored in another one is
+    answered exactly like an id stored nowhere: same wait, same 404.
+    """
     wait = getattr(request.app.state, "feedback_wait_s", WAIT_FOR_WRITER_S)
     deadline = time.monotonic() + wait
     while True:
         if await run_in_threadpool(write):
             return
-        owner = await run_in_threadpool(feedback_store.request_owner, engine, rid)
-        if owner is not None or not _looks_like_id(rid) or time.monotonic() >= deadline:
+        if not _looks_like_id(rid) or time.monotonic() >= deadline:
             raise ApiError(404, f"No request {rid!r} in this organization.", "not_found")
-        await asyncio.sleep(POLL_S)
+        await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
 
 async def _object(request: Request) -> dict[str, Any]:
@@ -75,10 +79,7 @@ async def feedback(request: Request) -> Response:
         )
     engine = request.app.state.engine
     await _apply(
-        request,
-        info.org_id,
-        rid,
-        lambda: feedback_store.set_feedback(engine, info.org_id, rid, rating),
+        request, rid, lambda: feedback_store.set_feedback(engine, info.org_id, rid, rating)
     )
     return JSONResponse({"data": {"request_id": rid, "rating": rating}, "error": None})
 
@@ -117,12 +118,7 @@ async def score(request: Request) -> Response:
     rid = request.path_params["request_id"]
     scores = parse_scores(await _object(request))
     engine = request.app.state.engine
-    await _apply(
-        request,
-        info.org_id,
-        rid,
-        lambda: feedback_store.set_scores(engine, info.org_id, rid, scores),
-    )
+    await _apply(request, rid, lambda: feedback_store.set_scores(engine, info.org_id, rid, scores))
     return JSONResponse({"data": {"request_id": rid, "scores": scores}, "error": None})
 
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from heliograph.api.openapi_schemas import BOOL, INT, NUM, STR, nullable, obj, ref, schemas
 from heliograph.api.responses import JSONResponse
+from heliograph.store import analytics as analytics_store
 from heliograph.store import export as export_store
 
 
@@ -26,7 +27,7 @@ def error(description: str) -> dict[str, Any]:
 
 
 ERRORS = {
-    "400": error("Invalid parameter or body."),
+    "400": error("Invalid or unknown parameter, or invalid body."),
     "401": error("Missing or unknown key."),
     "403": error("The key's scope does not allow this."),
 }
@@ -82,6 +83,9 @@ FILTER_PARAMS = [
         'A Helicone filter tree as JSON (see Filter), or "all"; ANDed with the '
         "rest. Also accepted: property.<name>=<value> parameters (exact match).",
     ),
+]
+ANALYTICS_FILTERS = [
+    q(n, STR, f"Only LLM calls with exactly this {n}.") for n in analytics_store.DIMENSIONS
 ]
 NOT_FOUND = {"404": error("No such record in this organization.")}
 ENVELOPE = {"error": {"type": "null"}}
@@ -251,7 +255,7 @@ def paths() -> dict[str, Any]:
                 "Totals for a window.",
                 "read",
                 {"allOf": [ref("Stats"), obj(window_ok | {"active_users": INT})]},
-                params=WINDOW,
+                params=[*WINDOW, *ANALYTICS_FILTERS],
             )
         },
         "/api/v1/analytics/timeseries": {
@@ -265,6 +269,7 @@ def paths() -> dict[str, Any]:
                 ),
                 params=[
                     *WINDOW,
+                    *ANALYTICS_FILTERS,
                     q(
                         "bucket",
                         STR,
@@ -283,6 +288,7 @@ def paths() -> dict[str, Any]:
                 ),
                 params=[
                     *WINDOW,
+                    *ANALYTICS_FILTERS,
                     q(
                         "dimension",
                         {

@@ -9,12 +9,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph.api.auth import ApiError, require
+from heliograph.api.params import check_params
 from heliograph.api.responses import JSONResponse
 from heliograph.store import filters
 from heliograph.store import requests as request_store
 
 MAX_LIMIT = 1000
 FILTER_FIELDS = ("model", "provider", "user_id", "session_id", "state", "kind")
+# What parse_filter reads (plus property.<name>); list and export add their own.
+FILTER_PARAMS = (*FILTER_FIELDS, "status", "since", "until", "filter")
+LIST_PARAMS = (*FILTER_PARAMS, "limit", "cursor")
 
 
 def parse_time(value: str, name: str) -> int:
@@ -67,6 +71,7 @@ def parse_tree(raw: str | bytes | object) -> filters.Filter:
 
 async def list_requests(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, LIST_PARAMS, properties=True)
     f = parse_filter(request)
     try:
         limit = int(request.query_params.get("limit", "50"))

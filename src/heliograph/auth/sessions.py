@@ -2,14 +2,17 @@
 
 The session cookie holds a random token; the store keeps only its SHA-256, with the user, an
 expiry and the session's CSRF token, which every form echoes back. Failed logins are counted
-per email in memory on the app object (a limiter per app, no module state): after
-``max_failures`` within ``window_s`` seconds that email is refused until the window passes.
+in memory on the app object (limiters per app, no module state), once per email and once per
+client address: after ``max_failures`` within ``window_s`` seconds that email, or that
+address, is refused until the window passes. The per-address count stops password spraying
+(one guess at each of many emails), which the per-email count alone never sees.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import OrderedDict
@@ -89,7 +92,11 @@ def load_session(engine: Engine, token: str | None) -> SessionUser | None:
 
 
 class LoginLimiter:
-    """Counts failed logins per email; bounded in size, oldest entries dropped first."""
+    """Counts failed logins per key (an email or a client address).
+
+    Bounded in size: at most ``max_entries`` keys (the least recently failed are dropped
+    first) and ``max_failures`` timestamps per key.
+    """
 
     def __init__(
         self, max_failures: int = 5, window_s: float = 900.0, max_entries: int = 10_000
@@ -99,30 +106,52 @@ class LoginLimiter:
         self.max_entries = max_entries
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
 
-    def _recent(self, email: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(email, []) if now - t < self.window_s]
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
         if times:
-            self._failures[email] = times
+            self._failures[key] = times
         else:
-            self._failures.pop(email, None)
+            self._failures.pop(key, None)
         return times
 
-    def retry_after(self, email: str) -> float:
-        """Seconds until this email may try again (0 when it may try now)."""
+    def retry_after(self, key: str) -> float:
+        """Seconds until this key may try again (0 when it may try now)."""
         now = time.monotonic()
-        times = self._recent(email, now)
+        times = self._recent(key, now)
         if len(times) < self.max_failures:
             return 0.0
         return max(0.0, self.window_s - (now - times[-self.max_failures]))
 
-    def failed(self, email: str) -> None:
+    def failed(self, key: str) -> None:
         now = time.monotonic()
-        times = self._recent(email, now)
+        times = self._recent(key, now)
         times.append(now)
-        self._failures[email] = times
-        self._failures.move_to_end(email)
+        self._failures[key] = times[-self.max_failures :]
+        self._failures.move_to_end(key)
         while len(self._failures) > self.max_entries:
             self._failures.popitem(last=False)
 
-    def succeeded(self, email: str) -> None:
-        self._failures.pop(email, None)
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+
+def client_key(host: str | None) -> str:
+    """The limiter key of a client address: the address itself, or its /64 for IPv6.
+
+    One IPv6 host usually holds a whole /64, so counting single addresses would let it try
+    from a fresh address each time.
+    """
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:100]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

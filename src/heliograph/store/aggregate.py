@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from heliograph.store.filters import holds_nul
 from heliograph.store.rollups import HOUR_MS, read_stats, rollup_hourly, rollup_user_hourly
 from heliograph.store.schema import requests
 from heliograph.store.stats import Stats
@@ -34,6 +35,7 @@ ROW_COLUMNS = (
 MODEL_DIMS = frozenset({"model", "provider", "upstream"})
 USER_DIMS = frozenset({"user_id"})
 NULLABLE = frozenset({"model", "user_id"})  # stored as "" in rollups
+RANGES_PER_QUERY = 100
 
 
 @dataclass
@@ -87,6 +89,8 @@ def collect(
     """
     where = where or {}
     out: dict[tuple[Any, ...], Entry] = {}
+    if holds_nul(*where.values()):
+        return out
     dims = [g for g in groups if g != "bucket"]
     table = _table_for(dims, where)
     bucket = (since_ms, bucket_ms or HOUR_MS)
@@ -162,9 +166,26 @@ def _raw(
 ) -> None:
     """Add the raw rows of the time ``ranges`` (``[since, until)`` each) to ``out``.
 
-    One query for all ranges: a window's two edges and the hours its bucket boundaries cut
-    through would otherwise each pay a statement's overhead.
+    One query for up to ``RANGES_PER_QUERY`` ranges: a window's two edges and the hours its
+    bucket boundaries cut through would otherwise each pay a statement's overhead, while
+    thousands of cut hours (long windows off hour boundaries) in one ``OR`` exceed SQLite's
+    expression depth.
     """
+    for start in range(0, len(ranges), RANGES_PER_QUERY):
+        _raw_ranges(
+            conn, org_id, ranges[start : start + RANGES_PER_QUERY], groups, where, out, bucket
+        )
+
+
+def _raw_ranges(
+    conn: Connection,
+    org_id: str,
+    ranges: Sequence[tuple[int, int]],
+    groups: Sequence[str],
+    where: dict[str, str],
+    out: dict[tuple[Any, ...], Entry],
+    bucket: tuple[int, int],
+) -> None:
     spans = [and_(requests.c.created_at >= lo, requests.c.created_at < hi) for lo, hi in ranges]
     conds: list[ColumnElement[bool]] = [
         requests.c.org_id == org_id,
@@ -200,9 +221,21 @@ def _raw(
         entry.providers.update(row[n] for row in rows)
 
 
-def distinct_users(conn: Connection, org_id: str, since_ms: int, until_ms: int) -> int:
-    """Users with at least one LLM call in the window."""
-    whole, edges = split(since_ms, until_ms)
+def distinct_users(
+    conn: Connection, org_id: str, since_ms: int, until_ms: int, where: dict[str, str] | None = None
+) -> int:
+    """Users with at least one LLM call in the window (and the ``where`` values).
+
+    The user rollup has no other dimension, so with a filter on anything but the user the
+    whole window is read raw (through the index on that dimension).
+    """
+    where = where or {}
+    if holds_nul(*where.values()):
+        return 0
+    if set(where) - USER_DIMS:
+        whole, edges = None, [(since_ms, until_ms)]
+    else:
+        whole, edges = split(since_ms, until_ms)
     users: set[str] = set()
     if whole is not None:
         t = rollup_user_hourly
@@ -210,7 +243,11 @@ def distinct_users(conn: Connection, org_id: str, since_ms: int, until_ms: int) 
             select(t.c.user_id)
             .distinct()
             .where(
-                t.c.org_id == org_id, t.c.hour >= whole[0], t.c.hour < whole[1], t.c.user_id != ""
+                t.c.org_id == org_id,
+                t.c.hour >= whole[0],
+                t.c.hour < whole[1],
+                t.c.user_id != "",
+                *(t.c[k] == v for k, v in where.items()),
             )
         )
         users.update(r[0] for r in conn.execute(query))
@@ -224,6 +261,7 @@ def distinct_users(conn: Connection, org_id: str, since_ms: int, until_ms: int) 
                 requests.c.created_at < hi,
                 requests.c.kind == "llm",
                 requests.c.user_id.is_not(None),
+                *(requests.c[k] == v for k, v in where.items()),
             )
         )
         users.update(r[0] for r in conn.execute(query))

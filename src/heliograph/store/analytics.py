@@ -3,20 +3,33 @@
 Every function takes an organization and a time window ``[since_ms, until_ms)`` and counts LLM
 calls only (model lists and other metadata calls are not analytics). Latency percentiles come
 from fixed histogram buckets, so the same numbers come out of raw rows and of rollups.
+``where`` restricts to exact values of dimensions (``{"model": "llama3.2"}``): model, provider
+and upstream are read from the model rollup, a user from the user rollup, and other
+combinations from raw rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
 from heliograph.store import aggregate
+from heliograph.store.filters import holds_nul
 from heliograph.store.schema import requests
 from heliograph.store.stats import Stats
 
 DIMENSIONS = ("model", "provider", "user_id", "session_id", "upstream")
+Where = Mapping[str, str] | None
+
+
+def _check(where: Where) -> dict[str, str]:
+    out = dict(where or {})
+    unknown = set(out) - set(DIMENSIONS)
+    if unknown:
+        raise ValueError(f"filters must be among {', '.join(DIMENSIONS)}")
+    return out
 
 
 def _window(org_id: str, since_ms: int, until_ms: int) -> Any:
@@ -28,11 +41,14 @@ def _window(org_id: str, since_ms: int, until_ms: int) -> Any:
     )
 
 
-def summary(engine: Engine, org_id: str, since_ms: int, until_ms: int) -> dict[str, Any]:
+def summary(
+    engine: Engine, org_id: str, since_ms: int, until_ms: int, where: Where = None
+) -> dict[str, Any]:
     """Totals for the window, plus the number of distinct active users."""
+    conds = _check(where)
     with engine.connect() as conn:
-        entries = aggregate.collect(conn, org_id, since_ms, until_ms)
-        users = aggregate.distinct_users(conn, org_id, since_ms, until_ms)
+        entries = aggregate.collect(conn, org_id, since_ms, until_ms, (), conds)
+        users = aggregate.distinct_users(conn, org_id, since_ms, until_ms, conds)
     stats = entries[()].stats if () in entries else Stats()
     return {**stats.to_api(), "active_users": users}
 
@@ -57,10 +73,10 @@ def _bucketed(
 
 
 def timeseries(
-    engine: Engine, org_id: str, since_ms: int, until_ms: int, bucket_ms: int
+    engine: Engine, org_id: str, since_ms: int, until_ms: int, bucket_ms: int, where: Where = None
 ) -> list[dict[str, Any]]:
     """One point per bucket (empty buckets included) with the same fields as ``summary``."""
-    points = _bucketed(engine, org_id, since_ms, until_ms, bucket_ms)
+    points = _bucketed(engine, org_id, since_ms, until_ms, bucket_ms, _check(where))
     return [{"start_ms": since_ms + i * bucket_ms, **p.to_api()} for i, p in enumerate(points)]
 
 
@@ -71,6 +87,7 @@ def breakdown(
     since_ms: int,
     until_ms: int,
     limit: int = 50,
+    where: Where = None,
 ) -> list[dict[str, Any]]:
     """Per value of ``dimension`` (model, provider, user_id, session_id, upstream), by requests.
 
@@ -79,8 +96,11 @@ def breakdown(
     """
     if dimension not in DIMENSIONS:
         raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    conds = _check(where)
     with engine.connect() as conn:
-        entries = aggregate.collect(conn, org_id, since_ms, until_ms, (dimension,), providers=True)
+        entries = aggregate.collect(
+            conn, org_id, since_ms, until_ms, (dimension,), conds, providers=True
+        )
     merged: dict[Any, aggregate.Entry] = {}
     for (key,), entry in entries.items():
         into = merged.setdefault(key, aggregate.Entry())
@@ -186,12 +206,13 @@ def top_pairs(
         if name not in DIMENSIONS:
             raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
     out: dict[str, list[tuple[str, int]]] = {k: [] for k in keys}
-    if not keys:
+    wanted = [k for k in keys if not holds_nul(k)]
+    if not wanted:
         return out
     a, b = requests.c[dimension], requests.c[other]
     query = (
         select(a.label("key"), b.label("value"), func.count().label("n"))
-        .where(_window(org_id, since_ms, until_ms), a.in_(list(keys)), b.is_not(None))
+        .where(_window(org_id, since_ms, until_ms), a.in_(wanted), b.is_not(None))
         .group_by(a, b)
     )
     with engine.connect() as conn:

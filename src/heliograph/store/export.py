@@ -6,8 +6,10 @@ and never keeps a read transaction open for minutes (which would pin SQLite's WA
 PostgreSQL's vacuum horizon). The same ``fetch_batch`` serves the streamed API response (one
 batch per worker-thread call) and ``heliograph export``.
 
-CSV cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR) are
-prefixed with ``'``: an export is opened by people, and a prompt is attacker-controlled text.
+CSV cells that a spreadsheet might run as a formula are prefixed with ``'``: those starting
+with ``= + - @`` (or their full-width forms), or with any whitespace or control character
+(tab, CR, newline, space, NUL...), which spreadsheets skip before looking for a formula. An
+export is opened by people, and a prompt is attacker-controlled text.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ FORMATS = ("jsonl", "csv")
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 BATCH = 500
 BODY_BATCH = 200  # bodies can be large (up to the body cap each), so fewer rows per batch
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
 BODY_COLUMNS = ("request_body", "response_body")
 
 Keyset = tuple[int, str]
@@ -195,8 +197,17 @@ def csv_cell(value: Any) -> str:
         return repr(value)
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return formula_safe(str(value))
+
+
+def formula_safe(text: str) -> str:
+    """``text`` with a leading ``'`` if a spreadsheet could read it as a formula."""
+    if not text:
+        return text
+    first = text[0]
+    if first in FORMULA_START or first.isspace() or not first.isprintable():
+        return "'" + text
+    return text
 
 
 def export_bytes(

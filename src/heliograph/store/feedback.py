@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from heliograph.store.filters import holds_nul
 from heliograph.store.schema import request_feedback, request_scores, requests
 
 
@@ -24,12 +25,6 @@ def _upsert(conn: Connection, table: Any, keys: list[str], values: list[dict[str
         name: stmt.excluded[name] for name in ("value", "rating", "created_at") if name in table.c
     }
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
-
-
-def request_owner(engine: Engine, rid: str) -> str | None:
-    """The organization that owns record ``rid``, or None if it is not stored (yet)."""
-    with engine.connect() as conn:
-        return conn.execute(select(requests.c.org_id).where(requests.c.id == rid)).scalar()
 
 
 def set_feedback(engine: Engine, org_id: str, rid: str, rating: bool) -> bool:
@@ -89,6 +84,8 @@ def annotate(conn: Connection, org_id: str | None, rows: list[dict[str, Any]]) -
 
 
 def _owned(conn: Connection, org_id: str, rid: str) -> bool:
+    if holds_nul(rid):
+        return False
     query = select(requests.c.id).where(requests.c.id == rid, requests.c.org_id == org_id)
     return conn.execute(query).first() is not None
 

@@ -9,7 +9,9 @@ and only that tree is compiled, with bound parameters only.
 Semantics chosen so SQLite and PostgreSQL agree: ``like`` is case-sensitive on both (GLOB on
 SQLite), ``ilike`` and ``contains`` are case-insensitive (ASCII case folding on SQLite),
 ``contains`` escapes ``%`` and ``_``, and the negative operators are the exact complement of
-their positive twin (a record with no value *is* "not equal" to anything).
+their positive twin (a record with no value *is* "not equal" to anything). Text with a NUL
+character is refused when parsed and matches nothing when built directly: PostgreSQL text
+cannot hold one and SQLite's LIKE stops at it (``contains`` NUL would match every row).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ MAX_LEAVES = 200
 MAX_TEXT = 1000
 MAX_NAME = 255
 MAX_INT = 2**53
+MIN_TIME_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_USD = 1e9
 TEXT_OPS = ("equals", "not-equals", "like", "ilike", "contains", "not-contains")
@@ -205,8 +208,8 @@ def known_fields() -> str:
 
 def _ops(field: str, key: str | None, ops: Any, where: str) -> Iterator[Leaf]:
     if key is not None:
-        if not key or len(key) > MAX_NAME:
-            raise FilterError(f"{where}: the name must be 1 to {MAX_NAME} characters")
+        if not key or len(key) > MAX_NAME or "\x00" in key:
+            raise FilterError(f"{where}: the name must be 1 to {MAX_NAME} characters, no NUL")
         if field == "properties":
             key = key.lower()  # header names arrive lower-cased, so stored names are too
     for op, value in _object(ops, where).items():
@@ -226,6 +229,8 @@ def _coerce(kind: str, field: str, value: Any, where: str) -> str | float | int 
     if kind == "text":
         if not isinstance(value, str) or len(value) > MAX_TEXT:
             raise FilterError(f"{where} must be a string of at most {MAX_TEXT} characters")
+        if "\x00" in value:
+            raise FilterError(f"{where} must not contain NUL characters")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
@@ -261,7 +266,10 @@ def _numeric_string(value: str, where: str) -> float:
 
 
 def to_epoch_ms(value: Any, where: str) -> int:
-    """Milliseconds since the epoch from ISO 8601 or a number (seconds, or ms if > 1e11)."""
+    """Milliseconds since the epoch from ISO 8601 or a number (seconds, or ms if > 1e11).
+
+    Only years 1 to 9999 (UTC) are accepted, so every result can be shown as a date again.
+    """
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -286,9 +294,12 @@ def to_epoch_ms(value: Any, where: str) -> int:
             raise FilterError(f"{where} must be ISO 8601 or epoch seconds") from exc
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
-        ms = int(parsed.timestamp() * 1000)
-    if abs(ms) > MAX_TIME_MS:
-        raise FilterError(f"{where} is out of range")
+        try:
+            ms = int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError) as exc:
+            raise FilterError(f"{where} is out of range (years 1 to 9999)") from exc
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise FilterError(f"{where} is out of range (years 1 to 9999)")
     return ms
 
 
@@ -326,6 +337,8 @@ def _compile(f: Filter, org_id: str | None) -> ColumnElement[bool]:
             return true() if f.operator == "and" else false()
         return and_(*parts) if f.operator == "and" else or_(*parts)
     negated = f.op in ("not-equals", "not-contains")
+    if _has_nul(f):  # no stored text holds a NUL (see the module docstring)
+        return true() if negated else false()
     op = {"not-equals": "equals", "not-contains": "contains"}.get(f.op, f.op)
     if f.field in COLUMNS:
         column = COLUMNS[f.field][1]
@@ -344,6 +357,16 @@ def _compile(f: Filter, org_id: str | None) -> ColumnElement[bool]:
     org = [] if org_id is None else [table.c.org_id == org_id]
     found = exists().where(table.c.request_id == requests.c.id, *org, *where)
     return not_(found) if negated else found
+
+
+def holds_nul(*values: object) -> bool:
+    """Whether any of ``values`` is text with a NUL, which no stored text holds (and which
+    PostgreSQL refuses even as a query parameter): lookups by it find nothing."""
+    return any(isinstance(v, str) and "\x00" in v for v in values)
+
+
+def _has_nul(f: Leaf) -> bool:
+    return holds_nul(f.value, f.key)
 
 
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:

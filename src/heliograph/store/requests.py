@@ -168,6 +168,8 @@ def list_requests(
 
 def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
     """One record with bodies and redacted headers, or None (also for other orgs' ids)."""
+    if filters.holds_nul(rid):
+        return None
     query = (
         select(
             *LIST_COLUMNS,

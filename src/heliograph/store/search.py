@@ -23,6 +23,7 @@ from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.bodies import unpack_body
+from heliograph.store.filters import holds_nul
 from heliograph.store.requests import LIST_COLUMNS, RequestFilter, _apply_filter, to_api
 from heliograph.store.schema import request_bodies, requests
 
@@ -224,6 +225,8 @@ def session_requests(
 
     The path (``Helicone-Session-Path``) is read from the stored request headers.
     """
+    if holds_nul(session_id):
+        return []
     query = (
         select(*LIST_COLUMNS, request_bodies.c.request_headers)
         .select_from(

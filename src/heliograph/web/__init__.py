@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -12,6 +13,15 @@ from heliograph.web import dashboard, login, people, replay, request_pages, sett
 from heliograph.web.context import PASSWORD_PATH, UI, Ctx, page
 
 STATIC = Path(__file__).parent / "static"
+
+
+async def _favicon(_request: Request) -> Response:
+    """Browsers ask for /favicon.ico on every page whatever the HTML says: our own mark."""
+    return FileResponse(
+        STATIC / "favicon.ico",
+        media_type="image/x-icon",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 async def _export(ctx: Ctx) -> Response:
@@ -25,6 +35,7 @@ def routes() -> list[BaseRoute]:
     ui = UI()
     login_form, login_post = login.login_views(ui)
     return [
+        Route("/favicon.ico", _favicon, methods=["GET"]),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login_post, methods=["POST"]),
         Route("/logout", page(ui, login.logout), methods=["POST"]),
@@ -38,7 +49,12 @@ def routes() -> list[BaseRoute]:
         ),
         Route("/requests/export.{fmt}", page(ui, _export), methods=["GET"]),
         Route("/requests/{request_id}", page(ui, request_pages.request_detail), methods=["GET"]),
-        Route("/requests/{request_id}/replay", page(ui, replay.replay), methods=["POST"]),
+        # Replay calls the provider (with the server's key): it spends money, so admins only.
+        Route(
+            "/requests/{request_id}/replay",
+            page(ui, replay.replay, admin=True),
+            methods=["POST"],
+        ),
         Route("/users", page(ui, people.users_page), methods=["GET"]),
         Route("/users/{user_id:path}", page(ui, people.user_page), methods=["GET"]),
         Route("/sessions", page(ui, people.sessions_page), methods=["GET"]),

@@ -1,9 +1,10 @@
 """What every dashboard view shares: templates, the logged-in user, CSRF checks, responses.
 
-``routes()`` builds one ``UI`` per app (templates and the failed-login limiter live there, not
-in module globals) and wraps each view with ``page``: no session means a redirect to /login,
-a one-time password means the password page first, every POST must carry the session's CSRF
-token (403 otherwise), and admin-only actions answer 403 to viewers.
+``routes()`` builds one ``UI`` per app (templates, the failed-login limiters and the password
+check slots live there, not in module globals) and wraps each view with ``page``: no session
+means a redirect to /login, a one-time password means the password page first, every POST must
+carry the session's CSRF token (403 otherwise), and admin-only actions (settings, replay)
+answer 403 to viewers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -30,12 +33,17 @@ from heliograph.config import Settings
 from heliograph.web import format as fmt
 
 MAX_FORM_BYTES = 64 * 1024
+# scrypt takes ~16 MiB and tens of milliseconds of CPU per check: one check at a time leaves
+# the other core to the gateway however many logins arrive at once.
+PASSWORD_CHECKS = 1
+# Per client address: enough for a few people behind one NAT mistyping, far too few to spray.
+ADDRESS_MAX_FAILURES = 20
 PASSWORD_PATH = "/settings/password"  # noqa: S105 (a URL)
 T = TypeVar("T")
 
 
 class UI:
-    """Per-app dashboard state: the template environment and the login limiter."""
+    """Per-app dashboard state: the template environment, login limiters, password checks."""
 
     def __init__(self) -> None:
         self.env = Environment(
@@ -49,7 +57,13 @@ class UI:
         self.env.globals.update(
             path=fmt.path, query_url=fmt.query_url, cost_hint=fmt.cost_hint, DASH=fmt.DASH
         )
-        self.limiter = LoginLimiter()
+        self.limiter = LoginLimiter()  # per email
+        self.address_limiter = LoginLimiter(max_failures=ADDRESS_MAX_FAILURES)
+        self.password_checks = CapacityLimiter(PASSWORD_CHECKS)
+
+    async def hash_work(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a password hash or check in a worker thread, one at a time (never on the loop)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.password_checks)
 
     def html(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         body = self.env.get_template(template).render(**context)
@@ -168,7 +182,7 @@ def page(ui: UI, view: View, *, admin: bool = False, json: bool = False) -> Endp
             if parsed is None or not tokens_match(user.csrf_token, parsed.get("csrf_token")):
                 return forbidden(ui, user, "Invalid or missing CSRF token. Reload the page.")
             if admin and not user.is_admin:
-                return forbidden(ui, user, "Only admins can change settings.")
+                return forbidden(ui, user, "Only admins can do this; you are a viewer.")
             form = parsed
         return await view(Ctx(request, ui, user, form))
 

@@ -121,10 +121,17 @@ async def dashboard(ctx: Ctx) -> Response:
 
 
 def is_local(provider: str, upstreams: dict[str, UpstreamConfig]) -> bool:
-    """Local models run on this machine or network: known local servers or private URLs."""
+    """Local models run on this machine or network.
+
+    An upstream's explicit ``local`` (``HELIOGRAPH_UPSTREAM_<NAME>_LOCAL``) decides; unset, it
+    is guessed: known local servers, or a loopback or private address. (The demo's simulated
+    cloud providers listen on 127.0.0.1 and say ``local=False``.)
+    """
+    config = upstreams.get(provider)
+    if config is not None and config.local is not None:
+        return config.local
     if provider in LOCAL_PROVIDERS:
         return True
-    config = upstreams.get(provider)
     host = urlsplit(config.url).hostname if config and config.url else None
     if not host:
         return False

@@ -1,10 +1,15 @@
 """Logging in and out, and changing one's password (required after a one-time password).
 
 The login form has no session yet, so its CSRF token is a double-submit cookie: a random
-value set by GET /login that the form must echo. Failed attempts count per email.
+value set by GET /login that the form must echo. Failed attempts count per email and per
+client address (so spraying one guess over many emails is stopped too); a refused attempt
+answers 429 with ``Retry-After``, before any password is hashed. Hashing runs in a worker
+thread, one check at a time, so logins never stall the event loop or take both cores.
 """
 
 from __future__ import annotations
+
+import math
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,6 +19,7 @@ from heliograph.auth import users as accounts
 from heliograph.auth.sessions import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    client_key,
     load_session,
     new_token,
     start_session,
@@ -49,6 +55,14 @@ def _login_page(
     return response
 
 
+def _too_many(ui: UI, request: Request, token: str, email: str, wait: float) -> Response:
+    minutes = int(wait // 60) + 1
+    message = f"Too many failed attempts. Try again in {minutes} minute(s)."
+    response = _login_page(ui, request, token, 429, message, email)
+    response.headers["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
 def login_views(ui: UI) -> tuple[Endpoint, Endpoint]:
     async def login_form(request: Request) -> Response:
         engine = request.app.state.engine
@@ -66,21 +80,23 @@ def login_views(ui: UI) -> tuple[Endpoint, Endpoint]:
         assert cookie is not None
         email = form.get("email", "").strip().lower()[:320]
         password = form.get("password", "")[:1024]
-        wait = ui.limiter.retry_after(email)
+        address = client_key(request.client.host if request.client else None)
+        wait = max(ui.limiter.retry_after(email), ui.address_limiter.retry_after(address))
         if wait > 0:
-            minutes = int(wait // 60) + 1
-            message = f"Too many failed attempts. Try again in {minutes} minute(s)."
-            return _login_page(ui, request, cookie, 429, message, email)
+            return _too_many(ui, request, cookie, email, wait)
         engine = request.app.state.engine
         user = await run_in_threadpool(user_store.find_by_email, engine, email)
         if user is None or user["disabled_at"] is not None:
-            await run_in_threadpool(accounts.burn_time, password)
+            await ui.hash_work(accounts.burn_time, password)
             ok = False
         else:
-            ok = await run_in_threadpool(accounts.verify_password, password, user["password_hash"])
+            ok = await ui.hash_work(accounts.verify_password, password, user["password_hash"])
         if not ok or user is None:
             ui.limiter.failed(email)
+            ui.address_limiter.failed(address)
             return _login_page(ui, request, cookie, 400, "Wrong email or password.", email)
+        # Only the email's count is cleared: an attacker's own account must not reset the
+        # count of the address it sprays from.
         ui.limiter.succeeded(email)
         settings: Settings = request.app.state.settings
         token = await run_in_threadpool(
@@ -125,10 +141,15 @@ async def change_password(ctx: Ctx) -> Response:
             "password.html", status, error=message, one_time=ctx.user.must_change_password
         )
 
-    if ctx.ui.limiter.retry_after(email) > 0:
-        return fail("Too many failed attempts. Try again later.", 429)
+    wait = ctx.ui.limiter.retry_after(email)
+    if wait > 0:
+        response = fail("Too many failed attempts. Try again later.", 429)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     row = await ctx.run(user_store.find_by_email, ctx.engine, email)
-    if row is None or not await ctx.run(accounts.verify_password, current, row["password_hash"]):
+    if row is None or not await ctx.ui.hash_work(
+        accounts.verify_password, current, row["password_hash"]
+    ):
         ctx.ui.limiter.failed(email)
         return fail("The current password is wrong.")
     if new != again:
@@ -136,7 +157,7 @@ async def change_password(ctx: Ctx) -> Response:
     if new == current:
         return fail("Choose a password different from the current one.")
     try:
-        await ctx.run(accounts.set_password, ctx.engine, ctx.user.id, new)
+        await ctx.ui.hash_work(accounts.set_password, ctx.engine, ctx.user.id, new)
     except ValueError as exc:
         return fail(str(exc).capitalize() + ".")
     await ctx.run(user_store.delete_other_sessions, ctx.engine, ctx.user.id, ctx.user.token_hash)

@@ -2,7 +2,10 @@
 
 Everything a view shows is decided by its query string, so a URL can be shared. Parsing is
 lenient (a bad value is reported and ignored, never a 500) and ``params()`` rebuilds the
-query string for links (sorting, pagination, export, drill-downs).
+query string for links (sorting, pagination, export, drill-downs). Dates are read by the
+filter engine's parser (years 1 to 9999 only); a custom range is narrowed to the times a
+request can have been recorded (1970 to tomorrow), with a note, so its buckets stay few and
+every bucket edge is a date that can be shown.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from heliograph.store.requests import RequestFilter, iso_ms
 from heliograph.store.search import SORTS
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+EARLIEST_MS = 0  # no request is recorded before 1970
 RANGES = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 RANGE_BUCKETS = {"1h": 2 * MINUTE, "24h": HOUR, "7d": 6 * HOUR, "30d": DAY}
 MAX_PAGE = 500
@@ -30,17 +34,24 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def parse_when(value: str) -> int:
-    """Epoch ms (or seconds) or ISO 8601 / datetime-local (UTC) to epoch ms; ValueError."""
-    value = value.strip()
-    try:
-        number = float(value)
-    except ValueError:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return int(parsed.timestamp() * 1000)
-    return int(number if number > 1e11 else number * 1000)
+def parse_when(value: str, name: str = "the time") -> int:
+    """Epoch ms (or seconds) or ISO 8601 / datetime-local (UTC) to epoch ms.
+
+    ValueError (a ``FilterError`` naming ``name``) for anything else, or outside years 1-9999.
+    """
+    return filters.to_epoch_ms(value.strip(), name)
+
+
+def recordable(since_ms: int, until_ms: int, now: int) -> tuple[int, int, str]:
+    """``[since, until)`` narrowed to when requests can have been recorded, and a note if
+    it was; ValueError when no such time is left."""
+    low, high = max(since_ms, EARLIEST_MS), min(until_ms, now + DAY)
+    if high <= low:
+        raise ValueError("no request can have been recorded in it")
+    if (low, high) == (since_ms, until_ms):
+        return low, high, ""
+    shown = f"{iso_ms(low)[:10]} to {iso_ms(high)[:10]}"
+    return low, high, f"The range was narrowed to {shown}: no request is recorded outside it."
 
 
 def input_value(ms: int | None) -> str:
@@ -59,6 +70,7 @@ class Window:
     until_ms: int
     bucket_ms: int
     error: str = ""
+    note: str = ""
 
     @property
     def starts(self) -> list[int]:
@@ -97,18 +109,19 @@ def parse_window(q: QueryParams, default: str = "24h") -> Window:
     error = ""
     if key == "custom":
         try:
-            since = parse_when(q.get("since", ""))
-            until = parse_when(q["until"]) if q.get("until") else now
+            since = parse_when(q.get("since", ""), "the start")
+            until = parse_when(q["until"], "the end") if q.get("until") else now
             if until <= since:
                 raise ValueError("the end must be after the start")
-        except (ValueError, KeyError, OverflowError) as exc:
+            since, until, note = recordable(since, until, now)
+        except ValueError as exc:
             error = f"Invalid custom range ({exc}); showing the last 24 hours."
             key = "24h"
         else:
             bucket = auto_bucket(until - since)
             start = since // bucket * bucket
             end = -(-until // bucket) * bucket
-            return Window("custom", start, end, bucket)
+            return Window("custom", start, end, bucket, note=note)
     if key not in RANGES:
         key = default
     bucket = RANGE_BUCKETS[key]
@@ -197,10 +210,10 @@ def parse_request_query(q: QueryParams) -> RequestQuery:
         raw = q.get(name, "").strip()
         if raw and window not in RANGES:
             try:
-                setattr(f, f"{name}_ms", parse_when(raw))
+                setattr(f, f"{name}_ms", parse_when(raw, name))
                 values[name] = raw
-            except (ValueError, OverflowError):
-                errors.append(f"{name} must be a date and time (ISO 8601)")
+            except ValueError:
+                errors.append(f"{name} must be a date and time (ISO 8601) in years 1 to 9999")
     for name, attr, scale in (
         ("min_cost", "min_cost_nusd", 1e9),
         ("max_cost", "max_cost_nusd", 1e9),

@@ -3,7 +3,9 @@
 The replay goes through the real gateway path in-process (so it is recorded like any other
 request, linked to its original by the ``replay_of`` property) to the original upstream. A
 provider key typed into the form is sent upstream for this one request and never stored: the
-gateway redacts it before anything is written, like every client's key.
+gateway redacts it before anything is written, like every client's key. Replaying spends
+money (the server's provider key pays unless one is typed), so it is an admin action: the
+route answers 403 to viewers and the request page offers them no form.
 """
 
 from __future__ import annotations

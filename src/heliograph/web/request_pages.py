@@ -17,6 +17,7 @@ import orjson
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from heliograph.store import search
+from heliograph.store.export import formula_safe
 from heliograph.store.requests import get_request
 from heliograph.web import chat, replay
 from heliograph.web.context import Ctx
@@ -157,8 +158,8 @@ def _csv_value(value: Any) -> Any:
     """Spreadsheet-safe cell: text that would start a formula is prefixed with a quote."""
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
+    if isinstance(value, str):
+        return formula_safe(value)
     return value
 
 
@@ -258,5 +259,7 @@ async def request_detail(ctx: Ctx) -> Response:
         raw_request=_raw(row.get("request_body")),
         raw_response=_raw(row.get("response_body")),
         replay_problem=replay.replay_problem(row, ctx.request.app.state.gateway.upstreams),
-        replay_body=replay.replay_body(row) if row.get("request_body") is not None else "",
+        replay_body=replay.replay_body(row)
+        if ctx.user.is_admin and row.get("request_body") is not None
+        else "",
     )
