@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from heliograph.capture.frames import EndFrame
 from heliograph.capture.record import build_record, splice
 from heliograph.gateway.routing import upstream_path
 from heliograph.gateway.streaming import MAX_MARKS, TAIL_BYTES, ResponseTap
@@ -69,22 +70,23 @@ def _tap(chunks: list[bytes], cap: int) -> ResponseTap:
 
 
 def _end(tap: ResponseTap) -> dict[str, Any]:
-    return {
+    end: EndFrame = {
         "id": START["id"],
         "st": 200,
         "state": "ok",
         "lat": 10.0,
         "ttfb": 1.0,
         "ct": "text/event-stream",
-        **tap.frame_fields(),
     }
+    tap.fill(end)
+    return dict(end)
 
 
 def test_a_response_under_the_cap_is_kept_whole_with_a_mark_per_chunk() -> None:
     chunks = [_event(f"w{i} ") for i in range(10)] + [_usage_event(10)]
     tap = _tap(chunks, 1 << 20)
     assert tap.body() == b"".join(chunks)
-    assert not tap.cut and "cut" not in tap.frame_fields()
+    assert not tap.cut and "cut" not in _end(tap)
     assert [m[0] for m in tap.marks] == [sum(map(len, chunks[: i + 1])) for i in range(11)]
 
 
@@ -97,8 +99,7 @@ def test_a_long_stream_keeps_its_head_and_tail_and_the_writer_reads_its_usage() 
     kept = tap.body()
     assert tap.cut and len(kept) <= cap + 2 * TAIL_BYTES
     assert kept.endswith(b"data: [DONE]\n\n")
-    fields = tap.frame_fields()
-    assert fields["cut"] == [cap, total]
+    assert _end(tap)["cut"] == [cap, total]
     body, marks, cut = splice(kept, _end(tap))
     assert cut
     # whole events only, on both sides of the gap

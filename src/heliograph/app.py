@@ -40,7 +40,8 @@ from heliograph.capture.spool import SpoolWriter
 from heliograph.capture.writer import Writer, make_writer
 from heliograph.config import Settings, load_settings
 from heliograph.gateway.policies import Policies
-from heliograph.gateway.proxy import Gateway, Receive, Scope, Send
+from heliograph.gateway.proxy import Gateway
+from heliograph.gateway.relay import Receive, Scope, Send
 from heliograph.gateway.routing import parse_route
 from heliograph.gateway.state import RedisState, SharedState, StoreState
 from heliograph.store.engine import make_engine, migrate
@@ -108,7 +109,7 @@ class HeliographApp:
         shared: SharedState = (
             RedisState(settings.redis_url) if settings.redis_url else StoreState(engine)
         )
-        gateway.policies = Policies(gateway, shared)
+        gateway.policies = Policies(gateway.relay, gateway.upstreams, shared)
         self.gateway = gateway
         state.gateway, state.pricebook = gateway, make_pricebook(settings)
         tasks = [asyncio.create_task(keys.run(), name="key-refresh")]

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from heliograph.capture.charges import Charge, charge_of
+from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.record import RecordRows, build_record
 from heliograph.config import Settings
 from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
@@ -80,8 +81,8 @@ class Builder:
         """The rows of one (start, end) pair; a record comes out whatever the bodies were."""
         start_raw, request_body, end_raw, body = job
         try:
-            start = orjson.loads(start_raw)
-            end = orjson.loads(end_raw) if end_raw is not None else None
+            start: StartFrame = orjson.loads(start_raw)
+            end: EndFrame | None = orjson.loads(end_raw) if end_raw is not None else None
         except orjson.JSONDecodeError:
             log.error("unreadable spool frame header; record skipped")
             return None
@@ -99,8 +100,7 @@ class Builder:
             )
         except Exception:
             log.exception("could not analyse record %s; storing it unanalysed", start.get("id"))
-            fallback = dict(end or {})
-            fallback["ct"] = ""
+            fallback: EndFrame = {**end, "ct": ""} if end is not None else {"id": start["id"]}
             try:
                 return build_record(
                     start,

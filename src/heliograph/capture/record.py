@@ -9,11 +9,13 @@ them).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from heliograph.capture.enrich import cost_columns, estimate_missing_tokens
-from heliograph.gateway.headers import parse_metadata
+from heliograph.capture.frames import EndFrame, StartFrame
+from heliograph.gateway.headers import metadata_from_headers, user_of
 from heliograph.pricing import PriceBook
 from heliograph.providers import analyser, error_message
 from heliograph.providers.analysis import Analysis
@@ -39,7 +41,7 @@ class RecordRows:
     rate_limit_key: str | None = None  # the counter the gateway checked, charged the same
 
 
-def splice(body: bytes, end: dict[str, Any]) -> tuple[bytes, list[Any], bool]:
+def splice(body: bytes, end: EndFrame) -> tuple[bytes, list[Any], bool]:
     """The response as the analysers read it, its marks, and whether its middle was cut.
 
     The gateway keeps the head of a response past the stored-body cap and a tail window
@@ -124,7 +126,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _content_type(headers: list[list[str]]) -> str:
+def _content_type(headers: Sequence[Sequence[str]]) -> str:
     for name, value in headers:
         if name == "content-type":
             return value
@@ -132,9 +134,9 @@ def _content_type(headers: list[list[str]]) -> str:
 
 
 def build_record(
-    start: dict[str, Any],
+    start: StartFrame,
     request_body: bytes,
-    end: dict[str, Any] | None,
+    end: EndFrame | None,
     response_body: bytes,
     *,
     provider: str,
@@ -152,6 +154,7 @@ def build_record(
     protocol.analyse_request(method, endpoint, request_body, _content_type(headers), analysis)
     error: str | None = None
     response_cut = False
+    done: EndFrame = end if end is not None else {"id": start["id"]}
     if end is None:
         state, status, latency, ttfb = STATE_INTERRUPTED, 0, None, None
         error = "Gateway stopped before the request finished."
@@ -171,8 +174,10 @@ def build_record(
     if status >= 400 and analysis.response_body:
         error = error_message(analysis.response_body) or error
 
-    meta = parse_metadata(headers)
-    user_id = meta.user_id or analysis.user or meta.client_user_id
+    md = start.get("md")
+    if md is None:  # a frame from before the gateway carried its parse
+        md = metadata_from_headers(headers)
+    user_id = user_of(md, analysis.user)
     estimated = estimate_missing_tokens(analysis, endpoint) if status < 400 else False
     created_ms = int(float(start["ts"]) * 1000)
     cache_hit = end is not None and end.get("cache") == "hit"
@@ -181,13 +186,13 @@ def build_record(
         analysis,
         pricebook,
         provider=provider,
-        upstream=str((end or {}).get("srv") or upstream_name),
-        model_override=meta.model_override,
+        upstream=str(done.get("srv") or upstream_name),
+        model_override=md.get("model"),
         created_ms=created_ms,
         latency_ms=latency,
         cache_hit=cache_hit,
     )
-    attempts = (end or {}).get("att") or None
+    attempts = done.get("att") or None
     tokens_per_s = analysis.server_tokens_per_s
     if tokens_per_s is None and analysis.completion_tokens and latency:
         window = analysis.generation_ms if analysis.stream else latency
@@ -198,7 +203,9 @@ def build_record(
     ttft = analysis.ttft_ms if analysis.stream else None
     if ttft is None and analysis.stream and analysis.kind == "llm":
         ttft = ttfb if state == "ok" else None
-    properties = {str(clean(k, 255)): str(clean(v, 1000)) for k, v in meta.properties.items()}
+    props = md.get("props") or {}
+    omit_request, omit_response = md.get("omit_req", False), md.get("omit_resp", False)
+    properties = {str(clean(k, 255)): str(clean(v, 1000)) for k, v in props.items()}
     rid = str(start["id"])
     org_id = str(start["org"])
     request_row = {
@@ -225,9 +232,8 @@ def build_record(
         "total_tokens": clamp_int(analysis.total_tokens),
         "cached_tokens": clamp_int(analysis.cached_tokens),
         "reasoning_tokens": clamp_int(analysis.reasoning_tokens),
-        "cost_nusd": None,
         "user_id": clean(user_id, 255),
-        "session_id": clean(meta.session_id, 255),
+        "session_id": clean(md.get("session"), 255),
         "properties": properties or None,
         "protocol": clean(start.get("pr", "openai"), 16),
         "cache_write_tokens": clamp_int(analysis.cache_write_tokens),
@@ -237,27 +243,26 @@ def build_record(
         **costs,
         "price_ref": clean(costs.get("price_ref"), 255),
         "cost_saved_nusd": costs.get("cost_saved_nusd"),
-        "session_path": clean(meta.session_path, 255),
-        "session_name": clean(meta.session_name, 255),
+        "session_path": clean(md.get("path"), 255),
+        "session_name": clean(md.get("name"), 255),
         "cache_hit": cache_hit,
         "retries": max(len(attempts) - 1, 0) if attempts else 0,
         "attempts": attempts,
-        "served_by": clean((end or {}).get("srv"), 64),
-        "omitted": _omitted(meta.omit_request, meta.omit_response),
-        "model_override": clean(meta.model_override, 255),
+        "served_by": clean(done.get("srv"), 64),
+        "omitted": _omitted(omit_request, omit_response),
+        "model_override": clean(md.get("model"), 255),
     }
     req_packed, req_trunc = (
-        (None, False)
-        if meta.omit_request
-        else packer.pack(strip_inline_media(request_body), body_cap)
+        (None, False) if omit_request else packer.pack(strip_inline_media(request_body), body_cap)
     )
     out_body = analysis.response_body if analysis.response_body is not None else response_body
     if out_body:
         out_body = strip_inline_media(out_body)
-    keep = not meta.omit_response and (end is not None or bool(out_body))
+    keep = not omit_response and (end is not None or bool(out_body))
     resp_packed, resp_trunc = packer.pack(out_body if keep else None, body_cap)
     stored_headers = {
         "request": _capped_headers(headers),
+        "query": clean(start.get("q"), 4000) or None,
         "response": _response_headers(end.get("rh") or []) if end is not None else [],
     }
     body_row = {
@@ -268,14 +273,14 @@ def build_record(
         "request_headers": stored_headers,
         "truncated": req_trunc or resp_trunc or response_cut,
     }
-    props = [
+    rows = [
         {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in properties.items()
     ]
-    rate_limit_key = (end or {}).get("rlk")
-    return RecordRows(request_row, body_row, props, meta.rate_limit_policy, rate_limit_key)
+    rate_limit_key = done.get("rlk")
+    return RecordRows(request_row, body_row, rows, md.get("ratelimit"), rate_limit_key)
 
 
-def _capped_headers(raw: list[list[str]]) -> list[list[str | None]]:
+def _capped_headers(raw: Sequence[Sequence[str]]) -> list[list[str | None]]:
     """Request headers as stored: at most 200, 64 KiB in all; a last entry says what was
     left out (the server bounds the header block too, but an in-process caller may not)."""
     out: list[list[str | None]] = []
@@ -291,7 +296,7 @@ def _capped_headers(raw: list[list[str]]) -> list[list[str | None]]:
     return out
 
 
-def _response_headers(raw: list[list[str]]) -> list[list[str | None]]:
+def _response_headers(raw: Sequence[Sequence[str]]) -> list[list[str | None]]:
     return [
         [clean(n, 255), clean(v, 4000)]
         for n, v in raw[:MAX_STORED_HEADERS]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from heliograph.auth.keys import KeyInfo
-from heliograph.gateway.proxy import Gateway, Message, Scope
+from heliograph.gateway.proxy import Gateway
+from heliograph.gateway.relay import Message, Scope
 from heliograph.gateway.routing import Route
 
 

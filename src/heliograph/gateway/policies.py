@@ -8,15 +8,15 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
 
-from heliograph.capture.spool import KIND_END
 from heliograph.gateway import cache as response_cache
 from heliograph.gateway import ratelimit
+from heliograph.gateway.exchange import Exchange
 from heliograph.gateway.features import (
     RETRY_STATUSES,
     FeatureError,
@@ -24,47 +24,19 @@ from heliograph.gateway.features import (
     RateLimitPolicy,
     parse_features,
 )
-from heliograph.gateway.headers import parse_metadata
+from heliograph.gateway.headers import user_of
+from heliograph.gateway.relay import Relay, ms_since
 from heliograph.gateway.routing import protocol_for
 from heliograph.gateway.state import CachedResponse, SharedState
 from heliograph.gateway.targets import check_target
+from heliograph.gateway.upstreams import Upstream
 from heliograph.providers import analyser
 from heliograph.providers.analysis import Analysis
 from heliograph.providers.openai_wire import UsageChunkStripper
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from heliograph.gateway.proxy import Gateway
-    from heliograph.gateway.streaming import ClientWatch
-    from heliograph.gateway.upstreams import Upstream
-
 AUTH_HEADERS = ("authorization", "x-api-key", "api-key")
-
-
-@dataclass
-class Exchange:
-    """One request as the gateway sees it once authenticated and read."""
-
-    watch: ClientWatch
-    method: str
-    rest: str
-    query: str
-    upstream: Upstream
-    protocol: str
-    org_id: str
-    t0: float
-    body: bytes
-    send_body: bytes
-    injected: bool
-    forward: list[tuple[str, str]]  # the client's headers (its provider key, if it sent one)
-    has_auth: bool  # whether the client sent a provider key of its own
-    id_headers: list[tuple[bytes, bytes]]
-    end: dict[str, Any]
-    found: dict[str, str]
-    cache_control: str | None
-    saved: list[tuple[str, str]]  # the headers as recorded (redacted)
-    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,19 +49,20 @@ class Target:
 
 
 class Policies:
-    """Runs the feature path for a gateway."""
+    """Runs the feature path: the relay talks to client, upstream and spool; ``upstreams``
+    are the gateway's, for targets and fallbacks; ``state`` is shared by all workers."""
 
-    def __init__(self, gateway: Gateway, state: SharedState) -> None:
-        self.gateway = gateway
+    def __init__(self, relay: Relay, upstreams: dict[str, Upstream], state: SharedState) -> None:
+        self.relay = relay
+        self.upstreams = upstreams
         self.state = state
         self.rng = random.Random()
 
     async def _refuse(self, ex: Exchange, status: int, message: str, code: str) -> None:
-        gw = self.gateway
         extra = ex.id_headers + ex.extra_headers
-        reply = await gw._reply_error(ex.watch.send, status, message, code, extra, ex.protocol)
-        ex.end.update(st=status, state="error", err=message, lat=_ms(ex.t0), ct="application/json")
-        gw._spool(KIND_END, ex.end, reply)
+        await self.relay.refuse(
+            ex.watch.send, ex.end, ex.t0, extra, ex.protocol, status, message, code
+        )
 
     async def run(self, ex: Exchange) -> None:
         try:
@@ -106,7 +79,6 @@ class Policies:
             ex.extra_headers += decision.headers()
             if not decision.allowed:
                 msg = f"Rate limit exceeded: policy {features.rate_limit.raw!r}."
-                ex.end["rl"] = True
                 await self._refuse(ex, 429, msg, "rate_limited")
                 return
         cache_key = None
@@ -143,7 +115,7 @@ class Policies:
                     entry = CachedResponse(slot, status, ctype, body, ex.end["id"])
                     await self._cache_put(key, org_id, entry, ttl)
 
-        await self.gateway._forward_response(
+        await self.relay.forward(
             ex.watch,
             resp,
             ex.t0,
@@ -157,15 +129,15 @@ class Policies:
     def _counter_key(self, ex: Exchange, policy: RateLimitPolicy) -> str:
         """The rate-limit counter of this request, from the same user and properties the
         record will carry (so the check and the writer's charge use one counter)."""
-        meta = parse_metadata(ex.saved)
-        user_id = meta.user_id
-        if policy.segment == "user" and user_id is None:
+        body_user = None
+        if policy.segment == "user" and "user" not in ex.md:
             analysis = Analysis()
-            ctype = next((v for k, v in ex.saved if k == "content-type"), "")
+            ctype = next((v for k, v in ex.forward if k == "content-type"), "")
             analyser(ex.protocol).analyse_request(ex.method, ex.rest, ex.body, ctype, analysis)
-            user_id = analysis.user or meta.client_user_id
-        properties = {k.lower(): v for k, v in meta.properties.items()}
-        return ratelimit.counter_key(ex.org_id, policy, user_id, properties)
+            body_user = analysis.user
+        return ratelimit.counter_key(
+            ex.org_id, policy, user_of(ex.md, body_user), ex.md.get("props") or {}
+        )
 
     def _with_auth(
         self, headers: list[tuple[str, str]], upstream: Upstream, client_key_ok: bool
@@ -183,13 +155,13 @@ class Policies:
         upstream, base = ex.upstream, ex.upstream.url
         if features.target_url:
             name, base = check_target(features.target_url, self._declared())
-            upstream = self.gateway.upstreams[name]
+            upstream = self.upstreams[name]
             ex.end["srv"] = name
         headers = self._with_auth(ex.forward, upstream, True)
         return Target(upstream, base, None, ex.send_body, headers)
 
     def _declared(self) -> list[tuple[str, str]]:
-        return [(name, u.url) for name, u in self.gateway.upstreams.items()]
+        return [(name, u.url) for name, u in self.upstreams.items()]
 
     def _fallbacks(self, ex: Exchange, features: Features, primary: Target) -> list[Target]:
         out = []
@@ -198,10 +170,10 @@ class Policies:
                 name, base = check_target(fb.target_url, self._declared())
             else:
                 name = str(fb.upstream)
-                if name not in self.gateway.upstreams:
+                if name not in self.upstreams:
                     raise FeatureError(f"fallback upstream {name!r} is not configured")
-                base = self.gateway.upstreams[name].url
-            upstream = self.gateway.upstreams[name]
+                base = self.upstreams[name].url
+            upstream = self.upstreams[name]
             if protocol_for(upstream.protocol, ex.rest) != ex.protocol:
                 raise FeatureError(f"fallback {name!r} speaks another protocol than {ex.protocol}")
             body = ex.send_body
@@ -231,7 +203,6 @@ class Policies:
         self, ex: Exchange, features: Features, plan: list[Target]
     ) -> tuple[aiohttp.ClientResponse | None, tuple[int, str, str]]:
         """Try the plan in order; each target with its retries. Every attempt is noted."""
-        gw = self.gateway
         attempts: list[dict[str, Any]] = []
         ex.end["att"] = attempts
         retry = features.retry
@@ -244,13 +215,13 @@ class Policies:
                 started = time.perf_counter()
                 note: dict[str, Any] = {"upstream": target.upstream.name}
                 retry_after = None
-                opened = await gw.open_upstream(ex.method, url, target.headers, target.body)
+                opened = await self.relay.open(ex.method, url, target.headers, target.body)
                 if isinstance(opened, aiohttp.ClientResponse):
                     resp = opened
                 else:
                     resp, error = None, opened
                     note["error"] = opened[1][:200]
-                note["ms"] = _ms(started)
+                note["ms"] = ms_since(started)
                 if resp is not None:
                     note["status"] = resp.status
                     retry_after = resp.headers.get("Retry-After")
@@ -297,7 +268,7 @@ class Policies:
         ]
         chunks = response_cache.replay_chunks(hit)
         stripper = UsageChunkStripper() if ex.injected else None
-        ttfb = _ms(ex.t0)
+        ttfb = ms_since(ex.t0)
         if len(chunks) == 1 and stripper is None:
             headers.append((b"content-length", str(len(hit.body)).encode()))
         send = ex.watch.send
@@ -306,7 +277,7 @@ class Policies:
         size = 0
         for chunk in chunks:
             size += len(chunk)
-            marks.append((size, _ms(ex.t0)))
+            marks.append((size, ms_since(ex.t0)))
             out = stripper.feed(chunk) if stripper is not None else chunk
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -316,18 +287,19 @@ class Policies:
                 await send({"type": "http.response.body", "body": tail, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         ex.end.update(
-            st=hit.status,
-            state="ok",
-            err=None,
-            lat=_ms(ex.t0),
-            ttfb=ttfb,
-            ct=hit.content_type,
-            ch=marks,
-            cache="hit",
-            src=hit.source_id,
-            srv="cache",
+            {
+                "st": hit.status,
+                "state": "ok",
+                "err": None,
+                "lat": ms_since(ex.t0),
+                "ttfb": ttfb,
+                "ct": hit.content_type,
+                "ch": marks,
+                "cache": "hit",
+                "srv": "cache",
+            }
         )
-        self.gateway._spool(KIND_END, ex.end, hit.body)
+        self.relay.end(ex.end, hit.body)
 
     async def close(self) -> None:
         await self.state.close()
@@ -340,7 +312,3 @@ async def _discard(resp: aiohttp.ClientResponse) -> None:
         resp.close()
     finally:
         resp.release()
-
-
-def _ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000.0, 3)

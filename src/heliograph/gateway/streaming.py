@@ -17,6 +17,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from heliograph.capture.frames import EndFrame
+
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -169,18 +171,19 @@ class ResponseTap:
             self.tail_marks = _thin(self.tail_marks)
 
     def body(self) -> bytes:
-        """What was kept: the head, then the tail (see :meth:`frame_fields`)."""
+        """What was kept: the head, then the tail (see :meth:`fill`)."""
         head = b"".join(self.head)
         return head if self.tail is None else head + bytes(self.tail)
 
-    def frame_fields(self) -> dict[str, Any]:
-        """End-frame fields: marks, and where the kept bytes sit when the middle was cut."""
+    def fill(self, end: EndFrame) -> None:
+        """Put the marks in the end frame, and where the kept bytes sit when the middle of
+        the response was cut (``cut`` = [head bytes, total bytes])."""
         if self.tail is None:
-            return {"ch": self.marks}
-        out: dict[str, Any] = {"ch": self.marks + self.tail_marks}
+            end["ch"] = self.marks
+            return
+        end["ch"] = self.marks + self.tail_marks
         if self.cut:
-            out["cut"] = [min(self.cap, self.size), self.size]
-        return out
+            end["cut"] = [min(self.cap, self.size), self.size]
 
 
 def _thin(marks: list[tuple[int, float]]) -> list[tuple[int, float]]:
