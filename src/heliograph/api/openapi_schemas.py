@@ -93,6 +93,10 @@ DETAIL = {
     "response_body": {"description": "As request_body; streams are stored as received."},
     "request_headers": {"type": "object", "additionalProperties": STR},
     "response_headers": {"type": "object", "additionalProperties": STR},
+    "query": {
+        "type": ["string", "null"],
+        "description": "The request's query string (credentials redacted), if it had one.",
+    },
     "body_truncated": BOOL,
     "attempts": {"type": "array", "items": {"type": "object"}},
 }

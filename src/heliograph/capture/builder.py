@@ -22,7 +22,7 @@ import orjson
 
 from heliograph.capture.charges import Charge, charge_of
 from heliograph.capture.frames import EndFrame, StartFrame
-from heliograph.capture.record import RecordRows, build_record
+from heliograph.capture.record import RecordRows, build_record, provider_of
 from heliograph.config import Settings
 from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
 from heliograph.pricing.book import DEFAULT_LOCAL_PROVIDERS
@@ -86,7 +86,7 @@ class Builder:
         except orjson.JSONDecodeError:
             log.error("unreadable spool frame header; record skipped")
             return None
-        provider = str(start.get("pv") or start.get("up") or "openai")
+        provider = provider_of(start)
         try:
             return build_record(
                 start,

@@ -133,6 +133,11 @@ def _content_type(headers: Sequence[Sequence[str]]) -> str:
     return ""
 
 
+def provider_of(start: StartFrame) -> str:
+    """The provider a record is priced as: the upstream's, else the upstream's name."""
+    return str(start.get("pv") or start.get("up") or "openai")
+
+
 def build_record(
     start: StartFrame,
     request_body: bytes,

@@ -200,6 +200,7 @@ def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
     out["response_headers"] = (
         dict(headers.get("response") or []) if isinstance(headers, dict) else {}
     )
+    out["query"] = headers.get("query") if isinstance(headers, dict) else None
     out["body_truncated"] = bool(data.get("truncated"))
     out["attempts"] = data.get("attempts") or []
     return out
