@@ -830,7 +830,7 @@ def test_only_a_declared_local_upstream_is_priced_at_zero(server: Heliograph, mo
         text, rid = marker(), new_id()
         with openai.OpenAI(base_url=server.url(name), api_key="none", max_retries=0) as client:
             client.chat.completions.create(
-                model=GROQ_MODEL,
+                model="qwen2.5-72b-instruct",  # not served elsewhere: /models rows stay apart
                 messages=messages(text),
                 extra_headers={"Helicone-Request-Id": rid},
             )
