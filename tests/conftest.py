@@ -154,11 +154,11 @@ def clone_org(engine: Any, org: Org, name: str) -> None:
             )
 
 
-class Gateway:
+class LiveGateway:
     """A Heliograph app served by uvicorn on a loopback port, in a background thread."""
 
     def __init__(
-        self, settings: Settings, reuse_orgs_from: Gateway | None = None, **app_kwargs: Any
+        self, settings: Settings, reuse_orgs_from: LiveGateway | None = None, **app_kwargs: Any
     ) -> None:
         self.settings = settings
         engine = make_engine(settings.sqlalchemy_url)
@@ -180,7 +180,7 @@ class Gateway:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self) -> Gateway:
+    def start(self) -> LiveGateway:
         self.thread.start()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -236,10 +236,12 @@ def gateway_settings(tmp_path: Path, db: str, upstream: str, **extra: Any) -> Se
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, mock: MockUpstream) -> Iterator[Gateway]:
+def gateway(tmp_path: Path, mock: MockUpstream) -> Iterator[LiveGateway]:
     """A gateway on SQLite in front of the mock upstream."""
     mock.reset()
-    gw = Gateway(gateway_settings(tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", mock.url)).start()
+    gw = LiveGateway(
+        gateway_settings(tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", mock.url)
+    ).start()
     try:
         yield gw
     finally:
@@ -247,10 +249,10 @@ def gateway(tmp_path: Path, mock: MockUpstream) -> Iterator[Gateway]:
 
 
 @pytest.fixture
-def gateway_any(tmp_path: Path, mock: MockUpstream, db_url: str) -> Iterator[Gateway]:
+def gateway_any(tmp_path: Path, mock: MockUpstream, db_url: str) -> Iterator[LiveGateway]:
     """The same, once per store dialect."""
     mock.reset()
-    gw = Gateway(gateway_settings(tmp_path, db_url, mock.url)).start()
+    gw = LiveGateway(gateway_settings(tmp_path, db_url, mock.url)).start()
     try:
         yield gw
     finally:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine, delete
 
-from conftest import Gateway
+from conftest import LiveGateway
 from heliograph.api.openapi import document
 from heliograph.store import analytics
 from heliograph.store.engine import make_engine
@@ -24,7 +24,7 @@ WINDOW = {"since": str(T0 - HOUR), "until": str(T0 + HOUR)}
 
 
 @pytest.fixture
-def data(gateway_any: Gateway) -> tuple[Gateway, dict[str, str]]:
+def data(gateway_any: LiveGateway) -> tuple[LiveGateway, dict[str, str]]:
     engine = make_engine(gateway_any.settings.sqlalchemy_url)
     try:
         ids = dataset(engine, gateway_any.org.id, gateway_any.other.id)
@@ -54,7 +54,7 @@ REQUEST_FILTERS: list[tuple[dict[str, str], set[str]]] = [
 ]
 
 
-def test_request_list_and_export_filters(data: tuple[Gateway, dict[str, str]]) -> None:
+def test_request_list_and_export_filters(data: tuple[LiveGateway, dict[str, str]]) -> None:
     gw, names = data
     for params, expected in REQUEST_FILTERS:
         listed = gw.api("/api/v1/requests", **params)
@@ -75,7 +75,7 @@ def test_request_list_and_export_filters(data: tuple[Gateway, dict[str, str]]) -
     assert "request_body" not in plain and "request_body" in orjson.loads(bodies)
 
 
-def test_cost_filters(data: tuple[Gateway, dict[str, str]]) -> None:
+def test_cost_filters(data: tuple[LiveGateway, dict[str, str]]) -> None:
     gw, _ = data
     by_model = gw.api("/api/v1/costs").json()
     assert {r["group"] for r in by_model["data"]} == {"gpt-4o", "gpt-4o-mini", "claude-3_5%sonnet"}
@@ -120,7 +120,7 @@ ANALYTICS_FILTERS: list[tuple[dict[str, str], int]] = [
 ]
 
 
-def test_analytics_filters(data: tuple[Gateway, dict[str, str]]) -> None:
+def test_analytics_filters(data: tuple[LiveGateway, dict[str, str]]) -> None:
     gw, _ = data
     for params, count in ANALYTICS_FILTERS:
         summary = gw.api("/api/v1/analytics/summary", **WINDOW, **params)
@@ -151,7 +151,7 @@ def test_analytics_filters(data: tuple[Gateway, dict[str, str]]) -> None:
     ],
 )
 def test_unknown_parameters_are_refused(
-    gateway: Gateway, path: str, params: dict[str, str]
+    gateway: LiveGateway, path: str, params: dict[str, str]
 ) -> None:
     resp = gateway.api(path, **params)
     assert resp.status_code == 400, resp.text
@@ -159,7 +159,7 @@ def test_unknown_parameters_are_refused(
     assert error["code"] == "unknown_parameter" and next(iter(params)) in error["message"]
 
 
-def test_documented_parameters_are_the_accepted_ones(gateway: Gateway) -> None:
+def test_documented_parameters_are_the_accepted_ones(gateway: LiveGateway) -> None:
     """Each parameter in the OpenAPI document is accepted (200) by its endpoint."""
     samples = {"format": "csv", "include_bodies": "false", "group_by": "model", "bucket": "1h"}
     samples |= {"dimension": "model", "limit": "5", "status": "200", "filter": "all"}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 
-from conftest import Gateway
+from conftest import LiveGateway
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def send(gw: Gateway, key: str, model: str = "gpt-4o-mini", **headers: str) -> str:
+def send(gw: LiveGateway, key: str, model: str = "gpt-4o-mini", **headers: str) -> str:
     resp = httpx.post(
         f"{gw.base_url}/v1/{key}/chat/completions",
         json={**CHAT, "model": model},
@@ -19,7 +19,7 @@ def send(gw: Gateway, key: str, model: str = "gpt-4o-mini", **headers: str) -> s
     return resp.headers["heliograph-id"]
 
 
-def test_scopes_and_organizations(gateway_any: Gateway) -> None:
+def test_scopes_and_organizations(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     mine = send(gw, gw.org.write_key)
     theirs = send(gw, gw.other.write_key)
@@ -44,7 +44,7 @@ def test_scopes_and_organizations(gateway_any: Gateway) -> None:
     assert writer["last_used_at"] is not None
 
 
-def test_filters_and_cursor_pagination(gateway_any: Gateway) -> None:
+def test_filters_and_cursor_pagination(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     ids = []
     for i in range(7):
@@ -81,7 +81,7 @@ def test_filters_and_cursor_pagination(gateway_any: Gateway) -> None:
     assert "request_body" not in rows[0]
 
 
-def test_bad_parameters_are_400(gateway: Gateway) -> None:
+def test_bad_parameters_are_400(gateway: LiveGateway) -> None:
     for params in (
         {"limit": "0"},
         {"limit": "x"},
@@ -95,6 +95,6 @@ def test_bad_parameters_are_400(gateway: Gateway) -> None:
         assert resp.json()["error"]["message"]
 
 
-def test_health(gateway: Gateway) -> None:
+def test_health(gateway: LiveGateway) -> None:
     resp = httpx.get(f"{gateway.base_url}/health")
     assert resp.status_code == 200 and resp.json() == {"status": "ok"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from conftest import Gateway, gateway_settings
+from conftest import LiveGateway, gateway_settings
 from mock_azure import AZURE_MODEL, AZURE_TEXT
 from mock_upstream import MockUpstream, split_pieces
 
@@ -25,21 +25,21 @@ DEPLOYMENT = "prod-gpt4o"
 @pytest.fixture(params=["with /openai", "resource root"])
 def azure_gateway(
     request: pytest.FixtureRequest, tmp_path: Path, mock: MockUpstream
-) -> Iterator[Gateway]:
+) -> Iterator[LiveGateway]:
     """A gateway whose ``azure`` upstream is the mock, its URL written either way."""
     mock.reset()
     url = mock.base_url + ("/openai" if request.param == "with /openai" else "")
     settings = gateway_settings(
         tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", mock.url, upstreams={"azure": {"url": url}}
     )
-    gw = Gateway(settings).start()
+    gw = LiveGateway(settings).start()
     try:
         yield gw
     finally:
         gw.stop()
 
 
-def clients(gw: Gateway) -> list[openai.AzureOpenAI]:
+def clients(gw: LiveGateway) -> list[openai.AzureOpenAI]:
     """The client as Azure's docs configure it (azure_endpoint), and with a base_url."""
     key = gw.org.write_key
     return [
@@ -53,7 +53,7 @@ def clients(gw: Gateway) -> list[openai.AzureOpenAI]:
 
 
 def test_chat_through_both_client_styles_is_forwarded_and_recorded(
-    azure_gateway: Gateway, mock: MockUpstream
+    azure_gateway: LiveGateway, mock: MockUpstream
 ) -> None:
     gw = azure_gateway
     for n, client in enumerate(clients(gw), start=1):
@@ -85,7 +85,7 @@ def test_chat_through_both_client_styles_is_forwarded_and_recorded(
 
 
 def test_a_stream_is_passed_through_and_reassembled(
-    azure_gateway: Gateway, mock: MockUpstream
+    azure_gateway: LiveGateway, mock: MockUpstream
 ) -> None:
     gw = azure_gateway
     first, second = clients(gw)
@@ -114,7 +114,7 @@ def test_a_stream_is_passed_through_and_reassembled(
     assert body["choices"][0]["finish_reason"] == "stop"
 
 
-def test_async_client_and_embeddings(azure_gateway: Gateway, mock: MockUpstream) -> None:
+def test_async_client_and_embeddings(azure_gateway: LiveGateway, mock: MockUpstream) -> None:
     gw = azure_gateway
     client = openai.AsyncAzureOpenAI(
         azure_endpoint=f"{gw.base_url}/azure/{gw.org.write_key}",
@@ -135,7 +135,7 @@ def test_async_client_and_embeddings(azure_gateway: Gateway, mock: MockUpstream)
 
 
 def test_azure_errors_reach_the_client_in_azure_shape_and_are_recorded(
-    azure_gateway: Gateway,
+    azure_gateway: LiveGateway,
 ) -> None:
     gw = azure_gateway
     client_without_version = openai.AzureOpenAI(

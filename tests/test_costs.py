@@ -9,13 +9,13 @@ import sys
 
 import httpx
 
-from conftest import Gateway
+from conftest import LiveGateway
 
 CHAT = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
 PROMPT, COMPLETION = 14, 5  # the mock's token counts for CHAT
 
 
-def send(gw: Gateway, model: str, **headers: str) -> None:
+def send(gw: LiveGateway, model: str, **headers: str) -> None:
     resp = httpx.post(
         f"{gw.openai_url}/chat/completions",
         json={**CHAT, "model": model},
@@ -24,13 +24,15 @@ def send(gw: Gateway, model: str, **headers: str) -> None:
     assert resp.status_code == 200
 
 
-def costs(gw: Gateway, **params: str) -> dict:  # type: ignore[type-arg]
+def costs(gw: LiveGateway, **params: str) -> dict:  # type: ignore[type-arg]
     resp = gw.api("/api/v1/costs", **params)
     assert resp.status_code == 200, resp.text
     return resp.json()  # type: ignore[no-any-return]
 
 
-def test_unknown_price_is_flagged_then_recomputed_with_an_override(gateway_any: Gateway) -> None:
+def test_unknown_price_is_flagged_then_recomputed_with_an_override(
+    gateway_any: LiveGateway,
+) -> None:
     gw = gateway_any
     send(gw, "my-finetune", **{"Helicone-User-Id": "u1", "Helicone-Property-Team": "red"})
     send(gw, "gpt-4o-mini", **{"Helicone-User-Id": "u2", "Helicone-Property-Team": "red"})

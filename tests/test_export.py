@@ -17,7 +17,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine
 
-from conftest import Gateway
+from conftest import LiveGateway
 from heliograph.store import export as export_store
 from heliograph.store.engine import make_engine, migrate
 from heliograph.store.requests import RequestFilter, to_api
@@ -150,7 +150,7 @@ def test_record_columns_match_the_api() -> None:
         export_store.export_query(ORG, RequestFilter(text="x"), False)
 
 
-def test_export_endpoint_streams_everything(gateway_any: Gateway) -> None:
+def test_export_endpoint_streams_everything(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     engine = make_engine(gw.settings.sqlalchemy_url)
     try:

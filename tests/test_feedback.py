@@ -10,19 +10,19 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from conftest import Gateway
+from conftest import LiveGateway
 from heliograph.store.engine import make_engine
 from heliograph.store.schema import request_feedback, request_scores
 from query_support import dataset
 
 
-def post(gw: Gateway, rid: str, what: str, body: Any, key: str | None = None) -> httpx.Response:
+def post(gw: LiveGateway, rid: str, what: str, body: Any, key: str | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key or gw.org.write_key}"}
     url = f"{gw.base_url}/v1/request/{rid}/{what}"
     return httpx.post(url, json=body, headers=headers, timeout=10)
 
 
-def setup(gw: Gateway) -> dict[str, str]:
+def setup(gw: LiveGateway) -> dict[str, str]:
     gw.app.web.state.feedback_wait_s = 0.3
     engine = make_engine(gw.settings.sqlalchemy_url)
     try:
@@ -31,7 +31,7 @@ def setup(gw: Gateway) -> dict[str, str]:
         engine.dispose()
 
 
-def counts(gw: Gateway) -> tuple[int, int]:
+def counts(gw: LiveGateway) -> tuple[int, int]:
     engine = make_engine(gw.settings.sqlalchemy_url)
     try:
         with engine.connect() as conn:
@@ -42,7 +42,7 @@ def counts(gw: Gateway) -> tuple[int, int]:
     return fb, sc
 
 
-def test_feedback_and_scores_are_idempotent_upserts(gateway_any: Gateway) -> None:
+def test_feedback_and_scores_are_idempotent_upserts(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     ids = setup(gw)
     rid = ids["r2"]
@@ -79,7 +79,7 @@ def test_feedback_and_scores_are_idempotent_upserts(gateway_any: Gateway) -> Non
     assert [r["id"] for r in found] == [rid] and found[0]["scores"]["x"] == 1
 
 
-def test_scopes_and_organizations(gateway: Gateway) -> None:
+def test_scopes_and_organizations(gateway: LiveGateway) -> None:
     gw = gateway
     ids = setup(gw)
     mine, theirs = ids["r0"], ids["x9"]
@@ -103,7 +103,7 @@ def test_scopes_and_organizations(gateway: Gateway) -> None:
     assert 0.25 < time.monotonic() - started < 3  # an unknown UUID waits for the writer
 
 
-def test_other_orgs_ids_answer_exactly_like_unknown_ids(gateway: Gateway) -> None:
+def test_other_orgs_ids_answer_exactly_like_unknown_ids(gateway: LiveGateway) -> None:
     """No existence oracle: a write key cannot tell an id of another organization from an id
     stored nowhere, by the answer or by its timing."""
     gw = gateway
@@ -143,7 +143,7 @@ def test_other_orgs_ids_answer_exactly_like_unknown_ids(gateway: Gateway) -> Non
         ("score", {"scores": {f"s{i}": 1 for i in range(101)}}),
     ],
 )
-def test_bad_bodies_are_400(gateway: Gateway, what: str, body: Any) -> None:
+def test_bad_bodies_are_400(gateway: LiveGateway, what: str, body: Any) -> None:
     gw = gateway
     ids = setup(gw)
     resp = post(gw, ids["r0"], what, body)
@@ -151,7 +151,7 @@ def test_bad_bodies_are_400(gateway: Gateway, what: str, body: Any) -> None:
     assert resp.json()["error"]["message"]
 
 
-def test_feedback_right_after_the_response(gateway_any: Gateway) -> None:
+def test_feedback_right_after_the_response(gateway_any: LiveGateway) -> None:
     """A client that rates a response at once must not get a 404 because of writer lag."""
     gw = gateway_any
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from conftest import Gateway, gateway_settings
+from conftest import LiveGateway, gateway_settings
 from heliograph.capture.frames import END_KEYS, META_KEYS, START_KEYS
 from heliograph.capture.record import build_record, provider_of
 from heliograph.capture.spool import KIND_START, spool_dirs
@@ -49,7 +49,7 @@ class Noting(dict[str, Any]):
 
 
 @pytest.fixture
-def spooling(tmp_path: Path, mock: MockUpstream) -> Iterator[Gateway]:
+def spooling(tmp_path: Path, mock: MockUpstream) -> Iterator[LiveGateway]:
     """A gateway whose frames stay in the spool (no writer), with a small body cap."""
     mock.reset()
     settings = gateway_settings(
@@ -60,14 +60,14 @@ def spooling(tmp_path: Path, mock: MockUpstream) -> Iterator[Gateway]:
         max_stored_body_bytes=1024,
         upstreams={"backup": {"url": mock.url}},
     )
-    gw = Gateway(settings).start()
+    gw = LiveGateway(settings).start()
     try:
         yield gw
     finally:
         gw.stop()
 
 
-def _traffic(gw: Gateway) -> None:
+def _traffic(gw: LiveGateway) -> None:
     url = f"{gw.openai_url}/chat/completions"
     auth = {"authorization": "Bearer sk-test"}
 
@@ -104,7 +104,7 @@ def _traffic(gw: Gateway) -> None:
     time.sleep(0.5)  # the gateway notices the client left and records it
 
 
-def test_every_declared_frame_key_is_written_and_read(spooling: Gateway) -> None:
+def test_every_declared_frame_key_is_written_and_read(spooling: LiveGateway) -> None:
     _traffic(spooling)
     spooling.stop()
     starts: dict[str, dict[str, Any]] = {}

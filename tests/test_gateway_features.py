@@ -14,14 +14,14 @@ import httpx
 import openai
 import pytest
 
-from conftest import IN_CI, Gateway, gateway_settings
+from conftest import IN_CI, LiveGateway, gateway_settings
 from mock_upstream import DEFAULT_TEXT, MockUpstream
 
 REDIS_URL = os.environ.get("HELIOGRAPH_TEST_REDIS", "redis://127.0.0.1:6379/15")
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
-def chat(gw: Gateway, key: str | None = None, **headers: str) -> Any:
+def chat(gw: LiveGateway, key: str | None = None, **headers: str) -> Any:
     with openai.OpenAI(
         base_url=f"{gw.base_url}/v1/{key or gw.org.write_key}", api_key="sk-p", max_retries=0
     ) as client:
@@ -39,7 +39,7 @@ def backup() -> Iterator[MockUpstream]:
 
 
 @pytest.fixture
-def gw(tmp_path: Path, mock: MockUpstream, backup: MockUpstream) -> Iterator[Gateway]:
+def gw(tmp_path: Path, mock: MockUpstream, backup: MockUpstream) -> Iterator[LiveGateway]:
     mock.reset()
     settings = gateway_settings(
         tmp_path,
@@ -47,7 +47,7 @@ def gw(tmp_path: Path, mock: MockUpstream, backup: MockUpstream) -> Iterator[Gat
         mock.url,
         upstreams={"backup": {"url": backup.url}},
     )
-    gateway = Gateway(settings).start()
+    gateway = LiveGateway(settings).start()
     try:
         yield gateway
     finally:
@@ -57,7 +57,7 @@ def gw(tmp_path: Path, mock: MockUpstream, backup: MockUpstream) -> Iterator[Gat
 # ------------------------------------------------------------------------------- cache
 
 
-def test_cache_hit_never_reaches_the_upstream(gw: Gateway, mock: MockUpstream) -> None:
+def test_cache_hit_never_reaches_the_upstream(gw: LiveGateway, mock: MockUpstream) -> None:
     first = chat(gw, **{"Helicone-Cache-Enabled": "true"})
     second = chat(gw, **{"Helicone-Cache-Enabled": "true"})
     assert first.headers["helicone-cache"] == "MISS"
@@ -74,7 +74,7 @@ def test_cache_hit_never_reaches_the_upstream(gw: Gateway, mock: MockUpstream) -
     assert hit["prompt_tokens"] == miss["prompt_tokens"]
 
 
-def test_cache_is_keyed_on_seed_body_and_organization(gw: Gateway, mock: MockUpstream) -> None:
+def test_cache_is_keyed_on_seed_body_and_organization(gw: LiveGateway, mock: MockUpstream) -> None:
     on = {"Helicone-Cache-Enabled": "true"}
     chat(gw, **on)
     assert chat(gw, **on, **{"Helicone-Cache-Seed": "a"}).headers["helicone-cache"] == "MISS"
@@ -84,7 +84,7 @@ def test_cache_is_keyed_on_seed_body_and_organization(gw: Gateway, mock: MockUps
     assert len(mock.requests) == 4
 
 
-def test_streams_are_cached_and_replayed_as_streams(gw: Gateway, mock: MockUpstream) -> None:
+def test_streams_are_cached_and_replayed_as_streams(gw: LiveGateway, mock: MockUpstream) -> None:
     with openai.OpenAI(base_url=gw.openai_url, api_key="sk-p", max_retries=0) as client:
         texts = []
         for _ in range(2):
@@ -104,7 +104,9 @@ def test_streams_are_cached_and_replayed_as_streams(gw: Gateway, mock: MockUpstr
     assert all(r["completion_tokens"] == 5 and r["stream"] for r in rows)
 
 
-def test_cache_bucket_fills_then_serves_from_the_bucket(gw: Gateway, mock: MockUpstream) -> None:
+def test_cache_bucket_fills_then_serves_from_the_bucket(
+    gw: LiveGateway, mock: MockUpstream
+) -> None:
     headers = {"Helicone-Cache-Enabled": "true", "Helicone-Cache-Bucket-Max-Size": "3"}
     ids = [chat(gw, **headers).parse().id for _ in range(3)]
     assert len(mock.requests) == 3 and len(set(ids)) == 3
@@ -115,7 +117,7 @@ def test_cache_bucket_fills_then_serves_from_the_bucket(gw: Gateway, mock: MockU
     assert bad.status_code == 400
 
 
-def test_cache_max_age_expires_entries(gw: Gateway, mock: MockUpstream) -> None:
+def test_cache_max_age_expires_entries(gw: LiveGateway, mock: MockUpstream) -> None:
     headers = {"Helicone-Cache-Enabled": "true", "Cache-Control": "max-age=1"}
     chat(gw, **headers)
     assert chat(gw, **headers).headers["helicone-cache"] == "HIT"
@@ -124,7 +126,7 @@ def test_cache_max_age_expires_entries(gw: Gateway, mock: MockUpstream) -> None:
     assert len(mock.requests) == 2
 
 
-def chat_raw(gw: Gateway, headers: dict[str, str], key: str | None = None) -> httpx.Response:
+def chat_raw(gw: LiveGateway, headers: dict[str, str], key: str | None = None) -> httpx.Response:
     """One chat request through the real openai package (headers as ``extra_headers``); the
     HTTP response whatever its status (the SDK's own retries are off)."""
     with openai.OpenAI(
@@ -145,7 +147,7 @@ def chat_raw(gw: Gateway, headers: dict[str, str], key: str | None = None) -> ht
 # -------------------------------------------------------------------------- rate limits
 
 
-def test_rate_limit_by_requests_and_by_user(gw: Gateway, mock: MockUpstream) -> None:
+def test_rate_limit_by_requests_and_by_user(gw: LiveGateway, mock: MockUpstream) -> None:
     policy = {"Helicone-RateLimit-Policy": "3;w=60;s=user"}
     statuses = [chat_raw(gw, {**policy, "Helicone-User-Id": "alice"}).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -162,7 +164,7 @@ def test_rate_limit_by_requests_and_by_user(gw: Gateway, mock: MockUpstream) -> 
     assert sorted(r["status"] for r in rows) == [200] * 4 + [429] * 2
 
 
-def test_bad_rate_limit_policy_is_400(gw: Gateway, mock: MockUpstream) -> None:
+def test_bad_rate_limit_policy_is_400(gw: LiveGateway, mock: MockUpstream) -> None:
     for policy in ("ten;w=60", "10;w=5", "10", "10;w=60;u=dollars", "10;w=60;x=1"):
         resp = chat_raw(gw, {"Helicone-RateLimit-Policy": policy})
         assert resp.status_code == 400, policy
@@ -181,7 +183,7 @@ def test_rate_limit_in_cents_counts_recorded_cost(
         mock.url,
         prices=[{"model": "gpt-4o-mini", "input_per_mtok": 100000, "output_per_mtok": 0}],
     )
-    gw = Gateway(settings).start()
+    gw = LiveGateway(settings).start()
     try:
         policy = {"Helicone-RateLimit-Policy": "100;w=3600;u=cents"}
         assert chat_raw(gw, policy).status_code == 200
@@ -197,7 +199,7 @@ def test_rate_limit_in_cents_counts_recorded_cost(
         gw.stop()
 
 
-def _shared_limit(first: Gateway, second: Gateway, mock: MockUpstream) -> None:
+def _shared_limit(first: LiveGateway, second: LiveGateway, mock: MockUpstream) -> None:
     policy = {"Helicone-RateLimit-Policy": "4;w=60"}
     statuses = []
     for i in range(6):
@@ -212,9 +214,9 @@ def test_rate_limit_shared_by_two_processes_on_one_store(
     """Two app instances on one store stand for two worker processes."""
     mock.reset()
     db = f"sqlite:///{tmp_path / 'shared.db'}"
-    first = Gateway(gateway_settings(tmp_path / "a", db, mock.url)).start()
+    first = LiveGateway(gateway_settings(tmp_path / "a", db, mock.url)).start()
     second_settings = gateway_settings(tmp_path / "b", db, mock.url)
-    second = Gateway(second_settings, reuse_orgs_from=first).start()
+    second = LiveGateway(second_settings, reuse_orgs_from=first).start()
     try:
         _shared_limit(first, second, mock)
     finally:
@@ -243,12 +245,12 @@ def test_rate_limit_and_cache_shared_through_redis(
 ) -> None:
     """Two replicas with separate stores share counters and cache entries via Redis."""
     mock.reset()
-    first = Gateway(
+    first = LiveGateway(
         gateway_settings(
             tmp_path / "a", f"sqlite:///{tmp_path / 'a.db'}", mock.url, redis_url=redis_url
         )
     ).start()
-    second = Gateway(
+    second = LiveGateway(
         gateway_settings(
             tmp_path / "b", f"sqlite:///{tmp_path / 'b.db'}", mock.url, redis_url=redis_url
         ),
@@ -275,7 +277,7 @@ def test_rate_limit_and_cache_shared_through_redis(
 # ------------------------------------------------------------------- retries, fallbacks
 
 
-def test_retries_against_a_flaky_upstream(gw: Gateway, mock: MockUpstream) -> None:
+def test_retries_against_a_flaky_upstream(gw: LiveGateway, mock: MockUpstream) -> None:
     key = uuid.uuid4().hex
     resp = chat_raw(
         gw,
@@ -296,7 +298,7 @@ def test_retries_against_a_flaky_upstream(gw: Gateway, mock: MockUpstream) -> No
     assert [a["status"] for a in detail["attempts"]] == [503, 503, 200]
 
 
-def test_retries_give_up_and_honour_retry_after(gw: Gateway, mock: MockUpstream) -> None:
+def test_retries_give_up_and_honour_retry_after(gw: LiveGateway, mock: MockUpstream) -> None:
     started = time.monotonic()
     resp = chat_raw(
         gw,
@@ -316,13 +318,13 @@ def test_retries_give_up_and_honour_retry_after(gw: Gateway, mock: MockUpstream)
     assert row["retries"] == 1 and row["state"] == "error"
 
 
-def test_no_retry_without_the_header(gw: Gateway, mock: MockUpstream) -> None:
+def test_no_retry_without_the_header(gw: LiveGateway, mock: MockUpstream) -> None:
     assert chat_raw(gw, {"x-mock-status": "503"}).status_code == 503
     assert len(mock.requests) == 1
 
 
 def test_fallback_to_another_upstream(
-    gw: Gateway, mock: MockUpstream, backup: MockUpstream
+    gw: LiveGateway, mock: MockUpstream, backup: MockUpstream
 ) -> None:
     fallbacks = '[{"upstream": "backup", "onCodes": [500], "bodyKeyOverride": {"model": "gpt-4o"}}]'
     resp = chat_raw(gw, {"Helicone-Fallbacks": fallbacks, "x-mock-status": "500"})
@@ -354,7 +356,7 @@ def test_fallback_to_another_upstream(
     ]
 
 
-def test_fallback_to_an_undeclared_upstream_is_refused(gw: Gateway, mock: MockUpstream) -> None:
+def test_fallback_to_an_undeclared_upstream_is_refused(gw: LiveGateway, mock: MockUpstream) -> None:
     resp = chat_raw(gw, {"Helicone-Fallbacks": '["nowhere"]'})
     assert resp.status_code == 400 and "not configured" in resp.json()["error"]["message"]
     assert mock.requests == []
@@ -364,7 +366,7 @@ def test_fallback_to_an_undeclared_upstream_is_refused(gw: Gateway, mock: MockUp
 
 
 def test_target_url_only_to_declared_upstreams(
-    gw: Gateway, mock: MockUpstream, backup: MockUpstream
+    gw: LiveGateway, mock: MockUpstream, backup: MockUpstream
 ) -> None:
     ok = chat_raw(gw, {"Helicone-Target-URL": backup.url})
     assert ok.status_code == 200 and len(backup.requests) == 1 and mock.requests == []
@@ -386,7 +388,7 @@ def test_target_url_only_to_declared_upstreams(
 # ------------------------------------------------------------- privacy and metadata
 
 
-def test_omitted_bodies_keep_tokens_and_cost(gw: Gateway) -> None:
+def test_omitted_bodies_keep_tokens_and_cost(gw: LiveGateway) -> None:
     resp = chat_raw(gw, {"Helicone-Omit-Request": "true", "Helicone-Omit-Response": "true"})
     assert resp.status_code == 200
     [row] = gw.wait_records(1)
@@ -396,7 +398,7 @@ def test_omitted_bodies_keep_tokens_and_cost(gw: Gateway) -> None:
     assert row["cost_known"] is True and row["cost_usd"] > 0
 
 
-def test_session_path_name_and_model_override(gw: Gateway) -> None:
+def test_session_path_name_and_model_override(gw: LiveGateway) -> None:
     chat_raw(
         gw,
         {

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from conftest import Gateway
+from conftest import LiveGateway
 from mock_upstream import DEFAULT_TEXT, TOOL_ARGUMENTS, MockUpstream
 
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -28,7 +28,7 @@ TOOLS = [
 
 
 @pytest.fixture
-def oai(gateway: Gateway) -> Iterator[openai.OpenAI]:
+def oai(gateway: LiveGateway) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(
         base_url=gateway.openai_url, api_key="sk-provider-secret", max_retries=0
     ) as c:
@@ -36,7 +36,7 @@ def oai(gateway: Gateway) -> Iterator[openai.OpenAI]:
 
 
 def test_non_stream_chat_is_forwarded_and_recorded(
-    oai: openai.OpenAI, gateway: Gateway, mock: MockUpstream
+    oai: openai.OpenAI, gateway: LiveGateway, mock: MockUpstream
 ) -> None:
     raw = oai.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=MESSAGES, user="alice"
@@ -75,7 +75,7 @@ def test_non_stream_chat_is_forwarded_and_recorded(
 
 
 def test_stream_without_include_usage_hides_the_injected_usage_chunk(
-    oai: openai.OpenAI, gateway: Gateway, mock: MockUpstream
+    oai: openai.OpenAI, gateway: LiveGateway, mock: MockUpstream
 ) -> None:
     stream = oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     chunks = list(stream)
@@ -99,7 +99,7 @@ def test_stream_without_include_usage_hides_the_injected_usage_chunk(
 
 
 def test_stream_with_include_usage_keeps_the_usage_chunk(
-    oai: openai.OpenAI, gateway: Gateway
+    oai: openai.OpenAI, gateway: LiveGateway
 ) -> None:
     stream = oai.chat.completions.create(
         model="gpt-4o-mini",
@@ -114,7 +114,7 @@ def test_stream_with_include_usage_keeps_the_usage_chunk(
     assert row["total_tokens"] == PROMPT_TOKENS + 5
 
 
-async def test_async_client_stream_and_non_stream(gateway: Gateway) -> None:
+async def test_async_client_stream_and_non_stream(gateway: LiveGateway) -> None:
     aclient = openai.AsyncOpenAI(base_url=gateway.openai_url, api_key="sk-x", max_retries=0)
     completion = await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert completion.choices[0].message.content == DEFAULT_TEXT
@@ -130,7 +130,7 @@ async def test_async_client_stream_and_non_stream(gateway: Gateway) -> None:
 
 
 def test_streamed_tool_call_is_merged_by_the_sdk_and_reassembled(
-    oai: openai.OpenAI, gateway: Gateway
+    oai: openai.OpenAI, gateway: LiveGateway
 ) -> None:
     with oai.chat.completions.stream(
         model="gpt-4o-mini",
@@ -152,7 +152,7 @@ def test_streamed_tool_call_is_merged_by_the_sdk_and_reassembled(
     assert gateway.record(row["id"])["response_body"]["choices"][0]["finish_reason"] == "tool_calls"
 
 
-def test_embeddings_and_models_list(oai: openai.OpenAI, gateway: Gateway) -> None:
+def test_embeddings_and_models_list(oai: openai.OpenAI, gateway: LiveGateway) -> None:
     c = oai
     emb = c.embeddings.create(model="text-embedding-3-small", input="hello world")
     assert len(emb.data[0].embedding) == 8
@@ -167,7 +167,7 @@ def test_embeddings_and_models_list(oai: openai.OpenAI, gateway: Gateway) -> Non
     assert gateway.records(kind="llm") == [by_endpoint["/embeddings"]]
 
 
-def test_responses_api_stream(oai: openai.OpenAI, gateway: Gateway) -> None:
+def test_responses_api_stream(oai: openai.OpenAI, gateway: LiveGateway) -> None:
     with oai.responses.stream(model="gpt-4o-mini", input="Say hello") as stream:
         final = stream.get_final_response()
     assert final.output_text == DEFAULT_TEXT
@@ -182,7 +182,7 @@ def test_responses_api_stream(oai: openai.OpenAI, gateway: Gateway) -> None:
 
 
 def test_upstream_error_status_passes_through_and_is_recorded(
-    oai: openai.OpenAI, gateway: Gateway
+    oai: openai.OpenAI, gateway: LiveGateway
 ) -> None:
     with pytest.raises(openai.RateLimitError) as info:
         oai.chat.completions.create(
@@ -195,7 +195,7 @@ def test_upstream_error_status_passes_through_and_is_recorded(
 
 
 def test_mid_stream_error_event_makes_sdk_raise_and_record_error(
-    oai: openai.OpenAI, gateway: Gateway
+    oai: openai.OpenAI, gateway: LiveGateway
 ) -> None:
     stream = oai.chat.completions.create(
         model="gpt-4o-mini",
@@ -212,7 +212,7 @@ def test_mid_stream_error_event_makes_sdk_raise_and_record_error(
 
 
 def test_broken_upstream_stream_is_reported_and_partial_output_kept(
-    oai: openai.OpenAI, gateway: Gateway
+    oai: openai.OpenAI, gateway: LiveGateway
 ) -> None:
     stream = oai.chat.completions.create(
         model="gpt-4o-mini",

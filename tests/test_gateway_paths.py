@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import Gateway, free_port, gateway_settings
+from conftest import LiveGateway, free_port, gateway_settings
 from mock_upstream import DEFAULT_TEXT, MockUpstream
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -25,7 +25,7 @@ def post(url: str, body: object = CHAT, **headers: str) -> httpx.Response:
     )
 
 
-def test_every_key_placement_reaches_the_upstream(gateway: Gateway, mock: MockUpstream) -> None:
+def test_every_key_placement_reaches_the_upstream(gateway: LiveGateway, mock: MockUpstream) -> None:
     key = gateway.org.write_key
     base = gateway.base_url
     responses = [
@@ -48,7 +48,7 @@ def test_every_key_placement_reaches_the_upstream(gateway: Gateway, mock: MockUp
 
 
 def test_query_string_is_forwarded_and_secret_params_redacted(
-    gateway: Gateway, mock: MockUpstream
+    gateway: LiveGateway, mock: MockUpstream
 ) -> None:
     resp = httpx.get(
         f"{gateway.openai_url}/models?api-key=supersecret&limit=2",
@@ -66,7 +66,7 @@ def test_bearer_heliograph_key_uses_the_server_side_provider_key(
     settings = gateway_settings(
         tmp_path, f"sqlite:///{tmp_path / 's.db'}", mock.url, openai_api_key="sk-server-side"
     )
-    gw = Gateway(settings).start()
+    gw = LiveGateway(settings).start()
     try:
         mock.reset()
         # A client that only knows the Heliograph key, as its API key.
@@ -87,7 +87,9 @@ def test_bearer_heliograph_key_uses_the_server_side_provider_key(
         gw.stop()
 
 
-def test_missing_or_bad_key_is_401_in_openai_shape(gateway: Gateway, mock: MockUpstream) -> None:
+def test_missing_or_bad_key_is_401_in_openai_shape(
+    gateway: LiveGateway, mock: MockUpstream
+) -> None:
     with (
         openai.OpenAI(base_url=f"{gateway.base_url}/v1", api_key="sk-p", max_retries=0) as c,
         pytest.raises(openai.AuthenticationError) as info,
@@ -100,7 +102,9 @@ def test_missing_or_bad_key_is_401_in_openai_shape(gateway: Gateway, mock: MockU
     assert mock.requests == []
 
 
-def test_read_and_revoked_keys_cannot_send_traffic(gateway: Gateway, mock: MockUpstream) -> None:
+def test_read_and_revoked_keys_cannot_send_traffic(
+    gateway: LiveGateway, mock: MockUpstream
+) -> None:
     resp = post(f"{gateway.base_url}/v1/{gateway.org.read_key}/chat/completions")
     assert resp.status_code == 403 and resp.json()["error"]["code"] == "insufficient_scope"
     admin = {"Authorization": f"Bearer {gateway.org.admin_key}"}
@@ -118,7 +122,7 @@ def test_read_and_revoked_keys_cannot_send_traffic(gateway: Gateway, mock: MockU
 
 def test_unreachable_upstream_is_502_and_recorded(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    gw = Gateway(gateway_settings(tmp_path, f"sqlite:///{tmp_path / 's.db'}", dead)).start()
+    gw = LiveGateway(gateway_settings(tmp_path, f"sqlite:///{tmp_path / 's.db'}", dead)).start()
     try:
         with (
             openai.OpenAI(base_url=gw.openai_url, api_key="sk-p", max_retries=0) as c,
@@ -138,7 +142,7 @@ def test_upstream_timeout_is_504_and_recorded(tmp_path: Path, mock: MockUpstream
     settings = gateway_settings(
         tmp_path, f"sqlite:///{tmp_path / 's.db'}", mock.url, upstream_timeout=0.3
     )
-    gw = Gateway(settings).start()
+    gw = LiveGateway(settings).start()
     try:
         started = time.monotonic()
         resp = post(f"{gw.openai_url}/chat/completions", **{"x-mock-delay-ms": "3000"})
@@ -156,7 +160,7 @@ def test_body_over_the_cap_is_413_and_nothing_is_forwarded(
     settings = gateway_settings(
         tmp_path, f"sqlite:///{tmp_path / 's.db'}", mock.url, max_body_bytes=1000
     )
-    gw = Gateway(settings).start()
+    gw = LiveGateway(settings).start()
     try:
         mock.reset()
         big = {**CHAT, "messages": [{"role": "user", "content": "x" * 5000}]}
@@ -179,7 +183,7 @@ def test_body_over_the_cap_is_413_and_nothing_is_forwarded(
 
 
 async def test_client_disconnect_mid_stream_is_recorded_as_cancelled(
-    gateway: Gateway, mock: MockUpstream
+    gateway: LiveGateway, mock: MockUpstream
 ) -> None:
     async with (
         httpx.AsyncClient(timeout=30) as client,
@@ -203,7 +207,7 @@ async def test_client_disconnect_mid_stream_is_recorded_as_cancelled(
     assert content.count("tok") < 50
 
 
-async def test_stream_chunks_are_forwarded_as_they_arrive(gateway: Gateway) -> None:
+async def test_stream_chunks_are_forwarded_as_they_arrive(gateway: LiveGateway) -> None:
     arrivals: list[tuple[float, bytes]] = []
     async with (
         httpx.AsyncClient(timeout=30) as client,
@@ -226,7 +230,7 @@ async def test_stream_chunks_are_forwarded_as_they_arrive(gateway: Gateway) -> N
     await asyncio.sleep(0)
 
 
-def test_metadata_headers_user_session_properties(gateway: Gateway) -> None:
+def test_metadata_headers_user_session_properties(gateway: LiveGateway) -> None:
     url = f"{gateway.openai_url}/chat/completions"
     post(
         url,
@@ -254,7 +258,7 @@ def test_metadata_headers_user_session_properties(gateway: Gateway) -> None:
     assert gateway.records(**{"property.feature": "other"}) == []
 
 
-def test_helicone_request_id_becomes_the_record_id(gateway: Gateway) -> None:
+def test_helicone_request_id_becomes_the_record_id(gateway: LiveGateway) -> None:
     rid = "0b9a6f3e-2f64-4c55-9d2b-0c6f9b6e8a11"
     resp = post(f"{gateway.openai_url}/chat/completions", **{"Helicone-Request-Id": rid})
     assert resp.headers["helicone-id"] == rid

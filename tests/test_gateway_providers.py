@@ -12,7 +12,7 @@ import ollama
 import openai
 import pytest
 
-from conftest import Gateway, gateway_settings
+from conftest import LiveGateway, gateway_settings
 from mock_anthropic import DEFAULT_TEXT as CLAUDE_TEXT
 from mock_anthropic import TOOL_INPUT, MockAnthropic
 from mock_ollama import DEFAULT_TEXT as OLLAMA_TEXT
@@ -38,7 +38,7 @@ def llama() -> Iterator[MockOllama]:
 @pytest.fixture
 def gw(
     tmp_path: Path, mock: MockUpstream, claude: MockAnthropic, llama: MockOllama
-) -> Iterator[Gateway]:
+) -> Iterator[LiveGateway]:
     for m in (mock, claude, llama):
         m.reset()
     settings = gateway_settings(
@@ -51,14 +51,16 @@ def gw(
             "my-vllm": {"url": mock.url, "gpu_usd_per_hour": 3.6},
         },
     )
-    gateway = Gateway(settings).start()
+    gateway = LiveGateway(settings).start()
     try:
         yield gateway
     finally:
         gateway.stop()
 
 
-def test_anthropic_messages_non_stream_and_cache_tokens(gw: Gateway, claude: MockAnthropic) -> None:
+def test_anthropic_messages_non_stream_and_cache_tokens(
+    gw: LiveGateway, claude: MockAnthropic
+) -> None:
     with anthropic.Anthropic(
         base_url=f"{gw.base_url}/anthropic/{gw.org.write_key}", api_key="sk-ant-test", max_retries=0
     ) as client:
@@ -86,7 +88,7 @@ def test_anthropic_messages_non_stream_and_cache_tokens(gw: Gateway, claude: Moc
     assert "sk-ant-test" not in str(detail)
 
 
-def test_anthropic_stream_with_tool_use(gw: Gateway) -> None:
+def test_anthropic_stream_with_tool_use(gw: LiveGateway) -> None:
     tools = [{"name": "get_weather", "description": "w", "input_schema": {"type": "object"}}]
     with (
         anthropic.Anthropic(
@@ -114,7 +116,7 @@ def test_anthropic_stream_with_tool_use(gw: Gateway) -> None:
     assert next(b for b in body["content"] if b["type"] == "tool_use")["input"] == TOOL_INPUT
 
 
-def test_anthropic_errors_keep_anthropic_shape(gw: Gateway) -> None:
+def test_anthropic_errors_keep_anthropic_shape(gw: LiveGateway) -> None:
     with (
         anthropic.Anthropic(
             base_url=f"{gw.base_url}/anthropic/hg_wrongwrongwrongwrongwrong",
@@ -141,7 +143,7 @@ def test_anthropic_errors_keep_anthropic_shape(gw: Gateway) -> None:
     assert row["status"] == 429 and row["state"] == "error" and row["error"]
 
 
-def test_ollama_native_chat_generate_and_metadata_calls(gw: Gateway, llama: MockOllama) -> None:
+def test_ollama_native_chat_generate_and_metadata_calls(gw: LiveGateway, llama: MockOllama) -> None:
     with ollama.Client(host=f"{gw.base_url}/ollama/{gw.org.write_key}") as client:
         reply = client.chat(model="llama3.2", messages=MESSAGES)
         assert reply.message.content == OLLAMA_TEXT
@@ -168,7 +170,7 @@ def test_ollama_native_chat_generate_and_metadata_calls(gw: Gateway, llama: Mock
         assert r["cost_known"] is True and r["cost_usd"] == 0 and r["cost_source"] == "local"
 
 
-def test_cold_ollama_model_is_recognisable(gw: Gateway) -> None:
+def test_cold_ollama_model_is_recognisable(gw: LiveGateway) -> None:
     with ollama.Client(
         host=f"{gw.base_url}/ollama/{gw.org.write_key}", headers={"x-mock-cold-ms": "1500"}
     ) as client:
@@ -178,7 +180,9 @@ def test_cold_ollama_model_is_recognisable(gw: Gateway) -> None:
     assert row["ttft_ms"] >= 1500
 
 
-def test_open_webui_ollama_connection_sees_the_same_bytes(gw: Gateway, llama: MockOllama) -> None:
+def test_open_webui_ollama_connection_sees_the_same_bytes(
+    gw: LiveGateway, llama: MockOllama
+) -> None:
     through = f"{gw.base_url}/ollama/{gw.org.write_key}"
     for method, path, body in (
         ("GET", "/api/tags", None),
@@ -195,7 +199,7 @@ def test_open_webui_ollama_connection_sees_the_same_bytes(gw: Gateway, llama: Mo
     assert missing.status_code == 404 and "not found" in missing.json()["error"]
 
 
-def test_same_model_through_native_and_openai_routes_is_comparable(gw: Gateway) -> None:
+def test_same_model_through_native_and_openai_routes_is_comparable(gw: LiveGateway) -> None:
     with ollama.Client(host=f"{gw.base_url}/ollama/{gw.org.write_key}") as native:
         native.chat(model="llama3.2:latest", messages=MESSAGES)
     with openai.OpenAI(
@@ -217,7 +221,7 @@ def test_same_model_through_native_and_openai_routes_is_comparable(gw: Gateway) 
     assert gw.records(model="llama3.2", provider="ollama") == rows
 
 
-def test_custom_upstream_with_gpu_hour_price(gw: Gateway, mock: MockUpstream) -> None:
+def test_custom_upstream_with_gpu_hour_price(gw: LiveGateway, mock: MockUpstream) -> None:
     with openai.OpenAI(
         base_url=f"{gw.base_url}/my-vllm/{gw.org.write_key}", api_key="none", max_retries=0
     ) as client:
@@ -231,6 +235,6 @@ def test_custom_upstream_with_gpu_hour_price(gw: Gateway, mock: MockUpstream) ->
     assert row["cost_usd"] == pytest.approx(row["latency_ms"] * 1e-6, rel=0.01)
 
 
-def test_unknown_upstream_name_is_not_a_gateway_route(gw: Gateway) -> None:
+def test_unknown_upstream_name_is_not_a_gateway_route(gw: LiveGateway) -> None:
     resp = httpx.post(f"{gw.base_url}/nowhere/{gw.org.write_key}/chat/completions", json={})
     assert resp.status_code == 404

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.routing import Route
 
-from conftest import Gateway
+from conftest import LiveGateway
 from heliograph.api import openapi
 from heliograph.app import create_app
 from heliograph.config import Settings
@@ -70,7 +70,7 @@ def test_record_schemas_list_exactly_the_store_fields() -> None:
     assert set(schemas["AnnotatedRecord"]["properties"]) == fields | {"feedback", "scores"}
 
 
-def test_served_document_and_docs_page(gateway: Gateway) -> None:
+def test_served_document_and_docs_page(gateway: LiveGateway) -> None:
     resp = httpx.get(gateway.base_url + "/openapi.json")
     assert resp.status_code == 200 and resp.json() == openapi.document()
     page = httpx.get(gateway.base_url + "/docs")
@@ -78,7 +78,7 @@ def test_served_document_and_docs_page(gateway: Gateway) -> None:
     assert "<script" not in page.text and "POST /v1/request/query" in page.text
 
 
-def test_schemathesis_against_the_live_app(gateway: Gateway) -> None:
+def test_schemathesis_against_the_live_app(gateway: LiveGateway) -> None:
     gw = gateway
     gw.app.web.state.feedback_wait_s = 0.0
     engine = make_engine(gw.settings.sqlalchemy_url)
@@ -123,7 +123,7 @@ def test_schemathesis_against_the_live_app(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/request/query", "/api/v1/requests/query/count"])
-def test_declared_examples_of_errors_are_real(gateway: Gateway, path: str) -> None:
+def test_declared_examples_of_errors_are_real(gateway: LiveGateway, path: str) -> None:
     headers = {"Authorization": f"Bearer {gateway.org.read_key}"}
     resp = httpx.post(gateway.base_url + path, json={"filter": {"x": 1}}, headers=headers)
     error = resp.json()["error"]

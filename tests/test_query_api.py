@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from conftest import Gateway
+from conftest import LiveGateway
 from heliograph.store import filters
 from heliograph.store import query as query_store
 from heliograph.store.engine import make_engine
@@ -220,7 +220,7 @@ def test_nul_characters_match_nothing_on_both_dialects(engine: Engine) -> None:
     assert rows == []
 
 
-def test_nul_characters_over_http(gateway_any: Gateway) -> None:
+def test_nul_characters_over_http(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     engine = make_engine(gw.settings.sqlalchemy_url)
     try:
@@ -263,12 +263,12 @@ def test_like_to_glob(like: str, glob: str) -> None:
 # ---- over HTTP --------------------------------------------------------------------------
 
 
-def post(gw: Gateway, path: str, body: Any, key: str | None = None) -> httpx.Response:
+def post(gw: LiveGateway, path: str, body: Any, key: str | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key or gw.org.read_key}"}
     return httpx.post(gw.base_url + path, json=body, headers=headers, timeout=10)
 
 
-def test_query_endpoints(gateway_any: Gateway) -> None:
+def test_query_endpoints(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     engine = make_engine(gw.settings.sqlalchemy_url)
     try:
@@ -319,13 +319,13 @@ def test_query_endpoints(gateway_any: Gateway) -> None:
         ([1, 2], 400, "invalid_json"),
     ],
 )
-def test_query_errors(gateway: Gateway, body: Any, status: int, code: str) -> None:
+def test_query_errors(gateway: LiveGateway, body: Any, status: int, code: str) -> None:
     resp = post(gateway, "/v1/request/query", body)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["code"] == code and resp.json()["error"]["message"]
 
 
-def test_query_auth_and_raw_bodies(gateway: Gateway) -> None:
+def test_query_auth_and_raw_bodies(gateway: LiveGateway) -> None:
     gw = gateway
     assert post(gw, "/v1/request/query", {}, gw.org.write_key).status_code == 403
     assert httpx.post(gw.base_url + "/v1/request/query", json={}).status_code == 401
@@ -339,7 +339,7 @@ def test_query_auth_and_raw_bodies(gateway: Gateway) -> None:
     assert httpx.post(url, content=deep, headers=headers).status_code == 400
 
 
-def test_real_traffic_with_helicone_headers(gateway_any: Gateway) -> None:
+def test_real_traffic_with_helicone_headers(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     sent = []

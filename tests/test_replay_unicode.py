@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from conftest import Gateway
+from conftest import LiveGateway
 from mock_upstream import MockUpstream
 from web_support import WebClient, add_user
 
@@ -15,7 +15,7 @@ USER = "김민준"
 
 
 def test_a_record_with_a_korean_user_id_replays_and_keeps_its_user(
-    gateway: Gateway, mock: MockUpstream
+    gateway: LiveGateway, mock: MockUpstream
 ) -> None:
     resp = httpx.post(
         f"{gateway.openai_url}/chat/completions",

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Gateway, gateway_settings
+from conftest import LiveGateway, gateway_settings
 from heliograph.auth import users as accounts
 from heliograph.auth.sessions import LoginLimiter, client_key
 from mock_upstream import MockUpstream
@@ -23,7 +23,7 @@ CSP = (
 )
 
 
-def test_login_logout_and_cookie_flags(gateway: Gateway) -> None:
+def test_login_logout_and_cookie_flags(gateway: LiveGateway) -> None:
     gw = gateway
     add_user(gw, "Admin@Example.com")
     web = WebClient(gw, "admin@example.com")
@@ -39,7 +39,7 @@ def test_login_logout_and_cookie_flags(gateway: Gateway) -> None:
         assert web.get("/requests/live.json").status_code == 401
 
 
-def test_wrong_passwords_are_rate_limited(gateway: Gateway) -> None:
+def test_wrong_passwords_are_rate_limited(gateway: LiveGateway) -> None:
     gw = gateway
     add_user(gw, "admin@example.com")
     with httpx.Client(base_url=gw.base_url) as client:
@@ -62,7 +62,7 @@ def test_wrong_passwords_are_rate_limited(gateway: Gateway) -> None:
         assert "hg_session" not in client.cookies
 
 
-def test_password_spraying_from_one_address_is_refused(gateway: Gateway) -> None:
+def test_password_spraying_from_one_address_is_refused(gateway: LiveGateway) -> None:
     """One guess at each of many emails never trips the per-email count; the address's does."""
     gw = gateway
     add_user(gw, "admin@example.com")
@@ -84,7 +84,7 @@ def test_password_spraying_from_one_address_is_refused(gateway: Gateway) -> None
         assert "hg_session" not in client.cookies
 
 
-def test_per_email_refusal_says_when_to_retry(gateway: Gateway) -> None:
+def test_per_email_refusal_says_when_to_retry(gateway: LiveGateway) -> None:
     gw = gateway
     add_user(gw, "admin@example.com")
     with httpx.Client(base_url=gw.base_url) as client:
@@ -97,7 +97,7 @@ def test_per_email_refusal_says_when_to_retry(gateway: Gateway) -> None:
 
 
 def test_password_checks_run_off_the_loop_one_at_a_time(
-    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+    gateway: LiveGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """scrypt is slow on purpose: concurrent logins must neither block the event loop nor
     take every core (the gateway shares them)."""
@@ -149,7 +149,7 @@ def test_login_limiter_memory_is_bounded() -> None:
     assert client_key(None) == "unknown"
 
 
-def test_csrf_is_checked_on_every_form(gateway: Gateway) -> None:
+def test_csrf_is_checked_on_every_form(gateway: LiveGateway) -> None:
     gw = gateway
     add_user(gw, "admin@example.com")
     with httpx.Client(base_url=gw.base_url) as client:
@@ -180,7 +180,7 @@ def test_csrf_is_checked_on_every_form(gateway: Gateway) -> None:
         assert web.get("/").status_code == 200  # still logged in: nothing above took effect
 
 
-def test_viewer_sees_settings_but_cannot_change_them(gateway: Gateway) -> None:
+def test_viewer_sees_settings_but_cannot_change_them(gateway: LiveGateway) -> None:
     gw = gateway
     add_user(gw, "viewer@example.com", "viewer")
     with WebClient(gw, "viewer@example.com") as web:
@@ -201,7 +201,7 @@ def test_viewer_sees_settings_but_cannot_change_them(gateway: Gateway) -> None:
         assert "x@y.z" not in web.get("/settings").text
 
 
-def test_admin_manages_keys_and_users(gateway: Gateway) -> None:
+def test_admin_manages_keys_and_users(gateway: LiveGateway) -> None:
     gw = gateway
     add_user(gw, "admin@example.com")
     with WebClient(gw, "admin@example.com") as web:
@@ -257,7 +257,7 @@ def test_admin_manages_keys_and_users(gateway: Gateway) -> None:
             assert disabled.login().status_code == 400
 
 
-def test_security_headers_and_safe_redirects(gateway: Gateway) -> None:
+def test_security_headers_and_safe_redirects(gateway: LiveGateway) -> None:
     gw = gateway
     add_user(gw, "admin@example.com")
     rid = send(gw)
@@ -298,7 +298,7 @@ def test_security_headers_and_safe_redirects(gateway: Gateway) -> None:
 
 
 @pytest.fixture
-def secure_gateway(tmp_path: Path, mock: MockUpstream) -> Iterator[Gateway]:
+def secure_gateway(tmp_path: Path, mock: MockUpstream) -> Iterator[LiveGateway]:
     settings = gateway_settings(
         tmp_path,
         f"sqlite:///{tmp_path / 'gw.db'}",
@@ -309,14 +309,14 @@ def secure_gateway(tmp_path: Path, mock: MockUpstream) -> Iterator[Gateway]:
             "local-llm": {"url": "http://10.0.0.5:8000/v1", "api_key": "sk-upstream-secret"}
         },
     )
-    gw = Gateway(settings).start()
+    gw = LiveGateway(settings).start()
     try:
         yield gw
     finally:
         gw.stop()
 
 
-def test_secure_cookies_and_settings_listing(secure_gateway: Gateway) -> None:
+def test_secure_cookies_and_settings_listing(secure_gateway: LiveGateway) -> None:
     gw = secure_gateway
     add_user(gw, "admin@example.com")
     with httpx.Client(base_url=gw.base_url) as client:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from conftest import Gateway
+from conftest import LiveGateway
 from web_support import WebClient, add_user, row_ids, send
 
 
-def rate(gw: Gateway, rid: str, rating: bool, **scores: float) -> None:
+def rate(gw: LiveGateway, rid: str, rating: bool, **scores: float) -> None:
     headers = {"Authorization": f"Bearer {gw.org.write_key}"}
     resp = httpx.post(
         f"{gw.base_url}/v1/request/{rid}/feedback", json={"rating": rating}, headers=headers
@@ -21,7 +21,7 @@ def rate(gw: Gateway, rid: str, rating: bool, **scores: float) -> None:
         assert resp.status_code == 200, resp.text
 
 
-def test_feedback_and_scores_are_shown_and_filterable(gateway: Gateway) -> None:
+def test_feedback_and_scores_are_shown_and_filterable(gateway: LiveGateway) -> None:
     good, bad, none = (send(gateway, f"question {i}") for i in range(3))
     gateway.wait_records(3)
     rate(gateway, good, True, accuracy=0.9)

@@ -13,14 +13,14 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from conftest import Gateway, gateway_settings
+from conftest import LiveGateway, gateway_settings
 from heliograph.config import UpstreamConfig
 from heliograph.web.dashboard import is_local
 from mock_upstream import MockUpstream
 from web_support import PAGES, WebClient, add_user, row_ids, send
 
 
-def _traffic(gw: Gateway) -> dict[str, str]:
+def _traffic(gw: LiveGateway) -> dict[str, str]:
     ids = {
         "plain": send(gw, "tell me about otters", **{"Helicone-User-Id": "alice"}),
         "big": send(
@@ -38,7 +38,7 @@ def _traffic(gw: Gateway) -> dict[str, str]:
     return ids
 
 
-def test_pages_need_login_then_render(gateway_any: Gateway) -> None:
+def test_pages_need_login_then_render(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     ids = _traffic(gw)
     paths = [
@@ -77,7 +77,7 @@ def test_pages_need_login_then_render(gateway_any: Gateway) -> None:
         assert web.get("/requests/export.xml").status_code == 404
 
 
-def test_organizations_are_isolated(gateway_any: Gateway) -> None:
+def test_organizations_are_isolated(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     mine = send(gw, "org a secret", "model-a", **{"Helicone-User-Id": "user-a"})
     theirs = send(
@@ -109,7 +109,7 @@ def test_organizations_are_isolated(gateway_any: Gateway) -> None:
         assert row_ids(a.get("/requests").text) == [mine]
 
 
-def test_filters_sorting_and_pagination(gateway_any: Gateway) -> None:
+def test_filters_sorting_and_pagination(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     ids = _traffic(gw)
     add_user(gw, "admin@example.com")
@@ -159,7 +159,7 @@ def test_filters_sorting_and_pagination(gateway_any: Gateway) -> None:
         assert sorted_pages == by_tokens[:2]
 
 
-def test_live_feed_and_export(gateway_any: Gateway) -> None:
+def test_live_feed_and_export(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     ids = _traffic(gw)
     add_user(gw, "viewer@example.com", "viewer")
@@ -191,7 +191,7 @@ def test_live_feed_and_export(gateway_any: Gateway) -> None:
         assert orjson.loads(sorted_export[0])["id"] == ids["big"]
 
 
-def test_analytics_api_twins(gateway_any: Gateway) -> None:
+def test_analytics_api_twins(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     ids = _traffic(gw)
     summary = gw.api("/api/v1/analytics/summary")
@@ -234,7 +234,7 @@ def test_analytics_api_twins(gateway_any: Gateway) -> None:
         assert '<span class="value">4</span>' in home and "25%" in home
 
 
-def test_favicon_is_our_own_icon(gateway: Gateway) -> None:
+def test_favicon_is_our_own_icon(gateway: LiveGateway) -> None:
     """Browsers fetch /favicon.ico on every page: a real icon, no login needed, never a 404."""
     resp = httpx.get(gateway.base_url + "/favicon.ico")
     assert resp.status_code == 200 and resp.headers["content-type"] == "image/x-icon"
@@ -250,7 +250,7 @@ def test_favicon_is_our_own_icon(gateway: Gateway) -> None:
     assert '<link rel="icon" href="/static/favicon.svg"' in login
 
 
-def test_nul_characters_in_dashboard_filters_and_paths(gateway_any: Gateway) -> None:
+def test_nul_characters_in_dashboard_filters_and_paths(gateway_any: LiveGateway) -> None:
     """A NUL matched every row (SQLite) or failed the page (PostgreSQL): now it finds nothing."""
     gw = gateway_any
     _traffic(gw)
@@ -284,7 +284,7 @@ def test_models_page_honours_an_upstreams_declared_locality(
         "guessed": {"url": mock.url},
     }
     db = f"sqlite:///{tmp_path / 'gw.db'}"
-    gw = Gateway(gateway_settings(tmp_path, db, mock.url, upstreams=upstreams)).start()
+    gw = LiveGateway(gateway_settings(tmp_path, db, mock.url, upstreams=upstreams)).start()
     try:
         send(gw, "cloud", "gpt-4o")
         resp = httpx.post(

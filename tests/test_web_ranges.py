@@ -7,7 +7,7 @@ import time
 
 from starlette.datastructures import QueryParams
 
-from conftest import Gateway
+from conftest import LiveGateway
 from heliograph.web.query import DAY, parse_window
 from web_support import WebClient, add_user, send
 
@@ -47,7 +47,7 @@ def test_custom_ranges_are_narrowed_to_recordable_time() -> None:
         assert broken.key == "24h" and broken.error, (since, until)
 
 
-def test_extreme_ranges_never_fail_a_page_or_the_api(gateway_any: Gateway) -> None:
+def test_extreme_ranges_never_fail_a_page_or_the_api(gateway_any: LiveGateway) -> None:
     gw = gateway_any
     send(gw, "hi", **{"Helicone-User-Id": "alice", "Helicone-Session-Id": "s-1"})
     gw.wait_records(1)

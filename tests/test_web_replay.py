@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from conftest import Gateway
+from conftest import LiveGateway
 from mock_upstream import DEFAULT_TEXT, MockUpstream
 from web_support import WebClient, add_user
 
@@ -16,7 +16,7 @@ CHAT = {
 }
 
 
-def original(gw: Gateway, **headers: str) -> str:
+def original(gw: LiveGateway, **headers: str) -> str:
     resp = httpx.post(
         f"{gw.openai_url}/chat/completions",
         json=CHAT,
@@ -29,7 +29,7 @@ def original(gw: Gateway, **headers: str) -> str:
 
 
 def test_replay_edited_with_a_one_off_key_is_recorded_and_linked(
-    gateway: Gateway, mock: MockUpstream
+    gateway: LiveGateway, mock: MockUpstream
 ) -> None:
     rid = original(gateway)
     add_user(gateway, "admin@example.com")
@@ -58,7 +58,9 @@ def test_replay_edited_with_a_one_off_key_is_recorded_and_linked(
     assert "sk-typed-once" not in json.dumps(gateway.record(replayed["id"]))
 
 
-def test_replay_refuses_bad_input_and_csrf_less_posts(gateway: Gateway, mock: MockUpstream) -> None:
+def test_replay_refuses_bad_input_and_csrf_less_posts(
+    gateway: LiveGateway, mock: MockUpstream
+) -> None:
     rid = original(gateway, **{"Helicone-Omit-Request": "true"})
     add_user(gateway, "admin@example.com")
     with WebClient(gateway, "admin@example.com") as web:
@@ -75,7 +77,7 @@ def test_replay_refuses_bad_input_and_csrf_less_posts(gateway: Gateway, mock: Mo
     assert len(mock.requests) == 2  # nothing was replayed
 
 
-def test_viewers_cannot_replay(gateway: Gateway, mock: MockUpstream) -> None:
+def test_viewers_cannot_replay(gateway: LiveGateway, mock: MockUpstream) -> None:
     """Replay spends money with the server's provider key: admins only, like settings."""
     rid = original(gateway)
     add_user(gateway, "viewer@example.com", role="viewer")

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from conftest import Gateway
+from conftest import LiveGateway
 from heliograph.auth.users import create_user
 from heliograph.store.engine import make_engine
 
@@ -18,7 +18,7 @@ PAGES = ("/", "/requests", "/models", "/users", "/sessions", "/settings")
 
 
 def add_user(
-    gw: Gateway, email: str, role: str = "admin", org_id: str | None = None, **kw: Any
+    gw: LiveGateway, email: str, role: str = "admin", org_id: str | None = None, **kw: Any
 ) -> str:
     engine = make_engine(gw.settings.sqlalchemy_url)
     try:
@@ -43,7 +43,7 @@ def csrf_of(html: str) -> str:
 class WebClient:
     """An httpx client that logged in through the real login form."""
 
-    def __init__(self, gw: Gateway, email: str, password: str = PASSWORD) -> None:
+    def __init__(self, gw: LiveGateway, email: str, password: str = PASSWORD) -> None:
         self.http = httpx.Client(base_url=gw.base_url, timeout=15)
         self.email, self.password = email, password
 
@@ -76,7 +76,7 @@ class WebClient:
 
 
 def send(
-    gw: Gateway,
+    gw: LiveGateway,
     content: str = "hi",
     model: str = "gpt-4o-mini",
     key: str | None = None,

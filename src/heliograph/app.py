@@ -1,7 +1,7 @@
 """``create_app(settings)``: the ASGI application, built with no import-time work.
 
 Gateway paths go straight to the hot-path handler (no framework in between); everything else
-(health, REST API, later the dashboard) is a Starlette app. The lifespan opens the store,
+(health, the REST API, the dashboard) is a Starlette app. The lifespan opens the store,
 runs migrations, loads the key cache, opens this process's spool and the upstream connection
 pool, and starts the background tasks (key refresh, and the embedded writer when configured).
 """
@@ -32,8 +32,7 @@ from heliograph.api import keys as keys_api
 from heliograph.api import openapi as openapi_api
 from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
-from heliograph.api.auth import ApiError
-from heliograph.api.responses import JSONResponse, api_error_handler
+from heliograph.api.responses import ApiError, JSONResponse, api_error_handler
 from heliograph.auth.keys import KeyCache
 from heliograph.capture.builder import make_pricebook
 from heliograph.capture.spool import SpoolWriter

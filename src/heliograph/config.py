@@ -1,7 +1,8 @@
 """Every Heliograph setting, declared once.
 
 Precedence: CLI flag > environment variable (``HELIOGRAPH_<NAME>``) > config file
-(``$HELIOGRAPH_HOME/config.toml`` or ``--config``) > default. This is the only module that
+(``config.toml`` in the home - ``--home``, else ``HELIOGRAPH_HOME`` - or the file named by
+``HELIOGRAPH_CONFIG``) > default. This is the only module that
 reads ``os.environ``; secrets are ``SecretStr`` so they are redacted wherever settings are shown.
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import IN_CI, Gateway, gateway_settings
+from conftest import IN_CI, LiveGateway, gateway_settings
 from mock_upstream import MockUpstream
 from web_support import PASSWORD, add_user, send
 
@@ -60,9 +60,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream) -> Iterator[Gateway]:
+def live(tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream) -> Iterator[LiveGateway]:
     tmp = tmp_path_factory.mktemp("browser")
-    gw = Gateway(gateway_settings(tmp, f"sqlite:///{tmp / 'gw.db'}", mock.url)).start()
+    gw = LiveGateway(gateway_settings(tmp, f"sqlite:///{tmp / 'gw.db'}", mock.url)).start()
     try:
         add_user(gw, EMAIL)
         yield gw
@@ -89,7 +89,7 @@ class Watch:
 
 
 @pytest.fixture
-def page(browser: Any, live: Gateway) -> Iterator[Any]:
+def page(browser: Any, live: LiveGateway) -> Iterator[Any]:
     context = browser.new_context(base_url=live.base_url, accept_downloads=True)
     context.set_default_timeout(10_000)
     tab = context.new_page()
@@ -109,7 +109,7 @@ def login(page: Any, start: str = "/") -> None:
     page.wait_for_url(lambda url: "/login" not in url)
 
 
-def test_login_filter_open_and_export(page: Any, live: Gateway, tmp_path: Path) -> None:
+def test_login_filter_open_and_export(page: Any, live: LiveGateway, tmp_path: Path) -> None:
     mine = [
         send(live, f"browser prompt {i}", "gpt-4o" if i % 2 else "gpt-4o-mini") for i in range(4)
     ]
@@ -145,7 +145,7 @@ def test_login_filter_open_and_export(page: Any, live: Gateway, tmp_path: Path) 
     assert not page.watch.dialogs and not page.watch.csp
 
 
-def test_replay_from_the_detail_page(page: Any, live: Gateway) -> None:
+def test_replay_from_the_detail_page(page: Any, live: LiveGateway) -> None:
     rid = send(live, f"replay-{uuid.uuid4().hex[:8]}", "gpt-4o-mini")
     deadline = time.monotonic() + 10
     while live.api(f"/api/v1/requests/{rid}").status_code != 200:
@@ -172,7 +172,7 @@ def test_replay_from_the_detail_page(page: Any, live: Gateway) -> None:
     assert not page.watch.dialogs and not page.watch.csp
 
 
-def test_live_request_appears_without_reload(page: Any, live: Gateway) -> None:
+def test_live_request_appears_without_reload(page: Any, live: LiveGateway) -> None:
     login(page, "/requests?live=1")
     assert page.locator("#live-toggle").is_checked()
     page.evaluate("window.__stillHere = true")
@@ -187,7 +187,7 @@ def test_live_request_appears_without_reload(page: Any, live: Gateway) -> None:
     assert not page.watch.dialogs and not page.watch.csp
 
 
-def _hostile_traffic(gw: Gateway) -> dict[str, str]:
+def _hostile_traffic(gw: LiveGateway) -> dict[str, str]:
     headers = {
         "Helicone-User-Id": PAYLOADS[2],
         "Helicone-Session-Id": PAYLOADS[1],
@@ -252,7 +252,7 @@ def _assert_inert(page: Any, where: str, expect_text: bool = True) -> None:
         assert any(p in body for p in PAYLOADS), f"payload not visible as text on {where}"
 
 
-def test_hostile_payloads_never_execute(page: Any, live: Gateway) -> None:
+def test_hostile_payloads_never_execute(page: Any, live: LiveGateway) -> None:
     ids = _hostile_traffic(live)
     login(page)
     page.goto("/settings")

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from heliograph.api.responses import ApiError
 from heliograph.auth.keys import KeyCache, KeyInfo
-
-
-class ApiError(Exception):
-    """Raised by API handlers; rendered as ``{"error": {"message", "type", "code"}}``."""
-
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
 
 
 def bearer(request: Request) -> str | None:

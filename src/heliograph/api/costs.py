@@ -7,10 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from heliograph.api.auth import ApiError, require
+from heliograph.api.auth import require
 from heliograph.api.params import check_params
 from heliograph.api.requests import parse_time
-from heliograph.api.responses import JSONResponse
+from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.store import costs as cost_store
 from heliograph.store.requests import iso_ms
 

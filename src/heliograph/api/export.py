@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from heliograph.api.auth import ApiError, require
+from heliograph.api.auth import require
 from heliograph.api.params import check_params
 from heliograph.api.requests import FILTER_PARAMS, parse_filter
+from heliograph.api.responses import ApiError
 from heliograph.store import export as export_store
 
 PARAMS = (*FILTER_PARAMS, "format", "include_bodies")

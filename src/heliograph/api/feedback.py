@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from heliograph.api.auth import ApiError, require
+from heliograph.api.auth import require
 from heliograph.api.query import read_json
-from heliograph.api.responses import JSONResponse
+from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.store import feedback as feedback_store
 
 WAIT_FOR_WRITER_S = 3.0

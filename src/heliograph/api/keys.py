@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from heliograph.api.auth import ApiError, require
-from heliograph.api.responses import JSONResponse
+from heliograph.api.auth import require
+from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.auth.keys import SCOPES, KeyInfo, create_key
 from heliograph.store import keys as key_store
 from heliograph.store.requests import iso_ms

@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from starlette.requests import Request
 
-from heliograph.api.auth import ApiError
+from heliograph.api.responses import ApiError
 
 PROPERTY = "property."
 

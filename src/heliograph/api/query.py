@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from heliograph.api.auth import ApiError, require
+from heliograph.api.auth import require
 from heliograph.api.requests import parse_tree
-from heliograph.api.responses import JSONResponse
+from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.store import query as query_store
 
 MAX_BODY = 1 << 20

@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from heliograph.api.auth import ApiError, require
+from heliograph.api.auth import require
 from heliograph.api.params import check_params
-from heliograph.api.responses import JSONResponse
+from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.store import filters
 from heliograph.store import requests as request_store
 

@@ -1,4 +1,4 @@
-"""JSON responses rendered with orjson, and the API's error shape."""
+"""JSON responses rendered with orjson, and the API's errors: raised as ApiError, answered in one shape."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from heliograph.api.auth import ApiError
+
+class ApiError(Exception):
+    """Raised by API handlers; rendered as ``{"error": {"message", "type", "code"}}``."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
 
 
 class JSONResponse(Response):

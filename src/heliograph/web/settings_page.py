@@ -45,13 +45,9 @@ PRICE_COLUMNS = (
 )
 
 
-def _price_overrides(ctx: Ctx) -> list[dict[str, Any]] | None:
-    """The configured price overrides (the ``prices`` setting); None if there is no such
-    setting in this build."""
-    overrides = getattr(ctx.settings, "prices", None)
-    if overrides is None:
-        return None
-    return [{c: item.get(c) for c in PRICE_COLUMNS} for item in overrides if isinstance(item, dict)]
+def _price_overrides(ctx: Ctx) -> list[dict[str, Any]]:
+    """The configured price overrides (the ``prices`` setting), one row per override."""
+    return [{c: item.get(c) for c in PRICE_COLUMNS} for item in ctx.settings.prices]
 
 
 async def settings_view(ctx: Ctx, status: int = 200, **extra: Any) -> Response:
