@@ -173,7 +173,8 @@ class Gateway:
             if name in HOP_BY_HOP:
                 if name == "content-length" and value.isdigit():
                     scan.declared_length = int(value)
-                if name != "host":
+                    saved.append((name, value))  # digits: nothing to hide, nothing to cache
+                elif name != "host":
                     saved.append((name, redact(name, value)))
                 continue
             if name == "authorization":

@@ -47,6 +47,8 @@ _QUERY_SPLIT = re.compile(r"[&;]")
 # (versions, content types, short ids) fail this and are done with in well under a microsecond.
 _LONG_TOKEN = re.compile(r"(?<![\w-])[\w-]{16}")
 MAX_CACHED_NAMES = 4096
+MAX_CACHED_PAIRS = 4096
+MAX_CACHED_VALUE = 256
 
 
 def _decoded(text: str) -> str:
@@ -101,10 +103,14 @@ def _hide_pair_value(match: re.Match[str]) -> str:
 
 
 class HeaderRedactor:
-    """Redacts header values, remembering which names are secret (names repeat endlessly)."""
+    """Redacts header values, remembering what it learned: which names are secret, and
+    which (name, value) pairs are innocent - clients send the same user agent, content type
+    and SDK headers on every request, so most values are looked at once. A value that
+    needed redacting is never remembered."""
 
     def __init__(self) -> None:
         self._secret: dict[str, bool] = {}
+        self._plain: set[tuple[str, str]] = set()
 
     def secret_name(self, name: str) -> bool:
         known = self._secret.get(name)
@@ -116,9 +122,17 @@ class HeaderRedactor:
 
     def value(self, name: str, value: str) -> str:
         """A request header's value as recorded (``name`` is lower case)."""
+        pair = (name, value)
+        if pair in self._plain:
+            return value
         if self.secret_name(name):
             return REDACTED
-        return scrub(value)
+        shown = scrub(value)
+        if shown is value and len(value) <= MAX_CACHED_VALUE:
+            if len(self._plain) >= MAX_CACHED_PAIRS:
+                self._plain.clear()
+            self._plain.add(pair)
+        return shown
 
 
 def redact_header(name: str, value: str) -> str:
