@@ -23,6 +23,7 @@ import orjson
 
 import processes as pr
 from heliograph.capture.builder import tune_gc
+from heliograph.capture.frames import EndFrame, MetaFrame, StartFrame
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.capture.writer import Writer, make_writer
@@ -30,12 +31,13 @@ from heliograph.config import Settings
 from heliograph.store.engine import make_engine, migrate
 
 HEADERS = [
-    ["content-type", "application/json"],
-    ["authorization", "[REDACTED]"],
-    ["user-agent", "OpenAI/Python 1.99.0"],
-    ["helicone-user-id", "user-17"],
-    ["helicone-property-feature", "search"],
+    ("content-type", "application/json"),
+    ("authorization", "[REDACTED]"),
+    ("user-agent", "OpenAI/Python 1.99.0"),
+    ("helicone-user-id", "user-17"),
+    ("helicone-property-feature", "search"),
 ]
+META: MetaFrame = {"user": "user-17", "props": {"feature": "search"}}
 
 
 def chat_request(i: int, stream: bool) -> bytes:
@@ -106,19 +108,22 @@ def fill(spool_root: Path, records: int, now: float | None = None) -> None:
     for i in range(records):
         rid = new_record_id()
         stream = i % 2 == 1
-        start = {
+        start: StartFrame = {
             "id": rid,
             "ts": now + i / 1000,
             "org": "bench-org",
             "key": "bench-key",
             "up": "openai",
+            "pr": "openai",
+            "pv": "openai",
             "m": "POST",
             "p": "/chat/completions",
             "q": "",
             "h": HEADERS,
+            "md": META,  # as the gateway carries it: parsed once, on the request path
         }
         spool.append(KIND_START, orjson.dumps(start), chat_request(i, stream))
-        end = {
+        end: EndFrame = {
             "id": rid,
             "st": 200,
             "state": "ok",
@@ -127,7 +132,6 @@ def fill(spool_root: Path, records: int, now: float | None = None) -> None:
             "ttfb": 90.0,
             "ct": "text/event-stream" if stream else "application/json",
             "rh": [],
-            "inj": stream,
             "ch": marks if stream else [(300, 250.0)],
         }
         spool.append(KIND_END, orjson.dumps(end), stream_body if stream else chat_response(i))

@@ -138,6 +138,57 @@ def provider_of(start: StartFrame) -> str:
     return str(start.get("pv") or start.get("up") or "openai")
 
 
+@dataclass(slots=True)
+class Outcome:
+    """How the exchange ended, as the end frame and the response's analysis tell it."""
+
+    state: str
+    status: int
+    latency: float | None
+    ttfb: float | None
+    error: str | None
+    response_body: bytes  # as analysed: a cut stream spliced to whole events
+    cut: bool  # the middle of the response was not kept
+
+
+def _outcome(
+    end: EndFrame | None, response_body: bytes, endpoint: str, protocol: Any, out: Analysis
+) -> Outcome:
+    """Read the end frame and analyse the response into ``out``; no end frame means the
+    gateway stopped mid-request."""
+    if end is None:
+        message = "Gateway stopped before the request finished."
+        return Outcome(STATE_INTERRUPTED, 0, None, None, message, response_body, False)
+    state = str(end.get("state", "ok"))
+    status = int(end.get("st", 0))
+    error = end.get("err")
+    response_body, marks, cut = splice(response_body, end)
+    if (status and status < 400) or response_body:
+        protocol.analyse_response(endpoint, response_body, str(end.get("ct", "")), marks, out)
+    if out.stream_error and state == "ok":
+        state, error = "error", out.stream_error
+    if status >= 400 and out.response_body:
+        error = error_message(out.response_body) or error
+    return Outcome(state, status, end.get("lat"), end.get("ttfb"), error, response_body, cut)
+
+
+def _speeds(analysis: Analysis, outcome: Outcome) -> tuple[float | None, float | None]:
+    """(output tokens/s, time to first token): the server's own figures when it gave them,
+    else from the stream's timing (or the whole latency for a non-stream answer)."""
+    latency = outcome.latency
+    tokens_per_s = analysis.server_tokens_per_s
+    if tokens_per_s is None and analysis.completion_tokens and latency:
+        window = analysis.generation_ms if analysis.stream else latency
+        if window and window > 0:
+            tokens_per_s = analysis.completion_tokens / (window / 1000.0)
+    if tokens_per_s is not None:
+        tokens_per_s = round(tokens_per_s, 2)
+    ttft = analysis.ttft_ms if analysis.stream else None
+    if ttft is None and analysis.stream and analysis.kind == "llm":
+        ttft = outcome.ttfb if outcome.state == "ok" else None
+    return tokens_per_s, ttft
+
+
 def build_record(
     start: StartFrame,
     request_body: bytes,
@@ -150,69 +201,36 @@ def build_record(
     packer: BodyPacker | None = None,
 ) -> RecordRows:
     """The rows for one request; ``end`` is None when the gateway died mid-request."""
-    packer = packer or BodyPacker()
     method = str(start.get("m", "POST"))
     endpoint = str(start.get("p", "/"))
     headers = start.get("h") or []
     protocol = analyser(str(start.get("pr", "openai")))
     analysis = Analysis()
     protocol.analyse_request(method, endpoint, request_body, _content_type(headers), analysis)
-    error: str | None = None
-    response_cut = False
+    outcome = _outcome(end, response_body, endpoint, protocol, analysis)
     done: EndFrame = end if end is not None else {"id": start["id"]}
-    if end is None:
-        state, status, latency, ttfb = STATE_INTERRUPTED, 0, None, None
-        error = "Gateway stopped before the request finished."
-    else:
-        state = str(end.get("state", "ok"))
-        status = int(end.get("st", 0))
-        latency = end.get("lat")
-        ttfb = end.get("ttfb")
-        error = end.get("err")
-        response_body, marks, response_cut = splice(response_body, end)
-        if (status and status < 400) or response_body:
-            protocol.analyse_response(
-                endpoint, response_body, str(end.get("ct", "")), marks, analysis
-            )
-        if analysis.stream_error and state == "ok":
-            state, error = "error", analysis.stream_error
-    if status >= 400 and analysis.response_body:
-        error = error_message(analysis.response_body) or error
-
     md = start.get("md")
     if md is None:  # a frame from before the gateway carried its parse
         md = metadata_from_headers(headers)
-    user_id = user_of(md, analysis.user)
-    estimated = estimate_missing_tokens(analysis, endpoint) if status < 400 else False
+    estimated = estimate_missing_tokens(analysis, endpoint) if outcome.status < 400 else False
     created_ms = int(float(start["ts"]) * 1000)
-    cache_hit = end is not None and end.get("cache") == "hit"
-    upstream_name = str(start.get("up", provider))
+    cache_hit = done.get("cache") == "hit"
     costs = cost_columns(
         analysis,
         pricebook,
         provider=provider,
-        upstream=str(done.get("srv") or upstream_name),
+        upstream=str(done.get("srv") or start.get("up", provider)),
         model_override=md.get("model"),
         created_ms=created_ms,
-        latency_ms=latency,
+        latency_ms=outcome.latency,
         cache_hit=cache_hit,
     )
-    attempts = done.get("att") or None
-    tokens_per_s = analysis.server_tokens_per_s
-    if tokens_per_s is None and analysis.completion_tokens and latency:
-        window = analysis.generation_ms if analysis.stream else latency
-        if window and window > 0:
-            tokens_per_s = analysis.completion_tokens / (window / 1000.0)
-    if tokens_per_s is not None:
-        tokens_per_s = round(tokens_per_s, 2)
-    ttft = analysis.ttft_ms if analysis.stream else None
-    if ttft is None and analysis.stream and analysis.kind == "llm":
-        ttft = ttfb if state == "ok" else None
+    tokens_per_s, ttft = _speeds(analysis, outcome)
     props = md.get("props") or {}
-    omit_request, omit_response = md.get("omit_req", False), md.get("omit_resp", False)
     properties = {str(clean(k, 255)): str(clean(v, 1000)) for k, v in props.items()}
-    rid = str(start["id"])
-    org_id = str(start["org"])
+    omit_request, omit_response = md.get("omit_req", False), md.get("omit_resp", False)
+    attempts = done.get("att") or None
+    rid, org_id = str(start["id"]), str(start["org"])
     request_row = {
         "id": rid,
         "org_id": org_id,
@@ -226,10 +244,10 @@ def build_record(
         "model": clean(normalise_model(analysis.model), 255),
         "response_model": clean(normalise_model(analysis.response_model), 255),
         "stream": analysis.stream,
-        "status": status,
-        "state": state,
-        "error": clean(error, 4000),
-        "latency_ms": latency,
+        "status": outcome.status,
+        "state": outcome.state,
+        "error": clean(outcome.error, 4000),
+        "latency_ms": outcome.latency,
         "ttft_ms": ttft,
         "output_tokens_per_s": tokens_per_s,
         "prompt_tokens": clamp_int(analysis.prompt_tokens),
@@ -237,7 +255,7 @@ def build_record(
         "total_tokens": clamp_int(analysis.total_tokens),
         "cached_tokens": clamp_int(analysis.cached_tokens),
         "reasoning_tokens": clamp_int(analysis.reasoning_tokens),
-        "user_id": clean(user_id, 255),
+        "user_id": clean(user_of(md, analysis.user), 255),
         "session_id": clean(md.get("session"), 255),
         "properties": properties or None,
         "protocol": clean(start.get("pr", "openai"), 16),
@@ -257,32 +275,56 @@ def build_record(
         "omitted": _omitted(omit_request, omit_response),
         "model_override": clean(md.get("model"), 255),
     }
+    body_row = _body_row(
+        start,
+        end,
+        request_body,
+        analysis,
+        outcome,
+        (omit_request, omit_response),
+        body_cap,
+        packer or BodyPacker(),
+    )
+    rows = [
+        {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in properties.items()
+    ]
+    return RecordRows(request_row, body_row, rows, md.get("ratelimit"), done.get("rlk"))
+
+
+def _body_row(
+    start: StartFrame,
+    end: EndFrame | None,
+    request_body: bytes,
+    analysis: Analysis,
+    outcome: Outcome,
+    omit: tuple[bool, bool],
+    body_cap: int,
+    packer: BodyPacker,
+) -> dict[str, Any]:
+    """The bodies (media stripped, compressed, capped), headers and query as stored."""
+    omit_request, omit_response = omit
     req_packed, req_trunc = (
         (None, False) if omit_request else packer.pack(strip_inline_media(request_body), body_cap)
     )
-    out_body = analysis.response_body if analysis.response_body is not None else response_body
+    response = outcome.response_body
+    out_body = analysis.response_body if analysis.response_body is not None else response
     if out_body:
         out_body = strip_inline_media(out_body)
     keep = not omit_response and (end is not None or bool(out_body))
     resp_packed, resp_trunc = packer.pack(out_body if keep else None, body_cap)
     stored_headers = {
-        "request": _capped_headers(headers),
+        "request": _capped_headers(start.get("h") or []),
         "query": clean(start.get("q"), 4000) or None,
         "response": _response_headers(end.get("rh") or []) if end is not None else [],
     }
-    body_row = {
-        "request_id": rid,
+    return {
+        "request_id": str(start["id"]),
         "encoding": ENCODING,
         "request_body": req_packed,
         "response_body": resp_packed,
         "request_headers": stored_headers,
-        "truncated": req_trunc or resp_trunc or response_cut,
+        "truncated": req_trunc or resp_trunc or outcome.cut,
     }
-    rows = [
-        {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in properties.items()
-    ]
-    rate_limit_key = done.get("rlk")
-    return RecordRows(request_row, body_row, rows, md.get("ratelimit"), rate_limit_key)
 
 
 def _capped_headers(raw: Sequence[Sequence[str]]) -> list[list[str | None]]:
