@@ -25,7 +25,7 @@ from heliograph.gateway.features import (
     parse_features,
 )
 from heliograph.gateway.headers import user_of
-from heliograph.gateway.relay import Relay, ms_since
+from heliograph.gateway.relay import Relay, ms_since, pass_on, pass_rest
 from heliograph.gateway.routing import protocol_for
 from heliograph.gateway.state import CachedResponse, SharedState
 from heliograph.gateway.targets import check_target
@@ -278,13 +278,8 @@ class Policies:
         for chunk in chunks:
             size += len(chunk)
             marks.append((size, ms_since(ex.t0)))
-            out = stripper.feed(chunk) if stripper is not None else chunk
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-        if stripper is not None:
-            tail = stripper.flush()
-            if tail:
-                await send({"type": "http.response.body", "body": tail, "more_body": True})
+            await pass_on(send, stripper, chunk)
+        await pass_rest(send, stripper)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         ex.end.update(
             {

@@ -45,6 +45,21 @@ def ms_since(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 3)
 
 
+async def pass_on(send: Send, stripper: UsageChunkStripper | None, chunk: bytes) -> None:
+    """Send one piece of a response body on, less the usage chunk the client did not ask for."""
+    out = stripper.feed(chunk) if stripper is not None else chunk
+    if out:
+        await send({"type": "http.response.body", "body": out, "more_body": True})
+
+
+async def pass_rest(send: Send, stripper: UsageChunkStripper | None) -> None:
+    """Send what the usage stripper still holds once the body is over."""
+    if stripper is not None:
+        tail = stripper.flush()
+        if tail:
+            await send({"type": "http.response.body", "body": tail, "more_body": True})
+
+
 class Relay:
     """Talks to the client, the upstream and the spool for one app."""
 
@@ -237,13 +252,8 @@ class Relay:
                     if tap.tail is None:
                         await on_complete(status, ctype, tap.body())
                     on_complete = None
-                out = stripper.feed(chunk) if stripper is not None else chunk
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-            if stripper is not None:
-                tail = stripper.flush()
-                if tail:
-                    await send({"type": "http.response.body", "body": tail, "more_body": True})
+                await pass_on(send, stripper, chunk)
+            await pass_rest(send, stripper)
         except asyncio.CancelledError:
             if not watch.absorb():
                 raise
