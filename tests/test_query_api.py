@@ -130,7 +130,7 @@ def test_get_parameters_compile_to_the_same_engine(engine: Engine) -> None:
     assert pick(since_ms=T0 + 1000, until_ms=T0 + 3000) == {"r1", "r2"}
     assert pick(where=filters.parse(rmt("scores.accuracy", "gt", 0))) == {"r0", "r3"}
     assert pick(user_id="alice", where=filters.parse(rmt("feedback", "equals", True))) == {"r0"}
-    tree = filters.from_request_filter(RequestFilter(model="m", since_ms=5))
+    tree = RequestFilter(model="m", since_ms=5).tree()
     assert tree == filters.Branch(
         "and", (filters.Leaf("model", "equals", "m"), filters.Leaf("created_at", "gte", 5))
     )

@@ -7,6 +7,7 @@ import re
 import orjson
 from starlette.datastructures import QueryParams
 
+from heliograph.store import filters, selection
 from heliograph.web import chat
 from heliograph.web.charts import Series, chart, nice_max
 from heliograph.web.format import cost_hint, ms, path, query_url, tokens, usd
@@ -159,6 +160,13 @@ def test_conversations_in_every_format() -> None:
     assert len(chat.preview(raw)) == chat.PREVIEW_CHARS and chat.preview(b"{oops") == ""
 
 
+def _conditions(tree: filters.Filter) -> list[filters.Filter]:
+    """The top-level conditions of a tree (ANDed)."""
+    if isinstance(tree, filters.Branch) and tree.operator == "and":
+        return list(tree.children)
+    return [tree]
+
+
 def test_url_state_parsing() -> None:
     rq = parse_request_query(
         QueryParams(
@@ -167,12 +175,29 @@ def test_url_state_parsing() -> None:
         )
     )
     f = rq.filter
-    assert (f.model, f.status_class, f.errors_only, f.text) == ("gpt", 5, True, "hello")
-    assert f.properties == {"team": "red"} and f.min_cost_nusd == 500_000_000
-    assert f.max_latency_ms == 900 and rq.sort == "cost" and rq.ascending and rq.limit == 3
-    assert f.since_ms is not None and not rq.errors
+    # The page's conditions are leaves of the one filter tree (no SQL of their own).
+    got = _conditions(f.tree())
+    assert filters.Leaf("model", "equals", "gpt") in got and f.text == "hello"
+    assert selection.status_class(5) in got and selection.failed() in got
+    assert filters.Leaf("properties", "equals", "red", "team") in got
+    assert filters.Leaf("cost", "gte", 500_000_000) in got
+    assert filters.Leaf("latency", "lte", 900) in got
+    assert rq.sort == "cost" and rq.ascending and rq.limit == 3
+    assert any(c.field == "created_at" for c in got if isinstance(c, filters.Leaf))
+    assert not rq.errors
     pairs = dict(rq.pairs(cursor="c"))
-    assert pairs["sort"] == "cost" and pairs["order"] == "asc" and pairs["prop"] == "team=red"
+    assert pairs["sort"] == "cost" and pairs["order"] == "asc"
+    # ``prop=`` is read as an alias; links write the one spelling.
+    assert pairs["property.team"] == "red" and "prop" not in pairs
+    one = parse_request_query(QueryParams("user_id=a&session_id=s&property.team=red&feedback=true"))
+    old = parse_request_query(QueryParams("user=a&session=s&prop=team%3Dred&feedback=good"))
+    assert one.filter.tree() == old.filter.tree() and one.pairs() == old.pairs()
+    assert dict(old.pairs()) == {
+        "user_id": "a",
+        "session_id": "s",
+        "property.team": "red",
+        "feedback": "true",
+    }
     bad = parse_request_query(QueryParams("status=abc&min_cost=-1&since=never&sort=evil&limit=0"))
     assert len(bad.errors) == 4 and bad.sort == "time"
     window = parse_window(QueryParams("range=7d"))

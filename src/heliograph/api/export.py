@@ -1,9 +1,10 @@
 """``GET /api/v1/requests/export``: every matching record as JSONL or CSV, streamed.
 
-Takes the same filters as ``GET /api/v1/requests`` (including ``filter=<Helicone tree>``),
-plus ``format`` and ``include_bodies``. The response is streamed one batch at a time, each
-batch read in a worker thread, so there is no row cap and memory stays flat however large the
-export; all validation happens before the first byte, so errors are still proper 400s.
+Takes the same filters as ``GET /api/v1/requests`` (every ``store.fields`` spelling, and
+``filter=<Helicone tree>``), plus ``format`` and ``include_bodies``. The response is streamed
+one batch at a time, each batch read in a worker thread, so there is no row cap and memory
+stays flat however large the export; all validation happens before the first byte, so errors
+are still proper 400s.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from starlette.routing import Route
 
 from heliograph.api.auth import require
 from heliograph.api.params import check_params
-from heliograph.api.requests import FILTER_PARAMS, parse_filter
+from heliograph.api.requests import parse_filter
 from heliograph.api.responses import ApiError
 from heliograph.store import export as export_store
 
-PARAMS = (*FILTER_PARAMS, "format", "include_bodies")
+PARAMS = ("format", "include_bodies")
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("", "0", "false", "no", "off")
 
@@ -35,7 +36,7 @@ def _flag(value: str | None, name: str) -> bool:
 
 async def export(request: Request) -> Response:
     info = await require(request, "read")
-    check_params(request, PARAMS, properties=True)
+    check_params(request, PARAMS, filters=True)
     q = request.query_params
     fmt = q.get("format", "jsonl")
     if fmt not in export_store.FORMATS:

@@ -20,6 +20,7 @@ from heliograph.api.openapi_schemas import BOOL, INT, NUM, STR, nullable, obj, r
 from heliograph.api.responses import JSONResponse
 from heliograph.store import analytics as analytics_store
 from heliograph.store import export as export_store
+from heliograph.store import fields
 
 
 def error(description: str) -> dict[str, Any]:
@@ -67,21 +68,27 @@ def path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": STR}
 
 
-TIME = "ISO 8601, or epoch seconds (milliseconds if above 1e11)."
+TIME = "ISO 8601 (UTC when no zone is given), or epoch seconds (milliseconds if above 1e11)."
 WINDOW = [q("since", STR, TIME + " Default: 24 hours before until."), q("until", STR, TIME)]
+
+
+def filter_param(name: str, field: fields.Field, op: str) -> dict[str, Any]:
+    """One URL spelling of a declared field (``store.fields``) as a query parameter."""
+    schema: dict[str, Any] = BOOL if field.kind == "bool" else STR
+    if field.kind == "number":
+        schema = {"type": "number", "maximum": field.maximum}
+        if field.minimum is not None:
+            schema["minimum"] = field.minimum
+    return q(name, schema, fields.describe(field, op) + ".")
+
+
 FILTER_PARAMS = [
-    *(
-        q(n, STR, f"Exact {n}.")
-        for n in ("model", "provider", "user_id", "session_id", "state", "kind")
-    ),
-    q("status", {"type": "integer", "minimum": 0, "maximum": 999}, "Exact HTTP status."),
-    q("since", STR, "Created at or after. " + TIME),
-    q("until", STR, "Created before. " + TIME),
+    *(filter_param(n, f, op) for n, f, op in fields.url_params() if f.kind != "keyed"),
     q(
         "filter",
         STR,
-        'A Helicone filter tree as JSON (see Filter), or "all"; ANDed with the '
-        "rest. Also accepted: property.<name>=<value> parameters (exact match).",
+        'A Helicone filter tree as JSON (see Filter), or "all"; ANDed with the rest. Also '
+        "accepted: property.<name>=<value> and score.<name>=<number> (exact match).",
     ),
 ]
 ANALYTICS_FILTERS = [

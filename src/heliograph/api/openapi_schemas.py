@@ -1,15 +1,15 @@
 """Component schemas of the OpenAPI document (records, filter tree, rows, bodies).
 
-Generated from the code where drift would hurt: the filter tree from ``store.filters``' field
-and operator tables, sort keys from ``store.query``. Tests compare the record schemas with
-what ``store.requests.to_api`` returns.
+Generated from the code where drift would hurt: the filter tree from the declared fields
+(``store.fields``) and ``store.filters``' limits, sort keys from ``store.query``. Tests
+compare the record schemas with what ``store.requests.to_api`` returns.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from heliograph.store import filters
+from heliograph.store import fields, filters
 from heliograph.store import query as query_store
 
 REF = "#/components/schemas/"
@@ -17,6 +17,7 @@ STR: dict[str, Any] = {"type": "string"}
 INT: dict[str, Any] = {"type": "integer"}
 NUM: dict[str, Any] = {"type": "number"}
 BOOL: dict[str, Any] = {"type": "boolean"}
+MAX = fields.MAX_INT - 1
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -120,49 +121,46 @@ STATS = {
 
 
 def filter_schemas() -> dict[str, Any]:
-    """The filter tree, generated from the engine's own field and operator tables."""
-    limit = {"maximum": filters.MAX_INT - 1, "minimum": -(filters.MAX_INT - 1)}
-    values = {
+    """The filter tree, generated from the declared fields (``store.fields``)."""
+    limit = {"maximum": MAX, "minimum": -MAX}
+    values: dict[str, dict[str, Any]] = {
         "text": {"type": "string", "maxLength": filters.MAX_TEXT},
         "number": {"type": "number", **limit},
         "time": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
         "bool": BOOL,
     }
-    ops = {
-        kind: {
-            "type": "object",
-            "minProperties": 1,
-            "properties": {op: values[kind] for op in filters.OPS[kind]},
-            "additionalProperties": False,
-        }
-        for kind in values
-    }
-    fields = {name: ref(f"{kind.title()}Ops") for name, (kind, _) in filters.COLUMNS.items()}
-    fields["feedback"] = ref("BoolOps")
-    for alias, name in filters.ALIASES.items():
-        fields[alias] = fields[name]
+    ops = {kind: _ops(fields.OPS[kind], values[kind]) for kind in values}
+    named: dict[str, Any] = {}
     keyed = {
         "type": "object",
         "minProperties": 1,
         "propertyNames": {"minLength": 1, "maxLength": filters.MAX_NAME},
     }
-    fields["properties"] = {**keyed, "additionalProperties": ref("TextOps")}
-    fields["scores"] = {**keyed, "additionalProperties": ref("NumberOps")}
+    patterns: dict[str, Any] = {}
+    for field in fields.FIELDS:
+        schema = ref(f"{field.value_kind.title()}Ops")
+        if field.kind == "number" and (field.minimum is not None or field.maximum < MAX):
+            bounded = {**values["number"], "maximum": field.maximum}
+            if field.minimum is not None:
+                bounded["minimum"] = field.minimum
+            schema = _ops(field.ops, bounded)
+        if field.kind == "keyed":
+            patterns[f"^{field.name}\\..{{1,{filters.MAX_NAME}}}$"] = schema
+            schema = {**keyed, "additionalProperties": schema}
+        for name in (field.name, *field.aliases):
+            named[name] = schema
     rmt = {
         "type": "object",
         "minProperties": 1,
-        "properties": fields,
-        "patternProperties": {
-            f"^properties\\..{{1,{filters.MAX_NAME}}}$": ref("TextOps"),
-            f"^scores\\..{{1,{filters.MAX_NAME}}}$": ref("NumberOps"),
-        },
+        "properties": named,
+        "patternProperties": patterns,
         "additionalProperties": False,
     }
     tables: dict[str, Any] = {"request_response_rmt": rmt}
     for table, mapping in filters.LEGACY.items():
-        legacy = {name: fields[field] for name, field in mapping.items()}
+        legacy = {name: named[field] for name, field in mapping.items()}
         tables[table] = {**rmt, "properties": legacy, "patternProperties": {}}
-    tables["properties"] = fields["properties"]
+    tables["properties"] = named["properties"]
     leaf = {
         "type": "object",
         "description": "A table (request_response_rmt, or Helicone's legacy request, response, "
@@ -185,6 +183,15 @@ def filter_schemas() -> dict[str, Any]:
         "FilterLeaf": leaf,
         "FilterBranch": branch,
         **{f"{kind.title()}Ops": schema for kind, schema in ops.items()},
+    }
+
+
+def _ops(names: tuple[str, ...], value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "minProperties": 1,
+        "properties": {op: value for op in names},
+        "additionalProperties": False,
     }
 
 

@@ -13,20 +13,17 @@ from collections.abc import Collection
 from starlette.requests import Request
 
 from heliograph.api.responses import ApiError
+from heliograph.store import filter_params
 
-PROPERTY = "property."
 
-
-def check_params(request: Request, allowed: Collection[str], *, properties: bool = False) -> None:
-    """400 for a parameter not in ``allowed`` (``property.<name>`` too when ``properties``)."""
+def check_params(request: Request, allowed: Collection[str], *, filters: bool = False) -> None:
+    """400 for a parameter not in ``allowed`` (nor a filter spelling, when ``filters``)."""
     for name, value in request.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise ApiError(400, "parameters must not contain NUL characters", "invalid_parameter")
-        if name in allowed:
+        if name in allowed or (filters and filter_params.is_filter_param(name)):
             continue
-        if properties and name.startswith(PROPERTY) and len(name) > len(PROPERTY):
-            continue
-        known = sorted(allowed) + ([PROPERTY + "<name>"] if properties else [])
+        known = sorted(allowed) + (filter_params.names() if filters else [])
         raise ApiError(
             400,
             f"unknown parameter {name[:100]!r}; this endpoint takes {', '.join(known)}",

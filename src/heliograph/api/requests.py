@@ -1,8 +1,11 @@
-"""Read API for request records: ``GET /api/v1/requests`` and ``GET /api/v1/requests/{id}``."""
+"""Read API for request records: ``GET /api/v1/requests`` and ``GET /api/v1/requests/{id}``.
+
+Filters are the URL spellings of ``store.fields`` (read by ``store.filter_params``, as the
+dashboard and the CLI read theirs), plus ``filter=`` for a Helicone tree as JSON.
+"""
 
 from __future__ import annotations
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,67 +14,47 @@ from starlette.routing import Route
 from heliograph.api.auth import require
 from heliograph.api.params import check_params
 from heliograph.api.responses import ApiError, JSONResponse
-from heliograph.store import filters
+from heliograph.store import filter_params, filters, times
 from heliograph.store import requests as request_store
+from heliograph.store.selection import RequestFilter
 
 MAX_LIMIT = 1000
-FILTER_FIELDS = ("model", "provider", "user_id", "session_id", "state", "kind")
-# What parse_filter reads (plus property.<name>); list and export add their own.
-FILTER_PARAMS = (*FILTER_FIELDS, "status", "since", "until", "filter")
-LIST_PARAMS = (*FILTER_PARAMS, "limit", "cursor")
+LIST_PARAMS = ("limit", "cursor")
 
 
 def parse_time(value: str, name: str) -> int:
-    """Milliseconds since the epoch from ISO 8601 or a number (seconds or milliseconds)."""
+    """Epoch milliseconds from any form ``store.times`` reads; 400 with its message if not."""
     try:
-        return filters.to_epoch_ms(value, name)
-    except filters.FilterError as exc:
+        return times.parse_time(value, name)
+    except times.TimeError as exc:
         raise ApiError(400, str(exc), "invalid_parameter") from exc
 
 
-def parse_filter(request: Request) -> request_store.RequestFilter:
-    q = request.query_params
-    f = request_store.RequestFilter()
-    for name in FILTER_FIELDS:
-        if q.get(name):
-            setattr(f, name, q[name])
-    if q.get("status"):
+def parse_filter(request: Request) -> RequestFilter:
+    """The filter parameters of ``request`` as one tree; 400 naming the first bad one."""
+    items: list[filters.Filter] = []
+    for name, value in request.query_params.multi_items():
+        if not value or not filter_params.is_filter_param(name):
+            continue
         try:
-            f.status = int(q["status"])
-        except ValueError as exc:
-            raise ApiError(400, "status must be an integer", "invalid_parameter") from exc
-        if not 0 <= f.status < 1000:
-            raise ApiError(400, "status must be between 0 and 999", "invalid_parameter")
-    if q.get("since"):
-        f.since_ms = parse_time(q["since"], "since")
-    if q.get("until"):
-        f.until_ms = parse_time(q["until"], "until")
-    for key, value in q.multi_items():
-        if key.startswith("property.") and len(key) > len("property."):
-            f.properties[key[len("property.") :].lower()] = value
-    if q.get("filter"):
-        f.where = parse_tree(q["filter"])
-    return f
+            items.append(filter_params.parse_one(name, value))
+        except filters.FilterError as exc:
+            code = "invalid_filter" if name == filter_params.TREE else "invalid_parameter"
+            raise ApiError(400, str(exc), code) from exc
+    return RequestFilter(where=filters.all_of(*items))
 
 
-def parse_tree(raw: str | bytes | object) -> filters.Filter:
-    """A Helicone filter tree from JSON text (or already-decoded JSON); 400 if invalid."""
-    if isinstance(raw, str) and raw.strip() == "all":
-        return filters.ALL
-    if isinstance(raw, str | bytes):
-        try:
-            raw = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "filter must be JSON", "invalid_filter") from exc
+def parse_tree(raw: object) -> filters.Filter:
+    """A Helicone filter tree (decoded JSON, or JSON text); 400 if invalid."""
     try:
-        return filters.parse(raw)
+        return filter_params.parse_tree(raw) if isinstance(raw, str) else filters.parse(raw)
     except filters.FilterError as exc:
         raise ApiError(400, str(exc), "invalid_filter") from exc
 
 
 async def list_requests(request: Request) -> Response:
     info = await require(request, "read")
-    check_params(request, LIST_PARAMS, properties=True)
+    check_params(request, LIST_PARAMS, filters=True)
     f = parse_filter(request)
     try:
         limit = int(request.query_params.get("limit", "50"))

@@ -16,6 +16,7 @@ from heliograph.pricing.catalog import bundled_providers, genai_prices_version
 from heliograph.store import costs as cost_store
 from heliograph.store import rollups
 from heliograph.store.orgs import list_orgs
+from heliograph.store.times import TimeError, parse_time
 
 # Prices that say what a token costs; "local" (free) and "gpu-hour" (by duration) do not.
 PER_TOKEN_SOURCES = frozenset({"genai-prices", "override"})
@@ -24,10 +25,10 @@ PER_TOKEN_SOURCES = frozenset({"genai-prices", "override"})
 def _since(value: str | None) -> int | None:
     if not value:
         return None
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return int(parsed.timestamp() * 1000)
+    try:
+        return parse_time(value, "since")
+    except TimeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from exc
 
 
 @click.group()
@@ -36,7 +37,11 @@ def prices() -> None:
 
 
 @prices.command()
-@click.option("--since", default=None, help="Only requests created at or after (ISO 8601).")
+@click.option(
+    "--since",
+    default=None,
+    help="Only requests created at or after (ISO 8601, or epoch seconds or milliseconds).",
+)
 @location_options
 def recompute(since: str | None, home: Path | None, database_url: str | None) -> None:
     """Price stored requests again with the current price data and overrides."""
@@ -77,7 +82,11 @@ def recompute(since: str | None, home: Path | None, database_url: str | None) ->
 
 
 @prices.command()
-@click.option("--since", default=None, help="Only requests created at or after (ISO 8601).")
+@click.option(
+    "--since",
+    default=None,
+    help="Only requests created at or after (ISO 8601, or epoch seconds or milliseconds).",
+)
 @location_options
 def unpriced(since: str | None, home: Path | None, database_url: str | None) -> None:
     """Models with traffic but no price (add an override with HELIOGRAPH_PRICES)."""

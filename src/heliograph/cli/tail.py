@@ -1,4 +1,8 @@
-"""``heliograph tail``: a live terminal view of requests as they are recorded."""
+"""``heliograph tail``: a live terminal view of requests as they are recorded.
+
+It takes the same filter options as ``export`` (``cli.filter_options``: the API's parameters,
+as options), so ``tail --user-id alice --min-latency 1000`` follows just those.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 import click
 
+from heliograph.cli.filter_options import filter_options, where
 from heliograph.cli.location import location_options, open_store, settings_for
 from heliograph.store.requests import recent_requests
 
@@ -35,11 +40,18 @@ def format_line(row: dict[str, Any]) -> str:
 @click.option("--interval", type=float, default=0.5, show_default=True, help="Poll interval.")
 @click.option("--last", type=int, default=10, show_default=True, help="Show the last N first.")
 @click.option("--once", is_flag=True, help="Print what is there and exit.")
+@filter_options
 @location_options
 def tail(
-    interval: float, last: int, once: bool, home: Path | None, database_url: str | None
+    interval: float,
+    last: int,
+    once: bool,
+    home: Path | None,
+    database_url: str | None,
+    **filters: Any,
 ) -> None:
     """Follow requests as they are recorded (reads the store directly)."""
+    matching = where(filters)
     engine = open_store(settings_for(home, database_url))
     seen: dict[str, int] = {}
     header = f"{'TIME':12}  {'MODEL':28}  {'USER':16}  {'STATUS':16}  {'LATENCY':>9}  {'TOKENS':>13}  COST"
@@ -48,7 +60,7 @@ def tail(
     try:
         while True:
             now = int(time.time() * 1000)
-            rows = recent_requests(engine, now - WINDOW_MS, limit=1000)
+            rows = recent_requests(engine, now - WINDOW_MS, limit=1000, where=matching)
             fresh = [r for r in rows if r["id"] not in seen]
             if first:
                 fresh = fresh[:last]

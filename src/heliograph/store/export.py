@@ -27,14 +27,9 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from heliograph.store.bodies import unpack_body
 from heliograph.store.feedback import annotations_for
-from heliograph.store.requests import (
-    LIST_COLUMNS,
-    RequestFilter,
-    _body_value,
-    filter_condition,
-    to_api,
-)
+from heliograph.store.requests import LIST_COLUMNS, body_value, to_api
 from heliograph.store.schema import request_bodies, requests
+from heliograph.store.selection import RequestFilter
 
 FORMATS = ("jsonl", "csv")
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
@@ -63,7 +58,7 @@ def export_query(org_id: str | None, f: RequestFilter, include_bodies: bool) -> 
     """Raises ValueError for filters export cannot apply (free text needs body scans)."""
     if f.text:
         raise ValueError("export does not support free-text search")
-    return ExportQuery(filter_condition(org_id, f), org_id, include_bodies)
+    return ExportQuery(f.condition(org_id), org_id, include_bodies)
 
 
 def _select(q: ExportQuery, after: Keyset | None, size: int) -> Select[Any]:
@@ -105,7 +100,7 @@ def _batch(
             if q.include_bodies:
                 encoding = row.get("encoding") or "raw"
                 for name in BODY_COLUMNS:
-                    record[name] = _body_value(unpack_body(row.get(name), encoding))
+                    record[name] = body_value(unpack_body(row.get(name), encoding))
             record.update(notes[record["id"]])
             yield record
 

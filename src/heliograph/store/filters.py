@@ -1,10 +1,12 @@
-"""Helicone's filter tree compiled to one SQL condition on ``requests``, for one organization.
+"""The filter model (a tree of ``Leaf`` and ``Branch``), Helicone's JSON form of it, and its
+compilation to one SQL condition on ``requests`` for one organization.
 
-Every way of selecting records (``POST /v1/request/query``, the ``GET /api/v1/requests``
-parameters, export, the dashboard) goes through this module, so a filter means the same thing
-everywhere and on both dialects. Input is untrusted JSON: it is parsed into a small tree of
-``Leaf`` and ``Branch`` first (whitelisted fields and operators, typed values, bounded size),
-and only that tree is compiled, with bound parameters only.
+Every way of selecting records ends here: Helicone's ``POST /v1/request/query``, the URL
+parameters of the API and the dashboard and the CLI's options (``store.filter_params``), and
+Python callers (``store.selection``). So a filter means the same thing everywhere and on both
+dialects. Fields, their kinds and columns are declared once in ``store.fields``. Input is
+untrusted JSON: it is parsed into the tree first (declared fields and operators, typed values,
+bounded size), and only that tree is compiled, with bound parameters only.
 
 Semantics chosen so SQLite and PostgreSQL agree: ``like`` is case-sensitive on both (GLOB on
 SQLite), ``ilike`` and ``contains`` are case-insensitive (ASCII case folding on SQLite),
@@ -16,11 +18,10 @@ cannot hold one and SQLite's LIKE stops at it (``contains`` NUL would match ever
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Boolean, String, and_, bindparam, exists, false, not_, or_, true
 from sqlalchemy.ext.compiler import compiles
@@ -28,64 +29,14 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from heliograph.store.schema import request_feedback, request_properties, request_scores, requests
-
-if TYPE_CHECKING:
-    from heliograph.store.requests import RequestFilter
+from heliograph.store import fields, times
+from heliograph.store.fields import MAX_INT
+from heliograph.store.schema import requests
 
 MAX_DEPTH = 32
 MAX_LEAVES = 200
 MAX_TEXT = 1000
 MAX_NAME = 255
-MAX_INT = 2**53
-MIN_TIME_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z
-MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-MAX_USD = 1e9
-TEXT_OPS = ("equals", "not-equals", "like", "ilike", "contains", "not-contains")
-NUMBER_OPS = ("equals", "not-equals", "gte", "lte", "gt", "lt")
-BOOL_OPS = ("equals", "not-equals")
-OPS = {"text": TEXT_OPS, "number": NUMBER_OPS, "time": NUMBER_OPS, "bool": BOOL_OPS}
-
-# Field name -> (kind, column). ``cost`` is USD in filters and nano-USD in the store.
-COLUMNS: dict[str, tuple[str, Any]] = {
-    "model": ("text", requests.c.model),
-    "response_model": ("text", requests.c.response_model),
-    "user_id": ("text", requests.c.user_id),
-    "provider": ("text", requests.c.provider),
-    "session_id": ("text", requests.c.session_id),
-    "request_id": ("text", requests.c.id),
-    "state": ("text", requests.c.state),
-    "endpoint": ("text", requests.c.endpoint),
-    "kind": ("text", requests.c.kind),
-    "upstream": ("text", requests.c.upstream),
-    "status": ("number", requests.c.status),
-    "latency": ("number", requests.c.latency_ms),
-    "time_to_first_token": ("number", requests.c.ttft_ms),
-    "cost": ("number", requests.c.cost_nusd),
-    "prompt_tokens": ("number", requests.c.prompt_tokens),
-    "completion_tokens": ("number", requests.c.completion_tokens),
-    "total_tokens": ("number", requests.c.total_tokens),
-    "prompt_cache_read_tokens": ("number", requests.c.cached_tokens),
-    "prompt_cache_write_tokens": ("number", requests.c.cache_write_tokens),
-    "session_path": ("text", requests.c.session_path),
-    "session_name": ("text", requests.c.session_name),
-    "served_by": ("text", requests.c.served_by),
-    "model_override": ("text", requests.c.model_override),
-    "retries": ("number", requests.c.retries),
-    "created_at": ("time", requests.c.created_at),
-    "cache_hit": ("bool", requests.c.cache_hit),
-}
-# Keyed fields: the key is a property or score name.
-KEYED = {"properties": "text", "scores": "number"}
-SPECIAL = {"feedback": "bool"}
-ALIASES = {
-    "request_created_at": "created_at",
-    "latency_ms": "latency",
-    "ttft_ms": "time_to_first_token",
-    "id": "request_id",
-    "helicone-score-feedback": "feedback",
-    "cached": "cache_hit",
-}
 # Helicone's legacy per-table leaves, where a field maps clearly onto ours.
 LEGACY = {
     "request": {
@@ -107,7 +58,7 @@ class FilterError(ValueError):
 
 @dataclass(frozen=True)
 class Leaf:
-    field: str  # a key of COLUMNS, or "properties", "scores", "feedback"
+    field: str  # a name in store.fields
     op: str
     value: str | float | int | bool
     key: str | None = None  # property or score name
@@ -123,18 +74,16 @@ Filter = Leaf | Branch
 ALL: Filter = Branch("and", ())
 
 
-def field_kind(field: str) -> str:
-    if field in COLUMNS:
-        return COLUMNS[field][0]
-    return KEYED.get(field) or SPECIAL[field]
-
-
 def all_of(*items: Filter) -> Filter:
     kept = tuple(i for i in items if i != ALL)
     return kept[0] if len(kept) == 1 else Branch("and", kept)
 
 
-# ---- parsing ----------------------------------------------------------------------------
+def any_of(*items: Filter) -> Filter:
+    return items[0] if len(items) == 1 else Branch("or", items)
+
+
+# ---- Helicone's JSON form -------------------------------------------------------------------
 
 
 def parse(tree: Any) -> Filter:
@@ -174,11 +123,11 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 
 def _leaves(node: dict[str, Any], where: str) -> Iterator[Leaf]:
     """All conditions of one leaf object (several fields or operators are ANDed)."""
-    for table, fields in node.items():
+    for table, names in node.items():
         path = f"{where}.{table}"
         if table not in TABLES:
             raise FilterError(f"{path}: unknown table; use one of {', '.join(TABLES)}")
-        for name, ops in _object(fields, path).items():
+        for name, ops in _object(names, path).items():
             if table == "properties":
                 yield from _ops("properties", name, ops, f"{path}.{name}")
                 continue
@@ -186,46 +135,51 @@ def _leaves(node: dict[str, Any], where: str) -> Iterator[Leaf]:
                 if name not in LEGACY[table]:
                     known = ", ".join(LEGACY[table])
                     raise FilterError(f"{path}.{name}: unknown field; use one of {known}")
-                field = LEGACY[table][name]
-            else:
-                field = ALIASES.get(name, name)
-            if field in KEYED and "." not in name:
+                name = LEGACY[table][name]
+            field = fields.lookup(name)
+            prefix, dot, key = name.partition(".")
+            keyed = fields.lookup(prefix) if dot else None
+            if field is not None and field.kind == "keyed":
                 for key, key_ops in _object(ops, f"{path}.{name}").items():
-                    yield from _ops(field, key, key_ops, f"{path}.{name}.{key}")
-                continue
-            prefix, dot, key = field.partition(".")
-            if dot and prefix in KEYED:
-                yield from _ops(prefix, key, ops, f"{path}.{name}")
-            elif field in COLUMNS or field in SPECIAL:
-                yield from _ops(field, None, ops, f"{path}.{name}")
+                    yield from _ops(field.name, key, key_ops, f"{path}.{name}.{key}")
+            elif field is not None:
+                yield from _ops(field.name, None, ops, f"{path}.{name}")
+            elif keyed is not None and keyed.kind == "keyed":
+                yield from _ops(keyed.name, key, ops, f"{path}.{name}")
             else:
                 raise FilterError(f"{path}.{name}: unknown field; use one of {known_fields()}")
 
 
 def known_fields() -> str:
-    return ", ".join([*COLUMNS, *SPECIAL, "properties.<name>", "scores.<name>"])
+    return ", ".join(f"{f.name}.<name>" if f.kind == "keyed" else f.name for f in fields.FIELDS)
 
 
 def _ops(field: str, key: str | None, ops: Any, where: str) -> Iterator[Leaf]:
+    for op, value in _object(ops, where).items():
+        yield leaf(field, op, value, key, where=f"{where}.{op}")
+
+
+# ---- one validated condition --------------------------------------------------------------
+
+
+def leaf(field: str, op: str, value: Any, key: str | None = None, *, where: str = "") -> Leaf:
+    """One validated condition; ``value`` is coerced to the field's type and stored units.
+
+    Every front door builds its conditions here, so they are checked the same way."""
+    where = where or f"{field}.{op}"
+    spec = fields.get(field)
     if key is not None:
         if not key or len(key) > MAX_NAME or "\x00" in key:
             raise FilterError(f"{where}: the name must be 1 to {MAX_NAME} characters, no NUL")
         if field == "properties":
             key = key.lower()  # header names arrive lower-cased, so stored names are too
-    for op, value in _object(ops, where).items():
-        yield leaf(field, op, value, key, where=f"{where}.{op}")
+    if op not in spec.ops:
+        raise FilterError(f"{where}: operator not allowed on {field}; use one of {spec.ops}")
+    return Leaf(field, op, _coerce(spec, value, where), key)
 
 
-def leaf(field: str, op: str, value: Any, key: str | None = None, *, where: str = "") -> Leaf:
-    """One validated condition; ``value`` is coerced to the field's type."""
-    where = where or f"{field}.{op}"
-    kind = field_kind(field)
-    if op not in OPS[kind]:
-        raise FilterError(f"{where}: operator not allowed on {field}; use one of {OPS[kind]}")
-    return Leaf(field, op, _coerce(kind, field, value, where), key)
-
-
-def _coerce(kind: str, field: str, value: Any, where: str) -> str | float | int | bool:
+def _coerce(spec: fields.Field, value: Any, where: str) -> str | float | int | bool:
+    kind = spec.value_kind
     if kind == "text":
         if not isinstance(value, str) or len(value) > MAX_TEXT:
             raise FilterError(f"{where} must be a string of at most {MAX_TEXT} characters")
@@ -237,17 +191,20 @@ def _coerce(kind: str, field: str, value: Any, where: str) -> str | float | int 
             raise FilterError(f"{where} must be true or false")
         return value
     if kind == "time":
-        return to_epoch_ms(value, where)
-    if field == "scores" and isinstance(value, bool):
+        try:
+            return times.parse_time(value, where)
+        except times.TimeError as exc:
+            raise FilterError(str(exc)) from exc
+    if spec.kind == "keyed" and isinstance(value, bool):
         value = int(value)  # scores are stored as numbers, true and false as 1 and 0
-    elif field == "scores" and isinstance(value, str):
+    elif spec.kind == "keyed" and isinstance(value, str):
         value = _numeric_string(value, where)  # Helicone's typings send scores as strings
     number = _number(value, where)
-    if field == "cost":
-        if abs(number) > MAX_USD:
-            raise FilterError(f"{where} must be at most {MAX_USD:g} USD")
-        return round(number * 1e9)
-    return number
+    if spec.minimum is not None and number < spec.minimum:
+        raise FilterError(f"{where} must be at least {spec.minimum:g}")
+    if number > spec.maximum:
+        raise FilterError(f"{where} must be at most {spec.maximum:g} {spec.unit}".rstrip())
+    return round(number * spec.scale) if spec.scale != 1 else number
 
 
 def _number(value: Any, where: str) -> float | int:
@@ -263,62 +220,6 @@ def _numeric_string(value: str, where: str) -> float:
         return float(value)
     except ValueError as exc:
         raise FilterError(f"{where} must be a number") from exc
-
-
-def to_epoch_ms(value: Any, where: str) -> int:
-    """Milliseconds since the epoch from ISO 8601 or a number (seconds, or ms if > 1e11).
-
-    Only years 1 to 9999 (UTC) are accepted, so every result can be shown as a date again.
-    """
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
-    else:
-        raise FilterError(f"{where} must be an ISO 8601 string or epoch seconds")
-    if number is not None:
-        if not math.isfinite(number):
-            raise FilterError(f"{where} is out of range")
-        ms = int(number if abs(number) > 1e11 else number * 1000)
-    else:
-        text = str(value).strip()
-        if text[-1:] in ("Z", "z"):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = dt.datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise FilterError(f"{where} must be ISO 8601 or epoch seconds") from exc
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        try:
-            ms = int(parsed.timestamp() * 1000)
-        except (OverflowError, ValueError) as exc:
-            raise FilterError(f"{where} is out of range (years 1 to 9999)") from exc
-    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
-        raise FilterError(f"{where} is out of range (years 1 to 9999)")
-    return ms
-
-
-def from_request_filter(f: RequestFilter) -> Filter:
-    """The ``GET /api/v1/requests`` parameters (a ``RequestFilter``) as a filter tree."""
-    items: list[Filter] = []
-    for name in ("model", "provider", "user_id", "session_id", "state", "kind", "status"):
-        value = getattr(f, name)
-        if value is not None:
-            items.append(Leaf(name, "equals", value))
-    if f.since_ms is not None:
-        items.append(Leaf("created_at", "gte", f.since_ms))
-    if f.until_ms is not None:
-        items.append(Leaf("created_at", "lt", f.until_ms))
-    for name, value in f.properties.items():
-        items.append(Leaf("properties", "equals", value, name))
-    if f.where is not None:
-        items.append(f.where)
-    return all_of(*items)
 
 
 # ---- compiling --------------------------------------------------------------------------
@@ -340,20 +241,19 @@ def _compile(f: Filter, org_id: str | None) -> ColumnElement[bool]:
     if _has_nul(f):  # no stored text holds a NUL (see the module docstring)
         return true() if negated else false()
     op = {"not-equals": "equals", "not-contains": "contains"}.get(f.op, f.op)
-    if f.field in COLUMNS:
-        column = COLUMNS[f.field][1]
+    spec = fields.get(f.field)
+    column = spec.column
+    if spec.on_requests:
         positive = _compare(column, op, f.value)
-        if f.field == "cost":  # unknown costs are stored as 0 but must never match a number
-            positive = and_(requests.c.cost_known.is_(True), positive)
+        if spec.known is not None:  # e.g. unknown costs are stored as 0 but match no number
+            positive = and_(spec.known.is_(True), positive)
         if not negated:
             return positive
         return or_(column.is_(None), not_(positive))
-    if f.field == "feedback":
-        table: Any = request_feedback
-        where: list[ColumnElement[bool]] = [request_feedback.c.rating.is_(bool(f.value))]
-    else:
-        table = request_properties if f.field == "properties" else request_scores
-        where = [table.c.name == f.key, _compare(table.c.value, op, f.value)]
+    table = column.table  # a side table keyed by request_id (feedback, properties, scores)
+    where = [_compare(column, op, f.value)]
+    if spec.kind == "keyed":
+        where.insert(0, table.c.name == f.key)
     org = [] if org_id is None else [table.c.org_id == org_id]
     found = exists().where(table.c.request_id == requests.c.id, *org, *where)
     return not_(found) if negated else found

@@ -1,23 +1,23 @@
 """Reading request records: lists with filters and cursors, one record with its bodies.
 
-Inserting them is ``store.inserts``.
+Inserting them is ``store.inserts``; which records a list selects is a ``RequestFilter``
+(``store.selection``), compiled by ``store.filters``.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, and_, or_, select
-from sqlalchemy.sql import ColumnElement, Select
 
 from heliograph.store import filters
 from heliograph.store.bodies import unpack_body
 from heliograph.store.feedback import annotate
 from heliograph.store.schema import request_bodies, requests
+from heliograph.store.selection import RequestFilter
 
 LIST_COLUMNS = [
     requests.c.id,
@@ -70,33 +70,6 @@ LIST_COLUMNS = [
 COLD_START_MS = 1000.0
 
 
-@dataclass
-class RequestFilter:
-    """The GET /api/v1/requests filters."""
-
-    model: str | None = None
-    provider: str | None = None
-    user_id: str | None = None
-    session_id: str | None = None
-    status: int | None = None
-    state: str | None = None
-    kind: str | None = None
-    since_ms: int | None = None
-    until_ms: int | None = None
-    properties: dict[str, str] = field(default_factory=dict)
-    # Dashboard filters. ``text`` (prompts and outputs) is applied by ``store.search``, which
-    # decompresses bodies; everything else here is plain SQL.
-    errors_only: bool = False
-    status_class: int | None = None  # 4 means 400-499
-    min_cost_nusd: int | None = None
-    max_cost_nusd: int | None = None
-    min_latency_ms: float | None = None
-    max_latency_ms: float | None = None
-    text: str | None = None
-    # A parsed Helicone filter tree (``store.filters``), ANDed with everything above.
-    where: filters.Filter | None = None
-
-
 def encode_cursor(created_at: int, rid: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([created_at, rid])).decode().rstrip("=")
 
@@ -113,41 +86,11 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return created_at, rid
 
 
-def filter_condition(org_id: str | None, f: RequestFilter) -> ColumnElement[bool]:
-    """Every SQL filter of ``f`` (all but ``text``), compiled by ``store.filters``."""
-    tree = filters.condition(org_id, filters.from_request_filter(f))
-    return and_(tree, *_dashboard_conditions(f))
-
-
-def _apply_filter(query: Select[Any], org_id: str, f: RequestFilter) -> Select[Any]:
-    return query.where(filter_condition(org_id, f))
-
-
-def _dashboard_conditions(f: RequestFilter) -> list[Any]:
-    conds: list[Any] = []
-    if f.errors_only:
-        conds.append(requests.c.state.in_(("error", "interrupted")))
-    if f.status_class is not None:
-        conds.append(requests.c.status >= f.status_class * 100)
-        conds.append(requests.c.status < (f.status_class + 1) * 100)
-    if f.min_cost_nusd is not None or f.max_cost_nusd is not None:
-        conds.append(requests.c.cost_known.is_(True))
-        if f.min_cost_nusd is not None:
-            conds.append(requests.c.cost_nusd >= f.min_cost_nusd)
-        if f.max_cost_nusd is not None:
-            conds.append(requests.c.cost_nusd <= f.max_cost_nusd)
-    if f.min_latency_ms is not None:
-        conds.append(requests.c.latency_ms >= f.min_latency_ms)
-    if f.max_latency_ms is not None:
-        conds.append(requests.c.latency_ms <= f.max_latency_ms)
-    return conds
-
-
 def list_requests(
     engine: Engine, org_id: str, f: RequestFilter, limit: int, cursor: str | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first; returns one page and the cursor of the next page (None at the end)."""
-    query = _apply_filter(select(*LIST_COLUMNS), org_id, f)
+    query = select(*LIST_COLUMNS).where(f.condition(org_id))
     if cursor:
         created_at, rid = decode_cursor(cursor)
         query = query.where(
@@ -193,8 +136,8 @@ def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
         out = to_api(data)
         annotate(conn, org_id, [out])
     encoding = data.get("encoding") or "raw"
-    out["request_body"] = _body_value(unpack_body(data.get("request_body"), encoding))
-    out["response_body"] = _body_value(unpack_body(data.get("response_body"), encoding))
+    out["request_body"] = body_value(unpack_body(data.get("request_body"), encoding))
+    out["response_body"] = body_value(unpack_body(data.get("response_body"), encoding))
     headers = data.get("request_headers") or {}
     out["request_headers"] = dict(headers.get("request") or []) if isinstance(headers, dict) else {}
     out["response_headers"] = (
@@ -206,7 +149,7 @@ def get_request(engine: Engine, org_id: str, rid: str) -> dict[str, Any] | None:
     return out
 
 
-def _body_value(raw: bytes | None) -> Any:
+def body_value(raw: bytes | None) -> Any:
     """JSON bodies come back as JSON; text as a string; binary as a size note."""
     if raw is None:
         return None
@@ -288,11 +231,14 @@ def to_api(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def recent_requests(engine: Engine, since_ms: int, limit: int = 500) -> list[dict[str, Any]]:
-    """Records of every organization created since ``since_ms`` (for ``heliograph tail``)."""
+def recent_requests(
+    engine: Engine, since_ms: int, limit: int = 500, where: filters.Filter = filters.ALL
+) -> list[dict[str, Any]]:
+    """Records of every organization created since ``since_ms`` that match ``where`` (for
+    ``heliograph tail``)."""
     query = (
         select(*LIST_COLUMNS)
-        .where(requests.c.created_at >= since_ms)
+        .where(requests.c.created_at >= since_ms, filters.condition(None, where))
         .order_by(requests.c.created_at.desc(), requests.c.id.desc())
         .limit(limit)
     )

@@ -24,8 +24,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.bodies import unpack_body
 from heliograph.store.filters import holds_nul
-from heliograph.store.requests import LIST_COLUMNS, RequestFilter, _apply_filter, to_api
+from heliograph.store.requests import LIST_COLUMNS, to_api
 from heliograph.store.schema import request_bodies, requests
+from heliograph.store.selection import RequestFilter
 
 SORTS = ("time", "cost", "latency", "tokens", "ttft")
 BATCH = 200
@@ -112,7 +113,7 @@ def search_requests(
             request_bodies.c.response_body,
         ]
     source = requests.outerjoin(request_bodies, request_bodies.c.request_id == requests.c.id)
-    base = _apply_filter(select(*columns).select_from(source), org_id, f)
+    base = select(*columns).select_from(source).where(f.condition(org_id))
     order = (expr.asc(), requests.c.id.asc()) if ascending else (expr.desc(), requests.c.id.desc())
     found: list[dict[str, Any]] = []
     scanned = 0

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.responses import Response
 
 from heliograph.store import analytics, search
-from heliograph.store.requests import RequestFilter
+from heliograph.store.selection import RequestFilter
 from heliograph.web.charts import Series, chart
 from heliograph.web.context import Ctx
 from heliograph.web.format import number, query_url, usd
@@ -60,7 +60,9 @@ async def user_page(ctx: Ctx) -> Response:
     if not data["requests"]:
         return ctx.not_found("No requests from this user in your organization.")
     links = [
-        query_url("/requests", {**window.request_params(s, s + window.bucket_ms), "user": user_id})
+        query_url(
+            "/requests", {**window.request_params(s, s + window.bucket_ms), "user_id": user_id}
+        )
         for s in window.starts
     ]
     points = data["points"]

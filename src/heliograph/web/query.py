@@ -1,11 +1,13 @@
 """Page state that lives in the URL: the time window and the Requests filters.
 
 Everything a view shows is decided by its query string, so a URL can be shared. Parsing is
-lenient (a bad value is reported and ignored, never a 500) and ``params()`` rebuilds the
-query string for links (sorting, pagination, export, drill-downs). Dates are read by the
-filter engine's parser (years 1 to 9999 only); a custom range is narrowed to the times a
-request can have been recorded (1970 to tomorrow), with a note, so its buckets stay few and
-every bucket edge is a date that can be shown.
+lenient (a bad value is reported, never a 500; a bad filter selects nothing rather than
+everything) and ``params()`` rebuilds the query string for links (sorting, pagination,
+export, drill-downs). Filters are the API's spellings, read by ``store.filter_params``;
+times are read by ``store.times`` like every other door's. Relative ranges (``range=24h``)
+are the dashboard's own, built on top. A custom range is narrowed to the times a request can
+have been recorded (1970 to tomorrow), with a note, so its buckets stay few and every bucket
+edge is a date that can be shown.
 """
 
 from __future__ import annotations
@@ -17,29 +19,32 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
-from heliograph.store import filters
+from heliograph.store import filter_params, filters, selection
 from heliograph.store.analytics import auto_bucket
-from heliograph.store.requests import RequestFilter, iso_ms
+from heliograph.store.requests import iso_ms
 from heliograph.store.search import SORTS
+from heliograph.store.selection import RequestFilter
+from heliograph.store.times import parse_time
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 EARLIEST_MS = 0  # no request is recorded before 1970
 RANGES = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 RANGE_BUCKETS = {"1h": 2 * MINUTE, "24h": HOUR, "7d": 6 * HOUR, "30d": DAY}
 MAX_PAGE = 500
-TEXT_FIELDS = ("model", "provider", "user", "session", "q", "kind")
+PROPERTY = "property."
+# The page's spellings before it shared the API's; links saved with them keep working.
+ALIASES = {"user": "user_id", "session": "session_id"}
+FEEDBACK_WORDS = {"good": "true", "bad": "false"}
+NOTHING = filters.Branch("or", ())  # matches no record
+FORM_INPUTS = (
+    *("range", "since", "until", "model", "provider", "status", "errors", "feedback"),
+    *("user_id", "session_id", "q", "min_cost", "max_cost", "min_latency", "max_latency"),
+    "limit",
+)
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def parse_when(value: str, name: str = "the time") -> int:
-    """Epoch ms (or seconds) or ISO 8601 / datetime-local (UTC) to epoch ms.
-
-    ValueError (a ``FilterError`` naming ``name``) for anything else, or outside years 1-9999.
-    """
-    return filters.to_epoch_ms(value.strip(), name)
 
 
 def recordable(since_ms: int, until_ms: int, now: int) -> tuple[int, int, str]:
@@ -109,8 +114,8 @@ def parse_window(q: QueryParams, default: str = "24h") -> Window:
     error = ""
     if key == "custom":
         try:
-            since = parse_when(q.get("since", ""), "the start")
-            until = parse_when(q["until"], "the end") if q.get("until") else now
+            since = parse_time(q.get("since", ""), "since")
+            until = parse_time(q["until"], "until") if q.get("until") else now
             if until <= since:
                 raise ValueError("the end must be after the start")
             since, until, note = recordable(since, until, now)
@@ -131,10 +136,14 @@ def parse_window(q: QueryParams, default: str = "24h") -> Window:
 
 @dataclass
 class RequestQuery:
-    """The Requests page's filters, sort and page, as parsed from and written to the URL."""
+    """The Requests page's filters, sort and page, as parsed from and written to the URL.
+
+    ``values`` holds the filter parameters in their one spelling (``store.fields``) plus the
+    page's own (``range``, ``errors``, ``q``, ``limit``), so every link the page builds writes
+    the one spelling, whatever spelling the page was opened with.
+    """
 
     values: dict[str, str] = field(default_factory=dict)
-    props: list[str] = field(default_factory=list)
     sort: str = "time"
     ascending: bool = False
     cursor: str | None = None
@@ -153,84 +162,84 @@ class RequestQuery:
         return {k: v for k, v in out.items() if v not in (None, "")}
 
     def pairs(self, **changes: Any) -> list[tuple[str, str]]:
-        base = [(k, str(v)) for k, v in self.params(**changes).items()]
-        return base + [("prop", p) for p in self.props]
+        return [(k, str(v)) for k, v in self.params(**changes).items()]
+
+    @property
+    def properties(self) -> list[tuple[str, str]]:
+        """Property filters as (name, value), for the form's inputs."""
+        return [(k[len(PROPERTY) :], v) for k, v in self.values.items() if k.startswith(PROPERTY)]
+
+    @property
+    def hidden(self) -> list[tuple[str, str]]:
+        """Filters the form has no input for, so that submitting it keeps them."""
+        return [
+            (k, v)
+            for k, v in self.values.items()
+            if k not in FORM_INPUTS and not k.startswith(PROPERTY)
+        ]
 
     @property
     def active(self) -> bool:
-        return bool(self.values or self.props)
+        return bool(self.values)
 
 
-def _number(q: QueryParams, name: str, errors: list[str]) -> float | None:
-    raw = q.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        errors.append(f"{name} must be a number")
-        return None
-    if value < 0 or value != value or value == float("inf"):
-        errors.append(f"{name} must be a non-negative number")
-        return None
-    return value
+def _canonical(q: QueryParams) -> dict[str, str]:
+    """The page's parameters in their one spelling (older spellings are read as aliases); a
+    malformed ``prop`` stays ``prop``."""
+    out: dict[str, str] = {}
+    for name, raw in q.multi_items():
+        value = raw.strip()
+        if not value:
+            continue
+        name = ALIASES.get(name, name)
+        if name == "prop":  # the form's "Add property" box: name=value
+            key, sep, text = value.partition("=")
+            if sep and key.strip() and text.strip():
+                name, value = PROPERTY + key.strip().lower(), text.strip()
+        elif name.startswith(PROPERTY):
+            name = name.lower()  # stored property names are lower-case
+        elif name == "feedback":
+            value = FEEDBACK_WORDS.get(value, value)
+        out[name] = value
+    return out
 
 
 def parse_request_query(q: QueryParams) -> RequestQuery:
+    """The page's URL as a ``RequestQuery``; bad values are reported in ``errors``, never
+    raised, and every filter goes through ``store.filter_params`` as the API's do."""
     rq = RequestQuery()
-    f, errors, values = rq.filter, rq.errors, rq.values
-    for name in TEXT_FIELDS:
-        if q.get(name, "").strip():
-            values[name] = q[name].strip()[:500]
-    f.model, f.provider = values.get("model"), values.get("provider")
-    f.user_id, f.session_id = values.get("user"), values.get("session")
-    f.text, f.kind = values.get("q"), values.get("kind")
-    status = q.get("status", "").strip().lower()
-    if status:
-        if len(status) == 3 and status[0] in "12345" and status[1:] == "xx":
-            f.status_class = int(status[0])
-            values["status"] = status
-        elif status.isdigit() and len(status) <= 3:
-            f.status = int(status)
-            values["status"] = status
-        else:
-            errors.append("status must be a code like 429 or a class like 5xx")
-    if q.get("errors") in ("1", "on", "true"):
-        f.errors_only = True
-        values["errors"] = "1"
-    feedback = q.get("feedback", "")
-    if feedback in ("good", "bad"):  # through the same filter engine as the query API
-        f.where = filters.leaf("feedback", "equals", feedback == "good")
-        values["feedback"] = feedback
-    window = q.get("range", "")
+    errors, values = rq.errors, rq.values
+    given = _canonical(q)
+    items: list[filters.Filter] = []
+    if "prop" in given:
+        errors.append("property filters look like name=value")
+        items.append(NOTHING)
+    window = given.get("range", "")
     if window in RANGES:
         values["range"] = window
-        f.since_ms = now_ms() - RANGES[window]
-    for name in ("since", "until"):
-        raw = q.get(name, "").strip()
-        if raw and window not in RANGES:
-            try:
-                setattr(f, f"{name}_ms", parse_when(raw, name))
-                values[name] = raw
-            except ValueError:
-                errors.append(f"{name} must be a date and time (ISO 8601) in years 1 to 9999")
-    for name, attr, scale in (
-        ("min_cost", "min_cost_nusd", 1e9),
-        ("max_cost", "max_cost_nusd", 1e9),
-        ("min_latency", "min_latency_ms", 1.0),
-        ("max_latency", "max_latency_ms", 1.0),
-    ):
-        number = _number(q, name, errors)
-        if number is not None:
-            values[name] = q[name].strip()
-            setattr(f, attr, int(number * scale) if scale != 1.0 else number)
-    for raw in q.getlist("prop"):
-        name, sep, value = raw.partition("=")
-        if sep and name.strip() and value.strip():
-            f.properties[name.strip().lower()] = value.strip()
-            rq.props.append(f"{name.strip().lower()}={value.strip()}")
-        elif raw.strip():
-            errors.append("property filters look like name=value")
+        items.append(filters.Leaf("created_at", "gte", now_ms() - RANGES[window]))
+    status = given.get("status", "").lower()
+    if len(status) == 3 and status[0] in "12345" and status[1:] == "xx":
+        items.append(selection.status_class(int(status[0])))
+        values["status"] = status
+    if given.get("errors") in ("1", "on", "true"):
+        items.append(selection.failed())
+        values["errors"] = "1"
+    for name, value in given.items():
+        if name in values or not filter_params.is_filter_param(name):
+            continue
+        if name in ("since", "until") and window in RANGES:
+            continue
+        try:
+            items.append(filter_params.parse_one(name, value))
+        except filters.FilterError as exc:
+            errors.append(str(exc))
+            items.append(NOTHING)  # as the API's 400: never unfiltered rows that look filtered
+        else:
+            values[name] = value
+    if given.get("q"):
+        values["q"] = rq.filter.text = given["q"][:500]
+    rq.filter.where = filters.all_of(*items)
     sort = q.get("sort", "time")
     rq.sort = sort if sort in SORTS else "time"
     rq.ascending = q.get("order") == "asc"

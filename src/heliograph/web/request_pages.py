@@ -1,8 +1,10 @@
 """The Requests page, its live JSON feed, CSV/JSONL export, and the request detail page.
 
-All three list views share ``parse_request_query`` and ``store.search``, so the table, the
-live rows and the export always hold the same set. Export streams: rows are fetched a batch at
-a time with the keyset cursor and written as they come, with no cap and constant memory.
+All three list views share ``parse_request_query`` (the API's filter spellings, read by
+``store.filter_params``) and ``store.search``, so the table, the live rows and the export
+always hold the same set, and the same set as the API for the same parameters. Export
+streams: rows are fetched a batch at a time with the keyset cursor and written as they come,
+with no cap and constant memory.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from heliograph.store import search
+from heliograph.store import filters, search
 from heliograph.store.export import formula_safe
 from heliograph.store.requests import get_request
+from heliograph.store.times import TimeError, parse_time
 from heliograph.web import chat, replay
 from heliograph.web.context import Ctx
 from heliograph.web.format import (
@@ -31,7 +34,7 @@ from heliograph.web.format import (
     usd,
     when,
 )
-from heliograph.web.query import RequestQuery, parse_request_query, parse_when
+from heliograph.web.query import RequestQuery, parse_request_query
 
 LIVE_LIMIT = 100
 RAW_DISPLAY_CHARS = 400_000
@@ -145,10 +148,11 @@ async def requests_json(ctx: Ctx) -> Response:
     rq = parse_request_query(ctx.request.query_params)
     after = ctx.request.query_params.get("after", "")
     try:
-        after_ms = parse_when(after) if after else int(time.time() * 1000) - 60_000
-    except (ValueError, OverflowError):
-        return JSONResponse({"error": "after must be epoch ms or ISO 8601"}, 400)
-    rq.filter.since_ms = max(rq.filter.since_ms or 0, after_ms)
+        after_ms = parse_time(after, "after") if after else int(time.time() * 1000) - 60_000
+    except TimeError as exc:
+        return JSONResponse({"error": str(exc)}, 400)
+    newer = filters.Leaf("created_at", "gte", after_ms)
+    rq.filter.where = filters.all_of(rq.filter.where or filters.ALL, newer)
     rq.sort, rq.ascending = "time", False
     rows, _ = await ctx.run(_list_page, ctx, rq, None, LIVE_LIMIT)
     return JSONResponse({"rows": rows}, headers={"Cache-Control": "no-store"})
