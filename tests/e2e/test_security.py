@@ -586,7 +586,10 @@ INJECTIONS = [
 
 
 def test_injection_in_every_filter_matches_nothing_and_breaks_nothing(server: Server) -> None:
-    post(server, f"/v1/{server.write_key}/chat/completions", **{"Helicone-User-Id": "inj-base"})
+    base = post(
+        server, f"/v1/{server.write_key}/chat/completions", **{"Helicone-User-Id": "inj-base"}
+    )
+    server.record(base.headers["heliograph-id"])  # stored before counting
     before = len(server.newest())
     auth = {"Authorization": f"Bearer {server.admin_key}"}
     for payload in INJECTIONS:
