@@ -27,6 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from heliograph.config import Settings
 
 log = logging.getLogger(__name__)
+SWEEP_S = 0.5
 
 
 class HeadersTooLarge(Exception):
@@ -50,25 +51,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.body_timeout = body_timeout
         self._in_headers = True
         self._header_bytes = 0  # bytes read while a header block is incomplete
-        self._header_size = 0  # the parsed request line and headers
         self._in_body = False
-        self._body_seen = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # when the current phase must be over
         self._refused = False
 
-    # -- timers -------------------------------------------------------------------------
-    def _arm(self, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_later(delay, self._expired)
+    # -- deadlines ------------------------------------------------------------------------
+    # One timer per request would cost more than the rest of this class: each connection
+    # notes a deadline (a float), and one sweep per server process looks at them every
+    # SWEEP_S seconds, so a limit is enforced up to SWEEP_S late.
+    def _watch(self, seconds: float) -> None:
+        self._deadline = self.loop.time() + seconds
+        state = self.server_state
+        sweeper: asyncio.Task[None] | None = getattr(state, "heliograph_sweeper", None)
+        if sweeper is None or sweeper.done():
+            state.heliograph_sweeper = self.loop.create_task(  # type: ignore[attr-defined]
+                _sweep(state.connections, self.loop)
+            )
 
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _expired(self) -> None:
-        self._timer = None
+    def expire_if_due(self, now: float) -> None:
+        """Called by the sweep: end a phase that ran out of time."""
+        if self._deadline is None or now < self._deadline:
+            return
+        self._deadline = None
         if self.transport is None or self.transport.is_closing():
             return
         if self._in_headers:
@@ -80,10 +84,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._in_body:
             if self.flow.read_paused:  # the app has not taken what it has: not the client's
-                self._body_seen = self.loop.time()
-            idle = self.loop.time() - self._body_seen
-            if idle < self.body_timeout:
-                self._arm(max(self.body_timeout - idle, 0.1))
+                self._deadline = now + self.body_timeout
                 return
             log.info("closing a connection whose request body stopped arriving")
             self.transport.close()
@@ -100,10 +101,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.header_timeout)
+        self._watch(self.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -111,8 +112,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._in_headers:
             self._header_bytes += len(data)
-        elif self._in_body:
-            self._body_seen = self.loop.time()
+        elif self._in_body:  # the body is still coming: its idle time starts again
+            self._deadline = self.loop.time() + self.body_timeout
         super().data_received(data)
         if self._in_headers and self._header_bytes > self.max_header_bytes:
             self._refused = True
@@ -126,36 +127,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().send_400_response(msg)
 
-    def on_url(self, url: bytes) -> None:
-        self._header_size += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_size += len(name) + len(value) + 4
-        super().on_header(name, value)
-
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_size = 0
         if not self._in_headers:  # a pipelined request right after the previous one
             self._in_headers = True
             self._header_bytes = 0
-        if self._timer is None:  # the first request's deadline runs from the connection
-            self._arm(self.header_timeout)
+        if self._deadline is None:  # the first request's deadline runs from the connection
+            self._deadline = self.loop.time() + self.header_timeout
 
     def on_headers_complete(self) -> None:
-        if self._header_size > self.max_header_bytes:  # a whole block that came in one read
-            self._refused = True
-            raise HeadersTooLarge
+        # Bytes read in the header phase bound the block's size; only a read that went past
+        # the limit (the block may have come whole, with body bytes after it) needs a count.
+        if self._header_bytes > self.max_header_bytes:
+            size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+            if size > self.max_header_bytes:
+                self._refused = True
+                raise HeadersTooLarge
         self._in_headers = False
         self._in_body = True
-        self._body_seen = self.loop.time()
-        self._arm(self.body_timeout)
+        self._deadline = self.loop.time() + self.body_timeout
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._in_body = False
-        self._disarm()
+        self._deadline = None
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -164,6 +159,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0
         super().on_response_complete()
+
+
+async def _sweep(connections: set[Any], loop: asyncio.AbstractEventLoop) -> None:
+    """Expire the connections whose phase ran out of time, while there are connections."""
+    while connections:
+        await asyncio.sleep(SWEEP_S)
+        now = loop.time()
+        for conn in list(connections):
+            if isinstance(conn, GuardedHttpToolsProtocol):
+                conn.expire_if_due(now)
 
 
 def guarded_protocol(
