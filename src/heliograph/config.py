@@ -224,6 +224,20 @@ class Settings(BaseSettings):
     key_refresh_interval: float = Field(
         default=2.0, gt=0, description="Seconds between reloads of the API key cache."
     )
+    openwebui_jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret Open WebUI signs its user JWT with "
+        "(its FORWARD_USER_INFO_HEADER_JWT_SECRET). When set, the user of a request from Open "
+        "WebUI comes only from a verified X-OpenWebUI-User-Jwt; the plain X-OpenWebUI-User-* "
+        "headers, which anyone holding a write key can forge, are ignored.",
+    )
+    openwebui_jwt_failure: Literal["refuse", "record"] = Field(
+        default="refuse",
+        description="What a request with a bad or expired Open WebUI user JWT gets: refuse "
+        "(401 in the protocol's error shape; a forged or misconfigured identity never spends "
+        "or pollutes per-user figures) or record (forwarded, its claims recorded with identity "
+        "`unverified`).",
+    )
     admin_email: str | None = Field(
         default=None,
         description="Email of the dashboard admin created on first start (else admin@localhost).",
