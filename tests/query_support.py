@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import Engine
 
 from heliograph.store.feedback import set_feedback, set_scores
-from heliograph.store.inserts import insert_records
+from heliograph.store.inserts import insert_batch, pack_records
 
 T0 = int(time.time() * 1000) - 86_400_000
 
@@ -58,15 +58,21 @@ def row(org_id: str, i: int, **kw: Any) -> dict[str, Any]:
 
 
 def insert(engine: Engine, rows: list[dict[str, Any]], bodies: bool = False) -> None:
-    """Insert rows; their ``properties`` also go to ``request_properties`` as the writer does."""
+    """Insert rows; their ``properties`` and ``user_groups`` also go to their side tables, as
+    the writer does."""
     props = [
         {"request_id": r["id"], "name": k, "value": v, "org_id": r["org_id"]}
         for r in rows
         for k, v in (r["properties"] or {}).items()
     ]
     body_rows = [body(r["id"], f"prompt {r['id']}") for r in rows] if bodies else []
+    groups = [
+        {"request_id": r["id"], "name": g, "org_id": r["org_id"]}
+        for r in rows
+        for g in r.get("user_groups") or ()
+    ]
     with engine.begin() as conn:
-        insert_records(conn, rows, body_rows, props)
+        insert_batch(conn, pack_records(rows, body_rows, props, groups))
 
 
 def body(rid: str, prompt: str) -> dict[str, Any]:

@@ -84,9 +84,17 @@ def _records(engine: Any, org: str, other: str) -> dict[str, str]:
     """Two base records and one per field; the other organization's matches everything."""
     names = ["base-0", "base-1", *FIELD_NAMES]
     rows = [row(org, i, **columns({name})) for i, name in enumerate(names)]
+    group = text_value(fields.get("user_group"))
     for r, name in zip(rows, names, strict=True):
         r["properties"] = {"team": "red" if name == "properties" else "blue"}
-    everything = row(other, len(names), **columns(set(FIELD_NAMES)), properties={"team": "red"})
+        r["user_groups"] = [group if name == "user_group" else "b"]
+    everything = row(
+        other,
+        len(names),
+        **columns(set(FIELD_NAMES)),
+        properties={"team": "red"},
+        user_groups=[group],
+    )
     insert(engine, [*rows, everything])
     ids = {name: r["id"] for name, r in zip(names, rows, strict=True)}
     for name, rid in ids.items():
@@ -150,7 +158,7 @@ def conditions(field: fields.Field, ids: dict[str, str]) -> list[Condition]:
             command: tuple[str, ...] = (f"--{field.param}", f"{key}={value}")
         else:
             tree_name = field.name
-            if field.column.primary_key:
+            if field.column.key == "id":
                 json_value = value = ids[field.name]
             elif field.kind == "text":
                 json_value = value = text_value(field)

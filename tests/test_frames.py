@@ -91,7 +91,12 @@ def _traffic(gw: LiveGateway) -> None:
         "X-OpenWebUI-User-Id": "owui",
     }
     assert post(**meta).status_code == 200
-    owui = {"X-OpenWebUI-User-Id": "owui-only", "X-OpenWebUI-Chat-Id": "chat-1"}
+    owui = {
+        "X-OpenWebUI-User-Id": "owui-only",
+        "X-OpenWebUI-Chat-Id": "chat-1",
+        "X-OpenWebUI-Message-Id": "m-1",
+        "X-OpenWebUI-Task": "tags_generation",
+    }
     assert post(**owui).status_code == 200
     cache = {"Helicone-Cache-Enabled": "true"}
     assert post(**cache).headers["helicone-cache"] == "MISS"

@@ -47,17 +47,24 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
+    assert {"user_name", "user_email", "user_groups", "identity", "task", "message_id"} <= columns
+    tables = set(inspect(engine).get_table_names())
+    assert {"request_groups", "end_users", "rollup_task_hourly"} <= tables
     rows, _ = list_requests(engine, "o1", RequestFilter(properties={"team": "a"}), 10)
     assert [r["id"] for r in rows] == ["r1"]
     row = rows[0]
     assert row["model"] == "gpt-4o" and row["prompt_tokens"] == 12
     assert row["cost_known"] is False and row["cost_usd"] is None
     assert row["protocol"] == "openai" and row["tokens_estimated"] is False
+    assert row["task"] is None and row["user_groups"] == [] and row["identity"] is None
+    with engine.connect() as conn:  # the stored request was rolled up as a chat
+        tasks = conn.execute(text("SELECT task, model, requests FROM rollup_task_hourly")).all()
+    assert [tuple(t) for t in tasks] == [("", "gpt-4o", 1)]
     assert get_request(engine, "o1", "r1") is not None
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
     engine.dispose()

@@ -50,6 +50,12 @@ def record_fields() -> dict[str, Any]:
         "served_by",
         "omitted",
         "model_override",
+        "user_name",
+        "user_email",
+        "user_role",
+        "identity",
+        "task",
+        "message_id",
     )
     opt_int = (
         "prompt_tokens",
@@ -79,6 +85,7 @@ def record_fields() -> dict[str, Any]:
         "status": INT,
         "retries": INT,
         "properties": {"type": "object", "additionalProperties": STR},
+        "user_groups": {"type": "array", "items": STR},
     }
     fields |= {k: STR for k in text} | {k: nullable(STR) for k in opt_text}
     fields |= {k: nullable(INT) for k in opt_int} | {k: nullable(NUM) for k in opt_num}

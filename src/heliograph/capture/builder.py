@@ -27,6 +27,7 @@ from heliograph.config import Settings
 from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
 from heliograph.pricing.book import DEFAULT_LOCAL_PROVIDERS
 from heliograph.store.bodies import BodyPacker
+from heliograph.store.end_users import people_rows
 from heliograph.store.inserts import RecordBatch, pack_records
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class Builder:
                 [r.request for r in records],
                 [r.body for r in records],
                 [p for r in records for p in r.properties],
+                [g for r in records for g in r.groups],
+                people_rows(r.person for r in records),
             )
         )
         for rec in records:

@@ -13,11 +13,25 @@ from __future__ import annotations
 from typing import Any, NotRequired, Required, TypedDict
 
 
+class IdentityFrame(TypedDict, total=False):
+    """Who Open WebUI says is asking: its plain user headers or its signed JWT (decoded)."""
+
+    id: str  # X-OpenWebUI-User-Id, the JWT's sub
+    name: str
+    email: str
+    role: str
+    groups: list[str]  # X-OpenWebUI-User-Groups ({{USER_GROUPS}}), names
+    group_ids: list[str]  # X-OpenWebUI-User-Group-Ids ({{USER_GROUP_IDS}})
+    src: str  # headers (plain, forgeable), jwt (verified) or unverified (a token not verified)
+
+
 class MetaFrame(TypedDict, total=False):
     """The request's metadata headers, parsed once by the gateway (empty fields left out)."""
 
     user: str  # Helicone-/Heliograph-User-Id
-    client_user: str  # Open WebUI's X-OpenWebUI-User-Id, else its -User-Email (decoded)
+    ow: IdentityFrame  # Open WebUI's user, once the gateway decided what to trust
+    task: str  # Open WebUI's X-OpenWebUI-Task ({{TASK}}), when it names a known task
+    msg: str  # Open WebUI's X-OpenWebUI-Message-Id ({{MESSAGE_ID}})
     session: str  # Session-Id, else Open WebUI's X-OpenWebUI-Chat-Id
     path: str  # Session-Path
     name: str  # Session-Name

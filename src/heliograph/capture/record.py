@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from heliograph.capture.enrich import cost_columns, estimate_missing_tokens
-from heliograph.capture.frames import EndFrame, StartFrame
+from heliograph.capture.frames import EndFrame, MetaFrame, StartFrame
+from heliograph.capture.people import Person, chat_title, openwebui_columns, person_of
 from heliograph.gateway.headers import metadata_from_headers, user_of
 from heliograph.pricing import PriceBook
 from heliograph.providers import analyser, error_message
@@ -39,6 +40,8 @@ class RecordRows:
     properties: list[dict[str, Any]] = field(default_factory=list)
     rate_limit_policy: str | None = None
     rate_limit_key: str | None = None  # the counter the gateway checked, charged the same
+    groups: list[dict[str, Any]] = field(default_factory=list)  # request_groups rows
+    person: Person | None = None  # what the end-user directory learns
 
 
 def splice(body: bytes, end: EndFrame) -> tuple[bytes, list[Any], bool]:
@@ -231,6 +234,9 @@ def build_record(
     omit_request, omit_response = md.get("omit_req", False), md.get("omit_resp", False)
     attempts = done.get("att") or None
     rid, org_id = str(start["id"]), str(start["org"])
+    user_id = clean(user_of(md, analysis.user), 255)
+    ow = _openwebui(md, user_id, analysis, outcome)
+    title = ow.pop("title")
     request_row = {
         "id": rid,
         "org_id": org_id,
@@ -255,7 +261,7 @@ def build_record(
         "total_tokens": clamp_int(analysis.total_tokens),
         "cached_tokens": clamp_int(analysis.cached_tokens),
         "reasoning_tokens": clamp_int(analysis.reasoning_tokens),
-        "user_id": clean(user_of(md, analysis.user), 255),
+        "user_id": user_id,
         "session_id": clean(md.get("session"), 255),
         "properties": properties or None,
         "protocol": clean(start.get("pr", "openai"), 16),
@@ -267,13 +273,14 @@ def build_record(
         "price_ref": clean(costs.get("price_ref"), 255),
         "cost_saved_nusd": costs.get("cost_saved_nusd"),
         "session_path": clean(md.get("path"), 255),
-        "session_name": clean(md.get("name"), 255),
+        "session_name": clean(md.get("name"), 255) or title,
         "cache_hit": cache_hit,
         "retries": max(len(attempts) - 1, 0) if attempts else 0,
         "attempts": attempts,
         "served_by": clean(done.get("srv"), 64),
         "omitted": _omitted(omit_request, omit_response),
         "model_override": clean(md.get("model"), 255),
+        **ow,
     }
     body_row = _body_row(
         start,
@@ -288,7 +295,36 @@ def build_record(
     rows = [
         {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in properties.items()
     ]
-    return RecordRows(request_row, body_row, rows, md.get("ratelimit"), done.get("rlk"))
+    groups = [
+        {"request_id": rid, "name": name, "org_id": org_id}
+        for name in dict.fromkeys(request_row["user_groups"] or ())
+    ]
+    return RecordRows(
+        request_row,
+        body_row,
+        rows,
+        md.get("ratelimit"),
+        done.get("rlk"),
+        groups,
+        person_of(md, request_row),
+    )
+
+
+def _openwebui(
+    md: MetaFrame, user_id: str | None, analysis: Analysis, outcome: Outcome
+) -> dict[str, Any]:
+    """The Open WebUI columns, clamped, and the chat title under "title" (the caller makes
+    it the session's name)."""
+    raw = openwebui_columns(md, user_id, analysis)
+    limits = {"user_name": 255, "user_email": 320, "user_role": 32, "identity": 12, "task": 40}
+    out: dict[str, Any] = {
+        k: clean(v, limits.get(k, 255)) for k, v in raw.items() if k != "user_groups"
+    }
+    groups = raw["user_groups"]
+    out["user_groups"] = [g for g in (clean(str(x), 255) for x in groups) if g] if groups else None
+    ok = outcome.state == "ok" and 0 < outcome.status < 400
+    out["title"] = clean(chat_title(raw["task"], analysis, ok), 255)
+    return out
 
 
 def _body_row(

@@ -13,8 +13,21 @@ from collections.abc import Iterable
 from urllib.parse import unquote
 
 from heliograph.capture.frames import MetaFrame
+from heliograph.capture.openwebui_tasks import is_task_name
 
 PREFIXES = ("heliograph-", "helicone-")
+OPENWEBUI = "x-openwebui-"
+MAX_NAME = 255
+MAX_GROUPS = 50
+_USER_FIELDS = {
+    "user-id": "id",
+    "user-name": "name",
+    "user-email": "email",
+    "user-role": "role",
+    "user-groups": "groups",
+    "user-group-ids": "group_ids",
+}
+_LIMITS = {"email": 320, "role": 32}
 MAX_PROPERTY_VALUE = 1000
 MAX_PROPERTIES = 64
 _TRUE = ("true", "1", "yes")
@@ -52,20 +65,36 @@ def read_ours(md: MetaFrame, short: str, value: str) -> None:
         md["ratelimit"] = value
 
 
-def read_openwebui(md: MetaFrame, name: str, value: str) -> None:
-    """One of Open WebUI's ``x-openwebui-*`` headers into ``md``: who asks, in which chat.
+def read_openwebui(md: MetaFrame, name: str, value: str) -> str | None:
+    """One of Open WebUI's ``x-openwebui-*`` headers into ``md``; returns the value of its
+    signed user JWT, which the gateway verifies (the token itself is never recorded).
 
-    A client-side user (weaker than a User-Id header or the body's ``user``) and the chat as
-    the session, unless a Session-Id header names one.
+    Open WebUI percent-encodes names and every custom-header value, so each value is decoded
+    here, once. The plain user headers land in ``md["ow"]`` marked ``headers``: what to trust
+    is decided afterwards (:mod:`heliograph.gateway.openwebui`), when every header is known.
     """
-    if name == "x-openwebui-user-id":
-        if value:
-            md["client_user"] = value
-    elif name == "x-openwebui-user-email":
-        if value and "client_user" not in md:
-            md["client_user"] = unquote(value)
-    elif name == "x-openwebui-chat-id" and value and "session" not in md:
-        md["session"] = value  # a Session-Id header, read before or after, wins
+    short = name[len(OPENWEBUI) :]
+    if short == "user-jwt":
+        return value.strip() or None
+    text = unquote(value).strip() if "%" in value else value.strip()
+    if not text:
+        return None
+    if short in _USER_FIELDS:
+        field = _USER_FIELDS[short]
+        ow = md.setdefault("ow", {"src": "headers"})
+        if field in ("groups", "group_ids"):
+            items = [g.strip()[:MAX_NAME] for g in text.split(",") if g.strip()]
+            ow[field] = items[:MAX_GROUPS]  # type: ignore[literal-required]
+        else:
+            ow[field] = text[: _LIMITS.get(field, MAX_NAME)]  # type: ignore[literal-required]
+    elif short == "chat-id":
+        if "session" not in md:
+            md["session"] = text  # a Session-Id header, read before or after, wins
+    elif short == "message-id":
+        md["msg"] = text[:MAX_NAME]
+    elif short == "task" and is_task_name(text):
+        md["task"] = text
+    return None
 
 
 def metadata_from_headers(headers: Iterable[tuple[str, str] | list[str]]) -> MetaFrame:
@@ -75,12 +104,16 @@ def metadata_from_headers(headers: Iterable[tuple[str, str] | list[str]]) -> Met
         if name.startswith(PREFIXES):
             short = name[9:] if name[8] == "-" else name[11:]
             read_ours(md, short, value)
-        elif name.startswith("x-openwebui-"):
+        elif name.startswith(OPENWEBUI):
             read_openwebui(md, name, value)
     return md
 
 
 def user_of(md: MetaFrame, body_user: str | None) -> str | None:
-    """The record's user, decided once for the record, rate limits and budgets: a User-Id
-    header, else the body's ``user`` field, else Open WebUI's user."""
-    return md.get("user") or body_user or md.get("client_user")
+    """The record's user, decided once for the record, rate limits and budgets: Open WebUI's
+    verified (signed) user, else a User-Id header, else the body's ``user`` field, else Open
+    WebUI's unverified user."""
+    ow = md.get("ow")
+    if ow is not None and ow.get("src") == "jwt" and ow.get("id"):
+        return ow["id"]
+    return md.get("user") or body_user or (ow.get("id") if ow is not None else None)

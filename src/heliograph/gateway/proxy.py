@@ -24,7 +24,8 @@ from heliograph.capture.spool import SpoolWriter
 from heliograph.config import Settings, UpstreamConfig
 from heliograph.gateway.exchange import Exchange
 from heliograph.gateway.features import FEATURE_HEADERS, redact_fallbacks
-from heliograph.gateway.headers import read_openwebui, read_ours
+from heliograph.gateway.headers import OPENWEBUI, read_openwebui, read_ours
+from heliograph.gateway.openwebui import IdentityRefused, OpenWebUIIdentity
 from heliograph.gateway.policies import Policies
 from heliograph.gateway.redact import REDACTED, HeaderRedactor, redact_path, redact_query
 from heliograph.gateway.relay import IdHeaders, Receive, Relay, Scope, Send
@@ -56,6 +57,7 @@ class Scanned:
     has_auth: bool = False  # the client sent a provider key of its own
     declared_length: int = -1
     cache_control: str | None = None
+    owjwt: str | None = None  # Open WebUI's signed user token, verified after authentication
 
 
 class Gateway:
@@ -77,6 +79,7 @@ class Gateway:
         self.redactor = HeaderRedactor()
         self.watches = Watches()
         self.inject_usage = settings.inject_stream_usage
+        self.identity = OpenWebUIIdentity(settings)
 
     async def handle(
         self,
@@ -100,6 +103,7 @@ class Gateway:
         info = await self._authenticate(send, scan.key, internal, id_headers, protocol)
         if info is None:
             return
+        refused = self._settle_identity(scan) if scan.owjwt or "ow" in scan.md else None
         rest = upstream_path(route.rest)
         query = scope.get("query_string", b"").decode("latin-1")
         start: StartFrame = {
@@ -114,9 +118,8 @@ class Gateway:
             "p": redact_path(route.rest if rest is None else rest),
             "q": redact_query(query),
             "h": scan.saved,
+            "md": scan.md,  # even empty: the writer then never re-reads the headers
         }
-        if scan.md:
-            start["md"] = scan.md
         relay = self.relay
         if rest is None:
             msg = "The request path climbs above the upstream's base URL ('..'); refused."
@@ -132,6 +135,11 @@ class Gateway:
         if body is None:
             return
         relay.start(start, body)
+        if refused is not None:  # recorded with its body: who tried to spend as whom
+            code = "invalid_openwebui_identity"
+            end: EndFrame = {"id": rid}
+            await relay.refuse(send, end, t0, id_headers, protocol, 401, refused, code)
+            return
         await self._dispatch(
             receive, send, scan, start, body, rest, query, upstream, protocol, t0, id_headers
         )
@@ -188,11 +196,21 @@ class Gateway:
                 scan.has_auth = True
             elif name == "cache-control":
                 scan.cache_control = value
-            elif name.startswith("x-openwebui-"):
-                read_openwebui(md, name, value)
+            elif name.startswith(OPENWEBUI):
+                token = read_openwebui(md, name, value)
+                if token is not None:
+                    scan.owjwt = token
             saved.append((name, redact(name, value)))
             forward.append((name, value))
         return scan
+
+    def _settle_identity(self, scan: Scanned) -> str | None:
+        """Decide which Open WebUI identity to trust; the refusal message, if refused."""
+        try:
+            self.identity.settle(scan.md, scan.owjwt)
+        except IdentityRefused as exc:
+            return str(exc)
+        return None
 
     async def _authenticate(
         self,

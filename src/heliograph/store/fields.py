@@ -18,7 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from heliograph.store.schema import request_feedback, request_properties, request_scores, requests
+from heliograph.store.schema import (
+    request_feedback,
+    request_groups,
+    request_properties,
+    request_scores,
+    requests,
+)
 
 TEXT_OPS = ("equals", "not-equals", "like", "ilike", "contains", "not-contains")
 NUMBER_OPS = ("equals", "not-equals", "gte", "lte", "gt", "lt")
@@ -92,8 +98,27 @@ FIELDS: tuple[Field, ...] = (
     _text("response_model", requests.c.response_model, "Model the upstream says answered"),
     _text("provider", requests.c.provider, "Provider (wire protocol family), e.g. openai"),
     _text("upstream", requests.c.upstream, "Upstream name the request went to"),
-    _text("user_id", requests.c.user_id, "User (Helicone-User-Id or the body's user)"),
-    _text("session_id", requests.c.session_id, "Session (Helicone-Session-Id)"),
+    _text(
+        "user_id", requests.c.user_id, "User (Helicone-User-Id, the body's user, or Open WebUI's)"
+    ),
+    _text("user_name", requests.c.user_name, "User's name, as Open WebUI sent it"),
+    _text("user_email", requests.c.user_email, "User's email, as Open WebUI sent it"),
+    _text("user_role", requests.c.user_role, "User's Open WebUI role (admin, user, pending)"),
+    _text("user_group", request_groups.c.name, "A group the user was in (Open WebUI groups)"),
+    _text(
+        "identity",
+        requests.c.identity,
+        "Where the user's attributes came from: jwt, headers or unverified",
+    ),
+    _text(
+        "task",
+        requests.c.task,
+        "Open WebUI background task, e.g. title_generation (chats have none)",
+    ),
+    _text("message_id", requests.c.message_id, "Open WebUI message: the requests of one answer"),
+    _text(
+        "session_id", requests.c.session_id, "Session (Helicone-Session-Id, or Open WebUI's chat)"
+    ),
     _text("session_path", requests.c.session_path, "Session path (Helicone-Session-Path)"),
     _text("session_name", requests.c.session_name, "Session name (Helicone-Session-Name)"),
     _text("request_id", requests.c.id, "Record id", "id"),

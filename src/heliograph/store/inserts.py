@@ -17,8 +17,8 @@ from sqlalchemy import JSON, BigInteger, Boolean, Connection, Float, Integer, La
 from sqlalchemy.sql.elements import False_
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from heliograph.store import rollups
-from heliograph.store.schema import request_bodies, request_properties, requests
+from heliograph.store import end_users, rollups
+from heliograph.store.schema import request_bodies, request_groups, request_properties, requests
 
 
 def _defaults(table: Table) -> dict[str, Any]:
@@ -97,6 +97,7 @@ class _Layout:
 REQUESTS = _Layout(requests)
 BODIES = _Layout(request_bodies)
 PROPERTIES = _Layout(request_properties)
+GROUPS = _Layout(request_groups)
 
 
 @dataclass(slots=True)
@@ -110,7 +111,9 @@ class RecordBatch:
     requests: list[tuple[Any, ...]] = field(default_factory=list)
     bodies: list[tuple[Any, ...]] = field(default_factory=list)
     properties: list[tuple[Any, ...]] = field(default_factory=list)
+    groups: list[tuple[Any, ...]] = field(default_factory=list)
     rollups: rollups.Groups = field(default_factory=dict)
+    people: list[tuple[Any, ...]] = field(default_factory=list)  # end_users.upsert rows
 
     @property
     def ids(self) -> list[str]:
@@ -121,7 +124,9 @@ class RecordBatch:
         self.requests += other.requests
         self.bodies += other.bodies
         self.properties += other.properties
+        self.groups += other.groups
         rollups.merge_groups(self.rollups, other.rollups)
+        self.people += other.people
 
     def only(self, keep: set[str]) -> RecordBatch:
         """The records whose id is in ``keep``, each once (the first), rollups re-summed."""
@@ -129,6 +134,7 @@ class RecordBatch:
         for rid, one in split_batch(self).items():
             if rid in keep:
                 out.extend(one)
+        out.people = self.people  # the directory upsert is idempotent: keep it whole
         return out
 
 
@@ -148,6 +154,11 @@ def split_batch(batch: RecordBatch) -> dict[str, RecordBatch]:
         if row[0] in out and (row[0], row[1]) not in props:
             props.add((row[0], row[1]))
             out[row[0]].properties.append(row)
+    groups: set[tuple[str, str]] = set()
+    for row in batch.groups:
+        if row[0] in out and (row[0], row[1]) not in groups:
+            groups.add((row[0], row[1]))
+            out[row[0]].groups.append(row)
     for one in out.values():
         one.rollups = rollups.group([dict(zip(REQUESTS.names, one.requests[0], strict=True))])
     return out
@@ -157,13 +168,17 @@ def pack_records(
     rows: Sequence[dict[str, Any]],
     bodies: Sequence[dict[str, Any]],
     properties: Sequence[dict[str, Any]],
+    groups: Sequence[dict[str, Any]] = (),
+    people: Sequence[tuple[Any, ...]] = (),
 ) -> RecordBatch:
     """Turn record rows (column name -> value) into a :class:`RecordBatch`."""
     return RecordBatch(
         requests=[REQUESTS.pack(r) for r in rows],
         bodies=[BODIES.pack(b) for b in bodies],
         properties=[PROPERTIES.pack(p) for p in properties],
+        groups=[GROUPS.pack(g) for g in groups],
         rollups=rollups.group(rows),
+        people=list(people),
     )
 
 
@@ -204,11 +219,18 @@ def insert_batch(conn: Connection, batch: RecordBatch) -> set[str]:
                 conn.exec_driver_sql(layout.insert("sqlite"), rows)
     if batch.ids:
         rollups.upsert_groups(conn, batch.rollups)
+    if batch.people:
+        end_users.upsert(conn, batch.people)
     return set(batch.ids)
 
 
 def _tables(batch: RecordBatch) -> list[tuple[_Layout, list[tuple[Any, ...]]]]:
-    return [(REQUESTS, batch.requests), (BODIES, batch.bodies), (PROPERTIES, batch.properties)]
+    return [
+        (REQUESTS, batch.requests),
+        (BODIES, batch.bodies),
+        (PROPERTIES, batch.properties),
+        (GROUPS, batch.groups),
+    ]
 
 
 def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:

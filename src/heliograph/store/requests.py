@@ -66,6 +66,13 @@ LIST_COLUMNS = [
     requests.c.served_by,
     requests.c.omitted,
     requests.c.model_override,
+    requests.c.user_name,
+    requests.c.user_email,
+    requests.c.user_role,
+    requests.c.user_groups,
+    requests.c.identity,
+    requests.c.task,
+    requests.c.message_id,
 ]
 COLD_START_MS = 1000.0
 
@@ -228,6 +235,13 @@ def to_api(row: dict[str, Any]) -> dict[str, Any]:
         "served_by": row.get("served_by"),
         "omitted": row.get("omitted"),
         "model_override": row.get("model_override"),
+        "user_name": row.get("user_name"),
+        "user_email": row.get("user_email"),
+        "user_role": row.get("user_role"),
+        "user_groups": row.get("user_groups") or [],
+        "identity": row.get("identity"),
+        "task": row.get("task"),
+        "message_id": row.get("message_id"),
     }
 
 

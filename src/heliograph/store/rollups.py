@@ -1,8 +1,8 @@
 """Hourly rollups: what the dashboards read so they stay fast at millions of requests.
 
-Two tables, both keyed by organization and hour: ``rollup_hourly`` per provider, upstream and
-model (with latency histograms), and ``rollup_user_hourly`` per user (sums only, so it stays
-small with many users). Each row holds mergeable aggregates (counts, sums,
+Three tables, all keyed by organization and hour: ``rollup_hourly`` per provider, upstream and
+model (with latency histograms), ``rollup_user_hourly`` per user and ``rollup_task_hourly`` per
+Open WebUI task, model and user (sums only, so they stay small with many users). Each row holds mergeable aggregates (counts, sums,
 histogram buckets of latency and time to first token), so any set of hours and any grouping is
 a sum. The writer adds each batch's new records (once per record id); ``rebuild`` recomputes
 a time range from raw rows in SQL (after a cost recompute, and when migrating existing data).
@@ -72,9 +72,20 @@ rollup_user_hourly = Table(
     Column("user_id", String(255), primary_key=True),
     *_measures(histograms=False),  # kept lean: one row per active user and hour
 )
+rollup_task_hourly = Table(
+    "rollup_task_hourly",
+    metadata,
+    Column("org_id", String(36), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("task", String(40), primary_key=True),  # "" for a chat (no Open WebUI task)
+    Column("model", String(255), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    *_measures(histograms=False),  # what background tasks cost, per user and model
+)
 KEYS = {
     "rollup_hourly": ("org_id", "hour", "provider", "upstream", "model"),
     "rollup_user_hourly": ("org_id", "hour", "user_id"),
+    "rollup_task_hourly": ("org_id", "hour", "task", "model", "user_id"),
 }
 
 
@@ -133,6 +144,7 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
     """Sum request rows (LLM calls only) per rollup key; pure, so helper processes can do it."""
     groups: Groups = {t: {} for t in KEYS}
     hourly, per_user = groups["rollup_hourly"], groups["rollup_user_hourly"]
+    per_task = groups["rollup_task_hourly"]
     for row in rows:
         if row.get("kind") != "llm":
             continue
@@ -141,9 +153,11 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
         sums = _sums(row)
         org = row["org_id"]
         latency, ttft = row.get("latency_ms"), row.get("ttft_ms")
+        model, user = row.get("model") or "", row.get("user_id") or ""
         for into_table, key, hist in (
-            (hourly, (org, hour, row["provider"], row["upstream"], row.get("model") or ""), True),
-            (per_user, (org, hour, row.get("user_id") or ""), False),
+            (hourly, (org, hour, row["provider"], row["upstream"], model), True),
+            (per_user, (org, hour, user), False),
+            (per_task, (org, hour, row.get("task") or "", model, user), False),
         ):
             into = into_table.get(key)
             if into is None:
@@ -213,13 +227,23 @@ def _upsert_sql(dialect: str, table_name: str) -> tuple[str, tuple[int, ...]]:
     return sql, tuple(_AT[n] for n in names)
 
 
+def _task() -> ColumnElement[Any]:
+    return func.coalesce(requests.c.task, literal("")).label("task")
+
+
 def _bucket_index(column: ColumnElement[Any]) -> ColumnElement[Any]:
     whens = [(column <= bound, i) for i, bound in enumerate(BUCKETS_MS)]
     return case(*whens, else_=len(BUCKETS_MS))
 
 
-def rebuild(conn: Connection, since_ms: int | None = None, until_ms: int | None = None) -> None:
-    """Recompute both rollups for the hours in [since, until) from raw rows, in SQL."""
+def rebuild(
+    conn: Connection,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    tables: Sequence[str] = tuple(KEYS),
+) -> None:
+    """Recompute the rollups for the hours in [since, until) from raw rows, in SQL
+    (``tables``: a migration rebuilds only the tables that exist at its revision)."""
     since_hour = None if since_ms is None else since_ms // HOUR_MS * HOUR_MS
     until_hour = None if until_ms is None else -(-until_ms // HOUR_MS) * HOUR_MS
     hour = (requests.c.created_at // HOUR_MS * HOUR_MS).label("hour")
@@ -261,8 +285,11 @@ def rebuild(conn: Connection, since_ms: int | None = None, until_ms: int | None 
     plans = (
         (rollup_hourly, [requests.c.org_id, hour, requests.c.provider, requests.c.upstream, model]),
         (rollup_user_hourly, [requests.c.org_id, hour, user]),
+        (rollup_task_hourly, [requests.c.org_id, hour, _task(), model, user]),
     )
     for table, dims in plans:
+        if table.name not in tables:
+            continue
         clear = delete(table)
         if since_hour is not None:
             clear = clear.where(table.c.hour >= since_hour)

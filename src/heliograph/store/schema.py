@@ -101,6 +101,14 @@ requests = Table(
     Column("served_by", String(64)),
     Column("omitted", String(16)),
     Column("model_override", String(255)),
+    # Open WebUI (migration 0007): who asked, as it said, and why
+    Column("user_name", String(255)),
+    Column("user_email", String(320)),
+    Column("user_role", String(32)),
+    Column("user_groups", JSON),  # group names, a list
+    Column("identity", String(12)),  # jwt (verified), unverified or headers (forgeable)
+    Column("task", String(40)),  # Open WebUI's background task; NULL for a chat
+    Column("message_id", String(255)),  # groups the requests of one answer
 )
 
 Index("ix_requests_org_created", requests.c.org_id, requests.c.created_at, requests.c.id)
@@ -125,6 +133,30 @@ request_bodies = Table(
     Column("response_body", LargeBinary),
     Column("request_headers", JSON),
     Column("truncated", Boolean, nullable=False, default=False),
+)
+
+request_groups = Table(
+    "request_groups",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("org_id", String(36), nullable=False),
+)
+Index("ix_request_groups_lookup", request_groups.c.org_id, request_groups.c.name)
+
+end_users = Table(  # the people behind user ids: what Open WebUI last said of each
+    "end_users",
+    metadata,
+    Column("org_id", String(36), primary_key=True),
+    Column("user_id", String(255), primary_key=True),
+    Column("name", String(255)),
+    Column("email", String(320)),
+    Column("role", String(32)),
+    Column("groups", JSON),  # names
+    Column("group_ids", JSON),
+    Column("identity", String(12)),
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
 )
 
 request_properties = Table(

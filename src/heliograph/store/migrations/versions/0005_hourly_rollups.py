@@ -63,7 +63,7 @@ def upgrade() -> None:
     # Roll up what is already stored (same SQL the cost recompute uses).
     from heliograph.store.rollups import rebuild
 
-    rebuild(op.get_bind())
+    rebuild(op.get_bind(), tables=("rollup_hourly", "rollup_user_hourly"))
 
 
 def downgrade() -> None:
