@@ -194,7 +194,9 @@ def test_task_recognised_from_the_prompt_without_a_header(plain_gw: LiveGateway)
     assert rec["session_name"] == "Greetings"
 
 
-def test_verified_token_wins_and_forged_headers_are_ignored(signed_gw: LiveGateway) -> None:
+def test_verified_token_wins_and_forged_headers_are_ignored(
+    signed_gw: LiveGateway, mock: MockUpstream
+) -> None:
     groups = {"x-openwebui-user-groups": "Research"}
     good = post(signed_gw, {"x-openwebui-user-jwt": token(), **groups})
     assert good.status_code == 200
@@ -209,10 +211,13 @@ def test_verified_token_wins_and_forged_headers_are_ignored(signed_gw: LiveGatew
     # beside a valid token, forged plain headers change nothing
     mixed = post(signed_gw, {**plain(user="ceo", name="The CEO"), "x-openwebui-user-jwt": token()})
     assert stored(signed_gw, mixed)["user_id"] == "u-1"
+    sent = mock.requests[-1].headers  # other Open WebUI headers pass on as sent
+    assert "x-openwebui-user-jwt" not in sent and sent["x-openwebui-user-id"] == "ceo"
     # a verified user outranks a User-Id header (the key holder cannot speak for someone else)
     over = post(signed_gw, {"x-openwebui-user-jwt": token(), "helicone-user-id": "ceo"})
     assert stored(signed_gw, over)["user_id"] == "u-1"
-    # the token itself is never stored
+    # the token is ours to verify: never sent on to the provider, never stored
+    assert "x-openwebui-user-jwt" not in mock.requests[-1].headers
     detail = signed_gw.api(f"/api/v1/requests/{rec['id']}").json()
     assert token().split(".")[0] not in str(detail)
 

@@ -200,6 +200,9 @@ class Gateway:
                 token = read_openwebui(md, name, value)
                 if token is not None:
                     scan.owjwt = token
+                    if self.identity.secret is not None:  # a credential for us: kept here
+                        saved.append((name, REDACTED))
+                        continue
             saved.append((name, redact(name, value)))
             forward.append((name, value))
         return scan
