@@ -63,15 +63,16 @@ def plain(user: str = "u-1", name: str = NAME, **extra: str) -> dict[str, str]:
     }
 
 
-def start(tmp_path: Path, mock: MockUpstream, **extra: Any) -> LiveGateway:
+def start(tmp_path: Path, mock: MockUpstream, db: str | None = None, **extra: Any) -> LiveGateway:
     mock.reset()
-    db = f"sqlite:///{tmp_path / 'gw.db'}"
+    db = db or f"sqlite:///{tmp_path / 'gw.db'}"
     return LiveGateway(gateway_settings(tmp_path, db, mock.url, **extra)).start()
 
 
 @pytest.fixture
-def plain_gw(tmp_path: Path, mock: MockUpstream) -> Iterator[LiveGateway]:
-    gw = start(tmp_path, mock)
+def plain_gw(tmp_path: Path, mock: MockUpstream, db_url: str) -> Iterator[LiveGateway]:
+    """Plain headers, on both stores."""
+    gw = start(tmp_path, mock, db_url)
     try:
         yield gw
     finally:
@@ -290,3 +291,28 @@ def test_old_frames_without_metadata_parse_the_same_way() -> None:
     )
     assert md["ow"] == {"src": "headers", "id": "u-9", "name": "Zoë"}
     assert md["session"] == "chat-1" and md["task"] == "tags_generation"
+
+
+def test_directory_keeps_the_latest_entry_on_both_stores(engine: Any) -> None:
+    from heliograph.capture.people import Person
+    from heliograph.store.end_users import people_rows, upsert
+
+    def person(name: str | None, seen: int, groups: list[str] | None) -> Person:
+        return Person("o1", "u-1", name, None, "user", groups, None, "headers", seen)
+
+    with engine.begin() as conn:
+        upsert(conn, people_rows([person("Old", 10, ["A"]), person("New", 20, ["B", "Ç"])]))
+    with engine.begin() as conn:  # an older record arriving late changes nothing but first_seen
+        upsert(conn, people_rows([person("Older", 5, ["Z"]), None]))
+    with engine.begin() as conn:  # a later one without a name keeps the name it had
+        upsert(conn, people_rows([person(None, 30, ["B"])]))
+    entry = end_users.get(engine, "o1", "u-1")
+    assert entry is not None
+    assert (entry["name"], entry["groups"], entry["first_seen"], entry["last_seen"]) == (
+        "New",
+        ["B"],
+        5,
+        30,
+    )
+    assert end_users.group_members(engine, "o1") == {"B": ["u-1"]}
+    assert end_users.lookup(engine, "o1", ["u-1", "nobody", None]).keys() == {"u-1"}
