@@ -45,7 +45,8 @@ _TEXT_PARTS = frozenset(("text", "input_text"))
 _TITLE_SCAN = 1 << 20  # a title answer longer than this is not parsed
 
 # "### Task:\n<first instruction line>" and, further down the same head, "<chat_history>".
-_TASK_HEADER = re.compile(r"\A\s*###[ \t]*Task:\s*")
+_TASK_HEADER = re.compile(r"###[ \t]*Task:\s*")
+_LEAD = re.compile(r"\s*")
 _CHAT_HISTORY = "<chat_history>"
 _HEADED: tuple[tuple[str, str], ...] = (
     ("title_generation", "Generate a concise title summarizing the chat history"),  # 0.11-
@@ -81,6 +82,9 @@ _OPENING: tuple[tuple[str, str, str], ...] = (
         "User Message:",
     ),
 )
+# Open WebUI's tools request: its user message is "Query: ..." or "History:\n...\nQuery: ...".
+_TOOLS_QUERY = ("Query: ", "History:\n")
+_SYSTEM_ROLES = ("system", "developer")
 # The tools template's instructions (after the specs) and one marker of its JSON format.
 _TOOLS_TAIL: tuple[tuple[str, str], ...] = (
     (
@@ -110,38 +114,36 @@ def classify(body: object) -> str | None:
     items = body.get("messages")
     if items is None:
         items = body.get("input")
-    if isinstance(items, list):
-        task = _from_messages(items[-_LAST_MESSAGES:])
+    window = items[-_LAST_MESSAGES:] if isinstance(items, list) else None
+    if window is not None:
+        user = _last_user_text(window)
     elif isinstance(items, str):
-        task = _user_task(items)
+        user = items
     else:
         prompt = body.get("prompt")
-        task = _user_task(prompt) if isinstance(prompt, str) else None
-    if task is None:
-        for key in ("system", "instructions"):
-            system = body.get(key)
-            if isinstance(system, str) and (task := _system_task(system)) is not None:
-                break
-    return task
-
-
-def _from_messages(window: list[Any]) -> str | None:
-    """Check the last user message of the window as a task prompt, system messages as tools."""
-    user_seen = False
-    for message in reversed(window):
-        if not isinstance(message, dict):
-            continue
-        role = message.get("role")
-        if role == "user" and not user_seen:
-            user_seen = True  # an earlier user message is the conversation, not the request
-            task = _user_task(_text_of(message.get("content")))
-        elif role in ("system", "developer"):
-            task = _system_task(_text_of(message.get("content")))
-        else:
-            continue
-        if task is not None:
+        user = prompt if isinstance(prompt, str) else ""
+    task = _user_task(user)
+    if task is not None or not user.startswith(_TOOLS_QUERY):
+        return task  # only a tools request has a system message worth reading through
+    if window is not None:
+        for message in window:
+            if not isinstance(message, dict) or message.get("role") not in _SYSTEM_ROLES:
+                continue
+            if (task := _system_task(_text_of(message.get("content")))) is not None:
+                return task
+    for key in ("system", "instructions"):
+        system = body.get(key)
+        if isinstance(system, str) and (task := _system_task(system)) is not None:
             return task
     return None
+
+
+def _last_user_text(window: list[Any]) -> str:
+    """The text of the window's last user message (earlier ones are the conversation)."""
+    for message in reversed(window):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
 
 
 def _text_of(content: object) -> str:
@@ -157,26 +159,31 @@ def _text_of(content: object) -> str:
 
 
 def _user_task(text: str) -> str | None:
-    """The task whose template this user prompt begins with."""
-    head = text[:_HEAD]
-    header = _TASK_HEADER.match(head)
+    """The task whose template this user prompt begins with.
+
+    Runs on every chat the writer stores, so it copies nothing: bounded ``find`` and
+    ``startswith`` at offsets into the text.
+    """
+    lead = _LEAD.match(text, 0, _HEAD)
+    start = lead.end() if lead is not None else 0
+    header = _TASK_HEADER.match(text, start, _HEAD) if text.startswith("#", start) else None
     if header is not None:
-        if _CHAT_HISTORY not in head:
+        if text.find(_CHAT_HISTORY, 0, _HEAD) < 0:
             return None
-        rest = head[header.end() :]
-        return next((task for task, line in _HEADED if rest.startswith(line)), None)
-    head = head.lstrip()
+        at = header.end()
+        return next((task for task, line in _HEADED if text.startswith(line, at)), None)
     for task, opening, marker in _OPENING:
-        if head.startswith(opening) and marker in head:
+        if text.startswith(opening, start) and text.find(marker, start, _HEAD) >= 0:
             return task
     return None
 
 
 def _system_task(text: str) -> str | None:
     """``function_calling`` when a system message ends with the tools template."""
-    tail = text[-_TAIL:]
-    if any(words in tail and marker in tail for words, marker in _TOOLS_TAIL):
-        return "function_calling"
+    tail = max(len(text) - _TAIL, 0)
+    for words, marker in _TOOLS_TAIL:
+        if text.find(words, tail) >= 0 and text.find(marker, tail) >= 0:
+            return "function_calling"
     return None
 
 
