@@ -7,6 +7,7 @@ import click
 from heliograph.cli.demo import demo
 from heliograph.cli.export import export
 from heliograph.cli.keys import keys
+from heliograph.cli.openwebui import openwebui
 from heliograph.cli.prices import prices
 from heliograph.cli.serve import migrate_cmd, serve, settings_cmd
 from heliograph.cli.tail import tail
@@ -28,3 +29,4 @@ cli.add_command(migrate_cmd)
 cli.add_command(settings_cmd)
 cli.add_command(tail)
 cli.add_command(users)
+cli.add_command(openwebui)

@@ -9,7 +9,15 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from heliograph.web import dashboard, login, people, replay, request_pages, settings_page
+from heliograph.web import (
+    dashboard,
+    login,
+    openwebui_page,
+    people,
+    replay,
+    request_pages,
+    settings_page,
+)
 from heliograph.web.context import PASSWORD_PATH, UI, Ctx, page
 
 STATIC = Path(__file__).parent / "static"
@@ -60,6 +68,7 @@ def routes() -> list[BaseRoute]:
         Route("/sessions", page(ui, people.sessions_page), methods=["GET"]),
         Route("/sessions/{session_id:path}", page(ui, people.session_page), methods=["GET"]),
         Route("/settings", page(ui, settings_page.settings_page), methods=["GET"]),
+        Route("/settings/openwebui", page(ui, openwebui_page.openwebui_page), methods=["GET"]),
         Route(
             "/settings/keys",
             page(ui, settings_page.create_key_action, admin=True),
