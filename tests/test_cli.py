@@ -54,7 +54,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
 
 def test_migrate_and_settings(tmp_path: Path) -> None:
     migrated = run(tmp_path, "migrate")
-    assert migrated.returncode == 0 and "revision 0007" in migrated.stdout
+    assert migrated.returncode == 0 and "revision 0008" in migrated.stdout
     assert f"Creating a new store at {tmp_path / 'heliograph.db'}" in migrated.stderr
     shown = run(
         tmp_path,

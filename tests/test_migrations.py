@@ -47,7 +47,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
@@ -66,5 +66,5 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert [tuple(t) for t in tasks] == [("", "gpt-4o", 1)]
     assert get_request(engine, "o1", "r1") is not None
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from heliograph.store import aggregate, analytics, rollups
 from heliograph.store.engine import make_engine, migrate
 from heliograph.store.inserts import insert_records
-from heliograph.store.stats import Stats, bucket_of
+from heliograph.store.stats import COLD_START_MS, Stats, bucket_of, tps_bucket_of
 
 HOUR = 3_600_000
 T0 = 1_790_000_000_000 // HOUR * HOUR  # an hour boundary
@@ -40,7 +40,9 @@ def make_row(rng: random.Random, at: int, **over: Any) -> dict[str, Any]:
         "error": None,
         "latency_ms": rng.choice([None, rng.uniform(1, 90000)]),
         "ttft_ms": rng.choice([None, rng.uniform(1, 5000)]),
-        "output_tokens_per_s": rng.choice([None, rng.uniform(1, 200)]),
+        "output_tokens_per_s": rng.choice([None, rng.uniform(1, 200), rng.uniform(0.1, 3000)]),
+        "prompt_tokens_per_s": rng.choice([None, rng.uniform(10, 5000)]),
+        "load_ms": rng.choice([None, rng.uniform(0, 900), rng.uniform(1000, 20000)]),
         "prompt_tokens": rng.randint(0, 5000),
         "completion_tokens": rng.randint(0, 900),
         "total_tokens": None,
@@ -79,6 +81,13 @@ def add_plain(stats: Stats, row: Any) -> None:
     if row.output_tokens_per_s is not None:
         stats.tps_sum += row.output_tokens_per_s
         stats.tps_n += 1
+        stats.tps_hist[tps_bucket_of(row.output_tokens_per_s)] += 1
+    if row.prompt_tokens_per_s is not None:
+        stats.ptps_sum += row.prompt_tokens_per_s
+        stats.ptps_n += 1
+    if row.load_ms is not None and row.load_ms > COLD_START_MS:
+        stats.cold_n += 1
+        stats.cold_load_sum += row.load_ms
 
 
 def reference(
@@ -137,6 +146,8 @@ def test_rollups_match_raw_rows_and_are_idempotent(db_url: str) -> None:
             if dims == ("user_id",):  # per-user rollups keep no histograms: no percentiles
                 for value in expected.values():
                     value.update(p50_latency_ms=None, p95_latency_ms=None, p50_ttft_ms=None)
+                    value.update(p95_ttft_ms=None, p50_output_tokens_per_s=None)
+                    value.update(p10_output_tokens_per_s=None)
             assert got == expected, dims
         aligned = (T0, T0 + 6 * HOUR)
         got = {
@@ -168,7 +179,9 @@ def test_rollups_match_raw_rows_and_are_idempotent(db_url: str) -> None:
             "p50_latency_ms": None,
             "p95_latency_ms": None,
         }
-        assert scoped[()].stats.to_api() == {**want, "p50_ttft_ms": None}
+        no_hist = {"p50_ttft_ms": None, "p95_ttft_ms": None}
+        no_hist |= {"p50_output_tokens_per_s": None, "p10_output_tokens_per_s": None}
+        assert scoped[()].stats.to_api() == {**want, **no_hist}
         llm = [r for r in rows if r["kind"] == "llm" and since <= r["created_at"] < until]
         expected = Stats()
         for r in llm:

@@ -122,8 +122,14 @@ STATS = {
             "avg_ttft_ms",
             "p50_ttft_ms",
             "avg_output_tokens_per_s",
+            "p95_ttft_ms",
+            "p50_output_tokens_per_s",
+            "p10_output_tokens_per_s",
+            "avg_prompt_tokens_per_s",
+            "avg_cold_load_ms",
         )
     },
+    "cold_starts": INT,
 }
 
 

@@ -31,6 +31,8 @@ ROW_COLUMNS = (
     requests.c.latency_ms,
     requests.c.ttft_ms,
     requests.c.output_tokens_per_s,
+    requests.c.prompt_tokens_per_s,
+    requests.c.load_ms,
 )
 MODEL_DIMS = frozenset({"model", "provider", "upstream"})
 USER_DIMS = frozenset({"user_id"})
@@ -132,6 +134,7 @@ def collect(
         ) in out.values():  # no histograms per user: no percentiles rather than partial ones
             entry.stats.latency_hist = [0] * len(entry.stats.latency_hist)
             entry.stats.ttft_hist = [0] * len(entry.stats.ttft_hist)
+            entry.stats.tps_hist = [0] * len(entry.stats.tps_hist)
     return out
 
 

@@ -26,18 +26,30 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal,
     select,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.schema import metadata, requests
-from heliograph.store.stats import BUCKETS_MS, MEASURES, NBUCKETS, Stats, bucket_of
+from heliograph.store.stats import (
+    BUCKETS_MS,
+    COLD_START_MS,
+    MEASURES,
+    NBUCKETS,
+    NTPS,
+    TPS_BUCKETS,
+    Stats,
+    bucket_of,
+    tps_bucket_of,
+)
 
 HOUR_MS = 3_600_000
 SUMS = MEASURES
 LAT = tuple(f"lat{i}" for i in range(NBUCKETS))
 TTFT = tuple(f"ttft{i}" for i in range(NBUCKETS))
+TPS = tuple(f"tps{i}" for i in range(NTPS))  # output tokens/s histogram (migration 0008)
 
 
 def _measures(histograms: bool = True) -> list[Column[Any]]:
@@ -50,7 +62,7 @@ def _measures(histograms: bool = True) -> list[Column[Any]]:
         Column("last_ms", BigInteger, nullable=False),
     ]
     if histograms:
-        cols += [Column(name, BigInteger, nullable=False) for name in LAT + TTFT]
+        cols += [Column(name, BigInteger, nullable=False) for name in LAT + TTFT + TPS]
     return cols
 
 
@@ -91,16 +103,16 @@ KEYS = {
 
 # A group's measures in memory: one list, positions as in FIELDS (cheaper than a dict per
 # record: a batch of 2,000 records adds into a handful of groups).
-FIELDS = (*SUMS, "first_ms", "last_ms", *LAT, *TTFT)
+FIELDS = (*SUMS, "first_ms", "last_ms", *LAT, *TTFT, *TPS)
 _AT = {name: i for i, name in enumerate(FIELDS)}
 _FIRST, _LAST = _AT["first_ms"], _AT["last_ms"]
-_LAT0, _TTFT0 = _AT[LAT[0]], _AT[TTFT[0]]
+_LAT0, _TTFT0, _TPS0 = _AT[LAT[0]], _AT[TTFT[0]], _AT[TPS[0]]
 _HEAD = len(SUMS)  # the sums come first; first/last and the histograms follow
 
 
 def _zero(ts: int) -> list[Any]:
     out: list[Any] = [0] * len(FIELDS)
-    for name in ("latency_sum", "ttft_sum", "tps_sum"):
+    for name in ("latency_sum", "ttft_sum", "tps_sum", "ptps_sum", "cold_load_sum"):
         out[_AT[name]] = 0.0
     out[_FIRST] = out[_LAST] = ts
     return out
@@ -109,6 +121,8 @@ def _zero(ts: int) -> list[Any]:
 def _sums(row: dict[str, Any]) -> list[Any]:
     """One request row as the measures it adds (positions as in SUMS)."""
     latency, ttft, tps = row.get("latency_ms"), row.get("ttft_ms"), row.get("output_tokens_per_s")
+    ptps, load = row.get("prompt_tokens_per_s"), row.get("load_ms")
+    cold_ms = float(load) if load is not None and load > COLD_START_MS else 0.0
     known = bool(row.get("cost_known"))
     return [
         1,
@@ -124,6 +138,10 @@ def _sums(row: dict[str, Any]) -> list[Any]:
         0 if ttft is None else 1,
         0.0 if tps is None else float(tps),
         0 if tps is None else 1,
+        0.0 if ptps is None else float(ptps),
+        0 if ptps is None else 1,
+        1 if cold_ms else 0,
+        cold_ms,
     ]
 
 
@@ -152,7 +170,11 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
         hour = ts // HOUR_MS * HOUR_MS
         sums = _sums(row)
         org = row["org_id"]
-        latency, ttft = row.get("latency_ms"), row.get("ttft_ms")
+        latency, ttft, tps = (
+            row.get("latency_ms"),
+            row.get("ttft_ms"),
+            row.get("output_tokens_per_s"),
+        )
         model, user = row.get("model") or "", row.get("user_id") or ""
         for into_table, key, hist in (
             (hourly, (org, hour, row["provider"], row["upstream"], model), True),
@@ -167,6 +189,8 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
                 into[_LAT0 + bucket_of(latency)] += 1
             if hist and ttft is not None:
                 into[_TTFT0 + bucket_of(ttft)] += 1
+            if hist and tps is not None:
+                into[_TPS0 + tps_bucket_of(tps)] += 1
     return groups
 
 
@@ -231,9 +255,11 @@ def _task() -> ColumnElement[Any]:
     return func.coalesce(requests.c.task, literal("")).label("task")
 
 
-def _bucket_index(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    whens = [(column <= bound, i) for i, bound in enumerate(BUCKETS_MS)]
-    return case(*whens, else_=len(BUCKETS_MS))
+def _bucket_index(
+    column: ColumnElement[Any], bounds: Sequence[float] = BUCKETS_MS
+) -> ColumnElement[Any]:
+    whens = [(column <= bound, i) for i, bound in enumerate(bounds)]
+    return case(*whens, else_=len(bounds))
 
 
 def rebuild(
@@ -271,6 +297,13 @@ def rebuild(
         func.count(requests.c.ttft_ms).label("ttft_n"),
         func.coalesce(func.sum(requests.c.output_tokens_per_s), 0.0).label("tps_sum"),
         func.count(requests.c.output_tokens_per_s).label("tps_n"),
+        func.coalesce(func.sum(requests.c.prompt_tokens_per_s), 0.0).label("ptps_sum"),
+        func.count(requests.c.prompt_tokens_per_s).label("ptps_n"),
+        func.sum(case((requests.c.load_ms > COLD_START_MS, 1), else_=0)).label("cold_n"),
+        func.coalesce(
+            func.sum(case((requests.c.load_ms > COLD_START_MS, requests.c.load_ms), else_=0.0)),
+            0.0,
+        ).label("cold_load_sum"),
         func.min(requests.c.created_at).label("first_ms"),
         func.max(requests.c.created_at).label("last_ms"),
     ]
@@ -280,6 +313,10 @@ def rebuild(
     for i in range(NBUCKETS):
         has_ttft = and_(requests.c.ttft_ms.is_not(None), ttft_idx == i)
         measures.append(func.sum(case((has_ttft, 1), else_=0)).label(TTFT[i]))
+    tps_idx = _bucket_index(requests.c.output_tokens_per_s, TPS_BUCKETS)
+    for i in range(NTPS):
+        has_tps = and_(requests.c.output_tokens_per_s.is_not(None), tps_idx == i)
+        measures.append(func.sum(case((has_tps, 1), else_=0)).label(TPS[i]))
     model = func.coalesce(requests.c.model, literal("")).label("model")
     user = func.coalesce(requests.c.user_id, literal("")).label("user_id")
     plans = (
@@ -296,7 +333,8 @@ def rebuild(
         if until_hour is not None:
             clear = clear.where(table.c.hour < until_hour)
         conn.execute(clear)
-        kept = [m for m in measures if m.name in table.c]
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        kept = [m for m in measures if m.name in present]  # as of the caller's revision
         query = select(*dims, *kept).where(*conds).group_by(*dims)
         names = [*KEYS[table.name], *(m.name for m in kept)]
         conn.execute(insert(table).from_select(names, query))
@@ -322,7 +360,7 @@ def read_stats(
         for g in groups
     ]
     keys = [e.label(f"k{i}") for i, e in enumerate(exprs)]
-    columns = [func.sum(table.c[n]).label(n) for n in SUMS + LAT + TTFT if n in table.c]
+    columns = [func.sum(table.c[n]).label(n) for n in SUMS + LAT + TTFT + TPS if n in table.c]
     query = select(
         *keys,
         func.min(table.c.first_ms).label("first_ms"),
@@ -345,6 +383,7 @@ def stats_from(row: Any) -> Stats:
     stats = Stats(
         latency_hist=[int(m.get(n) or 0) for n in LAT],
         ttft_hist=[int(m.get(n) or 0) for n in TTFT],
+        tps_hist=[int(m.get(n) or 0) for n in TPS],
     )
     for name in SUMS:
         setattr(stats, name, (float if name.endswith("_sum") else int)(m[name] or 0))

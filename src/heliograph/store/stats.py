@@ -38,13 +38,24 @@ BUCKETS_MS: tuple[float, ...] = (
     300000,
 )
 NBUCKETS = len(BUCKETS_MS) + 1
+# Upper bounds of the output tokens/s buckets ("is my local model getting slower?": p50, p10).
+TPS_BUCKETS: tuple[float, ...] = (
+    *(1, 2, 3, 5, 7.5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100),
+    *(125, 150, 200, 300, 500, 1000),
+)
+NTPS = len(TPS_BUCKETS) + 1
+COLD_START_MS = 1000.0  # a model load longer than this is a cold start
 
 
 def bucket_of(ms: float) -> int:
     return bisect.bisect_left(BUCKETS_MS, ms)
 
 
-def percentile(hist: Sequence[int], q: float) -> float | None:
+def tps_bucket_of(tps: float) -> int:
+    return bisect.bisect_left(TPS_BUCKETS, tps)
+
+
+def percentile(hist: Sequence[int], q: float, bounds: Sequence[float] = BUCKETS_MS) -> float | None:
     """Approximate percentile from bucket counts (linear inside the bucket)."""
     total = sum(hist)
     if total == 0:
@@ -53,11 +64,11 @@ def percentile(hist: Sequence[int], q: float) -> float | None:
     seen = 0
     for i, count in enumerate(hist):
         if count and seen + count >= rank:
-            low = BUCKETS_MS[i - 1] if i > 0 else 0.0
-            high = BUCKETS_MS[i] if i < len(BUCKETS_MS) else BUCKETS_MS[-1] * 2
+            low = bounds[i - 1] if i > 0 else 0.0
+            high = bounds[i] if i < len(bounds) else bounds[-1] * 2
             return round(low + (high - low) * ((rank - seen) / count), 1)
         seen += count
-    return BUCKETS_MS[-1]
+    return bounds[-1]
 
 
 # The additive fields of Stats (the rollup tables have one column each, same names).
@@ -75,6 +86,10 @@ MEASURES = (
     "ttft_n",
     "tps_sum",
     "tps_n",
+    "ptps_sum",  # prompt tokens/s (prompt processing speed the server reported)
+    "ptps_n",
+    "cold_n",  # cold starts: model loads over COLD_START_MS
+    "cold_load_sum",  # their load time, ms
 )
 
 
@@ -95,15 +110,20 @@ class Stats:
     ttft_n: int = 0
     tps_sum: float = 0.0
     tps_n: int = 0
+    ptps_sum: float = 0.0
+    ptps_n: int = 0
+    cold_n: int = 0
+    cold_load_sum: float = 0.0
     latency_hist: list[int] = field(default_factory=lambda: [0] * NBUCKETS)
     ttft_hist: list[int] = field(default_factory=lambda: [0] * NBUCKETS)
+    tps_hist: list[int] = field(default_factory=lambda: [0] * NTPS)
 
     def add_rows(self, rows: Iterable[Any]) -> None:
         """Add raw ``requests`` rows, summed in locals (raw windows can be tens of thousands)."""
         n = errors = prompt = completion = cached = cost = unpriced = 0
-        lat_n = ttft_n = tps_n = 0
-        lat_sum = ttft_sum = tps_sum = 0.0
-        lat_hist, ttft_hist = self.latency_hist, self.ttft_hist
+        lat_n = ttft_n = tps_n = ptps_n = cold_n = 0
+        lat_sum = ttft_sum = tps_sum = ptps_sum = cold_sum = 0.0
+        lat_hist, ttft_hist, tps_hist = self.latency_hist, self.ttft_hist, self.tps_hist
         for row in rows:
             n += 1
             if row.state in ("error", "interrupted"):
@@ -127,6 +147,14 @@ class Stats:
             if tps is not None:
                 tps_sum += tps
                 tps_n += 1
+                tps_hist[bisect.bisect_left(TPS_BUCKETS, tps)] += 1
+            ptps, load = row.prompt_tokens_per_s, row.load_ms
+            if ptps is not None:
+                ptps_sum += ptps
+                ptps_n += 1
+            if load is not None and load > COLD_START_MS:
+                cold_n += 1
+                cold_sum += load
         self.requests += n
         self.errors += errors
         self.prompt_tokens += prompt
@@ -140,6 +168,10 @@ class Stats:
         self.ttft_n += ttft_n
         self.tps_sum += tps_sum
         self.tps_n += tps_n
+        self.ptps_sum += ptps_sum
+        self.ptps_n += ptps_n
+        self.cold_n += cold_n
+        self.cold_load_sum += cold_sum
 
     def merge(self, other: Stats) -> None:
         for name in MEASURES:
@@ -148,6 +180,7 @@ class Stats:
             a + b for a, b in zip(self.latency_hist, other.latency_hist, strict=True)
         ]
         self.ttft_hist = [a + b for a, b in zip(self.ttft_hist, other.ttft_hist, strict=True)]
+        self.tps_hist = [a + b for a, b in zip(self.tps_hist, other.tps_hist, strict=True)]
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -167,5 +200,13 @@ class Stats:
             "p95_latency_ms": percentile(self.latency_hist, 0.95),
             "avg_ttft_ms": round(self.ttft_sum / self.ttft_n, 1) if self.ttft_n else None,
             "p50_ttft_ms": percentile(self.ttft_hist, 0.5),
+            "p95_ttft_ms": percentile(self.ttft_hist, 0.95),
             "avg_output_tokens_per_s": round(self.tps_sum / self.tps_n, 1) if self.tps_n else None,
+            "p50_output_tokens_per_s": percentile(self.tps_hist, 0.5, TPS_BUCKETS),
+            "p10_output_tokens_per_s": percentile(self.tps_hist, 0.1, TPS_BUCKETS),
+            "avg_prompt_tokens_per_s": round(self.ptps_sum / self.ptps_n, 1)
+            if self.ptps_n
+            else None,
+            "cold_starts": self.cold_n,
+            "avg_cold_load_ms": round(self.cold_load_sum / self.cold_n, 1) if self.cold_n else None,
         }
