@@ -93,7 +93,8 @@ def test_csv_cells(engine: Engine) -> None:
         error='line one\nsays "hi", then',
         properties={"note": "+1", "plain": "ok"},
     )
-    insert(engine, [hostile, row(ORG, 2, model="+x", latency_ms=-1.5)], bodies=True)
+    cheap = row(ORG, 2, model="+x", latency_ms=-1.5, cost_nusd=13_800, cost_known=True)
+    insert(engine, [hostile, cheap], bodies=True)
     query = export_store.export_query(ORG, RequestFilter(), include_bodies=True)
     text = b"".join(export_store.export_bytes(engine, query, "csv")).decode()
     table = list(csv.reader(io.StringIO(text)))
@@ -108,6 +109,24 @@ def test_csv_cells(engine: Engine) -> None:
     assert rec["feedback"] == "" and rec["scores"] == "{}" and rec["stream"] == "false"
     rec2 = dict(zip(header, first, strict=True))
     assert rec2["model"] == "'+x" and rec2["latency_ms"] == "-1.5"  # numbers stay numbers
+    assert rec2["cost_usd"] == "0.0000138"  # plain decimals: no 1.38e-05 in a spreadsheet
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.38e-05, "0.0000138"),
+        (2.5e-10, "0.00000000025"),
+        (1e20, "100000000000000000000"),
+        (0.0, "0"),
+        (12.0, "12"),
+        (-3e-07, "-0.0000003"),
+        (0.1 + 0.2, "0.30000000000000004"),
+    ],
+)
+def test_csv_money_is_plain_decimals(value: float, text: str) -> None:
+    assert export_store.csv_cell(value) == text
+    assert float(text) == value  # nothing lost
 
 
 # Spreadsheets skip leading whitespace and control characters before looking for a formula.

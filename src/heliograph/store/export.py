@@ -17,8 +17,10 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -188,11 +190,25 @@ def csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return plain_decimal(value)
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return formula_safe(str(value))
+
+
+def plain_decimal(value: float) -> str:
+    """A float as a spreadsheet reads it everywhere: ``0.0000138``, never ``1.38e-05``.
+
+    The shortest repr that round-trips, written out without an exponent (so no digits are
+    invented or lost); infinities and NaN, which JSON has no word for, stay as Python spells
+    them."""
+    if not math.isfinite(value):
+        return repr(value)
+    text = format(Decimal(repr(value)), "f")
+    return text[:-2] if text.endswith(".0") else text
 
 
 def formula_safe(text: str) -> str:
