@@ -3,10 +3,12 @@
     python bench/dashboard_bench.py [--records 1000000] [--dialect sqlite|postgresql|both]
 
 Generates records spread over the last 30 days (several orgs' worth of traffic in one org:
-cloud and local models, users, sessions, streams, errors, cached and unpriced requests) with
-small bodies, inserts them through the store's own batch insert (so the hourly rollups are
-maintained exactly as the writer does), then serves the real app and times the Dashboard,
-Requests and Models pages (logged in, default 24 h range, and the 30 d range) over HTTP.
+cloud and local models, users, sessions, streams, errors, cached and unpriced requests, and
+Open WebUI's share: named users in groups, about a quarter of the calls background tasks)
+with small bodies, inserts them through the store's own batch insert (so the hourly rollups
+and the end-user directory are maintained exactly as the writer does), then serves the real
+app and times the Dashboard, Requests, Models, Users, Groups and Tasks pages (logged in, their
+default range, and the 30 d range) over HTTP.
 Target (issue 5): each page under 300 ms on SQLite and on PostgreSQL with 1,000,000 requests.
 """
 
@@ -28,7 +30,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from heliograph.store.engine import make_engine, migrate
-from heliograph.store.inserts import insert_records
+from heliograph.store.inserts import insert_batch, pack_records
 
 DAY = 86_400_000
 MODELS = [
@@ -40,6 +42,23 @@ MODELS = [
     ("my-vllm", "my-vllm", "Qwen/Qwen3-32B", None, None),
 ]
 WEIGHTS = [40, 15, 15, 15, 10, 5]
+USERS = 400
+GROUPS = ("Research", "Sales", "Support", "Engineering", "Ops", "Legal")
+# Open WebUI's background tasks and how often each follows a chat turn (None: a chat)
+TASKS = (None, "title_generation", "tags_generation", "follow_up_generation", "query_generation")
+TASK_WEIGHTS = [75, 6, 6, 10, 3]
+PAGES = (
+    *("/", "/requests", "/models", "/?range=30d", "/models?range=30d"),
+    *("/users", "/groups", "/tasks", "/tasks?range=24h"),
+)
+
+
+def person(n: int) -> tuple[str, str, list[str]]:
+    """User ``n``'s name, email and groups (one or two, fixed per user)."""
+    groups = [GROUPS[n % len(GROUPS)]]
+    if n % 3 == 0:
+        groups.append(GROUPS[(n // 3) % len(GROUPS)])
+    return f"User {n}", f"user{n}@example.com", sorted(set(groups))
 
 
 def synthetic(
@@ -56,7 +75,10 @@ def synthetic(
     known = pin is not None
     cost = int(prompt * pin * 1000 + completion * pout * 1000) if known else None
     rid = str(uuid.uuid4())
-    user = f"user-{int(rng.paretovariate(1.2)) % 400}"
+    number = int(rng.paretovariate(1.2)) % USERS
+    user = f"user-{number}"
+    name, email, groups = person(number)
+    task = rng.choices(TASKS, TASK_WEIGHTS)[0]
     row = {
         "id": rid,
         "org_id": org_id,
@@ -87,6 +109,12 @@ def synthetic(
         "session_id": f"chat-{rng.randint(0, 50000)}",
         "properties": None,
         "protocol": "anthropic" if provider == "anthropic" else "openai",
+        "user_name": name,
+        "user_email": email,
+        "user_role": "user",
+        "user_groups": groups,
+        "identity": "headers",
+        "task": task,
     }
     text = f"Question {rng.randint(0, 10**6)}: explain topic {rng.randint(0, 999)} briefly."
     request = orjson.dumps({"model": model, "messages": [{"role": "user", "content": text}]})
@@ -104,6 +132,23 @@ def synthetic(
     return row, body
 
 
+def directory_rows(org_id: str, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """End-user directory rows for the users of a batch (``end_users.upsert``'s shape)."""
+    seen: dict[str, tuple[int, int]] = {}
+    for row in rows:
+        first, last = seen.get(row["user_id"], (row["created_at"], row["created_at"]))
+        seen[row["user_id"]] = (min(first, row["created_at"]), max(last, row["created_at"]))
+    out = []
+    for user, (first, last) in seen.items():
+        name, email, groups = person(int(user.split("-")[1]))
+        ids = [f"g-{g.lower()}" for g in groups]
+        out.append(
+            (org_id, user, name, email, "user", orjson.dumps(groups).decode(),
+             orjson.dumps(ids).decode(), "headers", first, last)
+        )  # fmt: skip
+    return out
+
+
 def fill(url: str, records: int, org_id: str) -> float:
     engine = make_engine(url)
     migrate(engine)
@@ -113,8 +158,15 @@ def fill(url: str, records: int, org_id: str) -> float:
     batch = 5000
     for start in range(0, records, batch):
         pairs = [synthetic(rng, org_id, now) for _ in range(min(batch, records - start))]
+        rows = [p[0] for p in pairs]
+        groups = [
+            {"request_id": r["id"], "name": g, "org_id": org_id}
+            for r in rows
+            for g in r["user_groups"]
+        ]
+        packed = pack_records(rows, [p[1] for p in pairs], [], groups, directory_rows(org_id, rows))
         with engine.begin() as conn:
-            insert_records(conn, [p[0] for p in pairs], [p[1] for p in pairs], [])
+            insert_batch(conn, packed)
         done = start + len(pairs)
         if done % 100_000 == 0:
             print(
@@ -137,7 +189,7 @@ def main() -> None:
 
 
 def run_one(dialect: str, args: argparse.Namespace) -> None:
-    from conftest import Gateway, gateway_settings
+    from conftest import LiveGateway, gateway_settings
     from web_support import WebClient, add_user
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,14 +203,14 @@ def run_one(dialect: str, args: argparse.Namespace) -> None:
             url, drop = create_pg_database(args.pg)
         try:
             settings = gateway_settings(home, url, "http://127.0.0.1:9/v1", writer="off")
-            gw = Gateway(settings).start()
+            gw = LiveGateway(settings).start()
             try:
                 print(f"{dialect}: filling {args.records:,} records...", flush=True)
                 elapsed = fill(url, args.records, gw.org.id)
                 print(f"{dialect}: filled in {elapsed:.0f} s ({args.records / elapsed:,.0f}/s)")
                 add_user(gw, "bench@example.com")
                 with WebClient(gw, "bench@example.com") as web:
-                    for path in ("/", "/requests", "/models", "/?range=30d", "/models?range=30d"):
+                    for path in PAGES:
                         web.get(path)  # warm up
                         times = []
                         for _ in range(args.runs):

@@ -5,8 +5,11 @@ or epoch seconds/milliseconds (default: the last 24 hours); ``bucket`` is second
 duration like ``5m``, ``1h``, ``1d`` (default: about 20-40 points). A timeseries with neither
 ``since`` nor ``until`` ends with its current bucket, as the Dashboard's charts do: buckets on
 round boundaries, served from the hourly rollups. ``model``, ``provider``, ``upstream``,
-``user_id`` and ``session_id`` restrict all three to exact values (ANDed), as the rollups'
-dimensions do; any other parameter is a 400.
+``user_id``, ``session_id``, ``task`` (an Open WebUI background task such as
+``title_generation``) and ``user_group`` (a group's current members) restrict all three to
+exact values (ANDed), as the rollups' dimensions do; any other parameter is a 400. Each is also
+a ``dimension`` of the breakdown: by ``task``, the row with a null key is the chats; by
+``user_group``, each group sums its current members (a user in two groups counts in both).
 """
 
 from __future__ import annotations

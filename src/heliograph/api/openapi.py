@@ -92,7 +92,14 @@ FILTER_PARAMS = [
     ),
 ]
 ANALYTICS_FILTERS = [
-    q(n, STR, f"Only LLM calls with exactly this {n}.") for n in analytics_store.DIMENSIONS
+    q(
+        n,
+        STR,
+        "Only LLM calls of this group's current members."
+        if n == analytics_store.GROUP
+        else f"Only LLM calls with exactly this {n}.",
+    )
+    for n in analytics_store.DIMENSIONS
 ]
 NOT_FOUND = {"404": error("No such record in this organization.")}
 ENVELOPE = {"error": {"type": "null"}}
@@ -287,7 +294,8 @@ def paths() -> dict[str, Any]:
         },
         "/api/v1/analytics/breakdown": {
             "get": op(
-                "Totals per model, provider, user, session or upstream.",
+                "Totals per model, provider, user, session, upstream, Open WebUI task (null: "
+                "chats) or user group (its current members).",
                 "read",
                 obj(
                     window_ok
@@ -298,10 +306,7 @@ def paths() -> dict[str, Any]:
                     *ANALYTICS_FILTERS,
                     q(
                         "dimension",
-                        {
-                            "enum": ["model", "provider", "user_id", "session_id", "upstream"],
-                            "default": "model",
-                        },
+                        {"enum": list(analytics_store.DIMENSIONS), "default": "model"},
                     ),
                     q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                 ],

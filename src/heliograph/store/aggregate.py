@@ -4,6 +4,13 @@ Whole hours inside ``[since, until)`` come from the rollup tables (a few rows pe
 30-day dashboard reads thousands of rows, not millions); the partial hours at either end come
 from the raw ``requests`` table, which the ``(org_id, created_at)`` index makes cheap. Both
 feed the same mergeable ``Stats``, so the figures are identical either way.
+
+Which rollup serves a query depends on its dimensions (groups and ``where`` together): model,
+provider and upstream read ``rollup_hourly``; a user alone reads ``rollup_user_hourly``; an
+Open WebUI task, alone or with model and user, reads ``rollup_task_hourly``; anything else is
+read raw. Null model, user and task values are stored as "" in rollups and come back as None
+(a None task is a chat); a ``where`` value of "" selects them, and a tuple of values selects
+any of them (a group's members).
 """
 
 from __future__ import annotations
@@ -12,11 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, false, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.filters import holds_nul
-from heliograph.store.rollups import HOUR_MS, read_stats, rollup_hourly, rollup_user_hourly
+from heliograph.store.rollups import (
+    HOUR_MS,
+    read_stats,
+    rollup_hourly,
+    rollup_task_hourly,
+    rollup_user_hourly,
+)
 from heliograph.store.schema import requests
 from heliograph.store.stats import Stats
 
@@ -36,8 +49,11 @@ ROW_COLUMNS = (
 )
 MODEL_DIMS = frozenset({"model", "provider", "upstream"})
 USER_DIMS = frozenset({"user_id"})
-NULLABLE = frozenset({"model", "user_id"})  # stored as "" in rollups
+TASK_DIMS = frozenset({"task", "model", "user_id"})  # only when "task" is among them
+NULLABLE = frozenset({"model", "user_id", "task"})  # stored as "" in rollups
 RANGES_PER_QUERY = 100
+Value = str | tuple[str, ...]  # one exact value, or any of several
+Where = dict[str, Value]
 
 
 @dataclass
@@ -62,13 +78,43 @@ def split(since_ms: int, until_ms: int) -> tuple[tuple[int, int] | None, list[tu
     return (lo, hi), edges
 
 
-def _table_for(groups: Sequence[str], where: dict[str, str]) -> Any:
+def _table_for(groups: Sequence[str], where: Where) -> Any:
     dims = set(groups) | set(where)
     if dims <= MODEL_DIMS:
         return rollup_hourly
     if dims <= USER_DIMS:
         return rollup_user_hourly
+    if "task" in dims and dims <= TASK_DIMS:
+        return rollup_task_hourly
     return None
+
+
+def _values(value: Value) -> tuple[str, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _no_match(where: Where) -> bool:
+    """True when ``where`` can match nothing: a NUL in a value (no stored text holds one)."""
+    return any(holds_nul(*_values(v)) for v in where.values())
+
+
+def _rollup_cond(table: Any, name: str, value: Value) -> ColumnElement[bool]:
+    if isinstance(value, tuple):
+        return table.c[name].in_([v or "" for v in value])  # type: ignore[no-any-return]
+    return table.c[name] == (value or "")  # type: ignore[no-any-return]
+
+
+def _raw_cond(name: str, value: Value) -> ColumnElement[bool]:
+    """Raw rows with this value (for a nullable dimension, "" means no value)."""
+    column = requests.c[name]
+    values = _values(value)
+    found: list[ColumnElement[bool]] = []
+    exact = [v for v in values if v or name not in NULLABLE]
+    if exact:
+        found.append(column.in_(exact) if len(exact) > 1 else column == exact[0])
+    if name in NULLABLE and "" in values:
+        found += [column.is_(None), column == ""]
+    return or_(*found) if found else false()
 
 
 def collect(
@@ -77,7 +123,7 @@ def collect(
     since_ms: int,
     until_ms: int,
     groups: Sequence[str] = (),
-    where: dict[str, str] | None = None,
+    where: Where | None = None,
     *,
     bucket_ms: int | None = None,
     providers: bool = False,
@@ -91,7 +137,7 @@ def collect(
     """
     where = where or {}
     out: dict[tuple[Any, ...], Entry] = {}
-    if holds_nul(*where.values()):
+    if _no_match(where):
         return out
     dims = [g for g in groups if g != "bucket"]
     table = _table_for(dims, where)
@@ -110,7 +156,7 @@ def collect(
         edges += [(hour, hour + HOUR_MS) for hour in sorted(cuts)]
         with_providers = providers and "provider" in table.c
         group_cols = [*groups, "provider"] if with_providers else list(groups)
-        conds = [table.c[k] == (v or "") for k, v in where.items()]
+        conds = [_rollup_cond(table, k, v) for k, v in where.items()]
         read_bucket = (whole[0], HOUR_MS) if by_hour else bucket
         found = read_stats(conn, table, org_id, whole[0], whole[1], group_cols, conds, read_bucket)
         at = groups.index("bucket") if by_hour else -1
@@ -163,7 +209,7 @@ def _raw(
     org_id: str,
     ranges: Sequence[tuple[int, int]],
     groups: Sequence[str],
-    where: dict[str, str],
+    where: Where,
     out: dict[tuple[Any, ...], Entry],
     bucket: tuple[int, int] = (0, HOUR_MS),
 ) -> None:
@@ -185,7 +231,7 @@ def _raw_ranges(
     org_id: str,
     ranges: Sequence[tuple[int, int]],
     groups: Sequence[str],
-    where: dict[str, str],
+    where: Where,
     out: dict[tuple[Any, ...], Entry],
     bucket: tuple[int, int],
 ) -> None:
@@ -196,7 +242,7 @@ def _raw_ranges(
         requests.c.kind == "llm",
     ]
     for name, value in where.items():
-        conds.append(requests.c[name] == value)
+        conds.append(_raw_cond(name, value))
     cols: list[ColumnElement[Any]] = []
     for g in groups:
         if g == "bucket":
@@ -225,32 +271,33 @@ def _raw_ranges(
 
 
 def distinct_users(
-    conn: Connection, org_id: str, since_ms: int, until_ms: int, where: dict[str, str] | None = None
+    conn: Connection, org_id: str, since_ms: int, until_ms: int, where: Where | None = None
 ) -> int:
     """Users with at least one LLM call in the window (and the ``where`` values).
 
-    The user rollup has no other dimension, so with a filter on anything but the user the
-    whole window is read raw (through the index on that dimension).
+    Read from the user rollup, or the task rollup when a task is among the filters; with a
+    filter on anything else the whole window is read raw (through the index on that
+    dimension).
     """
     where = where or {}
-    if holds_nul(*where.values()):
+    if _no_match(where):
         return 0
-    if set(where) - USER_DIMS:
+    table = _table_for(("user_id",), where)
+    if table is None:
         whole, edges = None, [(since_ms, until_ms)]
     else:
         whole, edges = split(since_ms, until_ms)
     users: set[str] = set()
     if whole is not None:
-        t = rollup_user_hourly
         query = (
-            select(t.c.user_id)
+            select(table.c.user_id)
             .distinct()
             .where(
-                t.c.org_id == org_id,
-                t.c.hour >= whole[0],
-                t.c.hour < whole[1],
-                t.c.user_id != "",
-                *(t.c[k] == v for k, v in where.items()),
+                table.c.org_id == org_id,
+                table.c.hour >= whole[0],
+                table.c.hour < whole[1],
+                table.c.user_id != "",
+                *(_rollup_cond(table, k, v) for k, v in where.items()),
             )
         )
         users.update(r[0] for r in conn.execute(query))
@@ -264,7 +311,8 @@ def distinct_users(
                 requests.c.created_at < hi,
                 requests.c.kind == "llm",
                 requests.c.user_id.is_not(None),
-                *(requests.c[k] == v for k, v in where.items()),
+                requests.c.user_id != "",
+                *(_raw_cond(k, v) for k, v in where.items()),
             )
         )
         users.update(r[0] for r in conn.execute(query))

@@ -4,8 +4,14 @@ Every function takes an organization and a time window ``[since_ms, until_ms)`` 
 calls only (model lists and other metadata calls are not analytics). Latency percentiles come
 from fixed histogram buckets, so the same numbers come out of raw rows and of rollups.
 ``where`` restricts to exact values of dimensions (``{"model": "llama3.2"}``): model, provider
-and upstream are read from the model rollup, a user from the user rollup, and other
-combinations from raw rows.
+and upstream are read from the model rollup, a user from the user rollup, an Open WebUI task
+(alone or with model and user) from the task rollup, and other combinations from raw rows.
+
+``user_group`` is not a column: a group is its *current* members (the end-user directory's
+latest groups of each user), so a group filter is the members' user ids, and a group's
+breakdown row is the sum of its members' rows (a user in two groups counts in both). The
+Requests page's ``user_group`` filter differs on purpose: it selects the records that carried
+the group when they were made.
 """
 
 from __future__ import annotations
@@ -15,21 +21,34 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
-from heliograph.store import aggregate
+from heliograph.store import aggregate, end_users
 from heliograph.store.filters import holds_nul
 from heliograph.store.schema import requests
 from heliograph.store.stats import Stats
 
-DIMENSIONS = ("model", "provider", "user_id", "session_id", "upstream")
+COLUMNS = ("model", "provider", "user_id", "session_id", "upstream", "task")
+GROUP = "user_group"
+DIMENSIONS = (*COLUMNS, GROUP)
 Where = Mapping[str, str] | None
 
 
-def _check(where: Where) -> dict[str, str]:
-    out = dict(where or {})
-    unknown = set(out) - set(DIMENSIONS)
+def _check(engine: Engine, org_id: str, where: Where) -> aggregate.Where:
+    """``where`` for ``aggregate``: names checked, a group replaced by its members' ids."""
+    given = dict(where or {})
+    unknown = set(given) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"filters must be among {', '.join(DIMENSIONS)}")
+    out: aggregate.Where = {k: v for k, v in given.items() if k != GROUP}
+    if GROUP in given:
+        members = tuple(sorted(end_users.group_members(engine, org_id).get(given[GROUP], [])))
+        user = given.get("user_id")
+        out["user_id"] = members if user is None else ((user,) if user in members else ())
     return out
+
+
+def _dimension(dimension: str, allowed: Sequence[str] = DIMENSIONS) -> None:
+    if dimension not in allowed:
+        raise ValueError(f"dimension must be one of {', '.join(allowed)}")
 
 
 def _window(org_id: str, since_ms: int, until_ms: int) -> Any:
@@ -45,7 +64,7 @@ def summary(
     engine: Engine, org_id: str, since_ms: int, until_ms: int, where: Where = None
 ) -> dict[str, Any]:
     """Totals for the window, plus the number of distinct active users."""
-    conds = _check(where)
+    conds = _check(engine, org_id, where)
     with engine.connect() as conn:
         entries = aggregate.collect(conn, org_id, since_ms, until_ms, (), conds)
         users = aggregate.distinct_users(conn, org_id, since_ms, until_ms, conds)
@@ -59,7 +78,7 @@ def _bucketed(
     since_ms: int,
     until_ms: int,
     bucket_ms: int,
-    where: dict[str, str] | None = None,
+    where: aggregate.Where | None = None,
 ) -> list[Stats]:
     count = max(1, -(-(until_ms - since_ms) // bucket_ms))
     points = [Stats() for _ in range(count)]
@@ -76,7 +95,7 @@ def timeseries(
     engine: Engine, org_id: str, since_ms: int, until_ms: int, bucket_ms: int, where: Where = None
 ) -> list[dict[str, Any]]:
     """One point per bucket (empty buckets included) with the same fields as ``summary``."""
-    points = _bucketed(engine, org_id, since_ms, until_ms, bucket_ms, _check(where))
+    points = _bucketed(engine, org_id, since_ms, until_ms, bucket_ms, _check(engine, org_id, where))
     return [{"start_ms": since_ms + i * bucket_ms, **p.to_api()} for i, p in enumerate(points)]
 
 
@@ -89,18 +108,22 @@ def breakdown(
     limit: int = 50,
     where: Where = None,
 ) -> list[dict[str, Any]]:
-    """Per value of ``dimension`` (model, provider, user_id, session_id, upstream), by requests.
+    """Per value of ``dimension`` (one of ``DIMENSIONS``), by requests.
 
     Each row has the ``summary`` fields plus ``key``, ``first_ms`` and ``last_ms``; the model
-    dimension also carries ``provider`` so local and cloud models sit side by side.
+    dimension also carries ``provider`` so local and cloud models sit side by side. A None key
+    is no value (no model, no user; for ``task``, the chats). ``user_group`` rows sum their
+    current members' figures.
     """
-    if dimension not in DIMENSIONS:
-        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
-    conds = _check(where)
+    _dimension(dimension)
+    conds = _check(engine, org_id, where)
+    column = "user_id" if dimension == GROUP else dimension
     with engine.connect() as conn:
         entries = aggregate.collect(
-            conn, org_id, since_ms, until_ms, (dimension,), conds, providers=True
+            conn, org_id, since_ms, until_ms, (column,), conds, providers=True
         )
+    if dimension == GROUP:
+        entries = _by_group(entries, end_users.group_members(engine, org_id))
     merged: dict[Any, aggregate.Entry] = {}
     for (key,), entry in entries.items():
         into = merged.setdefault(key, aggregate.Entry())
@@ -119,6 +142,24 @@ def breakdown(
         }
         for key, entry in ordered
     ]
+
+
+def _by_group(
+    entries: dict[tuple[Any, ...], aggregate.Entry], members: Mapping[str, Sequence[str]]
+) -> dict[tuple[Any, ...], aggregate.Entry]:
+    """Per-user entries summed per group of current members (a user counts in each group)."""
+    out: dict[tuple[Any, ...], aggregate.Entry] = {}
+    for name, users in members.items():
+        into = out.setdefault((name,), aggregate.Entry())
+        for user in users:
+            entry = entries.get((user,))
+            if entry is None:
+                continue
+            into.stats.merge(entry.stats)
+            if entry.first_ms is not None and entry.last_ms is not None:
+                into.seen(entry.first_ms, entry.last_ms)
+            into.providers |= entry.providers
+    return {key: entry for key, entry in out.items() if entry.stats.requests}
 
 
 # ---------------------------------------------------------------- page helpers (dashboard)
@@ -140,10 +181,10 @@ def scoped_summary(
     engine: Engine, org_id: str, since_ms: int, until_ms: int, *, dimension: str, value: str
 ) -> dict[str, Any]:
     """``summary`` restricted to one value of a dimension (one user, one model, ...)."""
-    if dimension not in DIMENSIONS:
-        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    _dimension(dimension)
+    where = _check(engine, org_id, {dimension: value})
     with engine.connect() as conn:
-        entries = aggregate.collect(conn, org_id, since_ms, until_ms, (), {dimension: value})
+        entries = aggregate.collect(conn, org_id, since_ms, until_ms, (), where)
     return (entries[()].stats if () in entries else Stats()).to_api()
 
 
@@ -158,9 +199,9 @@ def scoped_timeseries(
     value: str,
 ) -> list[dict[str, Any]]:
     """``timeseries`` restricted to one value of a dimension."""
-    if dimension not in DIMENSIONS:
-        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
-    points = _bucketed(engine, org_id, since_ms, until_ms, bucket_ms, {dimension: value})
+    _dimension(dimension)
+    where = _check(engine, org_id, {dimension: value})
+    points = _bucketed(engine, org_id, since_ms, until_ms, bucket_ms, where)
     return [{"start_ms": since_ms + i * bucket_ms, **p.to_api()} for i, p in enumerate(points)]
 
 
@@ -174,8 +215,7 @@ def requests_by(
     bucket_ms: int,
 ) -> dict[str, list[int]]:
     """Request counts per bucket for each of ``keys`` (e.g. the top models), for usage charts."""
-    if dimension not in DIMENSIONS:
-        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    _dimension(dimension, COLUMNS)
     count = max(1, -(-(until_ms - since_ms) // bucket_ms))
     out = {k: [0] * count for k in keys}
     if not keys:
@@ -203,8 +243,7 @@ def top_pairs(
     """For each of ``keys`` of ``dimension``, its most used values of ``other`` with counts
     (e.g. each user's top models)."""
     for name in (dimension, other):
-        if name not in DIMENSIONS:
-            raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+        _dimension(name, COLUMNS)
     out: dict[str, list[tuple[str, int]]] = {k: [] for k in keys}
     wanted = [k for k in keys if not holds_nul(k)]
     if not wanted:

@@ -247,8 +247,9 @@ def session_requests(
             api["session_path"] = _header(
                 headers, "helicone-session-path", "heliograph-session-path"
             )
-            api["session_name"] = _header(
-                headers, "helicone-session-name", "heliograph-session-name"
+            api["session_name"] = (
+                _header(headers, "helicone-session-name", "heliograph-session-name")
+                or api["session_name"]  # e.g. the chat title Open WebUI generated
             )
             out.append(api)
     return out

@@ -11,12 +11,14 @@ from starlette.staticfiles import StaticFiles
 
 from heliograph.web import (
     dashboard,
+    groups,
     login,
     openwebui_page,
     people,
     replay,
     request_pages,
     settings_page,
+    tasks,
 )
 from heliograph.web.context import PASSWORD_PATH, UI, Ctx, page
 
@@ -65,6 +67,8 @@ def routes() -> list[BaseRoute]:
         ),
         Route("/users", page(ui, people.users_page), methods=["GET"]),
         Route("/users/{user_id:path}", page(ui, people.user_page), methods=["GET"]),
+        Route("/groups", page(ui, groups.groups_page), methods=["GET"]),
+        Route("/tasks", page(ui, tasks.tasks_page), methods=["GET"]),
         Route("/sessions", page(ui, people.sessions_page), methods=["GET"]),
         Route("/sessions/{session_id:path}", page(ui, people.session_page), methods=["GET"]),
         Route("/settings", page(ui, settings_page.settings_page), methods=["GET"]),

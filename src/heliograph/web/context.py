@@ -31,6 +31,7 @@ from heliograph.auth.sessions import (
 )
 from heliograph.config import Settings
 from heliograph.web import format as fmt
+from heliograph.web import names
 
 MAX_FORM_BYTES = 64 * 1024
 # scrypt takes ~16 MiB and tens of milliseconds of CPU per check: one check at a time leaves
@@ -55,7 +56,13 @@ class UI:
         )
         self.env.filters.update(fmt.FILTERS)
         self.env.globals.update(
-            path=fmt.path, query_url=fmt.query_url, cost_hint=fmt.cost_hint, DASH=fmt.DASH
+            path=fmt.path,
+            query_url=fmt.query_url,
+            cost_hint=fmt.cost_hint,
+            DASH=fmt.DASH,
+            who=names.label,
+            person_text=names.person_text,
+            identity_of=names.identity,
         )
         self.limiter = LoginLimiter()  # per email
         self.address_limiter = LoginLimiter(max_failures=ADDRESS_MAX_FAILURES)

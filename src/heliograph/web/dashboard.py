@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 from starlette.responses import Response
 
 from heliograph.config import UpstreamConfig
-from heliograph.store import analytics
+from heliograph.store import analytics, tasks
+from heliograph.web import names
 from heliograph.web.charts import Series, chart
 from heliograph.web.context import Ctx
 from heliograph.web.format import ms, number, path, query_url, tokens, usd
@@ -99,12 +100,15 @@ def dashboard_charts(window: Window, points: list[dict[str, Any]]) -> list[Any]:
 
 def _load_dashboard(ctx: Ctx, window: Window) -> dict[str, Any]:
     engine, org, since, until = ctx.engine, ctx.org_id, window.since_ms, window.until_ms
+    users = analytics.breakdown(engine, org, "user_id", since, until, TOP)
     return {
         "totals": analytics.summary(engine, org, since, until),
         "points": analytics.timeseries(engine, org, since, until, window.bucket_ms),
         "models": analytics.breakdown(engine, org, "model", since, until, TOP),
         "providers": analytics.breakdown(engine, org, "provider", since, until, TOP),
-        "users": analytics.breakdown(engine, org, "user_id", since, until, TOP),
+        "users": users,
+        "people": names.lookup(engine, org, [u["key"] for u in users]),
+        "task_share": tasks.overview(engine, org, since, until),
     }
 
 

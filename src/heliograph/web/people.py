@@ -1,7 +1,9 @@
 """Users and Sessions: lists with usage, a user's page, and a session's timeline by path.
 
 Users and sessions here are the ones named by traffic (``Helicone-User-Id``,
-``Helicone-Session-Id``), not dashboard accounts.
+``Helicone-Session-Id``, Open WebUI's user and chat), not dashboard accounts. Users are shown
+by name and email from the end-user directory (one lookup per page), linked by id; the list
+narrows to a group's current members with ``?group=``.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from heliograph.store import analytics, search
+from heliograph.store import analytics, end_users, search
 from heliograph.store.selection import RequestFilter
+from heliograph.web import names
 from heliograph.web.charts import Series, chart
 from heliograph.web.context import Ctx
 from heliograph.web.format import number, query_url, usd
@@ -20,22 +23,42 @@ from heliograph.web.request_pages import table_rows
 
 LIST_LIMIT = 500
 USER_REQUESTS = 25
+MAX_GROUP = 255
+PERSON = ("name", "email", "role", "groups", "identity")
 
 
-def _load_users(ctx: Ctx, window: Window) -> dict[str, Any]:
+def _load_users(ctx: Ctx, window: Window, group: str) -> dict[str, Any]:
     engine, org, since, until = ctx.engine, ctx.org_id, window.since_ms, window.until_ms
-    rows = analytics.breakdown(engine, org, "user_id", since, until, LIST_LIMIT)
+    where = {analytics.GROUP: group} if group else None
+    rows = analytics.breakdown(engine, org, "user_id", since, until, LIST_LIMIT, where)
     keys = [r["key"] for r in rows if r["key"] is not None]
     top = analytics.top_pairs(engine, org, "user_id", "model", keys, since, until)
-    return {"rows": rows, "top": top}
+    members = end_users.group_members(engine, org).get(group, []) if group else []
+    return {
+        "rows": rows,
+        "top": top,
+        "people": names.lookup(engine, org, keys),
+        "idle": sorted(set(members) - set(keys)),
+    }
 
 
 async def users_page(ctx: Ctx) -> Response:
     window = parse_window(ctx.request.query_params, "30d")
-    data = await ctx.run(_load_users, ctx, window)
+    group = ctx.request.query_params.get("group", "").strip()[:MAX_GROUP]
+    data = await ctx.run(_load_users, ctx, window, group)
     named = [r for r in data["rows"] if r["key"] is not None]
     anonymous = next((r for r in data["rows"] if r["key"] is None), None)
-    return ctx.render("users.html", window=window, rows=named, anonymous=anonymous, top=data["top"])
+    return ctx.render(
+        "users.html",
+        window=window,
+        rows=named,
+        anonymous=anonymous,
+        top=data["top"],
+        people=data["people"],
+        group=group,
+        idle=data["idle"],
+        extra={"group": group} if group else {},
+    )
 
 
 def _load_user(ctx: Ctx, window: Window, user_id: str) -> dict[str, Any]:
@@ -43,6 +66,11 @@ def _load_user(ctx: Ctx, window: Window, user_id: str) -> dict[str, Any]:
     scope = {"dimension": "user_id", "value": user_id}
     page = search.search_requests(engine, org, RequestFilter(user_id=user_id), USER_REQUESTS)
     return {
+        "person": {
+            **dict.fromkeys(PERSON),
+            **names.lookup(engine, org, [user_id]).get(user_id, {}),
+        },
+        "unverified": sum(1 for r in page.rows if r.get("identity") == "unverified"),
         "totals": analytics.scoped_summary(engine, org, since, until, **scope),
         "points": analytics.scoped_timeseries(engine, org, since, until, window.bucket_ms, **scope),
         "models": analytics.top_pairs(
@@ -143,7 +171,9 @@ async def session_page(ctx: Ctx) -> Response:
     known = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
     first = rows[0]["created_ms"]
     last = max(r["created_ms"] + (r["latency_ms"] or 0) for r in rows)
-    names = sorted({r["session_name"] for r in rows if r["session_name"]})
+    titles = sorted({r["session_name"] for r in rows if r["session_name"]})
+    users = sorted({r["user_id"] for r in rows if r["user_id"]})
+    people = await ctx.run(names.lookup, ctx.engine, ctx.org_id, users)
     return ctx.render(
         "session.html",
         session_id=session_id,
@@ -154,7 +184,8 @@ async def session_page(ctx: Ctx) -> Response:
         tokens=sum(r["total_tokens"] or 0 for r in rows),
         duration=last - first,
         first_ms=first,
-        users=sorted({r["user_id"] for r in rows if r["user_id"]}),
-        names=names,
+        users=users,
+        people=people,
+        names=titles,
         errors=sum(1 for r in rows if r["state"] != "ok"),
     )

@@ -39,7 +39,7 @@ NOTHING = filters.Branch("or", ())  # matches no record
 FORM_INPUTS = (
     *("range", "since", "until", "model", "provider", "status", "errors", "feedback"),
     *("user_id", "session_id", "q", "min_cost", "max_cost", "min_latency", "max_latency"),
-    "limit",
+    *("task", "user_group", "limit"),
 )
 
 

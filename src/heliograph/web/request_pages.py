@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from heliograph.capture.openwebui_tasks import TASK_NAMES
 from heliograph.store import filters, search
 from heliograph.store.export import formula_safe
 from heliograph.store.requests import get_request
 from heliograph.store.times import TimeError, parse_time
-from heliograph.web import chat, replay
+from heliograph.web import chat, names, replay
 from heliograph.web.context import Ctx
 from heliograph.web.format import (
     DASH,
@@ -64,16 +65,28 @@ CSV_FIELDS = (
     "cost_usd",
     "cost_known",
     "user_id",
+    "user_name",
+    "user_email",
+    "identity",
+    "task",
     "session_id",
+    "session_name",
     "properties",
     "key_id",
 )
 
 
-def row_view(row: dict[str, Any], preview: str = "") -> dict[str, Any]:
-    """A record as the table shows it; the live feed sends exactly this to the browser."""
+def row_view(
+    row: dict[str, Any], preview: str = "", people: names.People | None = None
+) -> dict[str, Any]:
+    """A record as the table shows it; the live feed sends exactly this to the browser.
+
+    The user is shown by name and email when the directory (``people``) knows them, with the
+    id as the tooltip; an Open WebUI background task shows as a badge linking to its filter.
+    """
     model = row.get("model")
     user, session = row.get("user_id"), row.get("session_id")
+    task = row.get("task")
     estimated = "~" if row.get("tokens_estimated") else ""
     state = row.get("state")
     status = row.get("status")
@@ -88,8 +101,11 @@ def row_view(row: dict[str, Any], preview: str = "") -> dict[str, Any]:
         "provider": row.get("provider") or "",
         "model": model or row.get("endpoint") or "",
         "model_href": query_url("/requests", {"model": model}) if model else "",
-        "user": user or "",
+        "user": names.label(user, people),
+        "user_id": user or "",
         "user_href": path("users", user) if user else "",
+        "task": task or "",
+        "task_href": query_url("/requests", {"task": task}) if task else "",
         "session": session or "",
         "session_href": path("sessions", session) if session else "",
         "preview": preview,
@@ -104,8 +120,10 @@ def row_view(row: dict[str, Any], preview: str = "") -> dict[str, Any]:
 
 
 def table_rows(ctx: Ctx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows for records: their prompt previews and their users' names, one query each."""
     bodies = search.request_bodies_for(ctx.engine, ctx.org_id, [r["id"] for r in rows])
-    return [row_view(r, chat.preview(bodies.get(r["id"]))) for r in rows]
+    people = names.lookup(ctx.engine, ctx.org_id, [r.get("user_id") for r in rows])
+    return [row_view(r, chat.preview(bodies.get(r["id"])), people) for r in rows]
 
 
 def _list_page(
@@ -137,6 +155,7 @@ async def requests_page(ctx: Ctx) -> Response:
         rows=rows,
         page=page,
         providers=upstreams,
+        task_names=TASK_NAMES,
         live=ctx.request.query_params.get("live") == "1",
         first_page=rq.cursor is None,
         now_ms=int(time.time() * 1000),
@@ -250,10 +269,12 @@ async def request_detail(ctx: Ctx) -> Response:
     row = await ctx.run(get_request, ctx.engine, ctx.org_id, rid)
     if row is None:
         return ctx.not_found("No such request in your organization.")
+    people = await ctx.run(names.lookup, ctx.engine, ctx.org_id, [row.get("user_id")])
     return ctx.render(
         "request.html",
         r=row,
-        view=row_view(row),
+        people=people,
+        view=row_view(row, people=people),
         prompt=chat.conversation(row.get("request_body")),
         tools=chat.tool_names(row.get("request_body")),
         answer=chat.output(row.get("response_body")),

@@ -42,9 +42,22 @@
     tr.appendChild(status);
     tr.appendChild(cell(r.provider));
     tr.appendChild(cell(r.model, r.model_href, "clip"));
-    tr.appendChild(cell(r.user, r.user_href, "clip"));
+    const user = cell(r.user, r.user_href, "clip");
+    const userLink = user.querySelector("a");
+    if (userLink && r.user_id) userLink.title = r.user_id;
+    tr.appendChild(user);
     tr.appendChild(cell(r.session, r.session_href, "clip"));
-    tr.appendChild(cell(r.preview, r.href, "preview"));
+    const preview = cell(r.preview, r.href, "preview");
+    if (r.task && localHref(r.task_href)) {
+      const badge = document.createElement("a");
+      badge.className = "badge task";
+      badge.title = "Open WebUI background task";
+      badge.setAttribute("href", r.task_href);
+      badge.textContent = r.task;
+      preview.insertBefore(document.createTextNode(" "), preview.firstChild);
+      preview.insertBefore(badge, preview.firstChild);
+    }
+    tr.appendChild(preview);
     tr.appendChild(cell(r.tokens, null, "num", r.tokens_title));
     const cost = cell(r.cost, null, "num", r.cost_title);
     if (r.cost_title) cost.classList.add("unknown");
