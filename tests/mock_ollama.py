@@ -65,6 +65,8 @@ Behaviour controls (request headers)
 * ``x-mock-chunks: N``: reply ``"tok0 tok1 ..."`` in N pieces.
 * ``x-mock-echo-auth: 1``: reply text is ``"Authorization: <received value>"``.
 * ``x-mock-tool-call: 1`` (see above).
+* ``x-mock-title: T``: a title-generation prompt is answered ``{"title": "T"}`` (as in
+  ``mock_upstream``: Open WebUI's title task; other prompts get the usual reply).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ from typing import Any
 from aiohttp import web
 
 from mock_anthropic import add_mock_routes, parse_controls, record
-from mock_upstream import MockServer, Recorder, run_main, split_pieces, text_chars
+from mock_upstream import MockServer, Recorder, run_main, split_pieces, text_chars, title_pieces
 
 VERSION = "0.12.6"
 DEFAULT_TEXT = "Hello from the mock Ollama."
@@ -159,6 +161,7 @@ class Controls:
     error_event_after: int | None = None
     echo_auth: bool = False
     tool_call: bool = False
+    title: str | None = None
 
     @classmethod
     def parse(cls, request: web.Request) -> Controls:
@@ -272,12 +275,21 @@ def wants_thinking(value: Any) -> bool:
 
 
 def plan_run(
-    request: web.Request, model: Model, chars: int, think: bool, tools: Any, options: Any
+    request: web.Request,
+    model: Model,
+    chars: int,
+    think: bool,
+    tools: Any,
+    options: Any,
+    prompt: Any = None,
 ) -> Run:
     ctl = _CTL.get()
     thinking = split_pieces(THINKING_TEXT) if think else []
     calls: list[Json] = []
-    if ctl.chunks is not None:
+    titled = title_pieces(ctl.title, prompt)
+    if titled is not None:
+        pieces = titled
+    elif ctl.chunks is not None:
         pieces = [f"tok{i}" if i == 0 else f" tok{i}" for i in range(max(ctl.chunks, 0))]
     elif ctl.echo_auth:
         pieces = split_pieces("Authorization: " + request.headers.get("authorization", "<none>"))
@@ -396,7 +408,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         )
     run = plan_run(
         request, model, text_chars(body.get("messages")), wants_thinking(body.get("think")),
-        body.get("tools"), body.get("options"),
+        body.get("tools"), body.get("options"), body.get("messages"),
     )  # fmt: skip
 
     def line(content: Json, done: bool = False) -> Json:
@@ -444,8 +456,9 @@ async def generate(request: web.Request) -> web.StreamResponse:
         )
     chars = text_chars(body.get("system")) + text_chars(body.get("prompt"))
     run = plan_run(
-        request, model, chars, wants_thinking(body.get("think")), None, body.get("options")
-    )
+        request, model, chars, wants_thinking(body.get("think")), None, body.get("options"),
+        body.get("prompt"),
+    )  # fmt: skip
 
     def line(content: Json, done: bool = False) -> Json:
         doc: Json = {"model": name, "created_at": go_time(), "response": content.get("content", "")}
@@ -595,8 +608,9 @@ async def compat_chat(request: web.Request) -> web.StreamResponse:
     options = (
         {"num_predict": body["max_tokens"]} if isinstance(body.get("max_tokens"), int) else None
     )
+    messages = body.get("messages")
     run = plan_run(
-        request, model, text_chars(body.get("messages")), bool(effort), body.get("tools"), options
+        request, model, text_chars(messages), bool(effort), body.get("tools"), options, messages
     )
     cid, created = f"chatcmpl-{random.randrange(999)}", int(time.time())
     usage = {

@@ -52,6 +52,9 @@ Behaviour controls (request headers)
 * ``x-mock-cached-tokens: N`` / ``x-mock-reasoning-tokens: N``: usage details.
 * ``x-mock-fail-first: N`` with ``x-mock-fail-key: K``: the first N requests carrying key K
   fail with ``x-mock-fail-status`` (default 503); later ones succeed (a flaky upstream).
+* ``x-mock-title: T`` (percent-decoded): a chat request whose text is a title-generation task
+  (``is_title_prompt``: a ``### Task:`` prompt asking for ``{ "title": ... }``, as Open WebUI
+  sends) is answered ``{"title": "T"}``; every other request gets the usual reply.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ import signal
 import struct
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -182,6 +186,7 @@ class Controls:
     fail_first: int = 0  # the first N requests with the same x-mock-fail-key fail...
     fail_key: str | None = None
     fail_status: int = 503  # ...with this status (a flaky upstream, for retry tests)
+    title: str | None = None  # answer title-generation prompts with {"title": <this>}
 
     @classmethod
     def parse(cls, request: web.Request) -> Controls:
@@ -234,7 +239,34 @@ def split_pieces(text: str) -> list[str]:
     return [*pieces, rest] if rest else pieces
 
 
-def reply_pieces(request: web.Request, ctl: Controls) -> list[str]:
+def all_text(value: Any) -> str:
+    """The text of a request value (what ``text_chars`` counts), joined."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(all_text(v) for v in value)
+    if isinstance(value, dict):
+        return all_text(value.get("content")) + all_text(value.get("text"))
+    return ""
+
+
+def is_title_prompt(value: Any) -> bool:
+    """Whether a prompt is a title-generation task (Open WebUI's template and the like)."""
+    text = all_text(value)
+    return "### Task:" in text and '"title"' in text
+
+
+def title_pieces(title: str | None, prompt: Any) -> list[str] | None:
+    """The ``x-mock-title`` answer to a title-generation prompt (None: not one, or not asked)."""
+    if title is None or not is_title_prompt(prompt):
+        return None
+    return split_pieces(json.dumps({"title": urllib.parse.unquote(title)}, ensure_ascii=False))
+
+
+def reply_pieces(request: web.Request, ctl: Controls, prompt: Any = None) -> list[str]:
+    titled = title_pieces(ctl.title, prompt)
+    if titled is not None:
+        return titled
     if ctl.chunks is not None:
         return [f"tok{i}" if i == 0 else f" tok{i}" for i in range(max(ctl.chunks, 0))]
     if ctl.echo_auth:
@@ -389,7 +421,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         call = {"id": _id("call_"), "type": "function", "function": {"name": name}}
         pieces, finish = TOOL_ARGUMENT_FRAGMENTS, "tool_calls"
     else:
-        pieces, finish = limit_pieces(body, reply_pieces(request, ctl))
+        pieces = reply_pieces(request, ctl, body.get("messages"))
+        pieces, finish = limit_pieces(body, pieces)
     usage = chat_usage(prompt, len(pieces), ctl)
     head = {"id": cid, "object": "chat.completion", "created": created, "model": model}
     tail = {"service_tier": SERVICE_TIER, "system_fingerprint": SYSTEM_FINGERPRINT}
