@@ -278,6 +278,16 @@ def test_hostile_names_are_text(gateway_any: LiveGateway) -> None:
 # ---------------------------------------------------------------- the task rollup
 
 
+def matches(row: dict[str, Any], where: dict[str, Any]) -> bool:
+    for k, v in where.items():
+        if v is aggregate.PRESENT:
+            if not row[k]:
+                return False
+        elif (row[k] or "") not in (v if isinstance(v, tuple) else (v,)):
+            return False
+    return True
+
+
 def reference(
     rows: list[dict[str, Any]], since: int, until: int, groups: tuple[str, ...], where: Any = None
 ) -> dict[Any, Any]:
@@ -286,11 +296,7 @@ def reference(
     for row in rows:
         if row["kind"] != "llm" or not since <= row["created_at"] < until:
             continue
-        ok = True
-        for k, v in (where or {}).items():
-            values = v if isinstance(v, tuple) else (v,)
-            ok &= (row[k] or "") in values
-        if not ok:
+        if not matches(row, where or {}):
             continue
         key = tuple(row[g] for g in groups)
         add_plain(out.setdefault(key, Stats()), SimpleNamespace(**row))
@@ -328,6 +334,8 @@ def test_task_rollup_matches_raw_rows(db_url: str) -> None:
             {"task": ""},
             {"task": TASKS[1], "user_id": ("alice", "bob")},
             {"task": TASKS[2], "model": "gpt-4o"},
+            {"task": aggregate.PRESENT},
+            {"task": aggregate.PRESENT, "user_id": "bob"},
         ):
             got = {
                 k: v.stats.to_api()
@@ -340,9 +348,7 @@ def test_task_rollup_matches_raw_rows(db_url: str) -> None:
                 if r["kind"] == "llm"
                 and since <= r["created_at"] < until
                 and r["user_id"]
-                and all(
-                    (r[k] or "") in (v if isinstance(v, tuple) else (v,)) for k, v in where.items()
-                )
+                and matches(r, where)
             }
             assert aggregate.distinct_users(conn, ORG, since, until, where) == len(users), where
     # the Tasks page's figures are the same sums

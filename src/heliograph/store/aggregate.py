@@ -9,8 +9,8 @@ Which rollup serves a query depends on its dimensions (groups and ``where`` toge
 provider and upstream read ``rollup_hourly``; a user alone reads ``rollup_user_hourly``; an
 Open WebUI task, alone or with model and user, reads ``rollup_task_hourly``; anything else is
 read raw. Null model, user and task values are stored as "" in rollups and come back as None
-(a None task is a chat); a ``where`` value of "" selects them, and a tuple of values selects
-any of them (a group's members).
+(a None task is a chat); a ``where`` value of "" selects them, a tuple of values selects any of
+them (a group's members) and ``PRESENT`` any value but none (the tasks, without the chats).
 """
 
 from __future__ import annotations
@@ -52,7 +52,17 @@ USER_DIMS = frozenset({"user_id"})
 TASK_DIMS = frozenset({"task", "model", "user_id"})  # only when "task" is among them
 NULLABLE = frozenset({"model", "user_id", "task"})  # stored as "" in rollups
 RANGES_PER_QUERY = 100
-Value = str | tuple[str, ...]  # one exact value, or any of several
+
+
+class Present:
+    """A ``where`` value: any value but none (for ``task``, the background tasks, no chats)."""
+
+    def __repr__(self) -> str:
+        return "PRESENT"
+
+
+PRESENT = Present()
+Value = str | tuple[str, ...] | Present  # one exact value, any of several, or any at all
 Where = dict[str, Value]
 
 
@@ -90,6 +100,8 @@ def _table_for(groups: Sequence[str], where: Where) -> Any:
 
 
 def _values(value: Value) -> tuple[str, ...]:
+    if isinstance(value, Present):
+        return ()
     return value if isinstance(value, tuple) else (value,)
 
 
@@ -99,6 +111,8 @@ def _no_match(where: Where) -> bool:
 
 
 def _rollup_cond(table: Any, name: str, value: Value) -> ColumnElement[bool]:
+    if isinstance(value, Present):
+        return table.c[name] != ""  # type: ignore[no-any-return]
     if isinstance(value, tuple):
         return table.c[name].in_([v or "" for v in value])  # type: ignore[no-any-return]
     return table.c[name] == (value or "")  # type: ignore[no-any-return]
@@ -107,6 +121,8 @@ def _rollup_cond(table: Any, name: str, value: Value) -> ColumnElement[bool]:
 def _raw_cond(name: str, value: Value) -> ColumnElement[bool]:
     """Raw rows with this value (for a nullable dimension, "" means no value)."""
     column = requests.c[name]
+    if isinstance(value, Present):
+        return and_(column.is_not(None), column != "")
     values = _values(value)
     found: list[ColumnElement[bool]] = []
     exact = [v for v in values if v or name not in NULLABLE]

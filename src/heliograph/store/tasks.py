@@ -3,9 +3,10 @@
 Besides answering, Open WebUI asks the model for a title for each chat, tags, follow-up
 suggestions, search queries, autocompletions... (``requests.task``; NULL for a chat). They run
 unseen, often on a separate task model, and can be a real share of spend. One read of the task
-rollup (``rollup_task_hourly`` for whole hours, raw rows at the window's edges) grouped by
-task, model and user gives every figure here: tasks against chats, per task, and per user and
-per model with the share of that user's or model's spend that went to tasks. The Tasks page
+rollup (``rollup_task_hourly`` for whole hours, raw rows at the window's edges), its tasks'
+rows only, grouped by task, model and user, beside every call per model and per user (their
+lean rollups), gives every figure here: tasks against chats, per task, and per user and per
+model with the share of that user's or model's spend that went to tasks. The Tasks page
 and the Dashboard read these; the analytics API's ``dimension=task`` and ``task=`` give the
 same numbers (same ``aggregate`` path).
 """
@@ -16,33 +17,76 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from heliograph.store import aggregate, end_users
 from heliograph.store.stats import Stats
 
 MAX_ROWS = 200
+ONLY_TASKS: aggregate.Where = {"task": aggregate.PRESENT}
+
+
+@dataclass
+class Figures:
+    """The additive figures a task table shows (no latency: the task rollup keeps none), summed
+    without the histograms ``Stats`` carries (thousands of groups are folded per page)."""
+
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_nusd: int = 0
+    unpriced: int = 0
+
+    def add(self, other: Stats | Figures) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost_nusd += other.cost_nusd
+        self.unpriced += other.unpriced
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.tokens,
+            "cost_usd": self.cost_nusd / 1e9,
+            "unpriced_requests": self.unpriced,
+        }
 
 
 @dataclass
 class Split:
     """One key's figures: every LLM call, and the part of them that were background tasks."""
 
-    all: Stats = field(default_factory=Stats)
-    tasks: Stats = field(default_factory=Stats)
-    chats: Stats = field(default_factory=Stats)
+    all: Figures = field(default_factory=Figures)
+    tasks: Figures = field(default_factory=Figures)
     per_task: dict[str, int] = field(default_factory=dict)  # requests per task name
 
-    def add(self, task: str | None, stats: Stats) -> None:
-        self.all.merge(stats)
-        if task:
-            self.tasks.merge(stats)
-            self.per_task[task] = self.per_task.get(task, 0) + stats.requests
-        else:
-            self.chats.merge(stats)
+    def add_task(self, task: str, figures: Figures) -> None:
+        self.tasks.add(figures)
+        self.per_task[task] = self.per_task.get(task, 0) + figures.requests
+
+    @property
+    def chats(self) -> Figures:
+        """Everything that was not a task (chats and other calls)."""
+        out = Figures()
+        out.add(self.all)
+        for name in ("requests", "errors", "prompt_tokens", "completion_tokens"):
+            setattr(out, name, getattr(out, name) - getattr(self.tasks, name))
+        out.cost_nusd -= self.tasks.cost_nusd
+        out.unpriced -= self.tasks.unpriced
+        return out
 
 
-def share(part: Stats, whole: Stats) -> dict[str, float | None]:
+def share(part: Figures, whole: Figures) -> dict[str, float | None]:
     """``part`` as a fraction of ``whole``: of spend (None when nothing was spent, e.g. only
     local models), of requests and of tokens."""
 
@@ -52,47 +96,44 @@ def share(part: Stats, whole: Stats) -> dict[str, float | None]:
     return {
         "cost": ratio(part.cost_nusd, whole.cost_nusd),
         "requests": ratio(part.requests, whole.requests),
-        "tokens": ratio(
-            part.prompt_tokens + part.completion_tokens,
-            whole.prompt_tokens + whole.completion_tokens,
-        ),
-    }
-
-
-def _figures(stats: Stats) -> dict[str, Any]:
-    """The figures a task table shows (no percentiles: the task rollup keeps no histograms)."""
-    api = stats.to_api()
-    keep = ("requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens")
-    return {
-        **{k: api[k] for k in keep},
-        "cost_usd": api["cost_usd"],
-        "unpriced_requests": api["unpriced_requests"],
+        "tokens": ratio(part.tokens, whole.tokens),
     }
 
 
 def _collect(
-    engine: Engine, org_id: str, since_ms: int, until_ms: int, groups: tuple[str, ...]
-) -> dict[tuple[Any, ...], aggregate.Entry]:
-    with engine.connect() as conn:
-        return aggregate.collect(conn, org_id, since_ms, until_ms, groups)
+    conn: Connection,
+    org_id: str,
+    window: tuple[int, int],
+    groups: tuple[str, ...],
+    where: aggregate.Where | None = None,
+) -> dict[tuple[Any, ...], Figures]:
+    out: dict[tuple[Any, ...], Figures] = {}
+    for key, entry in aggregate.collect(conn, org_id, *window, groups, where).items():
+        out[key] = figures = Figures()
+        figures.add(entry.stats)
+    return out
 
 
 def overview(engine: Engine, org_id: str, since_ms: int, until_ms: int) -> dict[str, Any] | None:
-    """Tasks against chats for the window (one small read), or None when there was no task."""
-    entries = _collect(engine, org_id, since_ms, until_ms, ("task",))
+    """Tasks against chats for the window, or None when there was no task.
+
+    All calls are read from the model rollup and only the tasks' rows of the task rollup."""
     split = Split()
-    for (task,), entry in entries.items():
-        split.add(task, entry.stats)
-    if not split.tasks.requests:
-        return None
+    with engine.connect() as conn:
+        found = _collect(conn, org_id, (since_ms, until_ms), ("task",), ONLY_TASKS)
+        if not found:
+            return None
+        split.all = _collect(conn, org_id, (since_ms, until_ms), ()).get((), Figures())
+    for (task,), figures in found.items():
+        split.add_task(task, figures)
     return _totals(split)
 
 
 def _totals(split: Split) -> dict[str, Any]:
     return {
-        "all": _figures(split.all),
-        "tasks": _figures(split.tasks),
-        "chats": _figures(split.chats),
+        "all": split.all.to_api(),
+        "tasks": split.tasks.to_api(),
+        "chats": split.chats.to_api(),
         "share": share(split.tasks, split.all),
         "task_names": len(split.per_task),
     }
@@ -103,8 +144,8 @@ def _rows(splits: dict[Any, Split]) -> list[dict[str, Any]]:
     rows = [
         {
             "key": key,
-            "tasks": _figures(s.tasks),
-            "all": _figures(s.all),
+            "tasks": s.tasks.to_api(),
+            "all": s.all.to_api(),
             "share": share(s.tasks, s.all),
             "per_task": sorted(s.per_task.items(), key=lambda kv: (-kv[1], kv[0])),
         }
@@ -122,35 +163,45 @@ def report(engine: Engine, org_id: str, since_ms: int, until_ms: int) -> dict[st
     ``by_task``: per task name (None: chats), with its share of all spend. ``by_user`` and
     ``by_model``: those with any task, their task figures against all their calls, and their
     requests per task; users carry their directory entry (``person``: name, email) when known.
+
+    Three reads: the tasks' rows of the task rollup by task, model and user; every call per
+    model (the model rollup) and per user (the user rollup), for the shares.
     """
-    entries = _collect(engine, org_id, since_ms, until_ms, ("task", "model", "user_id"))
+    window = (since_ms, until_ms)
+    with engine.connect() as conn:
+        found = _collect(conn, org_id, window, ("task", "model", "user_id"), ONLY_TASKS)
+        models = _collect(conn, org_id, window, ("model",))
+        users = _collect(conn, org_id, window, ("user_id",)) if found else {}
     total = Split()
-    by_task: dict[Any, Stats] = {}
-    by_user: dict[Any, Split] = {}
-    by_model: dict[Any, Split] = {}
-    for (task, model, user), entry in entries.items():
-        stats = entry.stats
-        total.add(task, stats)
-        by_task.setdefault(task, Stats()).merge(stats)
-        by_user.setdefault(user, Split()).add(task, stats)
-        by_model.setdefault(model, Split()).add(task, stats)
+    by_task: dict[Any, Figures] = {}
+    by_user = {key: Split(all=figures) for (key,), figures in users.items()}
+    by_model = {key: Split(all=figures) for (key,), figures in models.items()}
+    for split in by_model.values():
+        total.all.add(split.all)
+    for (task, model, user), figures in found.items():
+        total.add_task(task, figures)
+        by_task.setdefault(task, Figures()).add(figures)
+        by_user.setdefault(user, Split()).add_task(task, figures)
+        by_model.setdefault(model, Split()).add_task(task, figures)
+    by_task[None] = total.chats
     tasks = [
-        {"key": key, **_figures(stats), "share": share(stats, total.all)}
-        for key, stats in by_task.items()
+        {"key": key, **figures.to_api(), "share": share(figures, total.all)}
+        for key, figures in by_task.items()
+        if figures.requests
     ]
     tasks.sort(key=lambda r: (r["key"] is None, -r["cost_usd"], -r["requests"], str(r["key"])))
-    users = _rows(by_user)
-    people = end_users.lookup(engine, org_id, _named(r["key"] for r in users))
-    for row in users:
+    user_rows = _rows(by_user)
+    people = end_users.lookup(engine, org_id, _named(r["key"] for r in user_rows))
+    for row in user_rows:
         known = people.get(row["key"]) if row["key"] else None
         row["person"] = {"name": known["name"], "email": known["email"]} if known else None
     return {
         "totals": _totals(total),
         "by_task": tasks,
-        "by_user": users,
+        "by_user": user_rows,
         "by_model": _rows(by_model),
     }
 
 
 def _named(keys: Iterable[Any]) -> list[str]:
-    return [k for k in keys if isinstance(k, str) and k]
+    return [k for k in keys if isinstance(k, str) and k and "\x00" not in k]
