@@ -1,11 +1,15 @@
 """`heliograph demo` as a user runs it: HELIOGRAPH_HOME set, a free `--port`, nothing else.
 
-Within a bounded wait its simulated cloud models (OpenAI, Anthropic) and local models (Ollama)
-show up in the store, priced as what they are, and in the dashboard with the printed login.
+It starts with a week of simulated history, stored by the writer within a bounded wait: cloud
+models (OpenAI, Anthropic) priced from the catalogue and local ones (Ollama) at 0, cold starts,
+tool calls, one user's growing sessions, Open WebUI's users and tasks, a model that slows down
+day by day. Live traffic follows; the printed login, write key and base URLs work with the
+real client packages.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -16,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,9 @@ from conftest import free_port
 pytestmark = pytest.mark.slow
 
 WAIT = 60.0
+HISTORY_WAIT = 120.0  # the writer stores the week within seconds; a busy machine is slower
 CLOUD = ("openai", "anthropic")
+DAY_MS = 86_400_000
 
 
 @dataclass
@@ -124,6 +131,48 @@ def read_key(demo: Demo) -> str:
     return key
 
 
+@pytest.fixture(scope="module")
+def week(demo: Demo, read_key: str) -> list[dict[str, Any]]:
+    """Every record of the demo's first week, once the demo says its history is stored."""
+    deadline = time.monotonic() + HISTORY_WAIT
+    while not any("History stored" in line for line in demo.lines):
+        assert time.monotonic() < deadline, "no history stored:\n" + demo.output()
+        assert demo.proc.poll() is None, demo.output()
+        time.sleep(0.2)
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while not rows or cursor:
+        page = api(
+            demo, read_key, "/api/v1/requests", limit=1000, **({"cursor": cursor} if cursor else {})
+        )
+        rows += page["data"]
+        cursor = page["next_cursor"]
+        if not page["data"]:
+            break
+    return rows
+
+
+def api(demo: Demo, key: str, path: str, **params: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        resp = httpx.get(
+            demo.base_url + path,
+            params=params,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        if resp.status_code != 401 or time.monotonic() > deadline:  # a key made a moment ago
+            break
+        time.sleep(0.3)
+    assert resp.status_code == 200, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
 def records(demo: Demo, key: str, **params: Any) -> list[dict[str, Any]]:
     resp = httpx.get(
         demo.base_url + "/api/v1/requests",
@@ -186,6 +235,12 @@ def test_the_demo_dashboard_with_the_printed_login(demo: Demo) -> None:
     with dashboard_login(demo.base_url, email, password) as web:
         badges = model_badges(web, {"gpt-4o-mini", "claude-sonnet-4-6", "llama3.2"}, WAIT)
         requests_page = web.get("/requests", params={"range": "1h"}).text
+        for path in ("/", "/requests", "/models", "/users", "/sessions", "/settings"):
+            page = web.get(path, params={"range": "7d"})
+            assert page.status_code == 200, path
+            assert "simulated" in page.text.lower(), f"{path} is not labelled as a demo"
+        users_page = web.get("/users", params={"range": "7d"}).text
+    assert "Ada Lovelace" in users_page and "cust-" in users_page, "demo users not listed"
     for provider in (*CLOUD, "ollama"):
         assert f">{provider}<" in requests_page, f"{provider} not on the Requests page"
     assert {"gpt-4o-mini", "claude-sonnet-4-6", "llama3.2"} <= set(badges), badges
@@ -195,3 +250,104 @@ def test_the_demo_dashboard_with_the_printed_login(demo: Demo) -> None:
         if where != ("local" if model in ("llama3.2", "qwen3:8b") else "cloud")
     }
     assert not wrong, f"simulated models badged wrongly on /models: {wrong}"
+
+
+def test_the_banner_gives_a_write_key_and_base_urls_for_the_sdks(demo: Demo, read_key: str) -> None:
+    """What the banner prints is enough to send requests with the real client packages."""
+    import anthropic
+    import ollama
+    import openai
+
+    key = demo.printed(r"Write key: +(hg_\S+)").group(1)
+    urls = {
+        name: demo.printed(rf"{name} base URL: +(\S+)").group(1)
+        for name in ("OpenAI", "Anthropic", "Ollama")
+    }
+    assert urls == {
+        "OpenAI": f"{demo.base_url}/v1/{key}",
+        "Anthropic": f"{demo.base_url}/anthropic/{key}",
+        "Ollama": f"{demo.base_url}/ollama/{key}",
+    }
+    with openai.OpenAI(base_url=urls["OpenAI"], api_key="sk-any") as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello from the e2e test"}]
+        )
+        assert raw.parse().choices[0].message.content
+        rid = raw.headers["heliograph-id"]
+    with anthropic.Anthropic(base_url=urls["Anthropic"], api_key="sk-ant-any") as claude:
+        message = claude.messages.create(
+            model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+        )
+        assert message.content[0].text  # type: ignore[union-attr]
+    with ollama.Client(host=urls["Ollama"]) as local:
+        answer = local.chat(model="llama3.2", messages=[{"role": "user", "content": "Hello"}])
+        assert answer.message.content
+    deadline = time.monotonic() + WAIT
+    found: dict[str, Any] | None = None
+    while found is None and time.monotonic() < deadline:
+        resp = httpx.get(
+            f"{demo.base_url}/api/v1/requests/{rid}",
+            headers={"Authorization": f"Bearer {read_key}"},
+            timeout=15,
+        )
+        found = resp.json() if resp.status_code == 200 else None
+        time.sleep(0.3)
+    assert found is not None, "the SDK's request was not stored"
+    assert found["model"] == "gpt-4o-mini" and found["cost_usd"] > 0, found
+
+
+def test_a_week_of_history_is_stored_through_the_writer(week: list[dict[str, Any]]) -> None:
+    times = sorted(ms(r["created_at"]) for r in week)
+    assert len(week) >= 1500, len(week)
+    assert times[-1] - times[0] >= 6 * DAY_MS, "the history does not span six days"
+    ok = [r for r in week if r["state"] == "ok" and r["kind"] == "llm"]
+    cloud = [r for r in ok if r["provider"] in CLOUD]
+    local = [r for r in ok if r["provider"] == "ollama"]
+    assert {r["provider"] for r in cloud} == set(CLOUD) and local
+    assert all(r["cost_usd"] > 0 and r["cost_source"] == "genai-prices" for r in cloud)
+    assert all(r["cost_usd"] == 0 and r["cost_source"] == "local" for r in local)
+    cold = [r for r in local if r["cold_start"]]
+    assert cold and all(r["load_ms"] > 1000 for r in cold)
+    errors = [r for r in week if r["state"] == "error"]
+    assert 0 < len(errors) < len(week) * 0.08
+
+
+def test_sessions_tools_and_open_webui_users(
+    demo: Demo, read_key: str, week: list[dict[str, Any]]
+) -> None:
+    sessions: dict[str, list[dict[str, Any]]] = {}
+    for row in week:
+        if row["session_id"]:
+            sessions.setdefault(row["session_id"], []).append(row)
+    long = [rows for rows in sessions.values() if len(rows) >= 3]
+    assert long and all(len({r["user_id"] for r in rows}) == 1 for rows in sessions.values())
+    tool_turn = next(
+        r for r in week if r["state"] == "ok" and (r["session_path"] or "").endswith("/tool-result")
+    )
+    detail = api(demo, read_key, f"/api/v1/requests/{tool_turn['id']}")
+    call, result = detail["request_body"]["messages"][-2:]
+    assert call["tool_calls"] and result["role"] == "tool"
+    assert result["tool_call_id"] == call["tool_calls"][0]["id"]
+    named = {r["user_name"] for r in week if r["user_name"]}
+    assert len(named) >= 2, named
+    tasks = {r["task"] for r in week if r["user_name"]}
+    assert {"title_generation", "tags_generation"} <= tasks
+
+
+def test_the_degrading_model_trend(demo: Demo, read_key: str, week: list[dict[str, Any]]) -> None:
+    """The daily p50 output speed of the model that slows down falls over the week, as the
+    analytics API (and the trend charts) read it."""
+    until = max(ms(r["created_at"]) for r in week)
+    points = api(
+        demo,
+        read_key,
+        "/api/v1/analytics/timeseries",
+        model="qwen3:8b",
+        since=until - 7 * DAY_MS,
+        until=until,
+        bucket="1d",
+    )["data"]
+    speeds = [p["p50_output_tokens_per_s"] for p in points if p["p50_output_tokens_per_s"]]
+    assert len(speeds) >= 6, points
+    assert speeds[-1] < speeds[0] * 0.75, speeds
+    assert all(b <= a * 1.1 for a, b in itertools.pairwise(speeds)), speeds

@@ -13,6 +13,7 @@ import click
 from heliograph.auth.bootstrap import bootstrap
 from heliograph.auth.users import ensure_admin
 from heliograph.capture.process import writer_main
+from heliograph.cli.banner import client_lines
 from heliograph.cli.location import location_options, open_store, settings_for, store_name
 from heliograph.config import export_environment, settings_markdown, settings_table
 from heliograph.httpserver import server_options
@@ -44,6 +45,8 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
     )
+    if settings.log_level != "debug":  # each migration step would push the banner off screen
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = open_store(settings, create=True)
     first = bootstrap(engine)
@@ -54,9 +57,8 @@ def serve(
         click.echo("First start: created the default organization and two keys (shown once).")
         click.echo(f"  admin key (read + manage): {first.admin_key}")
         click.echo(f"  write key (send traffic):  {first.write_key}")
-        click.echo(f"Point your OpenAI-compatible client at: {base}/v1/{first.write_key}")
-    else:
-        click.echo(f"Point your OpenAI-compatible client at: {base}/v1/<write-key>")
+    for line in client_lines(base, first.write_key if first is not None else "<write-key>"):
+        click.echo(line)
     if admin is not None:
         click.echo(f"Dashboard: {base}/ (log in as {admin.email})")
         if admin.password is not None:

@@ -1,370 +1,236 @@
 """A simulated upstream for ``heliograph demo``: OpenAI, Anthropic and Ollama wire formats.
 
-It answers like the real providers (streams and not, usage, tool calls, errors, a cold local
-model) with made-up text, so a newcomer can see Heliograph work without an API key. Nothing
-it says is real, and the dashboard says so. Behaviour is chosen by the request: the model
-name picks the speed; ``x-sim-error: <status>`` fails; tools in a chat request get a tool call.
+It answers like the real providers (streams and not, usage, tool calls, Open WebUI's title and
+tags tasks, a few errors, a cold local model, a model that slows down over the week) with
+made-up text, so a newcomer can see Heliograph work without an API key. Nothing it says is
+real, and the dashboard says so.
+
+:meth:`Simulator.reply` decides a whole answer at once - its bytes and when each piece leaves
+(:mod:`heliograph.demo.wire`) - from the request and the time it arrived. Served over HTTP,
+the pieces are sent at their times; the demo's backfilled week uses the same replies at past
+times without waiting (:mod:`heliograph.demo.history`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
-REPLIES = (
-    "Sure! Here is a short answer based on what you asked.",
-    "The capital of France is Paris, which is also its largest city.",
-    "Let me think step by step. First, we list the facts; then we compare them.",
-    "Heliograph records every request so you can see cost, latency and tokens in one place.",
-    "I would suggest caching repeated prompts and streaming long answers.",
-)
-# Generation speed (tokens/s) and time to first token (ms) per model family.
-SPEEDS = {
-    "gpt-4o-mini": (90, 250),
-    "gpt-4o": (60, 400),
-    "claude": (55, 500),
-    "llama": (35, 120),
-    "qwen": (28, 150),
+from heliograph.demo import wire
+from heliograph.demo.models import WEEK_S, Conditions, Model, model
+from heliograph.demo.text import answer_words, task_answer
+
+ERRORS = {  # upstream -> chance that a request fails
+    "openai": 0.025,
+    "anthropic": 0.03,
+    "ollama": 0.012,
 }
 
 
-def _speed(model: str) -> tuple[float, float]:
-    for prefix, value in SPEEDS.items():
-        if model.startswith(prefix):
-            return value
-    return (50, 300)
+def _hex(rng: random.Random, digits: int) -> str:
+    return f"{rng.getrandbits(digits * 4):0{digits}x}"
 
 
-def _words(rng: random.Random) -> list[str]:
-    text = rng.choice(REPLIES)
-    parts = text.split(" ")
-    return [p if i == 0 else " " + p for i, p in enumerate(parts)]
+def _prompt_tokens(body: bytes) -> int:
+    """About four bytes of the request per token (its JSON frame is a few tokens' worth)."""
+    return max(5, (len(body) - 40) // 4)
 
 
-def _prompt_tokens(body: dict[str, Any]) -> int:
-    return max(5, len(json.dumps(body.get("messages") or body.get("prompt") or "")) // 4)
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
 
 
 @dataclass
 class Simulator:
-    """The simulated provider; ``cold`` lists local models not loaded yet."""
+    """The simulated providers; ``conditions`` carries what changes over time, ``errors`` the
+    chance that a request to each upstream fails."""
 
     rng: random.Random = field(default_factory=random.Random)
-    cold: set[str] = field(default_factory=lambda: {"llama3.2", "qwen3:8b"})
+    conditions: Conditions = field(default_factory=lambda: Conditions(time.time() - WEEK_S))
+    errors: dict[str, float] = field(default_factory=lambda: dict(ERRORS))
 
+    # -- deciding an answer ----------------------------------------------------------------
+    def reply(self, method: str, path: str, body: bytes, now: float) -> wire.Reply:
+        """The whole answer to one request arriving at ``now`` (Unix seconds)."""
+        if method == "GET" and path == "/openai/v1/models":
+            data = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "simulated"}
+                for m in ("gpt-4o-mini", "gpt-4o")
+            ]
+            return wire.plain_json({"object": "list", "data": data})
+        if method == "GET" and path == "/ollama/api/tags":
+            return wire.plain_json({"models": [_ollama_tag(n) for n in ("llama3.2", "qwen3:8b")]})
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+        if method != "POST" or not isinstance(doc, dict):
+            return wire.not_found()
+        if path == "/openai/v1/chat/completions":
+            return self._chat("openai", doc, _prompt_tokens(body), now)
+        if path == "/anthropic/v1/messages":
+            return self._chat("anthropic", doc, _prompt_tokens(body), now)
+        if path == "/ollama/api/chat":
+            return self._chat("ollama", doc, _prompt_tokens(body), now)
+        return wire.not_found()
+
+    def _chat(self, protocol: str, doc: dict[str, Any], prompt: int, now: float) -> wire.Reply:
+        rng = self.rng
+        m = model(str(doc.get("model") or "gpt-4o-mini"))
+        stream = doc.get("stream", protocol == "ollama") is True
+        if rng.random() < self.errors.get(protocol, 0.0):
+            return self._error(protocol, m, rng.uniform(40.0, 400.0))
+        turn = self._turn(m, doc, prompt, now)
+        self.conditions.used(m, now + turn.done_ms / 1000)
+        if protocol == "anthropic":
+            return wire.anthropic_reply(turn, f"msg_{_hex(rng, 24)}", stream)
+        if protocol == "ollama":
+            return wire.ollama_reply(turn, now, stream)
+        usage = bool((doc.get("stream_options") or {}).get("include_usage"))
+        return wire.openai_reply(turn, f"chatcmpl-{_hex(rng, 29)}", int(now), stream, usage)
+
+    def _turn(self, m: Model, doc: dict[str, Any], prompt: int, now: float) -> wire.Turn:
+        """What the model says to this request and when each token is ready."""
+        rng, cond = self.rng, self.conditions
+        messages = [x for x in doc.get("messages") or [] if isinstance(x, dict)]
+        last = messages[-1] if messages else {}
+        tool = None
+        task = task_answer(_text(last.get("content")), rng) if last.get("role") == "user" else None
+        if task is not None:
+            words = task
+        elif doc.get("tools") and last.get("role") == "user" and rng.random() < 0.7:
+            tool = _tool_call(rng, doc["tools"], _text(last.get("content")))
+            words = [tool.arguments[i : i + 8] for i in range(0, len(tool.arguments), 8)]
+        else:
+            after_tool = last.get("role") == "tool"
+            limit = doc.get("max_tokens") or doc.get("max_completion_tokens")
+            words = answer_words(rng, after_tool, limit if isinstance(limit, int) else None)
+        token_ms = 1000.0 / cond.speed(m, now, rng)
+        load = cond.load(m, now, rng)
+        prompt_ms = prompt / m.prompt_tokens_per_s * 1000.0
+        first = load + prompt_ms + m.ttft_ms * cond.slowdown(m, now) * rng.uniform(0.7, 1.6)
+        times = []
+        at = first
+        for _ in words:
+            times.append(at)
+            at += token_ms * rng.uniform(0.75, 1.25)
+        cached = 0
+        if len(messages) > 2 and rng.random() < 0.6:
+            cached = int(prompt * 0.7)
+        return wire.Turn(
+            model=m.name,
+            prompt_tokens=prompt,
+            pieces=words,
+            times=times,
+            tool=tool,
+            token_ms=token_ms,
+            load_ms=load,
+            prompt_ms=prompt_ms,
+            cached_tokens=cached,
+        )
+
+    def _error(self, protocol: str, m: Model, at: float) -> wire.Reply:
+        if protocol == "anthropic":
+            return wire.anthropic_error(529, "overloaded_error", "Overloaded", at)
+        if protocol == "ollama":
+            return wire.ollama_error(500, "llama runner process has terminated: signal: killed", at)
+        if self.rng.random() < 0.7:
+            message = (
+                f"Rate limit reached for {m.name} in organization org-simulated on tokens per "
+                "min (TPM): Limit 200000, Used 199480, Requested 1210. Please try again in 207ms."
+            )
+            return wire.openai_error(429, message, "tokens", "rate_limit_exceeded", at)
+        message = "The server had an error while processing your request. Sorry about that!"
+        return wire.openai_error(500, message, "server_error", None, at)
+
+    # -- serving over HTTP -----------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors])
-        app.router.add_get("/openai/v1/models", self.models)
-        app.router.add_post("/openai/v1/chat/completions", self.openai_chat)
-        app.router.add_post("/anthropic/v1/messages", self.anthropic)
-        app.router.add_post("/ollama/api/chat", self.ollama_chat)
-        app.router.add_get("/ollama/api/tags", self.ollama_tags)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._serve)
         return app
 
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        status = request.headers.get("x-sim-error")
-        if status and status.isdigit():
-            await asyncio.sleep(self.rng.uniform(0.05, 0.3))
-            code = int(status)
-            if request.path.startswith("/anthropic"):
-                kind = (
-                    "overloaded_error"
-                    if code == 529
-                    else "rate_limit_error"
-                    if code == 429
-                    else "api_error"
-                )
-                return web.json_response(
-                    {"type": "error", "error": {"type": kind, "message": "Simulated failure"}},
-                    status=code,
-                )
-            if request.path.startswith("/ollama"):
-                return web.json_response({"error": "simulated failure"}, status=code)
-            return web.json_response(
-                {
-                    "error": {
-                        "message": "Simulated failure",
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-                status=code,
-            )
-        result: web.StreamResponse = await handler(request)
-        return result
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        arrived = loop.time()
+        body = await request.read()
+        reply = self.reply(request.method, request.path, body, time.time())
 
-    async def models(self, request: web.Request) -> web.Response:
-        ids = ["gpt-4o-mini", "gpt-4o"]
-        return web.json_response(
-            {
-                "object": "list",
-                "data": [
-                    {"id": i, "object": "model", "created": 0, "owned_by": "simulated"} for i in ids
-                ],
-            }
-        )
+        async def at(ms: float) -> None:
+            delay = arrived + ms / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
 
-    async def openai_chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        model = str(body.get("model", "gpt-4o-mini"))
-        speed, ttft = _speed(model)
-        words = _words(self.rng)
-        cid = f"chatcmpl-sim{uuid.uuid4().hex[:20]}"
-        created = int(time.time())
-        prompt = _prompt_tokens(body)
-        tool = body.get("tools") and self.rng.random() < 0.7
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": len(words),
-            "total_tokens": prompt + len(words),
-        }
-        if not body.get("stream"):
-            await asyncio.sleep((ttft + len(words) * 1000 / speed) / 1000)
-            message: dict[str, Any] = {
-                "role": "assistant",
-                "content": "".join(words),
-                "refusal": None,
-            }
-            finish = "stop"
-            if tool:
-                message = {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [self._tool_call(body)],
-                }
-                finish = "tool_calls"
-            return web.json_response(
-                {
-                    "id": cid,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": [
-                        {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-                    ],
-                    "usage": usage,
-                    "system_fingerprint": "fp_simulated",
-                }
-            )
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        headers = {"Content-Type": reply.content_type}
+        if not reply.stream:
+            await at(reply.done_ms)
+            return web.Response(status=reply.status, body=reply.body, headers=headers)
+        resp = web.StreamResponse(status=reply.status, headers=headers)
+        await at(reply.headers_ms)
         await resp.prepare(request)
+        for ms, data in reply.parts:
+            await at(ms)
+            await resp.write(data)
+        await resp.write_eof()
+        return resp
 
-        async def emit(delta: dict[str, Any], finish: str | None = None) -> None:
-            chunk = {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "system_fingerprint": "fp_simulated",
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                ],
-            }
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
 
-        await emit({"role": "assistant", "content": ""})
-        await asyncio.sleep(ttft / 1000)
-        if tool:
-            call = self._tool_call(body)
-            await emit(
-                {
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": call["id"],
-                            "type": "function",
-                            "function": {"name": call["function"]["name"], "arguments": ""},
-                        }
-                    ]
-                }
-            )
-            for piece in (call["function"]["arguments"][:12], call["function"]["arguments"][12:]):
-                await asyncio.sleep(1 / speed)
-                await emit({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-            await emit({}, "tool_calls")
+def _tool_call(rng: random.Random, tools: list[Any], question: str) -> wire.ToolCall:
+    """A call of the tool the question is about (else the first), with plausible arguments."""
+    functions: list[dict[str, Any]] = [
+        t["function"] for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    lowered = question.lower()
+    chosen: dict[str, Any] = functions[0] if functions else {"name": "lookup"}
+    for function in functions:
+        topic = str(function.get("name", "")).split("_")[-1].rstrip("s")
+        if topic and topic in lowered:
+            chosen = function
+            break
+    properties = (chosen.get("parameters") or {}).get("properties") or {"query": {}}
+    args: dict[str, Any] = {}
+    for name in properties:
+        if "order" in name:
+            args[name] = f"A-{rng.randint(1000, 9999)}"
+        elif "city" in name:
+            args[name] = rng.choice(("Paris", "Lisbon", "Osaka", "Nairobi"))
         else:
-            for word in words:
-                await emit({"content": word})
-                await asyncio.sleep(1 / speed)
-            await emit({}, "stop")
-        if (body.get("stream_options") or {}).get("include_usage"):
-            tail = {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": usage,
-            }
-            await resp.write(b"data: " + json.dumps(tail).encode() + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-        return resp
-
-    def _tool_call(self, body: dict[str, Any]) -> dict[str, Any]:
-        tools = body.get("tools") or [{}]
-        name = ((tools[0] or {}).get("function") or {}).get("name", "lookup")
-        args = json.dumps(
-            {"query": self.rng.choice(["Paris weather", "order 1234", "top stories"])}
-        )
-        return {
-            "id": f"call_{uuid.uuid4().hex[:12]}",
-            "type": "function",
-            "function": {"name": name, "arguments": args},
-        }
-
-    async def anthropic(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        model = str(body.get("model", "claude-sonnet-4-6"))
-        speed, ttft = _speed("claude")
-        words = _words(self.rng)
-        mid = f"msg_sim{uuid.uuid4().hex[:20]}"
-        prompt = _prompt_tokens(body)
-        cached = self.rng.choice([0, 0, prompt // 2])
-        usage = {
-            "input_tokens": prompt - cached,
-            "output_tokens": len(words),
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": cached,
-        }
-        if not body.get("stream"):
-            await asyncio.sleep((ttft + len(words) * 1000 / speed) / 1000)
-            return web.json_response(
-                {
-                    "id": mid,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": model,
-                    "content": [{"type": "text", "text": "".join(words)}],
-                    "stop_reason": "end_turn",
-                    "stop_sequence": None,
-                    "usage": usage,
-                }
-            )
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-
-        async def event(name: str, data: dict[str, Any]) -> None:
-            await resp.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
-
-        start: dict[str, Any] = {
-            "id": mid,
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {**usage, "output_tokens": 1},
-        }
-        await event("message_start", {"type": "message_start", "message": start})
-        await event(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        )
-        await asyncio.sleep(ttft / 1000)
-        for word in words:
-            await event(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": word},
-                },
-            )
-            await asyncio.sleep(1 / speed)
-        await event("content_block_stop", {"type": "content_block_stop", "index": 0})
-        await event(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": len(words)},
-            },
-        )
-        await event("message_stop", {"type": "message_stop"})
-        await resp.write_eof()
-        return resp
-
-    async def ollama_tags(self, request: web.Request) -> web.Response:
-        models = [
-            {
-                "name": f"{m}:latest",
-                "model": f"{m}:latest",
-                "modified_at": "2026-11-01T00:00:00Z",
-                "size": 2019393189,
-                "digest": "0" * 64,
-                "details": {
-                    "format": "gguf",
-                    "family": "llama",
-                    "parameter_size": "3B",
-                    "quantization_level": "Q4_K_M",
-                },
-            }
-            for m in ("llama3.2", "qwen3:8b")
-        ]
-        return web.json_response({"models": models})
-
-    async def ollama_chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        model = str(body.get("model", "llama3.2"))
-        speed, ttft = _speed(model)
-        load_ms = 0.0
-        if model in self.cold:  # the first call loads the model: slow, and it shows
-            self.cold.discard(model)
-            load_ms = self.rng.uniform(2500, 4000)
-        await asyncio.sleep((load_ms + ttft) / 1000)
-        words = _words(self.rng)
-        prompt = _prompt_tokens(body)
-        final = {
-            "model": model,
-            "created_at": "2026-11-28T00:00:00Z",
-            "message": {"role": "assistant", "content": ""},
-            "done_reason": "stop",
-            "done": True,
-            "total_duration": int((load_ms + ttft) * 1e6 + len(words) / speed * 1e9),
-            "load_duration": int(load_ms * 1e6) or 20_000_000,
-            "prompt_eval_count": prompt,
-            "prompt_eval_duration": int(prompt / 400 * 1e9),
-            "eval_count": len(words),
-            "eval_duration": int(len(words) / speed * 1e9),
-        }
-        if body.get("stream") is False:
-            await asyncio.sleep(len(words) / speed)
-            final["message"]["content"] = "".join(words)  # type: ignore[index]
-            return web.json_response(final)
-        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await resp.prepare(request)
-        for word in words:
-            line = {
-                "model": model,
-                "created_at": "2026-11-28T00:00:00Z",
-                "message": {"role": "assistant", "content": word},
-                "done": False,
-            }
-            await resp.write(json.dumps(line).encode() + b"\n")
-            await asyncio.sleep(1 / speed)
-        await resp.write(json.dumps(final).encode() + b"\n")
-        await resp.write_eof()
-        return resp
+            args[name] = question[:60]
+    return wire.ToolCall(
+        f"call_{_hex(rng, 24)}", str(chosen.get("name")), orjson.dumps(args).decode()
+    )
 
 
-async def start_simulator(host: str, port: int) -> tuple[web.AppRunner, int]:
+def _ollama_tag(name: str) -> dict[str, Any]:
+    return {
+        "name": f"{name}:latest" if ":" not in name else name,
+        "model": f"{name}:latest" if ":" not in name else name,
+        "modified_at": "2026-11-01T00:00:00Z",
+        "size": 2019393189,
+        "digest": "0" * 64,
+        "details": {
+            "format": "gguf",
+            "family": "llama" if name.startswith("llama") else "qwen3",
+            "parameter_size": "3B" if name.startswith("llama") else "8B",
+            "quantization_level": "Q4_K_M",
+        },
+    }
+
+
+async def start_simulator(
+    host: str, port: int, simulator: Simulator | None = None
+) -> tuple[web.AppRunner, int]:
     """Serve the simulator; returns the runner (to stop it) and the bound port."""
-    runner = web.AppRunner(Simulator().app(), access_log=None)
+    runner = web.AppRunner((simulator or Simulator()).app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
