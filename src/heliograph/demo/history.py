@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from heliograph.auth.keys import looks_like_key
 from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
@@ -38,11 +37,11 @@ from heliograph.demo.models import WEEK_S, Conditions
 from heliograph.demo.simulator import Simulator
 from heliograph.demo.traffic import Call, Heard, Pause, Session, new_session, nightly_digest
 from heliograph.demo.wire import Reply
-from heliograph.gateway.headers import metadata_from_headers
 from heliograph.gateway.openwebui import IdentityRefused, OpenWebUIIdentity
-from heliograph.gateway.redact import REDACTED, HeaderRedactor, redact_path
+from heliograph.gateway.redact import HeaderRedactor, redact_path
 from heliograph.gateway.routing import parse_route, protocol_for, upstream_path
-from heliograph.gateway.upstreams import HOP_BY_HOP, Upstream
+from heliograph.gateway.scan import Scanned, scan_headers
+from heliograph.gateway.upstreams import Upstream
 from heliograph.providers.openai_wire import inject_stream_usage
 
 PEAK_SESSIONS_PER_HOUR = 7.5
@@ -103,11 +102,11 @@ class Gateway:
         protocol = protocol_for(upstream.protocol, route.rest)
         rest = upstream_path(route.rest) or route.rest
         body = call.payload()
-        saved = self.recorded(call, len(body))
-        md = metadata_from_headers(saved)
-        if "ow" in md:
+        scan = self.scanned(call, len(body))
+        md = scan.md
+        if "ow" in md or scan.owjwt:
             try:
-                self.identity.settle(md, None)
+                self.identity.settle(md, scan.owjwt)
             except IdentityRefused:  # only a token can be refused, and clients send none
                 md.pop("ow", None)
         start: StartFrame = {
@@ -121,7 +120,7 @@ class Gateway:
             "m": "POST",
             "p": redact_path(rest),
             "q": "",
-            "h": saved,
+            "h": scan.saved,
             "md": md,
         }
         sent = body
@@ -129,29 +128,11 @@ class Gateway:
             sent = inject_stream_usage(rest, body) or body
         return start, body, urlsplit(upstream.url + rest).path, sent
 
-    def recorded(self, call: Call, length: int) -> list[tuple[str, str]]:
-        """The request headers as the gateway records them (Host left out, secrets hidden)."""
-        redact = self.redactor.value
-        saved: list[tuple[str, str]] = []
-        for raw, value in [*call.header_list(self.key), ("content-length", str(length))]:
-            name = raw.lower()
-            if name.startswith(("helicone-", "heliograph-")):
-                short = name[9:] if name[8] == "-" else name[11:]
-                saved.append((name, REDACTED if short == "auth" else redact(name, value)))
-            elif name in HOP_BY_HOP:
-                if name == "content-length":
-                    saved.append((name, value))
-                elif name != "host":
-                    saved.append((name, redact(name, value)))
-            elif (
-                name == "authorization"
-                and value[:7].lower() == "bearer "
-                and looks_like_key(value[7:].strip())
-            ):
-                saved.append((name, REDACTED))
-            else:
-                saved.append((name, redact(name, value)))
-        return saved
+    def scanned(self, call: Call, length: int) -> Scanned:
+        """The request headers as the gateway's own scan reads and records them."""
+        pairs = [*call.header_list(self.key), ("content-length", str(length))]
+        raw = [(name.lower().encode("latin-1"), value.encode()) for name, value in pairs]
+        return scan_headers(raw, None, self.redactor, self.identity.secret)
 
     def end(self, rid: str, reply: Reply, body: bytes, net_ms: float) -> EndFrame:
         """The end frame of a response (``body`` is the reply's) that took ``net_ms`` more to

@@ -12,52 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from dataclasses import dataclass, field
 
 import aiohttp
 
-from heliograph.auth.keys import KeyCache, KeyInfo, looks_like_key
-from heliograph.capture.frames import EndFrame, MetaFrame, StartFrame
+from heliograph.auth.keys import KeyCache, KeyInfo
+from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import SpoolWriter
 from heliograph.config import Settings, UpstreamConfig
 from heliograph.gateway.exchange import Exchange
-from heliograph.gateway.features import FEATURE_HEADERS, redact_fallbacks
-from heliograph.gateway.headers import OPENWEBUI, read_openwebui, read_ours
 from heliograph.gateway.openwebui import IdentityRefused, OpenWebUIIdentity
 from heliograph.gateway.policies import Policies
-from heliograph.gateway.redact import REDACTED, HeaderRedactor, redact_path, redact_query
+from heliograph.gateway.redact import HeaderRedactor, redact_path, redact_query
 from heliograph.gateway.relay import IdHeaders, Receive, Relay, Scope, Send
 from heliograph.gateway.routing import Route, protocol_for, upstream_path
+from heliograph.gateway.scan import Scanned, scan_headers
 from heliograph.gateway.streaming import ClientWatch, Watches
-from heliograph.gateway.upstreams import HOP_BY_HOP, Upstream
+from heliograph.gateway.upstreams import Upstream
 from heliograph.providers.openai_wire import inject_stream_usage
 
 TOO_LARGE = "Request body larger than {} bytes."
-
-
-def _valid_uuid(text: str) -> str | None:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        return None
-
-
-@dataclass(slots=True)
-class Scanned:
-    """What one pass over the request headers found."""
-
-    key: str | None  # the Heliograph key, if the path did not carry it
-    forward: list[tuple[str, str]] = field(default_factory=list)  # sent upstream
-    saved: list[tuple[str, str]] = field(default_factory=list)  # recorded (redacted)
-    md: MetaFrame = field(default_factory=MetaFrame)  # our metadata headers, parsed
-    found: dict[str, str] | None = None  # feature headers (cache, retries, ...)
-    request_id: str | None = None
-    has_auth: bool = False  # the client sent a provider key of its own
-    declared_length: int = -1
-    cache_control: str | None = None
-    owjwt: str | None = None  # Open WebUI's signed user token, verified after authentication
 
 
 class Gateway:
@@ -97,7 +71,7 @@ class Gateway:
         if upstream.doubled and route.rest.startswith("/openai/"):
             route = Route(route.upstream, route.key, route.rest[len("/openai") :])
         protocol = protocol_for(upstream.protocol, route.rest)
-        scan = self._scan(scope["headers"], route.key)
+        scan = scan_headers(scope["headers"], route.key, self.redactor, self.identity.secret)
         rid = scan.request_id or new_record_id()
         id_headers = [(b"heliograph-id", rid.encode()), (b"helicone-id", rid.encode())]
         info = await self._authenticate(send, scan.key, internal, id_headers, protocol)
@@ -143,69 +117,6 @@ class Gateway:
         await self._dispatch(
             receive, send, scan, start, body, rest, query, upstream, protocol, t0, id_headers
         )
-
-    def _scan(self, headers: list[tuple[bytes, bytes]], key: str | None) -> Scanned:
-        """One pass over the headers: what to forward, what to record (redacted), our
-        metadata and feature headers, the Heliograph key if sent in a header."""
-        scan = Scanned(key)
-        forward, saved, md = scan.forward, scan.saved, scan.md
-        redact = self.redactor.value
-        for raw_name, raw_value in headers:
-            name = raw_name.decode("latin-1")  # ASGI header names are lower case
-            try:  # clients send UTF-8 (a user's name, say); forward the same bytes
-                value = raw_value.decode()
-            except UnicodeDecodeError:
-                value = raw_value.decode("latin-1")
-            if name.startswith(("helicone-", "heliograph-")):
-                short = name[9:] if name[8] == "-" else name[11:]
-                if short == "auth":
-                    if scan.key is None:
-                        scan.key = value[7:].strip() if value[:7].lower() == "bearer " else value
-                    saved.append((name, REDACTED))
-                    continue
-                shown = redact(name, value)
-                if short == "request-id":
-                    scan.request_id = _valid_uuid(value)
-                elif short in FEATURE_HEADERS:
-                    if scan.found is None:
-                        scan.found = {}
-                    scan.found[short] = value
-                    if short == "fallbacks":
-                        shown = redact(name, redact_fallbacks(value))
-                    elif short == "ratelimit-policy":
-                        read_ours(md, short, shown)
-                else:
-                    read_ours(md, short, shown)
-                saved.append((name, shown))
-                continue
-            if name in HOP_BY_HOP:
-                if name == "content-length" and value.isdigit():
-                    scan.declared_length = int(value)
-                    saved.append((name, value))  # digits: nothing to hide, nothing to cache
-                elif name != "host":
-                    saved.append((name, redact(name, value)))
-                continue
-            if name == "authorization":
-                if value[:7].lower() == "bearer " and looks_like_key(value[7:].strip()):
-                    if scan.key is None:
-                        scan.key = value[7:].strip()
-                    saved.append((name, REDACTED))
-                    continue
-                scan.has_auth = True
-            elif name in ("x-api-key", "api-key"):
-                scan.has_auth = True
-            elif name == "cache-control":
-                scan.cache_control = value
-            elif name.startswith(OPENWEBUI):
-                token = read_openwebui(md, name, value)
-                if token is not None:
-                    scan.owjwt = token
-                    if self.identity.secret is not None:  # a credential for us: kept here
-                        saved.append((name, REDACTED))
-                        continue
-            saved.append((name, redact(name, value)))
-            forward.append((name, value))
-        return scan
 
     def _settle_identity(self, scan: Scanned) -> str | None:
         """Decide which Open WebUI identity to trust; the refusal message, if refused."""
