@@ -351,6 +351,27 @@ def test_task_rollup_matches_raw_rows(db_url: str) -> None:
                 and matches(r, where)
             }
             assert aggregate.distinct_users(conn, ORG, since, until, where) == len(users), where
+        # a user with a model reads the task rollup too, summing only what is asked
+        measures = ("requests", "errors", "prompt_tokens", "cost_nusd", "unpriced")
+        for where in ({}, {"user_id": ("alice", "")}, {"task": aggregate.PRESENT}):
+            got = aggregate.sums(conn, ORG, since, until, ("model", "user_id"), where, measures)
+            want = reference(rows, since, until, ("model", "user_id"), where)
+            assert {k: v.requests for k, v in got.items()} == {
+                k: v["requests"] for k, v in want.items()
+            }
+            assert {k: v.cost_nusd / 1e9 for k, v in got.items()} == {
+                k: v["cost_usd"] for k, v in want.items()
+            }
+            assert {k: (v.errors, v.prompt_tokens, v.unpriced) for k, v in got.items()} == {
+                k: (v["errors"], v["prompt_tokens"], v["unpriced_requests"])
+                for k, v in want.items()
+            }
+    top = analytics.top_pairs(engine, ORG, "user_id", "model", ["alice", "bob"], since, until, 5)
+    for user in ("alice", "bob"):
+        mine = reference(rows, since, until, ("model",), {"user_id": user})
+        assert top[user] == sorted(
+            ((k[0], v["requests"]) for k, v in mine.items() if k[0]), key=lambda kv: (-kv[1], kv[0])
+        )
     # the Tasks page's figures are the same sums
     report = tasks.report(engine, ORG, since, until)
     llm = [r for r in rows if r["kind"] == "llm" and since <= r["created_at"] < until]

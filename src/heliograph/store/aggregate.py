@@ -7,8 +7,9 @@ feed the same mergeable ``Stats``, so the figures are identical either way.
 
 Which rollup serves a query depends on its dimensions (groups and ``where`` together): model,
 provider and upstream read ``rollup_hourly``; a user alone reads ``rollup_user_hourly``; an
-Open WebUI task, alone or with model and user, reads ``rollup_task_hourly``; anything else is
-read raw. Null model, user and task values are stored as "" in rollups and come back as None
+Open WebUI task, alone or with model and user, and a user with a model read
+``rollup_task_hourly`` (like the user rollup, it keeps no latency histograms, so no
+percentiles per user); anything else is read raw. Null model, user and task values are stored as "" in rollups and come back as None
 (a None task is a chat); a ``where`` value of "" selects them, a tuple of values selects any of
 them (a group's members) and ``PRESENT`` any value but none (the tasks, without the chats).
 """
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, false, or_, select
+from sqlalchemy import Connection, and_, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.filters import holds_nul
@@ -49,7 +50,7 @@ ROW_COLUMNS = (
 )
 MODEL_DIMS = frozenset({"model", "provider", "upstream"})
 USER_DIMS = frozenset({"user_id"})
-TASK_DIMS = frozenset({"task", "model", "user_id"})  # only when "task" is among them
+TASK_DIMS = frozenset({"task", "model", "user_id"})
 NULLABLE = frozenset({"model", "user_id", "task"})  # stored as "" in rollups
 RANGES_PER_QUERY = 100
 
@@ -94,7 +95,7 @@ def _table_for(groups: Sequence[str], where: Where) -> Any:
         return rollup_hourly
     if dims <= USER_DIMS:
         return rollup_user_hourly
-    if "task" in dims and dims <= TASK_DIMS:
+    if dims <= TASK_DIMS:  # a task, or a user with a model: no histograms, as per user
         return rollup_task_hourly
     return None
 
@@ -284,6 +285,55 @@ def _raw_ranges(
         times = [row.created_at for row in rows]
         entry.seen(min(times), max(times))
         entry.providers.update(row[n] for row in rows)
+
+
+def sums(
+    conn: Connection,
+    org_id: str,
+    since_ms: int,
+    until_ms: int,
+    groups: Sequence[str],
+    where: Where | None = None,
+    measures: Sequence[str] = ("requests",),
+) -> dict[tuple[Any, ...], Stats]:
+    """Like :func:`collect` (no buckets), but only the additive ``measures`` of ``Stats`` are
+    read from rollups: the cheapest read there is, for tables that show counts, tokens and
+    cost, or only rank (each user's top models). The other fields of the ``Stats`` returned
+    are left empty, except in the raw rows at the edges."""
+    where = where or {}
+    if _no_match(where):
+        return {}
+    table = _table_for(groups, where)
+    if table is None:
+        entries: dict[tuple[Any, ...], Entry] = {}
+        _raw(conn, org_id, [(since_ms, until_ms)], groups, where, entries)
+        return {key: entry.stats for key, entry in entries.items()}
+    whole, edges = split(since_ms, until_ms)
+    out: dict[tuple[Any, ...], Stats] = {}
+    if whole is not None:
+        cols = [table.c[g] for g in groups]
+        query = (
+            select(*cols, *(func.sum(table.c[m]) for m in measures))
+            .where(
+                table.c.org_id == org_id,
+                table.c.hour >= whole[0],
+                table.c.hour < whole[1],
+                *(_rollup_cond(table, k, v) for k, v in where.items()),
+            )
+            .group_by(*cols)
+        )
+        n = len(groups)
+        for row in conn.execute(query):
+            stats = out.setdefault(_norm(groups, tuple(row[:n])), Stats())
+            for name, value in zip(measures, row[n:], strict=True):  # PostgreSQL: Decimal
+                kind = float if name.endswith("_sum") else int
+                setattr(stats, name, getattr(stats, name) + kind(value or 0))
+    if edges:
+        raw: dict[tuple[Any, ...], Entry] = {}
+        _raw(conn, org_id, edges, groups, where, raw)
+        for key, entry in raw.items():
+            out.setdefault(key, Stats()).merge(entry.stats)
+    return out
 
 
 def distinct_users(
