@@ -12,19 +12,24 @@ from __future__ import annotations
 import html
 import random
 import re
+import time
 import urllib.parse
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import jwt
 from markupsafe import escape
+from pydantic import SecretStr
 from sqlalchemy import select
 
-from conftest import LiveGateway
+from conftest import LiveGateway, gateway_settings
 from heliograph.store import aggregate, analytics, rollups, tasks
 from heliograph.store.engine import make_engine, migrate
 from heliograph.store.inserts import insert_records
 from heliograph.store.stats import Stats
 from heliograph.web.format import pct
+from mock_upstream import MockUpstream
 from test_rollups import HOUR, ORG, T0, add_plain, make_row, rounded
 from web_support import WebClient, add_user, row_ids, send
 
@@ -38,6 +43,7 @@ ALICE = ("u-alice", "Alice Ünïcode", "alice@example.com", "Research,Équipe No
 BOB = ("u-bob", "Bob <b>Bold</b>", "bob@example.com", "Research")
 HOSTILE = ("u-evil", "<img src=x onerror=alert(1)>", '"><script>alert(2)</script>@x.io', "")
 DAVE = ("u-dave", "Dave Elsewhere", "dave@other.example", "Research")
+SECRET = "a-shared-secret-of-32-bytes-or-more!!"
 CHAT_A = "c0ffee00-1111-2222-3333-444455556666"
 TITLE = "Otters & <friends>"
 TASKS = ("title_generation", "tags_generation", "follow_up_generation")
@@ -402,3 +408,39 @@ def test_task_rollup_matches_raw_rows(db_url: str) -> None:
         after = conn.execute(select(table).order_by(*table.primary_key)).all()
     assert [rounded(r) for r in after] == [rounded(r) for r in before] and before
     engine.dispose()
+
+
+def test_identity_badges_say_where_a_name_came_from(tmp_path: Path, mock: MockUpstream) -> None:
+    """A verified token, and a token that failed (recorded, as the setting allows)."""
+    mock.reset()
+    settings = gateway_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'gw.db'}",
+        mock.url,
+        openwebui_jwt_secret=SecretStr(SECRET),
+        openwebui_jwt_failure="record",
+    )
+    gw = LiveGateway(settings).start()
+    try:
+        send(gw, "signed", **{"x-openwebui-user-jwt": token(SECRET, "u-signed", "Sig Ned")})
+        forged = send(gw, "forged", **{"x-openwebui-user-jwt": token("x" * 40, "u-ceo", "The CEO")})
+        gw.wait_records(2)
+        add_user(gw, "admin@example.com")
+        with WebClient(gw, "admin@example.com") as web:
+            signed = web.get("/users/u-signed").text
+            assert 'class="person-name">Sig Ned</span>' in signed
+            assert 'class="badge identity ok"' in signed and ">verified</span>" in signed
+            ceo = web.get("/users/u-ceo").text  # never in the directory: the id, and a warning
+            assert 'class="person-name">u-ceo</span>' in ceo and "The CEO" not in ceo
+            assert "carried an Open WebUI token that was not verified" in ceo
+            detail = web.get(f"/requests/{forged}").text
+            assert ">unverified</span>" in detail and "sent as" in detail and "The CEO" in detail
+            assert "The CEO" not in web.get("/users").text
+    finally:
+        gw.stop()
+
+
+def token(secret: str, user: str, name: str) -> str:
+    now = int(time.time())
+    claims = {"sub": user, "name": name, "email": f"{user}@example.com", "role": "user"}
+    return jwt.encode({**claims, "iat": now, "exp": now + 300}, secret, algorithm="HS256")
