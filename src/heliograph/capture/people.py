@@ -16,6 +16,7 @@ import orjson
 
 from heliograph.capture.frames import MetaFrame
 from heliograph.capture.openwebui_tasks import classify, title_of
+from heliograph.gateway.headers import openwebui_user
 from heliograph.providers import output_text
 from heliograph.providers.analysis import Analysis
 
@@ -41,7 +42,7 @@ class Person:
 def openwebui_columns(md: MetaFrame, user_id: str | None, analysis: Analysis) -> dict[str, Any]:
     """The Open WebUI columns of a record (all None for other clients)."""
     ow = md.get("ow") or {}
-    mine = ow if user_id and ow.get("id") == user_id else {}
+    mine = ow if user_id and openwebui_user(ow) == user_id else {}
     task = md.get("task")
     if task is None and analysis.kind == "llm" and analysis.request_doc is not None:
         task = classify(analysis.request_doc)
@@ -72,7 +73,7 @@ def person_of(md: MetaFrame, row: dict[str, Any]) -> Person | None:
     """The directory entry a record updates, if it names an Open WebUI user we can trust."""
     ow = md.get("ow")
     user_id = row.get("user_id")
-    if ow is None or not user_id or ow.get("id") != user_id:
+    if ow is None or not user_id or openwebui_user(ow) != user_id:
         return None
     src = ow.get("src", "headers")
     if src not in DIRECTORY_SOURCES:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from heliograph.capture.frames import MetaFrame
+from heliograph.capture.frames import IdentityFrame, MetaFrame
 from heliograph.capture.openwebui_tasks import is_task_name
 
 PREFIXES = ("heliograph-", "helicone-")
@@ -114,6 +114,13 @@ def user_of(md: MetaFrame, body_user: str | None) -> str | None:
     verified (signed) user, else a User-Id header, else the body's ``user`` field, else Open
     WebUI's unverified user."""
     ow = md.get("ow")
-    if ow is not None and ow.get("src") == "jwt" and ow.get("id"):
+    if ow is None:
+        return md.get("user") or body_user
+    if ow.get("src") == "jwt" and ow.get("id"):
         return ow["id"]
-    return md.get("user") or body_user or (ow.get("id") if ow is not None else None)
+    return md.get("user") or body_user or openwebui_user(ow)
+
+
+def openwebui_user(ow: IdentityFrame) -> str | None:
+    """The user id Open WebUI names: its user id, else its email (when only that was sent)."""
+    return ow.get("id") or ow.get("email")
