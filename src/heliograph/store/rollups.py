@@ -370,21 +370,27 @@ def read_stats(
     if keys:
         query = query.group_by(*exprs)
     out: dict[tuple[Any, ...], tuple[Stats, int, int, set[str]]] = {}
+    histograms = LAT[0] in table.c
     for row in conn.execute(query):
         if row.first_ms is None:
             continue
         key = tuple(row._mapping[f"k{i}"] for i in range(len(groups)))
-        out[key] = (stats_from(row), int(row.first_ms), int(row.last_ms), set())
+        out[key] = (stats_from(row, histograms), int(row.first_ms), int(row.last_ms), set())
     return out
 
 
-def stats_from(row: Any) -> Stats:
+def stats_from(row: Any, histograms: bool = True) -> Stats:
+    """A rollup row's sums as Stats; ``histograms`` False for the lean (per user, per task)
+    tables, whose rows have no histogram columns to look up (a missed key is slow)."""
     m = row._mapping
-    stats = Stats(
-        latency_hist=[int(m.get(n) or 0) for n in LAT],
-        ttft_hist=[int(m.get(n) or 0) for n in TTFT],
-        tps_hist=[int(m.get(n) or 0) for n in TPS],
-    )
+    if histograms:
+        stats = Stats(
+            latency_hist=[int(m[n] or 0) for n in LAT],
+            ttft_hist=[int(m[n] or 0) for n in TTFT],
+            tps_hist=[int(m[n] or 0) for n in TPS],
+        )
+    else:
+        stats = Stats()
     for name in SUMS:
         setattr(stats, name, (float if name.endswith("_sum") else int)(m[name] or 0))
     return stats
