@@ -8,7 +8,6 @@ Skipped when /usr/bin/chromium is missing, except in CI (CI=true), where that fa
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,20 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import IN_CI, LiveGateway, gateway_settings
+from browser_support import chromium_browser
+from conftest import LiveGateway, gateway_settings
 from mock_upstream import MockUpstream
 from web_support import PASSWORD, add_user, send
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EMAIL = "admin@example.com"
 PAYLOADS = (
     "<script>alert(1)</script>",
@@ -44,19 +34,7 @@ ALL = " ".join(PAYLOADS)
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"browser tests need Chromium in CI: {message}")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,17 @@ Skipped when /usr/bin/chromium is missing, except in CI (CI=true), where that fa
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conftest import IN_CI, LiveGateway, gateway_settings
+from browser_support import chromium_browser
+from conftest import LiveGateway, gateway_settings
 from mock_upstream import MockUpstream
 from web_support import PASSWORD, add_user, send
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 EMAIL = "admin@example.com"
 TITLE_PROMPT = (
     "### Task:\nGenerate a concise title summarizing the chat history.\n### Guidelines:\n"
@@ -72,19 +70,7 @@ def headers(user: str, name: str, email: str, groups: str, **extra: str) -> dict
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"browser tests need Chromium in CI: {message}")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture(scope="module")
