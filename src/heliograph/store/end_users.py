@@ -8,6 +8,7 @@ row per (organization, user), latest values winning, from records whose identity
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ def people_rows(people: Iterable[Person | None]) -> list[tuple[Any, ...]]:
     ]
 
 
+@functools.cache
 def _upsert_sql(dialect: str) -> str:
     mark = "%s" if dialect == "postgresql" else "?"
     low, high = ("LEAST", "GREATEST") if dialect == "postgresql" else ("min", "max")
@@ -85,11 +87,8 @@ def _upsert_sql(dialect: str) -> str:
 
 def upsert(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Merge directory rows (from :func:`people_rows`) inside the caller's transaction."""
-    if conn.dialect.name == "postgresql":
-        # JSON columns take the text as json; the driver sends it as text
-        conn.exec_driver_sql(_upsert_sql("postgresql"), list(rows))
-    else:
-        conn.exec_driver_sql(_upsert_sql("sqlite"), list(rows))
+    # JSON columns get their text: the server casts it (PostgreSQL) or keeps it (SQLite)
+    conn.exec_driver_sql(_upsert_sql(conn.dialect.name), list(rows))
 
 
 def lookup(
