@@ -9,9 +9,10 @@ Which rollup serves a query depends on its dimensions (groups and ``where`` toge
 provider and upstream read ``rollup_hourly``; a user alone reads ``rollup_user_hourly``; an
 Open WebUI task, alone or with model and user, and a user with a model read
 ``rollup_task_hourly`` (like the user rollup, it keeps no latency histograms, so no
-percentiles per user); anything else is read raw. Null model, user and task values are stored as "" in rollups and come back as None
-(a None task is a chat); a ``where`` value of "" selects them, a tuple of values selects any of
-them (a group's members) and ``PRESENT`` any value but none (the tasks, without the chats).
+percentiles per user); anything else is read raw. Null model, user and task values are
+stored as "" in rollups and come back as None (a None task is a chat); a ``where`` value of ""
+selects them, a tuple of values selects any of them (a group's members) and ``PRESENT`` any
+value but none (the tasks, without the chats).
 """
 
 from __future__ import annotations
@@ -192,9 +193,8 @@ def collect(
     if edges:
         _raw(conn, org_id, edges, groups, where, out, bucket)
     if table is not None and "lat0" not in table.c:
-        for (
-            entry
-        ) in out.values():  # no histograms per user: no percentiles rather than partial ones
+        # no histograms per user or task: no percentiles rather than partial ones
+        for entry in out.values():
             entry.stats.latency_hist = [0] * len(entry.stats.latency_hist)
             entry.stats.ttft_hist = [0] * len(entry.stats.ttft_hist)
             entry.stats.tps_hist = [0] * len(entry.stats.tps_hist)
