@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import String
+
 from heliograph.capture.enrich import cost_columns, estimate_missing_tokens
 from heliograph.capture.frames import EndFrame, MetaFrame, StartFrame
 from heliograph.capture.people import Person, chat_title, openwebui_columns, person_of
@@ -21,6 +23,7 @@ from heliograph.pricing import PriceBook
 from heliograph.providers import analyser, error_message
 from heliograph.providers.analysis import Analysis
 from heliograph.store.bodies import ENCODING, BodyPacker
+from heliograph.store.schema import requests
 
 _DATA_URL = re.compile(rb"data:([a-zA-Z0-9.+/-]{1,64});base64,([A-Za-z0-9+/=\\]{512,})")
 # Bare base64 payloads in JSON: input_audio.data, image b64_json, audio.data in responses.
@@ -29,6 +32,12 @@ INT_MAX = 2**31 - 1
 STATE_INTERRUPTED = "interrupted"
 
 
+# The text columns' lengths, as the schema declares them (what ``clean`` clamps to).
+_LENGTHS = {
+    c.name: c.type.length
+    for c in requests.columns
+    if isinstance(c.type, String) and c.type.length is not None
+}
 MAX_STORED_HEADERS = 200
 MAX_STORED_HEADER_BYTES = 64 * 1024
 
@@ -316,10 +325,7 @@ def _openwebui(
     """The Open WebUI columns, clamped, and the chat title under "title" (the caller makes
     it the session's name)."""
     raw = openwebui_columns(md, user_id, analysis)
-    limits = {"user_name": 255, "user_email": 320, "user_role": 32, "identity": 12, "task": 40}
-    out: dict[str, Any] = {
-        k: clean(v, limits.get(k, 255)) for k, v in raw.items() if k != "user_groups"
-    }
+    out: dict[str, Any] = {k: clean(v, _LENGTHS[k]) for k, v in raw.items() if k != "user_groups"}
     groups = raw["user_groups"]
     out["user_groups"] = [g for g in (clean(str(x), 255) for x in groups) if g] if groups else None
     ok = outcome.state == "ok" and 0 < outcome.status < 400
