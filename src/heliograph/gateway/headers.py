@@ -27,7 +27,7 @@ _USER_FIELDS = {
     "user-groups": "groups",
     "user-group-ids": "group_ids",
 }
-_LIMITS = {"email": 320, "role": 32}
+IDENTITY_LIMITS = {"id": MAX_NAME, "name": MAX_NAME, "email": 320, "role": 32}  # the columns
 MAX_PROPERTY_VALUE = 1000
 MAX_PROPERTIES = 64
 _TRUE = ("true", "1", "yes")
@@ -86,7 +86,7 @@ def read_openwebui(md: MetaFrame, name: str, value: str) -> str | None:
             items = [g.strip()[:MAX_NAME] for g in text.split(",") if g.strip()]
             ow[field] = items[:MAX_GROUPS]  # type: ignore[literal-required]
         else:
-            ow[field] = text[: _LIMITS.get(field, MAX_NAME)]  # type: ignore[literal-required]
+            ow[field] = text[: IDENTITY_LIMITS[field]]  # type: ignore[literal-required]
     elif short == "chat-id":
         if "session" not in md:
             md["session"] = text  # a Session-Id header, read before or after, wins

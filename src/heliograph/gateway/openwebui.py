@@ -22,10 +22,10 @@ import jwt
 
 from heliograph.capture.frames import IdentityFrame, MetaFrame
 from heliograph.config import Settings
+from heliograph.gateway.headers import IDENTITY_LIMITS
 
 LEEWAY_S = 30  # clock skew tolerated between Open WebUI and us
 MAX_CACHED = 1024
-_LIMITS = {"id": 255, "name": 255, "email": 320, "role": 32}
 _CLAIMS = (("sub", "id"), ("name", "name"), ("email", "email"), ("role", "role"))
 
 
@@ -38,7 +38,7 @@ def _identity(claims: dict[str, Any], src: str) -> IdentityFrame:
     for claim, field in _CLAIMS:
         value = claims.get(claim)
         if isinstance(value, str | int) and str(value).strip():
-            ow[field] = str(value).strip()[: _LIMITS[field]]  # type: ignore[literal-required]
+            ow[field] = str(value).strip()[: IDENTITY_LIMITS[field]]  # type: ignore[literal-required]
     return ow
 
 
