@@ -241,6 +241,14 @@ def test_cli_export(db_url: str, tmp_path: Path) -> None:
     narrowed = run("--org", ORG, "--filter", tree, "--since", "0", "--status", "200")
     assert narrowed.returncode == 0, narrowed.stderr
     assert len(narrowed.stdout.splitlines()) == sum(1 for i in range(1200) if i % 11 == 3)
+    engine = make_engine(db_url)
+    try:  # money as a plain decimal in the command's CSV too
+        insert(engine, [row(ORG, 9999, model="cheap", cost_nusd=13_800, cost_known=True)])
+    finally:
+        engine.dispose()
+    cheap = run("--org", ORG, "--format", "csv", "--model", "cheap")
+    assert cheap.returncode == 0, cheap.stderr
+    assert [r["cost_usd"] for r in csv.DictReader(io.StringIO(cheap.stdout))] == ["0.0000138"]
     for args in (["--filter", "{"], ["--since", "soon"], ["--property", "novalue"]):
         failed = run(*args)
         assert failed.returncode == 2 and "Invalid value" in failed.stderr, args
