@@ -244,6 +244,7 @@ class Relay:
         tap = ResponseTap(t0, self.keep_bytes)
         state = "ok" if status < 400 else "error"
         error: str | None = None if status < 400 else f"Upstream returned HTTP {status}"
+        left = False
         try:
             async for chunk in resp.content.iter_any():
                 tap.add(chunk)
@@ -257,7 +258,10 @@ class Relay:
         except asyncio.CancelledError:
             if not watch.absorb():
                 raise
-            state, error = "cancelled", "Client disconnected before the response finished."
+            left = True
+            if not (status < 400 and ends_stream(tap.last_bytes())):
+                state, error = "cancelled", "Client disconnected before the response finished."
+            # else the stream's end was passed on: a client that closes on [DONE] got it all
             resp.close()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             state = "error"
@@ -276,7 +280,7 @@ class Relay:
             tap.fill(end)
             raw = tap.body()
             self.end(end, raw)
-        if state != "cancelled":
+        if not left:
             if on_complete is not None and state == "ok" and tap.tail is None:
                 await on_complete(status, ctype, raw)
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -170,6 +170,12 @@ class ResponseTap:
         if len(self.tail_marks) > MAX_MARKS:
             self.tail_marks = _thin(self.tail_marks)
 
+    def last_bytes(self, n: int = 64) -> bytes:
+        """The last ``n`` bytes received (where a stream's end-of-stream marker is)."""
+        if self.tail is not None and len(self.tail) >= n:
+            return bytes(self.tail[-n:])
+        return self.body()[-n:]
+
     def body(self) -> bytes:
         """What was kept: the head, then the tail (see :meth:`fill`)."""
         head = b"".join(self.head)
