@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,3 +40,21 @@ def chromium_browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+ARTIFACTS = Path(
+    os.environ.get(
+        "HELIOGRAPH_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"
+    )
+)
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save a full-page screenshot under ``test-artifacts/screenshots/`` for review.
+
+    Every browser test of a page calls this once the page shows what it asserts, so a run
+    leaves a picture of every page (CI keeps the directory as the run's artifacts)."""
+    target = ARTIFACTS / "screenshots" / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=True)
+    return target
