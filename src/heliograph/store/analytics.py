@@ -46,6 +46,11 @@ def _check(engine: Engine, org_id: str, where: Where) -> aggregate.Where:
     return out
 
 
+def resolve_where(engine: Engine, org_id: str, where: Where) -> aggregate.Where:
+    """``where`` checked and its group resolved, for the store modules built on this one."""
+    return _check(engine, org_id, where)
+
+
 def _dimension(dimension: str, allowed: Sequence[str] = DIMENSIONS) -> None:
     if dimension not in allowed:
         raise ValueError(f"dimension must be one of {', '.join(allowed)}")
