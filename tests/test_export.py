@@ -99,13 +99,14 @@ def test_csv_cells(engine: Engine) -> None:
     text = b"".join(export_store.export_bytes(engine, query, "csv")).decode()
     table = list(csv.reader(io.StringIO(text)))
     header, first, second = table
-    assert tuple(header) == export_store.record_columns() + export_store.BODY_COLUMNS
+    assert tuple(header) == export_store.columns(include_bodies=True)
     rec = dict(zip(header, second, strict=True))
     assert rec["user_id"] == '\'=HYPERLINK("http://x")'
     assert rec["model"] == "'-2+3" and rec["session_id"] == "'@SUM(A1)"
     assert rec["error"] == 'line one\nsays "hi", then'
     assert orjson.loads(rec["properties"]) == {"note": "+1", "plain": "ok"}
     assert orjson.loads(rec["request_body"])["messages"][0]["content"].startswith("prompt")
+    assert rec["prompt_text"] == f"user: prompt {rec['id']}" and rec["output_text"] == "'=1+1"
     assert rec["feedback"] == "" and rec["scores"] == "{}" and rec["stream"] == "false"
     rec2 = dict(zip(header, first, strict=True))
     assert rec2["model"] == "'+x" and rec2["latency_ms"] == "-1.5"  # numbers stay numbers

@@ -8,12 +8,13 @@ import orjson
 from starlette.datastructures import QueryParams
 
 from heliograph.store import filters, selection
+from heliograph.store.export import csv_cell
 from heliograph.web import chat
 from heliograph.web.charts import Series, chart, nice_max
 from heliograph.web.format import cost_hint, ms, path, query_url, tokens, usd
 from heliograph.web.people import session_tree
 from heliograph.web.query import parse_request_query, parse_window
-from heliograph.web.request_pages import _csv_value, row_view
+from heliograph.web.request_pages import row_view
 
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
 
@@ -37,10 +38,10 @@ def test_formatting() -> None:
     assert cost_hint({"state": "ok", "kind": "llm", "total_tokens": 5, "model": "x"}).startswith(
         "Unknown: no price"
     )
-    assert _csv_value("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _csv_value(-3) == -3
+    assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and csv_cell(-3) == "-3"
     for text in ("\n=1+1", " =1+1", "\x00=1", "\t=1", "\r=1", "@A1", "+1", "-1"):
-        assert _csv_value(text) == "'" + text, text  # the dashboard's export.csv
-    assert _csv_value("plain") == "plain" and _csv_value({"a": "=1"}) == '{"a":"=1"}'
+        assert csv_cell(text) == "'" + text, text  # every export's CSV, the dashboard's too
+    assert csv_cell("plain") == "plain" and csv_cell({"a": "=1"}) == '{"a":"=1"}'
 
 
 def test_charts_escape_and_scale() -> None:

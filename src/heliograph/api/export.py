@@ -1,7 +1,8 @@
 """``GET /api/v1/requests/export``: every matching record as JSONL or CSV, streamed.
 
 Takes the same filters as ``GET /api/v1/requests`` (every ``store.fields`` spelling, and
-``filter=<Helicone tree>``), plus ``format`` and ``include_bodies``. The response is streamed
+``filter=<Helicone tree>``), plus ``format`` and ``include_bodies`` (prompt and output text and
+the raw bodies; the columns are every export door's, ``store.export.columns``). Streamed
 one batch at a time, each batch read in a worker thread, so there is no row cap and memory
 stays flat however large the export; all validation happens before the first byte, so errors
 are still proper 400s.

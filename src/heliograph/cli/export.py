@@ -30,7 +30,11 @@ from heliograph.store.selection import RequestFilter
 )
 @click.option("--org", "org_id", default=None, help="Only this organization id [all].")
 @filter_options
-@click.option("--include-bodies", is_flag=True, help="Add request and response bodies.")
+@click.option(
+    "--include-bodies",
+    is_flag=True,
+    help="Add prompt and output text and the raw request and response bodies.",
+)
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=None, help="Rows per query.")
 @location_options
 def export(

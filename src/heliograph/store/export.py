@@ -4,7 +4,16 @@ Records are read newest first in keyset batches (``created_at``, ``id``), each b
 short query and connection, so an export of millions of rows never holds more than one batch
 and never keeps a read transaction open for minutes (which would pin SQLite's WAL or
 PostgreSQL's vacuum horizon). The same ``fetch_batch`` serves the streamed API response (one
-batch per worker-thread call) and ``heliograph export``.
+batch per worker-thread call) and ``heliograph export``; ``search_bytes`` serves the
+dashboard's export (the Requests page's order and free-text search). All three doors share
+``columns``, ``complete`` and ``Encoder``, so their files have the same columns in the same
+order and the same cells.
+
+With bodies, four columns follow the record's: ``prompt_text`` and ``output_text`` (the
+conversation as readable text, ``providers.transcript``) and ``request_body`` and
+``response_body`` (the stored JSON, exact). Money and every other float is written as a plain
+decimal (``0.0000138``, never ``1.38e-05``) in CSV and in JSONL; CSV booleans are ``true`` and
+``false``.
 
 CSV cells that a spreadsheet might run as a formula are prefixed with ``'``: those starting
 with ``= + - @`` (or their full-width forms), or with any whitespace or control character
@@ -24,13 +33,15 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
+from heliograph.providers.transcript import output_text, prompt_text
 from heliograph.store.bodies import unpack_body
 from heliograph.store.feedback import annotations_for
 from heliograph.store.requests import LIST_COLUMNS, body_value, to_api
 from heliograph.store.schema import request_bodies, requests
+from heliograph.store.search import search_requests
 from heliograph.store.selection import RequestFilter
 
 FORMATS = ("jsonl", "csv")
@@ -38,6 +49,7 @@ MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"
 BATCH = 500
 BODY_BATCH = 200  # bodies can be large (up to the body cap each), so fewer rows per batch
 FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+TEXT_COLUMNS = ("prompt_text", "output_text")
 BODY_COLUMNS = ("request_body", "response_body")
 
 Keyset = tuple[int, str]
@@ -64,13 +76,7 @@ def export_query(org_id: str | None, f: RequestFilter, include_bodies: bool) -> 
 
 
 def _select(q: ExportQuery, after: Keyset | None, size: int) -> Select[Any]:
-    columns: list[Any] = list(LIST_COLUMNS)
-    source: Any = requests
-    if q.include_bodies:
-        columns += [request_bodies.c.encoding, request_bodies.c.request_body]
-        columns += [request_bodies.c.response_body]
-        source = requests.outerjoin(request_bodies, request_bodies.c.request_id == requests.c.id)
-    query = select(*columns).select_from(source).where(q.condition)
+    query = select(*LIST_COLUMNS).where(q.condition)
     if after is not None:
         created_at, rid = after
         query = query.where(
@@ -84,37 +90,53 @@ def _select(q: ExportQuery, after: Keyset | None, size: int) -> Select[Any]:
 
 def _batch(
     engine: Engine, q: ExportQuery, after: Keyset | None, size: int
-) -> tuple[Iterator[dict[str, Any]], Keyset | None]:
-    """Read one batch (compact rows) and its annotations; records are built lazily.
-
-    Building the API dicts one at a time, and encoding each straight away, keeps a batch's
-    footprint to the rows themselves plus its encoded bytes.
-    """
+) -> tuple[list[dict[str, Any]], Keyset | None]:
+    """Read one batch in the API's shape, with its annotations (and bodies, if asked)."""
     with engine.connect() as conn:
         rows = conn.execute(_select(q, after, size)).all()
-        notes = annotations_for(conn, q.org_id, (r.id for r in rows))
+        records = complete(
+            conn, q.org_id, [to_api(dict(r._mapping)) for r in rows], q.include_bodies
+        )
     nxt = (rows[-1].created_at, rows[-1].id) if len(rows) == size else None
+    return records, nxt
 
-    def records() -> Iterator[dict[str, Any]]:
-        for result_row in rows:
-            row = dict(result_row._mapping)
-            record = to_api(row)
-            if q.include_bodies:
-                encoding = row.get("encoding") or "raw"
-                for name in BODY_COLUMNS:
-                    record[name] = body_value(unpack_body(row.get(name), encoding))
-            record.update(notes[record["id"]])
-            yield record
 
-    return records(), nxt
+def complete(
+    conn: Connection, org_id: str | None, records: list[dict[str, Any]], include_bodies: bool
+) -> list[dict[str, Any]]:
+    """API records with feedback and scores and, if asked, their text and bodies (in place).
+
+    One or two queries per batch whichever door asked, so every door's rows hold the same."""
+    ids = [r["id"] for r in records]
+    notes = annotations_for(conn, org_id, ids)
+    bodies: dict[str, tuple[Any, Any]] = {}
+    if include_bodies and ids:
+        found = select(
+            request_bodies.c.request_id,
+            request_bodies.c.encoding,
+            request_bodies.c.request_body,
+            request_bodies.c.response_body,
+        ).where(request_bodies.c.request_id.in_(ids))
+        for rid, encoding, request_body, response_body in conn.execute(found):
+            bodies[rid] = (
+                body_value(unpack_body(request_body, encoding or "raw")),
+                body_value(unpack_body(response_body, encoding or "raw")),
+            )
+    for record in records:
+        record.update(notes[record["id"]])
+        if include_bodies:
+            request_body, response_body = bodies.get(record["id"], (None, None))
+            record["prompt_text"] = prompt_text(request_body)
+            record["output_text"] = output_text(response_body)
+            record["request_body"], record["response_body"] = request_body, response_body
+    return records
 
 
 def fetch_batch(
     engine: Engine, q: ExportQuery, after: Keyset | None, batch: int | None = None
 ) -> tuple[list[dict[str, Any]], Keyset | None]:
     """One batch of export records after ``after``; the next keyset, or None at the end."""
-    records, nxt = _batch(engine, q, after, batch or q.batch)
-    return list(records), nxt
+    return _batch(engine, q, after, batch or q.batch)
 
 
 def encode_batch(
@@ -146,6 +168,11 @@ def record_columns() -> tuple[str, ...]:
     return (*to_api(blank), "feedback", "scores")
 
 
+def columns(include_bodies: bool) -> tuple[str, ...]:
+    """Every door's columns, in order: the record's, then text and bodies if asked."""
+    return record_columns() + (TEXT_COLUMNS + BODY_COLUMNS if include_bodies else ())
+
+
 class Encoder:
     """Turns batches of records into bytes of one format; the CSV header comes first."""
 
@@ -153,7 +180,8 @@ class Encoder:
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}")
         self.fmt = fmt
-        self.columns = record_columns() + (BODY_COLUMNS if include_bodies else ())
+        self.include_bodies = include_bodies
+        self.columns = columns(include_bodies)
 
     @property
     def media_type(self) -> str:
@@ -166,7 +194,7 @@ class Encoder:
         out = bytearray()
         if self.fmt == "jsonl":
             for r in rows:
-                out += orjson.dumps(r)
+                out += orjson.dumps({c: json_value(r.get(c)) for c in self.columns})
                 out += b"\n"
             return bytes(out)
         buffer = io.StringIO()
@@ -197,6 +225,13 @@ def csv_cell(value: Any) -> str:
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return formula_safe(str(value))
+
+
+def json_value(value: Any) -> Any:
+    """A value for JSONL: floats as plain decimals (orjson would write ``1.38e-05``)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return orjson.Fragment(plain_decimal(value))
+    return value
 
 
 def plain_decimal(value: float) -> str:
@@ -234,3 +269,28 @@ def export_bytes(
             yield chunk
         if after is None:
             return
+
+
+def search_bytes(
+    engine: Engine,
+    org_id: str,
+    f: RequestFilter,
+    encoder: Encoder,
+    *,
+    sort: str = "time",
+    ascending: bool = False,
+) -> Iterator[bytes]:
+    """The dashboard's export: the Requests page's rows in its order (free text too), in
+    the columns and cells of every other door; one page of ``BATCH`` rows per chunk."""
+    yield encoder.header()
+    size = BODY_BATCH if encoder.include_bodies else BATCH
+    cursor: str | None = None
+    while True:
+        page = search_requests(engine, org_id, f, size, cursor, sort=sort, ascending=ascending)
+        if page.rows:
+            with engine.connect() as conn:
+                records = complete(conn, org_id, page.rows, encoder.include_bodies)
+            yield encoder.encode(records)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

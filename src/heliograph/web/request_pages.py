@@ -9,18 +9,14 @@ with no cap and constant memory.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import orjson
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from heliograph.capture.openwebui_tasks import TASK_NAMES
+from heliograph.store import export as export_store
 from heliograph.store import filters, search
-from heliograph.store.export import formula_safe
 from heliograph.store.requests import get_request
 from heliograph.store.times import TimeError, parse_time
 from heliograph.web import chat, names, replay
@@ -40,42 +36,6 @@ from heliograph.web.query import RequestQuery, parse_request_query
 LIVE_LIMIT = 100
 RAW_DISPLAY_CHARS = 400_000
 SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "cookie", "proxy-authorization")
-CSV_FIELDS = (
-    "id",
-    "created_at",
-    "kind",
-    "provider",
-    "upstream",
-    "endpoint",
-    "model",
-    "response_model",
-    "stream",
-    "status",
-    "state",
-    "error",
-    "latency_ms",
-    "ttft_ms",
-    "output_tokens_per_s",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "tokens_estimated",
-    "cost_usd",
-    "cost_known",
-    "user_id",
-    "user_name",
-    "user_email",
-    "identity",
-    "task",
-    "session_id",
-    "session_name",
-    "properties",
-    "key_id",
-)
-
-
 def row_view(
     row: dict[str, Any], preview: str = "", people: names.People | None = None
 ) -> dict[str, Any]:
@@ -177,56 +137,24 @@ async def requests_json(ctx: Ctx) -> Response:
     return JSONResponse({"rows": rows}, headers={"Cache-Control": "no-store"})
 
 
-def _csv_value(value: Any) -> Any:
-    """Spreadsheet-safe cell: text that would start a formula is prefixed with a quote."""
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    if isinstance(value, str):
-        return formula_safe(value)
-    return value
-
-
-def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_FIELDS)
-    for n, row in enumerate(rows, 1):
-        writer.writerow([_csv_value(row.get(name)) for name in CSV_FIELDS])
-        if n % 200 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _jsonl_lines(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    chunk: list[bytes] = []
-    for row in rows:
-        chunk.append(orjson.dumps(row) + b"\n")
-        if len(chunk) >= 200:
-            yield b"".join(chunk)
-            chunk = []
-    yield b"".join(chunk)
-
-
 async def export(ctx: Ctx) -> Response:
+    """The page's rows in its order, in the columns and cells of every export
+    (``store.export``); ``include_bodies=1`` adds prompt and output text and the bodies."""
     kind = ctx.request.path_params["fmt"]
+    if kind not in export_store.FORMATS:
+        return ctx.not_found("Exports are .csv or .jsonl.")
     rq = parse_request_query(ctx.request.query_params)
-    rows = search.iter_requests(
-        ctx.engine, ctx.org_id, rq.filter, sort=rq.sort, ascending=rq.ascending
+    bodies = ctx.request.query_params.get("include_bodies", "") in ("1", "true", "on", "yes")
+    encoder = export_store.Encoder(kind, bodies)
+    body = export_store.search_bytes(
+        ctx.engine, ctx.org_id, rq.filter, encoder, sort=rq.sort, ascending=rq.ascending
     )
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    if kind == "csv":
-        body: Iterator[Any] = _csv_lines(rows)
-        media = "text/csv; charset=utf-8"
-    else:
-        body = _jsonl_lines(rows)
-        media = "application/x-ndjson"
     headers = {
         "Content-Disposition": f'attachment; filename="heliograph-requests-{stamp}.{kind}"',
         "Cache-Control": "no-store",
     }
-    return StreamingResponse(body, media_type=media, headers=headers)
+    return StreamingResponse(body, media_type=encoder.media_type, headers=headers)
 
 
 def _raw(value: Any) -> str:
