@@ -160,6 +160,29 @@ def iter_requests(
         cursor = page.next_cursor
 
 
+def neighbours(
+    engine: Engine, org_id: str, f: RequestFilter, rid: str
+) -> tuple[str | None, str | None]:
+    """Ids of the next older and the next newer record around ``rid`` that match ``f``
+    (by created_at, then id: the Requests page's order), for previous/next links.
+
+    The same keyset as the page's cursors, so each side is one indexed query (a text filter
+    scans as the page does and may stop at its limit: then there is no link)."""
+    if holds_nul(rid):
+        return None, None
+    query = select(requests.c.created_at).where(requests.c.org_id == org_id, requests.c.id == rid)
+    with engine.connect() as conn:
+        created = conn.execute(query).scalar()
+    if created is None:
+        return None, None
+    cursor = _encode(created, rid)
+    sides = []
+    for ascending in (False, True):
+        page = search_requests(engine, org_id, f, 1, cursor, ascending=ascending)
+        sides.append(page.rows[0]["id"] if page.rows else None)
+    return sides[0], sides[1]
+
+
 def body_strings(raw: bytes | None) -> Iterator[str]:
     """The text a body holds: its JSON string values (not ids, roles or types) or its text."""
     if not raw:

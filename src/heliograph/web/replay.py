@@ -1,15 +1,24 @@
-"""Replay: run a logged request again, as it was or edited, and compare with the original.
+"""Replay: run a logged request again, as it was or edited, on its upstream or another, and
+compare the two records side by side.
 
-The replay goes through the real gateway path in-process (so it is recorded like any other
-request, linked to its original by the ``replay_of`` property) to the original upstream. A
-provider key typed into the form is sent upstream for this one request and never stored: the
-gateway redacts it before anything is written, like every client's key. Replaying spends
-money (the server's provider key pays unless one is typed), so it is an admin action: the
-route answers 403 to viewers and the request page offers them no form.
+The replay goes through the real gateway path in-process (so it is recorded and priced like
+any other request, linked to its original by the ``replay_of`` property) to the chosen
+upstream; ``replay_form`` decides which upstreams can take the record's wire format and at
+which path. Keys never cross hosts: the gateway adds only the chosen upstream's own server
+key, and a key typed into the form is bound to the upstream it was typed for (``key_for``)
+and refused for any other. A typed key is sent upstream for this one request and never
+stored (the gateway redacts it) nor shown again. Replaying spends money, so it is an admin
+action: the route answers 403 to viewers and the request page offers them no form.
+
+A refused replay (bad JSON, an upstream that cannot take the request) shows the request page
+again with the user's input and the reason beside it, status 400. After a replay the page
+waits, boundedly, for the writer to store the new record, so the comparison shows the stored
+tokens, cost and latency of both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import re
 import time
@@ -19,39 +28,20 @@ import orjson
 from starlette.responses import Response
 
 from heliograph.auth.keys import KeyInfo
-from heliograph.capture.enrich import cost_columns
 from heliograph.gateway.internal import InternalExchange
 from heliograph.gateway.upstreams import provider_auth
 from heliograph.providers import analyser, error_message, output_text
 from heliograph.providers.analysis import Analysis
 from heliograph.store.requests import get_request
 from heliograph.web.context import Ctx
+from heliograph.web.format import path
+from heliograph.web.replay_form import ReplayForm, Target, replay_problem, targets
+from heliograph.web.request_detail import render_detail, tok_s, where
 
-# Request headers that shape the call but carry no secret; copied from the original.
-CARRIED_HEADERS = ("anthropic-version", "anthropic-beta", "openai-organization", "openai-project")
 MAX_BODY = 60 * 1024
+RECORD_WAIT_S = 5.0  # how long the comparison waits for the writer to store the replay
+RECORD_POLL_S = 0.1
 _WORDS = re.compile(r"\s+|\w+|[^\w\s]")
-
-
-def replay_problem(row: dict[str, Any], upstreams: dict[str, Any]) -> str | None:
-    """Why a record cannot be replayed, or None when it can."""
-    if row.get("method") != "POST" or row.get("kind") != "llm":
-        return "Only LLM calls (POST requests) can be replayed."
-    if row.get("request_body") is None:
-        return "The request body was not stored (omitted or missing), so it cannot be replayed."
-    if row.get("body_truncated"):
-        return "The stored request body is truncated, so it cannot be replayed exactly."
-    if row.get("upstream") not in upstreams:
-        return f"The upstream {row.get('upstream')!r} is no longer configured."
-    return None
-
-
-def replay_body(row: dict[str, Any]) -> str:
-    """The original request as editable, pretty JSON."""
-    body = row.get("request_body")
-    if isinstance(body, str):
-        return body
-    return orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
 
 
 def word_diff(old: str, new: str) -> list[tuple[str, str]]:
@@ -69,13 +59,65 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
     return out
 
 
-def _body_doc(raw: bytes | bytearray | None) -> Any:
-    if not raw:
-        return None
+def parse_body(text: str) -> tuple[dict[str, Any] | None, str]:
+    """The edited body as a JSON object, or the reason it is not one (with line and column)."""
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return None, f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
+    if not isinstance(doc, dict):
+        return None, "The body must be a JSON object ({...})."
+    return doc, ""
+
+
+def carried_headers(row: dict[str, Any], target: Target) -> list[tuple[str, str]]:
+    """The original's headers that shape the call and carry no secret, for this target only:
+    Anthropic's version and beta flags to Anthropic-speaking upstreams, OpenAI's organization
+    and project to the original provider's own upstreams (never to another host's)."""
+    original = row.get("request_headers") or {}
+    out = []
+    for name in ("anthropic-version", "anthropic-beta"):
+        if name in original and target.protocol == "anthropic":
+            out.append((name, str(original[name])))
+    for name in ("openai-organization", "openai-project"):
+        if name in original and target.name == row.get("upstream"):
+            out.append((name, str(original[name])))
+    return out
+
+
+class Refused(Exception):
+    """A replay that cannot run as asked; shown beside the form field it is about."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _check(ctx: Ctx, row: dict[str, Any], form: ReplayForm, key_for: str) -> tuple[Target, bytes]:
+    """The chosen target and the body to send, or Refused."""
+    choices = {t.name: t for t in targets(row, ctx.settings.resolved_upstreams())}
+    target = choices.get(form.target)
+    if target is None or form.target not in ctx.request.app.state.gateway.upstreams:
+        raise Refused(f"There is no configured upstream named {form.target!r}.", "target")
+    if target.endpoint is None:
+        raise Refused(f"Cannot replay on {target.name}: {target.problem}", "target")
+    if ctx.form.get("provider_key", "").strip() and key_for != target.name:
+        raise Refused(
+            f"The API key was typed for {key_for or 'another upstream'}, and a key is only "
+            f"ever sent to the upstream it was typed for, not to {target.name}. "
+            f"Type the key for {target.name}, or leave the field empty to use its server key.",
+            "key",
+        )
+    doc, problem = parse_body(form.body)
+    if doc is None:
+        raise Refused(problem, "body")
+    model = form.model.strip()
+    if model and model != row.get("model"):  # the field was changed: it wins over the body
+        doc["model"] = model
+    body = orjson.dumps(doc)
+    if len(body) > MAX_BODY:
+        raise Refused("The body is too large to replay from the form.", "body")
+    return target, body
 
 
 async def replay(ctx: Ctx) -> Response:
@@ -83,30 +125,22 @@ async def replay(ctx: Ctx) -> Response:
     row = await ctx.run(get_request, ctx.engine, ctx.org_id, rid)
     if row is None:
         return ctx.not_found("No such request in your organization.")
-    gateway = ctx.request.app.state.gateway
-    problem = replay_problem(row, gateway.upstreams)
+    problem = replay_problem(row)
     if problem:
         return ctx.render("error.html", 400, title="Cannot replay", message=problem)
-    text = ctx.form.get("body", "")
+    form = ReplayForm(
+        body=ctx.form.get("body", ""),
+        target=ctx.form.get("target") or str(row.get("upstream") or ""),
+        model=ctx.form.get("model", ""),
+    )
+    # A form without key_for (an older page) typed its key for the original upstream.
+    key_for = ctx.form.get("key_for") or str(row.get("upstream") or "")
     try:
-        doc = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return ctx.render("error.html", 400, title="Cannot replay", message=f"Invalid JSON: {exc}")
-    if not isinstance(doc, dict):
-        return ctx.render(
-            "error.html", 400, title="Cannot replay", message="The body must be a JSON object."
-        )
-    body = orjson.dumps(doc)
-    if len(body) > MAX_BODY:
-        return ctx.render(
-            "error.html",
-            400,
-            title="Cannot replay",
-            message="The body is too large to replay from the form.",
-        )
-    original_headers = row.get("request_headers") or {}
-    headers = [("content-type", "application/json")]
-    headers += [(h, str(original_headers[h])) for h in CARRIED_HEADERS if h in original_headers]
+        target, body = _check(ctx, row, form, key_for)
+    except Refused as refused:
+        form.error, form.field = str(refused), refused.field
+        return await render_detail(ctx, row, form, 400)
+    headers = [("content-type", "application/json"), *carried_headers(row, target)]
     headers += [
         ("heliograph-property-replay_of", rid),
         ("heliograph-property-replayed_by", ctx.user.email),
@@ -114,53 +148,106 @@ async def replay(ctx: Ctx) -> Response:
     if row.get("user_id"):
         headers.append(("heliograph-user-id", str(row["user_id"])))
     key = ctx.form.get("provider_key", "").strip()
-    if key:
-        headers.append(provider_auth(str(row.get("protocol")), str(row.get("provider")), key))
+    if key:  # bound to target.name by _check
+        upstream = ctx.request.app.state.gateway.upstreams[target.name]
+        headers.append(provider_auth(upstream.protocol, upstream.provider, key))
     started = time.perf_counter()
-    exchange = await InternalExchange(gateway).run(
-        KeyInfo("", ctx.org_id, "write"), str(row["upstream"]), str(row["endpoint"]), body, headers
+    exchange = await InternalExchange(ctx.request.app.state.gateway).run(
+        KeyInfo("", ctx.org_id, "write"), target.name, str(target.endpoint), body, headers
     )
     elapsed = round((time.perf_counter() - started) * 1000, 1)
-    return ctx.render(
-        "replay.html",
-        r=row,
-        **compare(ctx, row, exchange, doc, elapsed),
-    )
+    new_id = exchange.headers.get("heliograph-id")
+    stored = await _wait_for_record(ctx, new_id) if new_id else None
+    return ctx.render("replay.html", **compare(ctx, row, exchange, stored, target, elapsed))
+
+
+async def _wait_for_record(ctx: Ctx, rid: str) -> dict[str, Any] | None:
+    """The replay's record once the writer stored it; None after ``RECORD_WAIT_S``."""
+    deadline = time.monotonic() + RECORD_WAIT_S
+    while True:
+        row = await ctx.run(get_request, ctx.engine, ctx.org_id, rid)
+        if row is not None or time.monotonic() >= deadline:
+            return row
+        await asyncio.sleep(RECORD_POLL_S)
+
+
+def _answer_text(ex: InternalExchange, target: Target, elapsed: float) -> str:
+    """The replay's output read from the answer itself (a stream is reassembled), for when
+    its record is not stored yet."""
+    analysis = Analysis()
+    endpoint = str(target.endpoint)
+    ctype = ex.headers.get("content-type", "")
+    marks = [(len(ex.body), elapsed)]
+    analyser(target.protocol).analyse_response(endpoint, bytes(ex.body), ctype, marks, analysis)
+    body = analysis.response_body
+    if not body:
+        return ""
+    try:
+        return output_text(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return ""
+
+
+def _side(row: dict[str, Any], upstreams: dict[str, Any]) -> dict[str, Any]:
+    """One column of the comparison, from a stored record."""
+    return {
+        "upstream": row.get("upstream"),
+        "where": where(row, upstreams),
+        "model": row.get("response_model") or row.get("model"),
+        "status": row.get("status"),
+        "prompt_tokens": row.get("prompt_tokens"),
+        "completion_tokens": row.get("completion_tokens"),
+        "total_tokens": row.get("total_tokens"),
+        "cost_usd": row.get("cost_usd") if row.get("cost_known") else None,
+        "latency_ms": row.get("latency_ms"),
+        "ttft_ms": row.get("ttft_ms"),
+        "tps": tok_s(row.get("output_tokens_per_s")),
+    }
+
+
+def change(old: float | None, new: float | None) -> str:
+    """The replay against the original, as a signed percentage ("" when either is unknown)."""
+    if old is None or new is None or old == 0:
+        return ""
+    return f"{(new - old) / old * 100:+.0f}%"
 
 
 def compare(
-    ctx: Ctx, row: dict[str, Any], ex: InternalExchange, doc: dict[str, Any], elapsed: float
+    ctx: Ctx,
+    row: dict[str, Any],
+    ex: InternalExchange,
+    stored: dict[str, Any] | None,
+    target: Target,
+    elapsed: float,
 ) -> dict[str, Any]:
-    """What the comparison page shows: both outputs, their diff, tokens, cost, latency."""
-    analysis = Analysis()
-    protocol = analyser(str(row.get("protocol") or "openai"))
-    endpoint = str(row["endpoint"])
-    protocol.analyse_request("POST", endpoint, orjson.dumps(doc), "application/json", analysis)
-    ctype = ex.headers.get("content-type", "")
-    protocol.analyse_response(endpoint, bytes(ex.body), ctype, [(len(ex.body), elapsed)], analysis)
-    new_text = output_text(_body_doc(analysis.response_body))
+    """What the comparison page shows: both records' figures side by side, both outputs and
+    their word diff. Until the replay's record is stored, only what the answer itself says."""
+    upstreams = ctx.settings.resolved_upstreams()
+    old = _side(row, upstreams)
+    if stored is not None:
+        new = _side(stored, upstreams)
+        new_text = output_text(stored.get("response_body"))
+    else:
+        new = {"upstream": target.name, "where": "local" if target.local else "cloud"}
+        new.update(status=ex.status, latency_ms=elapsed)
+        new_text = _answer_text(ex, target, elapsed)
     old_text = output_text(row.get("response_body"))
-    cost = cost_columns(
-        analysis,
-        ctx.request.app.state.pricebook,
-        provider=str(row["provider"]),
-        upstream=str(row["upstream"]),
-        model_override=None,
-        created_ms=int(time.time() * 1000),
-        latency_ms=elapsed,
-        cache_hit=False,
-    )
-    error = error_message(bytes(ex.body)) if ex.status >= 400 else None
+    new_id = ex.headers.get("heliograph-id")
     return {
-        "new_id": ex.headers.get("heliograph-id"),
+        "r": row,
+        "old": old,
+        "new": new,
+        "changes": {
+            name: change(old.get(name), new.get(name))
+            for name in ("total_tokens", "cost_usd", "latency_ms", "ttft_ms")
+        },
+        "stored": stored is not None,
+        "wait_s": RECORD_WAIT_S,
+        "new_id": new_id,
+        "new_href": path("requests", new_id) if new_id else "",
         "new_status": ex.status,
-        "new_error": error,
-        "new_text": new_text,
+        "new_error": error_message(bytes(ex.body)) if ex.status >= 400 else None,
         "old_text": old_text,
+        "new_text": new_text,
         "diff": word_diff(old_text, new_text),
-        "new_model": analysis.response_model or analysis.model,
-        "new_prompt_tokens": analysis.prompt_tokens,
-        "new_completion_tokens": analysis.completion_tokens,
-        "new_cost_usd": cost["cost_nusd"] / 1e9 if cost["cost_known"] else None,
-        "new_latency_ms": elapsed,
     }

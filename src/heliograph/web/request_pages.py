@@ -1,10 +1,12 @@
-"""The Requests page, its live JSON feed, CSV/JSONL export, and the request detail page.
+"""The Requests page, its live JSON feed and CSV/JSONL export (the request page is
+``request_detail``).
 
 All three list views share ``parse_request_query`` (the API's filter spellings, read by
 ``store.filter_params``) and ``store.search``, so the table, the live rows and the export
 always hold the same set, and the same set as the API for the same parameters. Export
 streams: rows are fetched a batch at a time with the keyset cursor and written as they come,
-with no cap and constant memory.
+with no cap and constant memory. Which columns the table shows is ``columns``' business; the
+live feed sends every field and the browser fills the columns the table has.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from heliograph.capture.openwebui_tasks import TASK_NAMES
 from heliograph.store import export as export_store
 from heliograph.store import filters, search
-from heliograph.store.requests import get_request
 from heliograph.store.times import TimeError, parse_time
-from heliograph.web import chat, names, replay
+from heliograph.web import chat, columns, names
 from heliograph.web.context import Ctx
 from heliograph.web.format import (
     DASH,
@@ -32,17 +33,25 @@ from heliograph.web.format import (
     when,
 )
 from heliograph.web.query import RequestQuery, parse_request_query
+from heliograph.web.request_detail import request_detail as request_detail
+from heliograph.web.request_detail import tok_s, where
 
 LIVE_LIMIT = 100
-RAW_DISPLAY_CHARS = 400_000
-SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "cookie", "proxy-authorization")
+
+
 def row_view(
-    row: dict[str, Any], preview: str = "", people: names.People | None = None
+    row: dict[str, Any],
+    preview: str = "",
+    people: names.People | None = None,
+    upstreams: dict[str, Any] | None = None,
+    query: str = "",
 ) -> dict[str, Any]:
     """A record as the table shows it; the live feed sends exactly this to the browser.
 
     The user is shown by name and email when the directory (``people``) knows them, with the
     id as the tooltip; an Open WebUI background task shows as a badge linking to its filter.
+    ``query`` (the table's filters) is kept on the link to the record, so its page can walk
+    the same list; ``upstreams`` tells local from cloud models.
     """
     model = row.get("model")
     user, session = row.get("user_id"), row.get("session_id")
@@ -50,9 +59,10 @@ def row_view(
     estimated = "~" if row.get("tokens_estimated") else ""
     state = row.get("state")
     status = row.get("status")
+    error = str(row.get("error") or "")
     return {
         "id": row["id"],
-        "href": path("requests", row["id"]),
+        "href": path("requests", row["id"]) + (f"?{query}" if query else ""),
         "created_at": row["created_at"],
         "time": when(row["created_at"]),
         "status": str(status) if status else DASH,
@@ -75,19 +85,32 @@ def row_view(
         "cost": usd(row["cost_usd"]) if row.get("cost_known") else "unknown",
         "cost_title": "" if row.get("cost_known") else cost_hint(row),
         "latency": ms(row.get("latency_ms")),
+        "cold": bool(row.get("cold_start")),
         "ttft": ms(row.get("ttft_ms")),
+        "tps": tok_s(row.get("output_tokens_per_s")),
+        "stream": "yes" if row.get("stream") else "no",
+        "where": where(row, upstreams or {}) if upstreams is not None else "",
+        "error": error,
+        "status_title": f"{state}: {error}" if error else str(state or ""),
     }
 
 
-def table_rows(ctx: Ctx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def table_rows(ctx: Ctx, rows: list[dict[str, Any]], query: str = "") -> list[dict[str, Any]]:
     """Table rows for records: their prompt previews and their users' names, one query each."""
     bodies = search.request_bodies_for(ctx.engine, ctx.org_id, [r["id"] for r in rows])
     people = names.lookup(ctx.engine, ctx.org_id, [r.get("user_id") for r in rows])
-    return [row_view(r, chat.preview(bodies.get(r["id"])), people) for r in rows]
+    upstreams = ctx.settings.resolved_upstreams()
+    return [row_view(r, chat.preview(bodies.get(r["id"])), people, upstreams, query) for r in rows]
+
+
+def _detail_query(rq: RequestQuery, cols: str = "") -> str:
+    """The filters a row's link carries to its page (no cursor, no live flag)."""
+    link = query_url("", rq.pairs(cursor=None, cols=cols))
+    return link[1:] if link.startswith("?") else ""
 
 
 def _list_page(
-    ctx: Ctx, rq: RequestQuery, cursor: str | None, limit: int | None = None
+    ctx: Ctx, rq: RequestQuery, cursor: str | None, limit: int | None = None, cols: str = ""
 ) -> tuple[list[dict[str, Any]], search.Page]:
     page = search.search_requests(
         ctx.engine,
@@ -98,20 +121,30 @@ def _list_page(
         sort=rq.sort,
         ascending=rq.ascending,
     )
-    return table_rows(ctx, page.rows), page
+    return table_rows(ctx, page.rows, _detail_query(rq, cols)), page
 
 
 async def requests_page(ctx: Ctx) -> Response:
-    rq = parse_request_query(ctx.request.query_params)
+    query = ctx.request.query_params
+    chosen = columns.chosen(query)
+    cols = columns.param(chosen)
+    if "col" in query:  # the column picker's form: one canonical cols= in the URL
+        kept = [(k, v) for k, v in query.multi_items() if k not in ("col", "cols")]
+        return RedirectResponse(query_url("/requests", [*kept, ("cols", cols)]), 303)
+    rq = parse_request_query(query)
     try:
-        rows, page = await ctx.run(_list_page, ctx, rq, rq.cursor)
+        rows, page = await ctx.run(_list_page, ctx, rq, rq.cursor, None, cols)
     except ValueError:
         rq.errors.append("That page link is no longer valid; showing the first page.")
-        rows, page = await ctx.run(_list_page, ctx, rq, None)
-    upstreams = sorted(ctx.request.app.state.settings.resolved_upstreams())
+        rows, page = await ctx.run(_list_page, ctx, rq, None, None, cols)
+    upstreams = sorted(ctx.settings.resolved_upstreams())
     return ctx.render(
         "requests.html",
         rq=rq,
+        cols=chosen,
+        cols_param=cols,
+        all_columns=columns.COLUMNS,
+        default_columns=columns.DEFAULT,
         rows=rows,
         page=page,
         providers=upstreams,
@@ -133,7 +166,8 @@ async def requests_json(ctx: Ctx) -> Response:
     newer = filters.Leaf("created_at", "gte", after_ms)
     rq.filter.where = filters.all_of(rq.filter.where or filters.ALL, newer)
     rq.sort, rq.ascending = "time", False
-    rows, _ = await ctx.run(_list_page, ctx, rq, None, LIVE_LIMIT)
+    cols = columns.param(columns.chosen(ctx.request.query_params))
+    rows, _ = await ctx.run(_list_page, ctx, rq, None, LIVE_LIMIT, cols)
     return JSONResponse({"rows": rows}, headers={"Cache-Control": "no-store"})
 
 
@@ -155,64 +189,3 @@ async def export(ctx: Ctx) -> Response:
         "Cache-Control": "no-store",
     }
     return StreamingResponse(body, media_type=encoder.media_type, headers=headers)
-
-
-def _raw(value: Any) -> str:
-    text = chat.pretty(value) if value is not None else ""
-    if len(text) > RAW_DISPLAY_CHARS:
-        text = text[:RAW_DISPLAY_CHARS] + f"\n… ({len(text) - RAW_DISPLAY_CHARS:,} more characters)"
-    return text
-
-
-def _headers(headers: dict[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    for name, value in sorted(headers.items()):
-        shown = "[REDACTED]" if name.lower() in SECRET_HEADERS else str(value)
-        out.append((name, shown))
-    return out
-
-
-def timing(row: dict[str, Any]) -> dict[str, Any]:
-    """Latency split into time to first token and generation (streams), or just total."""
-    total, ttft, load = row.get("latency_ms"), row.get("ttft_ms"), row.get("load_ms")
-    parts = []
-    if load:
-        parts.append(("load", "Model load", load))
-    if ttft is not None and total is not None:
-        parts.append(("ttft", "Time to first token", max(0.0, ttft - (load or 0))))
-        parts.append(("gen", "Generation", max(0.0, total - ttft)))
-    elif total is not None:
-        parts.append(("total", "Total", total - (load or 0)))
-    width = sum(p[2] for p in parts) or 1.0
-    bars, x = [], 0.0
-    for css, label, value in parts:
-        share = value / width * 100
-        bars.append({"css": css, "label": label, "value": value, "x": x, "w": share})
-        x += share
-    return {"total": total, "ttft": ttft, "parts": bars}
-
-
-async def request_detail(ctx: Ctx) -> Response:
-    rid = ctx.request.path_params["request_id"]
-    row = await ctx.run(get_request, ctx.engine, ctx.org_id, rid)
-    if row is None:
-        return ctx.not_found("No such request in your organization.")
-    people = await ctx.run(names.lookup, ctx.engine, ctx.org_id, [row.get("user_id")])
-    return ctx.render(
-        "request.html",
-        r=row,
-        people=people,
-        view=row_view(row, people=people),
-        prompt=chat.conversation(row.get("request_body")),
-        tools=chat.tool_names(row.get("request_body")),
-        answer=chat.output(row.get("response_body")),
-        timing=timing(row),
-        request_headers=_headers(row.get("request_headers") or {}),
-        response_headers=_headers(row.get("response_headers") or {}),
-        raw_request=_raw(row.get("request_body")),
-        raw_response=_raw(row.get("response_body")),
-        replay_problem=replay.replay_problem(row, ctx.request.app.state.gateway.upstreams),
-        replay_body=replay.replay_body(row)
-        if ctx.user.is_admin and row.get("request_body") is not None
-        else "",
-    )
