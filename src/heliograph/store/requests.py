@@ -258,3 +258,17 @@ def recent_requests(
     )
     with engine.connect() as conn:
         return [to_api(dict(r._mapping)) for r in conn.execute(query)]
+
+
+def time_bounds(engine: Engine, org_id: str) -> tuple[int | None, int | None]:
+    """The first and the latest LLM call of an organization (epoch ms), or Nones.
+
+    Two index probes (org, created_at) rather than MIN/MAX over the org's rows: the dashboard
+    asks on every page opened without a range."""
+    base = select(requests.c.created_at).where(
+        requests.c.org_id == org_id, requests.c.kind == "llm"
+    )
+    with engine.connect() as conn:
+        first = conn.execute(base.order_by(requests.c.created_at).limit(1)).scalar()
+        last = conn.execute(base.order_by(requests.c.created_at.desc()).limit(1)).scalar()
+    return first, last

@@ -8,13 +8,14 @@ text is escaped; the chart has a title and a description for screen readers.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from heliograph.web.format import short_time, when
+from heliograph.web.format import short_time, when, zone_label
 
 WIDTH, HEIGHT = 480, 170
 LEFT, RIGHT, TOP, BOTTOM = 58, 8, 10, 22
@@ -51,6 +52,7 @@ def chart(
     links: Sequence[str] | None = None,
     width: int = WIDTH,
     height: int = HEIGHT,
+    tz: dt.tzinfo | None = None,
 ) -> Markup:
     """A caption and an SVG chart of ``series`` over buckets starting at ``starts`` (epoch ms).
 
@@ -97,7 +99,7 @@ def chart(
             x = LEFT + col * i + col / 2
             out.append(
                 f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle">'
-                f"{escape(short_time(starts[i], span))}</text>"
+                f"{escape(short_time(starts[i], span, tz))}</text>"
             )
     out.append("</g>")
     if kind == "line":
@@ -132,8 +134,9 @@ def chart(
                 if kind == "stack":
                     base += v
     out.append('<g class="hover">')
+    zone = zone_label(tz)
     for i, start in enumerate(starts):
-        label = f"{when(start)} to {when(start + bucket_ms)[11:]} UTC"
+        label = f"{when(start, tz)} to {when(start + bucket_ms, tz)[11:]} {zone}"
         lines = [label] + [f"{s.name}: {fmt(s.values[i] or 0)}" for s in series]
         target = (
             f'<rect x="{LEFT + col * i:.1f}" y="{pad}" width="{col:.1f}" height="{plot_h}">'

@@ -9,10 +9,11 @@ answer 403 to viewers.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -30,8 +31,10 @@ from heliograph.auth.sessions import (
     tokens_match,
 )
 from heliograph.config import Settings
+from heliograph.store.requests import time_bounds
 from heliograph.web import format as fmt
 from heliograph.web import names
+from heliograph.web.query import KEPT, Window, default_range, now_ms, parse_tz, parse_window
 
 MAX_FORM_BYTES = 64 * 1024
 # scrypt takes ~16 MiB and tens of milliseconds of CPU per check: one check at a time leaves
@@ -104,7 +107,35 @@ class Ctx:
         """A blocking store call, off the event loop."""
         return await run_in_threadpool(fn, *args, **kwargs)
 
+    @property
+    def tz(self) -> dt.tzinfo:
+        """The timezone the page shows times in (``?tz=``; UTC by default)."""
+        return parse_tz(self.request.query_params.get("tz"))[0]
+
+    async def window(self, default: str | None = None) -> Window:
+        """The page's time window. Without ``range`` in the URL (and no ``default`` the page
+        insists on) it is the range that shows this organization's traffic."""
+        q = self.request.query_params
+        if not q.get("range") and default is None:
+            first, last = await self.run(time_bounds, self.engine, self.org_id)
+            default = default_range(first, last, now_ms())
+        window = parse_window(q, default or "24h", self.tz)
+        problem = parse_tz(q.get("tz"))[1]
+        if problem:
+            window.error = f"{window.error} {problem}".strip()
+        return window
+
+    def keep(self) -> dict[str, str]:
+        """The state every page keeps (time range and timezone) for the navigation links."""
+        q = self.request.query_params
+        kept = {k: q[k] for k in KEPT if q.get(k)}
+        if kept.get("range") != "custom":
+            kept.pop("since", None)
+            kept.pop("until", None)
+        return kept
+
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("tz", self.tz)
         return self.ui.html(
             template,
             status,
@@ -113,6 +144,8 @@ class Ctx:
             current=self.request.url.path,
             base_url=self.settings.base_url(),
             demo=self.settings.demo,
+            keep=self.keep(),
+            zone=fmt.zone_label(context["tz"]),
             **context,
         )
 
@@ -169,6 +202,10 @@ def forbidden(ui: UI, user: SessionUser, message: str) -> HTMLResponse:
     )
 
 
+def _has_empty(request: Request) -> bool:
+    return any(not v.strip() for _, v in request.query_params.multi_items())
+
+
 def page(ui: UI, view: View, *, admin: bool = False, json: bool = False) -> Endpoint:
     """Wrap a view with login, one-time-password, CSRF and role checks."""
 
@@ -183,6 +220,11 @@ def page(ui: UI, view: View, *, admin: bool = False, json: bool = False) -> Endp
             if json:
                 return JSONResponse({"error": "password change required"}, 403)
             return RedirectResponse(PASSWORD_PATH, 303)
+        if request.method == "GET" and not json and _has_empty(request):
+            # A GET form submits every input, filled or not: keep URLs to what was chosen.
+            kept = [(k, v) for k, v in request.query_params.multi_items() if v.strip()]
+            target = request.url.path + (f"?{urlencode(kept)}" if kept else "")
+            return RedirectResponse(target, 303)
         form: dict[str, str] = {}
         if request.method == "POST":
             parsed = await read_form(request)

@@ -11,6 +11,9 @@ import math
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
 DASH = "—"
 
 
@@ -72,18 +75,37 @@ def rate(value: float | None) -> str:
     return DASH if value is None else f"{value:.1f}/s"
 
 
-def when(value: int | str | None) -> str:
-    """UTC time (ISO string or epoch ms) as 2026-11-28 13:04:05."""
+def when(value: int | str | None, tz: dt.tzinfo | None = None) -> str:
+    """A time (ISO string or epoch ms) as 2026-11-28 13:04:05 in ``tz`` (default UTC)."""
     if value is None:
         return DASH
     if isinstance(value, str):
-        return value.replace("T", " ")[:19]
-    return dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            stamp = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value.replace("T", " ")[:19]
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.UTC)
+    else:
+        stamp = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+    return stamp.astimezone(tz or dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def short_time(value: int, span_ms: int) -> str:
+@pass_context
+def when_here(context: Context, value: int | str | None) -> str:
+    """``when`` in the page's chosen timezone (the template's ``tz``, UTC without one)."""
+    tz = context.get("tz")
+    return when(value, tz if isinstance(tz, dt.tzinfo) else None)
+
+
+def zone_label(tz: dt.tzinfo | None) -> str:
+    """A timezone's name as shown beside times: its IANA key, or UTC."""
+    return str(getattr(tz, "key", None) or "UTC") if tz is not None else "UTC"
+
+
+def short_time(value: int, span_ms: int, tz: dt.tzinfo | None = None) -> str:
     """An axis label: time of day for short spans, the date for long ones."""
-    stamp = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+    stamp = dt.datetime.fromtimestamp(value / 1000, tz or dt.UTC)
     if span_ms <= 2 * 86_400_000:
         return stamp.strftime("%H:%M")
     return stamp.strftime("%b %d")
@@ -135,7 +157,7 @@ FILTERS = {
     "count": count,
     "pct": pct,
     "rate": rate,
-    "when": when,
+    "when": when_here,
     "duration": duration,
     "segment": segment,
 }

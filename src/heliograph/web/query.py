@@ -13,7 +13,9 @@ edge is a date that can be shown.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,16 @@ EARLIEST_MS = 0  # no request is recorded before 1970
 RANGES = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 RANGE_BUCKETS = {"1h": 2 * MINUTE, "24h": HOUR, "7d": 6 * HOUR, "30d": DAY}
 MAX_PAGE = 500
+# The page state every page keeps when moving between pages (the nav links carry it).
+KEPT = ("range", "since", "until", "tz")
+# Offered in the timezone picker besides UTC, the current one and the browser's own.
+COMMON_ZONES = (
+    *("America/Los_Angeles", "America/Denver", "America/Chicago", "America/New_York"),
+    *("America/Sao_Paulo", "Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Moscow"),
+    *("Africa/Johannesburg", "Asia/Dubai", "Asia/Kolkata", "Asia/Singapore", "Asia/Shanghai"),
+    *("Asia/Seoul", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland"),
+)
+_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 PROPERTY = "property."
 # The page's spellings before it shared the API's; links saved with them keep working.
 ALIASES = {"user": "user_id", "session": "session_id"}
@@ -59,11 +71,52 @@ def recordable(since_ms: int, until_ms: int, now: int) -> tuple[int, int, str]:
     return low, high, f"The range was narrowed to {shown}: no request is recorded outside it."
 
 
-def input_value(ms: int | None) -> str:
-    """A datetime-local input's value (UTC)."""
+def input_value(ms: int | None, tz: dt.tzinfo = dt.UTC) -> str:
+    """A datetime-local input's value, in the page's timezone."""
     if ms is None:
         return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M")
+    return dt.datetime.fromtimestamp(ms / 1000, tz).strftime("%Y-%m-%dT%H:%M")
+
+
+def parse_tz(value: str | None) -> tuple[dt.tzinfo, str]:
+    """The timezone a page shows times in (``?tz=Asia/Seoul``), and an error for a bad one."""
+    if not value or value.upper() == "UTC":
+        return dt.UTC, ""
+    try:
+        return zoneinfo.ZoneInfo(value), ""
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC, f"Unknown timezone {value[:60]!r}; showing UTC."
+
+
+def local_ms(value: str, name: str, tz: dt.tzinfo) -> int:
+    """A custom range's bound: a time without an offset (a datetime-local input) is read in
+    the page's timezone, anything else as ``store.times`` reads it."""
+    text = value.strip()
+    if _NAIVE.match(text):
+        stamp = dt.datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=tz)
+        return int(stamp.timestamp() * 1000)
+    return parse_time(text, name)
+
+
+def default_range(first_ms: int | None, last_ms: int | None, now: int) -> str:
+    """The range a page opens on when the URL names none: one that shows the data.
+
+    A young install (or the demo's week of history) opens on the smallest range holding all
+    of its traffic, so it is not one bar at the right edge of 24 h; an older one on the
+    smallest range that holds its latest request; 24 h when there is nothing or nothing
+    recent."""
+    if first_ms is None or last_ms is None:
+        return "24h"
+    for key in ("1h", "24h", "7d", "30d"):
+        if now - first_ms <= RANGES[key]:
+            return key
+    return next((k for k in ("24h", "7d", "30d") if now - last_ms <= RANGES[k]), "24h")
+
+
+def zone_offset_ms(tz: dt.tzinfo, at_ms: int) -> int:
+    """``tz``'s offset from UTC at a time, in whole hours (the rollups are hourly)."""
+    offset = dt.datetime.fromtimestamp(at_ms / 1000, tz).utcoffset() or dt.timedelta()
+    return int(offset.total_seconds() // 3600) * HOUR
 
 
 @dataclass
@@ -76,6 +129,11 @@ class Window:
     bucket_ms: int
     error: str = ""
     note: str = ""
+    tz: dt.tzinfo = dt.UTC
+
+    @property
+    def tz_name(self) -> str:
+        return str(getattr(self.tz, "key", "UTC"))
 
     @property
     def starts(self) -> list[int]:
@@ -101,21 +159,39 @@ class Window:
 
     @property
     def since_input(self) -> str:
-        return input_value(self.since_ms)
+        return input_value(self.since_ms, self.tz)
 
     @property
     def until_input(self) -> str:
-        return input_value(self.until_ms)
+        return input_value(self.until_ms, self.tz)
+
+    @property
+    def zones(self) -> list[str]:
+        """The timezone picker's choices: UTC, this page's zone, then the common ones."""
+        return list(dict.fromkeys(("UTC", self.tz_name, *COMMON_ZONES)))
+
+    def picker_params(self, **changes: str) -> dict[str, str]:
+        """Parameters for a range-picker link: the timezone kept (unless UTC), ``changes``."""
+        out = {"tz": self.tz_name} if self.tz_name != "UTC" else {}
+        return {**out, **changes}
 
 
-def parse_window(q: QueryParams, default: str = "24h") -> Window:
+def _align(instant: int, bucket: int, offset: int, up: bool) -> int:
+    """``instant`` rounded to a bucket edge of the local clock (``offset`` from UTC)."""
+    shifted = instant + offset
+    edge = -(-shifted // bucket) * bucket if up else shifted // bucket * bucket
+    return edge - offset
+
+
+def parse_window(q: QueryParams, default: str = "24h", tz: dt.tzinfo = dt.UTC) -> Window:
+    """The page's time window; buckets of six hours and more start at local midnight."""
     key = q.get("range") or default
     now = now_ms()
     error = ""
     if key == "custom":
         try:
-            since = parse_time(q.get("since", ""), "since")
-            until = parse_time(q["until"], "until") if q.get("until") else now
+            since = local_ms(q.get("since", ""), "since", tz)
+            until = local_ms(q["until"], "until", tz) if q.get("until") else now
             if until <= since:
                 raise ValueError("the end must be after the start")
             since, until, note = recordable(since, until, now)
@@ -124,14 +200,16 @@ def parse_window(q: QueryParams, default: str = "24h") -> Window:
             key = "24h"
         else:
             bucket = auto_bucket(until - since)
-            start = since // bucket * bucket
-            end = -(-until // bucket) * bucket
-            return Window("custom", start, end, bucket, note=note)
+            offset = zone_offset_ms(tz, until) if bucket > HOUR else 0
+            start = _align(since, bucket, offset, up=False)
+            end = _align(until, bucket, offset, up=True)
+            return Window("custom", start, end, bucket, note=note, tz=tz)
     if key not in RANGES:
-        key = default
+        key = default if default in RANGES else "24h"
     bucket = RANGE_BUCKETS[key]
-    until = -(-now // bucket) * bucket
-    return Window(key, until - RANGES[key], until, bucket, error)
+    offset = zone_offset_ms(tz, now) if bucket > HOUR else 0
+    until = _align(now, bucket, offset, up=True)
+    return Window(key, until - RANGES[key], until, bucket, error, tz=tz)
 
 
 @dataclass
