@@ -5,7 +5,10 @@ It answers OpenAI-style chat requests in three modes, chosen by the ``x-raw-mode
   the connection (so a test can see that the gateway cancelled the upstream call);
 - ``huge-sse``: streams ``x-raw-mb`` MB of chat chunks, then a usage chunk and ``[DONE]``;
 - ``huge-json``: one non-stream JSON answer of ``x-raw-mb`` MB, with a Content-Length;
-- ``echo``: answers with the last message's content (hostile text in the output).
+- ``echo``: answers with the last message's content (hostile text in the output);
+- ``done-hold``: streams a short answer with usage and ``[DONE]``, then keeps the connection
+  open for ``x-raw-delay`` seconds before closing it (an upstream slow to send its EOF), and
+  notes whether the caller closed first.
 Every request line it receives is kept (``paths``), so a test can prove what reached it.
 """
 
@@ -91,6 +94,8 @@ class RawUpstream:
                 await self._slow(reader, writer, seen, float(headers.get("x-raw-delay", "5")))
             elif mode == "huge-sse":
                 await self._huge_sse(writer, int(headers.get("x-raw-mb", "1")))
+            elif mode == "done-hold":
+                await self._done_hold(reader, writer, seen, float(headers.get("x-raw-delay", "5")))
             elif mode == "huge-json":
                 await self._huge_json(writer, int(headers.get("x-raw-mb", "1")))
             elif mode == "echo":
@@ -142,6 +147,26 @@ class RawUpstream:
         }
         writer.write(b"data: " + orjson.dumps(usage) + b"\n\ndata: [DONE]\n\n")
         await writer.drain()
+
+    async def _done_hold(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen, delay: float
+    ) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+        )
+        for word in ("The ", "whole ", "answer."):
+            writer.write(b"data: " + orjson.dumps(_chunk({"content": word})) + b"\n\n")
+        usage = _chunk(None)
+        usage["choices"] = []
+        usage["usage"] = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+        writer.write(b"data: " + orjson.dumps(usage) + b"\n\ndata: [DONE]\n\n")
+        await writer.drain()
+        try:  # hold the connection open: no EOF until the delay, unless the caller leaves
+            data = await asyncio.wait_for(reader.read(1), delay)
+        except TimeoutError:
+            return
+        if not data:
+            seen.closed = time.monotonic()
 
     async def _huge_json(self, writer: asyncio.StreamWriter, megabytes: int) -> None:
         text = "y" * (megabytes * 1024 * 1024)

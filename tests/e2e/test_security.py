@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import orjson
 import pytest
 
@@ -390,6 +391,39 @@ def test_a_client_leaving_before_the_answer_cancels_the_upstream_call(
     assert rows, "no record for a client that left"
     assert rows[0]["state"] == "cancelled" and rows[0]["status"] == 499
     assert rows[0]["latency_ms"] < 3000
+
+
+def test_a_client_closing_on_done_got_the_whole_answer_and_it_is_recorded_ok(
+    server: Server, raw: RawUpstream
+) -> None:
+    """The openai SDK closes a stream on ``[DONE]``; an upstream may send its EOF later. The
+    answer was passed on whole, so the record is ok with its usage, never cancelled (a race
+    that once made the record's state depend on which came first)."""
+    client = openai.OpenAI(
+        base_url=server.url(f"/myllm/{server.write_key}"),
+        api_key="sk-client-unused",
+        default_headers={"x-raw-mode": "done-hold", "x-raw-delay": "6"},
+        max_retries=0,
+    )
+    started = time.monotonic()
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        extra_headers={"Helicone-User-Id": "done-closer"},
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    stream.close()
+    assert text == "The whole answer."
+    assert time.monotonic() - started < 5, "the client waited for the upstream's EOF"
+    rows: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 15
+    while not rows and time.monotonic() < deadline:
+        rows = server.newest(user_id="done-closer")
+        time.sleep(0.05)
+    assert rows, "no record for a stream closed on [DONE]"
+    assert rows[0]["state"] == "ok" and rows[0]["status"] == 200, rows[0]
+    assert rows[0]["completion_tokens"] == 3 and rows[0]["prompt_tokens"] == 11
 
 
 # -- what is stored ---------------------------------------------------------------------
