@@ -10,9 +10,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from heliograph.web import (
+    compare,
     dashboard,
     groups,
     login,
+    models,
     openwebui_page,
     people,
     replay,
@@ -52,7 +54,9 @@ def routes() -> list[BaseRoute]:
         Route(PASSWORD_PATH, page(ui, login.password_form), methods=["GET"]),
         Route(PASSWORD_PATH, page(ui, login.change_password), methods=["POST"]),
         Route("/", page(ui, dashboard.dashboard), methods=["GET"]),
-        Route("/models", page(ui, dashboard.models_page), methods=["GET"]),
+        Route("/models", page(ui, models.models_page), methods=["GET"]),
+        Route("/models/{model:path}", page(ui, models.model_page), methods=["GET"]),
+        Route("/compare", page(ui, compare.compare_page), methods=["GET"]),
         Route("/requests", page(ui, request_pages.requests_page), methods=["GET"]),
         Route(
             "/requests/live.json", page(ui, request_pages.requests_json, json=True), methods=["GET"]

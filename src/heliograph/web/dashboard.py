@@ -1,8 +1,10 @@
-"""The Dashboard (totals, charts, top lists) and the Models page.
+"""The Dashboard (totals, charts, top lists, local versus cloud), and what decides whether a
+model runs locally.
 
-Both read only ``store.analytics`` (the same functions as ``/api/v1/analytics/*``), so they
-move to hourly rollups with the query layer. Every number, bar and row links to the Requests
-page filtered to what it counts.
+It reads ``store.analytics`` (the same functions as ``/api/v1/analytics/*``) and
+``store.model_stats``, so it reads hourly rollups. Every number, bar and row links to the
+Requests page filtered to what it counts. The local-versus-cloud block is shared with the
+Models page (``local_cloud``).
 """
 
 from __future__ import annotations
@@ -11,17 +13,30 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from heliograph.config import UpstreamConfig
-from heliograph.store import analytics, tasks
+from heliograph.config import Settings, UpstreamConfig
+from heliograph.store import analytics, model_stats, tasks
 from heliograph.web import names
 from heliograph.web.charts import Series, chart
 from heliograph.web.context import Ctx
-from heliograph.web.format import ms, number, path, query_url, tokens, usd
-from heliograph.web.query import Window, parse_window
+from heliograph.web.format import ms, number, query_url, tokens, usd
+from heliograph.web.query import Window
+from heliograph.web.sorting import TableSort
 
 TOP = 8
+TOP_COLUMNS = ("requests", "cost_usd", "p95_latency_ms", "key")
+SIDE_COLUMNS = (
+    *("requests", "models", "cost_usd", "p50_latency_ms", "p50_ttft_ms"),
+    *("p50_output_tokens_per_s", "side"),
+)
+BOTH_FIELDS = ("requests", "cost_usd", "p50_latency_ms", "p50_ttft_ms", "p50_output_tokens_per_s")
+BOTH_COLUMNS = (
+    "requests",
+    *(f"{side}_{f}" for f in BOTH_FIELDS for side in model_stats.SIDES),
+    "key",
+)
 LOCAL_PROVIDERS = frozenset(
     {"ollama", "vllm", "llamacpp", "llama.cpp", "lmstudio", "localai", "tgi", "sglang"}
 )
@@ -35,7 +50,7 @@ def _links(window: Window, **extra: str) -> list[str]:
 
 
 def dashboard_charts(window: Window, points: list[dict[str, Any]]) -> list[Any]:
-    starts, bucket = window.starts, window.bucket_ms
+    starts, bucket, tz = window.starts, window.bucket_ms, window.tz
     links = _links(window, kind="llm")
 
     def values(name: str) -> list[float | None]:
@@ -50,6 +65,7 @@ def dashboard_charts(window: Window, points: list[dict[str, Any]]) -> list[Any]:
             [Series("Requests", values("requests"))],
             fmt=number,
             links=links,
+            tz=tz,
         ),
         chart(
             "chart-cost",
@@ -59,6 +75,7 @@ def dashboard_charts(window: Window, points: list[dict[str, Any]]) -> list[Any]:
             [Series("Cost", values("cost_usd"), "s2")],
             fmt=usd,
             links=links,
+            tz=tz,
         ),
         chart(
             "chart-tokens",
@@ -72,6 +89,7 @@ def dashboard_charts(window: Window, points: list[dict[str, Any]]) -> list[Any]:
             fmt=tokens,
             kind="stack",
             links=links,
+            tz=tz,
         ),
         chart(
             "chart-latency",
@@ -85,6 +103,7 @@ def dashboard_charts(window: Window, points: list[dict[str, Any]]) -> list[Any]:
             fmt=ms,
             kind="line",
             links=links,
+            tz=tz,
         ),
         chart(
             "chart-errors",
@@ -94,6 +113,7 @@ def dashboard_charts(window: Window, points: list[dict[str, Any]]) -> list[Any]:
             [Series("Errors", values("errors"), "s5")],
             fmt=number,
             links=_links(window, kind="llm", errors="1"),
+            tz=tz,
         ),
     ]
 
@@ -109,19 +129,49 @@ def _load_dashboard(ctx: Ctx, window: Window) -> dict[str, Any]:
         "users": users,
         "people": names.lookup(engine, org, [u["key"] for u in users]),
         "task_share": tasks.overview(engine, org, since, until),
+        "split": model_stats.servings(engine, org, since, until, local_test(ctx.settings)),
     }
 
 
 async def dashboard(ctx: Ctx) -> Response:
-    window = parse_window(ctx.request.query_params)
+    window = await ctx.window()
     data = await ctx.run(_load_dashboard, ctx, window)
+    q = ctx.request.query_params
+    tops = {}
+    for name in ("models", "providers", "users"):
+        sorter = TableSort(q, "/", TOP_COLUMNS, "-requests", param=f"{name}_sort")
+        tops[name] = (sorter.apply(data.pop(name)), sorter)
     return ctx.render(
         "dashboard.html",
         window=window,
         charts=dashboard_charts(window, data["points"]),
         drill=lambda **kw: query_url("/requests", {**window.request_params(), "kind": "llm", **kw}),
+        tops=tops,
+        lc=local_cloud(q, "/", data.pop("split")),
         **data,
     )
+
+
+def local_cloud(q: QueryParams, page: str, split: dict[str, Any]) -> dict[str, Any]:
+    """The local-versus-cloud block's rows (``model_stats.servings``), each table sorted by
+    its own URL parameter: the two subtotals, and the models served both ways."""
+    sides = [{"side": side, **split["sides"][side]} for side in model_stats.SIDES]
+    both = [
+        {
+            "key": m["key"],
+            "requests": m["requests"],
+            **{f"{side}_{f}": m[side][f] for f in BOTH_FIELDS for side in model_stats.SIDES},
+        }
+        for m in split["both"]
+    ]
+    side_sort = TableSort(q, page, SIDE_COLUMNS, "side", param="lc_sort")
+    both_sort = TableSort(q, page, BOTH_COLUMNS, "-requests", param="both_sort")
+    return {
+        "sides": side_sort.apply(sides),
+        "side_sort": side_sort,
+        "both": both_sort.apply(both),
+        "both_sort": both_sort,
+    }
 
 
 def is_local(provider: str, upstreams: dict[str, UpstreamConfig]) -> bool:
@@ -148,44 +198,17 @@ def is_local(provider: str, upstreams: dict[str, UpstreamConfig]) -> bool:
     return address.is_private or address.is_loopback
 
 
-def _load_models(ctx: Ctx, window: Window) -> dict[str, Any]:
-    engine, org, since, until = ctx.engine, ctx.org_id, window.since_ms, window.until_ms
-    models = analytics.breakdown(engine, org, "model", since, until, 500)
-    keys = [m["key"] for m in models if m["key"] is not None][:6]
-    usage = analytics.requests_by(engine, org, "model", keys, since, until, window.bucket_ms)
-    return {"models": models, "usage": usage}
+def served_locally(upstream: str, provider: str, upstreams: dict[str, UpstreamConfig]) -> bool:
+    """Whether a record's upstream runs locally: its own ``local`` setting decides, else the
+    guess of ``is_local`` on the upstream's name and address, or on the provider's (a
+    configured vLLM or Ollama server counts as local)."""
+    config = upstreams.get(upstream)
+    if config is not None and config.local is not None:
+        return config.local
+    return is_local(upstream, upstreams) or is_local(provider, upstreams)
 
 
-async def models_page(ctx: Ctx) -> Response:
-    window = parse_window(ctx.request.query_params, "30d")
-    data = await ctx.run(_load_models, ctx, window)
-    upstreams = ctx.settings.resolved_upstreams()
-    rows = []
-    for m in data["models"]:
-        local = any(is_local(p, upstreams) for p in m["providers"])
-        rows.append({**m, "local": local})
-    rows.sort(key=lambda r: (r["local"], -r["requests"]))
-    series = [
-        Series(str(key), [float(v) for v in counts], f"s{i + 1}")
-        for i, (key, counts) in enumerate(data["usage"].items())
-    ]
-    usage_chart = chart(
-        "chart-models",
-        "Requests per model",
-        window.starts,
-        window.bucket_ms,
-        series,
-        fmt=number,
-        kind="stack",
-        links=_links(window, kind="llm"),
-        width=1000,
-        height=200,
-    )
-    return ctx.render(
-        "models.html",
-        window=window,
-        rows=rows,
-        usage_chart=usage_chart if series else None,
-        drill=lambda **kw: query_url("/requests", {**window.request_params(), **kw}),
-        user_path=lambda u: path("users", u),
-    )
+def local_test(settings: Settings) -> model_stats.Local:
+    """``served_locally`` for this server's upstreams, as ``store.model_stats`` takes it."""
+    upstreams = settings.resolved_upstreams()
+    return lambda upstream, provider: served_locally(upstream, provider, upstreams)

@@ -1,0 +1,238 @@
+"""The Models page, a model's page, the comparison view and the local-versus-cloud block,
+over real HTTP on both store dialects, from records written straight into the store (so the
+figures are known exactly): figures, drill-through links, sorting in the URL, escaping."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from markupsafe import escape
+
+from conftest import LiveGateway, gateway_settings
+from heliograph.store.engine import make_engine
+from heliograph.store.rollups import HOUR_MS
+from mock_upstream import MockUpstream
+from query_support import insert, row
+from web_support import WebClient, add_user
+
+EMAIL = "models@example.com"
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+H0 = (int(time.time() * 1000) - 3 * HOUR_MS) // HOUR_MS * HOUR_MS
+
+
+def upstreams(mock_url: str) -> dict[str, Any]:
+    return {
+        "openai": {"url": mock_url, "local": False},  # the mock listens on loopback
+        "groq": {"url": "https://api.groq.com/openai/v1", "local": False},
+        "gpu-box": {"url": "http://10.1.2.3:8000/v1", "protocol": "openai", "provider": "openai"},
+    }
+
+
+def records(org_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def add(**kw: Any) -> None:
+        out.append(row(org_id, len(out), **kw))
+
+    for i in range(4):  # llama3.2 on the local Ollama: 800 ms, 20 tok/s, one cold start
+        add(
+            created_at=H0 + i * 600_000,
+            provider="ollama",
+            upstream="ollama",
+            model="llama3.2",
+            latency_ms=800.0,
+            ttft_ms=200.0,
+            output_tokens_per_s=20.0,
+            load_ms=3000.0 if i == 0 else 10.0,
+            prompt_tokens=10,
+            completion_tokens=30,
+            cost_known=True,
+            cost_nusd=0,
+            user_id="alice",
+        )
+    for i in range(2):  # the same model from a cloud host, priced
+        add(
+            created_at=H0 + HOUR_MS + i * 60_000,
+            provider="groq",
+            upstream="groq",
+            model="llama3.2",
+            latency_ms=150.0,
+            output_tokens_per_s=300.0,
+            prompt_tokens=10,
+            completion_tokens=30,
+            cost_known=True,
+            cost_nusd=2_000_000,
+            user_id="bob",
+        )
+    for i in range(3):  # gpt-4o: slow and dear; one failed
+        add(
+            created_at=H0 + 2 * HOUR_MS + i * 60_000,
+            provider="openai",
+            upstream="openai",
+            model="gpt-4o",
+            latency_ms=4500.0,
+            prompt_tokens=100,
+            completion_tokens=50,
+            cost_known=True,
+            cost_nusd=50_000_000,
+            user_id=IMG,
+            state="error" if i == 2 else "ok",
+            status=500 if i == 2 else 200,
+        )
+    # a local upstream on a private address (no _LOCAL set): hostile model name
+    add(
+        created_at=H0 + 30 * 60_000,
+        provider="openai",
+        upstream="gpu-box",
+        model=SCRIPT,
+        latency_ms=900.0,
+        user_id=SCRIPT,
+    )
+    return out
+
+
+@pytest.fixture
+def site(tmp_path: Path, mock: MockUpstream, db_url: str) -> Iterator[WebClient]:
+    settings = gateway_settings(
+        tmp_path, db_url, mock.url, writer="off", upstreams=upstreams(mock.url)
+    )
+    gw = LiveGateway(settings).start()
+    try:
+        engine = make_engine(settings.sqlalchemy_url)
+        insert(engine, records(gw.org.id))
+        engine.dispose()
+        add_user(gw, EMAIL)
+        with WebClient(gw, EMAIL) as web:
+            yield web
+    finally:
+        gw.stop()
+
+
+def stat(page: str, label: str) -> str:
+    match = re.search(
+        rf'<span class="label">{re.escape(label)}</span>\s*<span class="value">([^<]*)</span>', page
+    )
+    assert match, f"no {label!r} figure on the page"
+    return html.unescape(match.group(1))
+
+
+def table(page: str, table_id: str) -> list[list[str]]:
+    """The text of each body row's cells of the table with ``table_id``."""
+    match = re.search(rf'<table[^>]*id="{table_id}".*?<tbody>(.*?)</tbody>', page, re.S)
+    assert match, f"no table #{table_id}"
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", match.group(1), re.S)
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(
+            r"<t[dh][^>]*>(.*?)</t[dh]>", r, re.S)]
+        for r in rows
+    ]  # fmt: skip
+
+
+def test_models_page_local_cloud_and_sorting(site: WebClient) -> None:
+    page = site.get("/models", range="24h")
+    assert page.status_code == 200, page.text[:500]
+    text = page.text
+    sides = {r[0]: r for r in table(text, "local-cloud")}
+    # Where, Models, Requests, Cost, p50 latency, p50 TTFT, p50 tok/s
+    assert sides["local"][1:4] == ["2", "5", "$0*"]  # llama3.2 on ollama, the gpu-box model
+    assert sides["cloud"][1:4] == ["2", "5", "$0.154"]  # groq's llama3.2, gpt-4o
+    assert sides["local"][4:7] == ["875 ms", "150 ms", "17.5/s"]
+    [both] = table(text, "both-ways")
+    assert both[:4] == ["llama3.2", "6", "4", "2"]
+    assert both[4:6] == ["$0", "$0.004"]
+    models = table(text, "models")
+    assert [r[1] for r in models] == ["llama3.2", "gpt-4o", SCRIPT]
+    llama = models[0]
+    assert llama[2] == "both" and llama[3] == "ollama, groq" and llama[4] == "6"
+    assert llama[13] == "1"  # a cold start
+    assert models[2][2] == "local"  # gpu-box: a private address
+    # every numeric column sorts, both ways, and the sort is in the URL
+    by_cost = table(site.get("/models", range="24h", sort="-cost_usd").text, "models")
+    assert [r[1] for r in by_cost] == ["gpt-4o", "llama3.2", SCRIPT]
+    by_latency = table(site.get("/models", range="24h", sort="p50_latency_ms").text, "models")
+    assert [r[1] for r in by_latency] == ["llama3.2", SCRIPT, "gpt-4o"]
+    assert 'href="/models?range=24h&amp;sort=-cost_usd"' in text
+    # a model's name links to its page, its upstreams to the model x upstream page
+    assert 'href="/models/llama3.2?range=24h&amp;upstream=groq"' in text
+    assert '<input type="checkbox" name="model" value="llama3.2"' in text
+    # hostile names are shown, escaped, never as markup
+    assert SCRIPT not in text and html.escape(SCRIPT, quote=False) in text
+    dash = site.get("/", range="24h").text
+    assert SCRIPT not in dash and IMG not in dash
+    dash_sides = {r[0]: r[2] for r in table(dash, "local-cloud")}
+    assert dash_sides == {"local": "5", "cloud": "5"}
+    assert table(dash, "both-ways")[0][:2] == ["llama3.2", "6"]
+
+
+def test_a_models_page(site: WebClient) -> None:
+    page = site.get("/models/llama3.2", range="24h")
+    assert page.status_code == 200, page.text[:500]
+    text = page.text
+    assert stat(text, "Requests") == "6"
+    assert stat(text, "Cost") == "$0.004"
+    assert stat(text, "Cold starts") == "1"
+    assert stat(text, "Tokens") == "240"
+    served = {r[0]: r for r in table(text, "served-by")}
+    assert served["ollama"][2:4] == ["local", "4"] and served["groq"][2:4] == ["cloud", "2"]
+    for chart_id in ("chart-latency", "chart-ttft", "chart-tps", "chart-ptps", "chart-cold"):
+        assert f'id="{chart_id}"' in text, chart_id
+    assert 'id="chart-error-rate"' in text and 'id="chart-upstream-latency"' in text
+    assert 'id="chart-histogram"' in text
+    assert "min_latency=750&amp;max_latency=1000" in text  # a histogram bar's drill-through
+    assert "model=llama3.2" in text and "/requests?" in text
+    top = re.search(r'id="model-users".*?</table>', text, re.S)
+    assert top and "alice" in top.group(0) and "bob" in top.group(0)
+    # one upstream of the model
+    groq = site.get("/models/llama3.2", range="24h", upstream="groq").text
+    assert stat(groq, "Requests") == "2" and stat(groq, "Cost") == "$0.004"
+    assert 'id="chart-upstream-latency"' not in groq
+    assert "upstream=groq" in groq
+    # recent errors of gpt-4o, and a user with a hostile id shown escaped
+    gpt = site.get("/models/gpt-4o", range="24h").text
+    assert stat(gpt, "Error rate") == "33%"
+    assert re.search(r'<h2 id="recent-errors">.*?<tr data-id=', gpt, re.S)
+    assert IMG not in gpt and str(escape(IMG)) in gpt
+    hostile = site.get("/models/" + quote(SCRIPT, safe=""), range="24h")
+    assert hostile.status_code == 200
+    assert SCRIPT not in hostile.text and stat(hostile.text, "Requests") == "1"
+    # sortable tables, each with its own parameter
+    asc = table(site.get("/models/llama3.2", range="24h", up_sort="requests").text, "served-by")
+    assert [r[0] for r in asc] == ["groq", "ollama"]
+
+
+def test_compare_view(site: WebClient) -> None:
+    page = site.get("/compare", range="24h", model=["llama3.2", "gpt-4o"])
+    assert page.status_code == 200, page.text[:500]
+    rows = {r[0]: r for r in table(page.text, "compare")}
+    assert set(rows) == {"llama3.2", "gpt-4o"}
+    assert rows["llama3.2"][1] == "6" and rows["gpt-4o"][1] == "3"
+    assert rows["gpt-4o"][2] == "$0.15"
+    assert rows["gpt-4o"][12] == "33%"
+    assert page.text.count('<svg class="chart"') == 8
+    by_latency = table(
+        site.get(
+            "/compare", range="24h", model=["llama3.2", "gpt-4o"], sort="-p50_latency_ms"
+        ).text,
+        "compare",
+    )
+    assert [r[0] for r in by_latency] == ["gpt-4o", "llama3.2"]
+    # the traffic filter applies to every model alike
+    cloud = table(
+        site.get("/compare", range="24h", model=["llama3.2", "gpt-4o"], upstream="groq").text,
+        "compare",
+    )
+    assert {r[0]: r[1] for r in cloud} == {"llama3.2": "2", "gpt-4o": "0"}
+    one = site.get("/compare", range="24h", model="llama3.2").text
+    assert "Pick two to four models" in one and '<svg class="chart"' not in one
+    five = site.get("/compare", range="24h", model=["a", "b", "c", "d", "e"]).text
+    assert "At most 4 models" in five
+    hostile = site.get("/compare", range="24h", model=[SCRIPT, IMG]).text
+    assert SCRIPT not in hostile and IMG not in hostile
