@@ -48,7 +48,7 @@ ALWAYS = "time"
 def chosen(query: QueryParams) -> tuple[str, ...]:
     """The columns asked for, in the table's order: ``cols=a,b`` or the picker's ``col=a&col=b``.
 
-    Neither given: the default set. Time is always included.
+    Neither given, or no known name: the default set. Time is always included.
     """
     picked = query.getlist("col")
     if not picked:
@@ -56,8 +56,10 @@ def chosen(query: QueryParams) -> tuple[str, ...]:
         if not raw.strip():
             return DEFAULT
         picked = raw.split(",")
-    wanted = {p.strip() for p in picked} | {ALWAYS}
-    return tuple(c.key for c in COLUMNS if c.key in wanted)
+    wanted = {p.strip() for p in picked}
+    if not wanted & BY_KEY.keys():
+        return DEFAULT  # nothing known (a mistyped link): as if none were asked for
+    return tuple(c.key for c in COLUMNS if c.key in wanted | {ALWAYS})
 
 
 def param(cols: tuple[str, ...]) -> str:

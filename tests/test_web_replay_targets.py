@@ -1,0 +1,284 @@
+"""Replay on another upstream (a cloud OpenAI request on a local Ollama model), the refusals
+that keep the user's edit, keys that never cross hosts, and the stored-record comparison."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import LiveGateway, gateway_settings
+from heliograph.web import replay as replay_view
+from mock_anthropic import MockAnthropic
+from mock_ollama import MockOllama
+from mock_upstream import MockUpstream, prompt_tokens_for, text_chars
+from web_support import WebClient, add_user
+
+OPENAI_SERVER_KEY = "sk-server-openai-0123456789"
+OLLAMA_SERVER_KEY = "ollama-server-key-0123456789"
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_ATTR = '"><img src=x onerror=alert(1)>'
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
+
+
+@pytest.fixture(scope="module")
+def ollama() -> Iterator[MockOllama]:
+    server = MockOllama().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def claude() -> Iterator[MockAnthropic]:
+    server = MockAnthropic().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gw(
+    tmp_path: Path, mock: MockUpstream, ollama: MockOllama, claude: MockAnthropic
+) -> Iterator[LiveGateway]:
+    mock.reset()
+    ollama.reset()
+    claude.reset()
+    upstreams = {
+        "openai": {"url": mock.url, "api_key": OPENAI_SERVER_KEY, "local": False},
+        "ollama": {"url": ollama.base_url, "protocol": "ollama", "api_key": OLLAMA_SERVER_KEY},
+        "claude": {"url": claude.base_url, "protocol": "anthropic", "local": False},
+    }
+    gw = LiveGateway(
+        gateway_settings(tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", mock.url, upstreams=upstreams)
+    ).start()
+    add_user(gw, "admin@example.com")
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def original(gw: LiveGateway, body: dict[str, Any] | None = None) -> str:
+    resp = httpx.post(
+        f"{gw.openai_url}/chat/completions",
+        json=body or CHAT,
+        headers={"Helicone-User-Id": "alice"},
+        timeout=15,
+    )
+    assert resp.status_code == 200, resp.text
+    rid = resp.headers["heliograph-id"]
+    wait_record(gw, rid)
+    return rid
+
+
+def wait_record(gw: LiveGateway, rid: str, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = gw.api(f"/api/v1/requests/{rid}")
+        if resp.status_code == 200 or time.monotonic() > deadline:
+            assert resp.status_code == 200, resp.text
+            data: dict[str, Any] = resp.json()
+            return data
+        time.sleep(0.05)
+
+
+def figures(page: str, row: str) -> list[str]:
+    """The Original, Replay and Change cells of one comparison row, as text."""
+    match = re.search(rf'<tr data-row="{row}">(.*?)</tr>', page, re.S)
+    assert match, f"no {row} row in the comparison"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", match.group(1), re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells]
+
+
+def replay_form(web: WebClient, rid: str) -> dict[str, str]:
+    page = web.get(f"/requests/{rid}").text
+    body = re.search(r'<textarea id="replay-body" name="body"[^>]*>(.*?)</textarea>', page, re.S)
+    assert body
+    return {"body": html.unescape(body.group(1))}
+
+
+def test_replay_on_local_ollama_is_recorded_priced_and_compared(
+    gw: LiveGateway, mock: MockUpstream, ollama: MockOllama
+) -> None:
+    rid = original(gw)
+    sent_upstream = len(mock.requests)
+    with WebClient(gw, "admin@example.com") as web:
+        detail = web.get(f"/requests/{rid}").text
+        # Every configured upstream is offered, with whether it can take this request.
+        assert re.search(r'<option value="openai" selected[^>]*>openai \(cloud, openai\)', detail)
+        assert re.search(r'<option value="ollama"[^>]*>ollama \(local, ollama\)', detail)
+        assert 'id="replay-model" type="text" name="model" value="gpt-4o-mini"' in detail
+        form = replay_form(web, rid)
+        resp = web.post(
+            f"/requests/{rid}/replay",
+            {**form, "target": "ollama", "model": "llama3.2", "key_for": "ollama"},
+        )
+    assert resp.status_code == 200, resp.text
+    assert len(mock.requests) == sent_upstream  # nothing went to the original upstream
+    seen = ollama.requests[-1]
+    assert (seen.method, seen.path) == ("POST", "/v1/chat/completions")
+    assert seen.json["model"] == "llama3.2" and seen.json["messages"] == CHAT["messages"]
+    # Ollama's own server key, never OpenAI's, and no client key from the original.
+    assert seen.headers.get("authorization") == f"Bearer {OLLAMA_SERVER_KEY}"
+    assert OPENAI_SERVER_KEY not in json.dumps(seen.headers)
+    new_id = re.search(r'id="new-record" href="/requests/([^"]+)"', resp.text)
+    assert new_id, resp.text
+    stored = wait_record(gw, new_id.group(1))
+    assert stored["upstream"] == "ollama" and stored["provider"] == "ollama"
+    assert stored["properties"]["replay_of"] == rid
+    assert stored["model"] == "llama3.2" and stored["user_id"] == "alice"
+    prompt = prompt_tokens_for(text_chars(CHAT["messages"]))
+    ollama_prompt = text_chars(CHAT["messages"]) // 4 + 7
+    assert (stored["prompt_tokens"], stored["completion_tokens"]) == (ollama_prompt, 5)
+    first = gw.record(rid)
+    assert first["prompt_tokens"] == prompt
+    # The comparison shows the stored figures of both records, side by side.
+    assert 'id="not-stored"' not in resp.text
+    assert figures(resp.text, "upstream")[:2] == ["openai", "ollama"]
+    assert figures(resp.text, "where")[:2] == ["cloud", "local"]
+    assert figures(resp.text, "model")[:2] == [first["response_model"], "llama3.2"]
+    assert figures(resp.text, "total_tokens")[:2] == [
+        str(first["total_tokens"]),
+        str(stored["total_tokens"]),
+    ]
+    change = (stored["total_tokens"] - first["total_tokens"]) / first["total_tokens"] * 100
+    assert figures(resp.text, "total_tokens")[2] == f"{change:+.0f}%"
+    assert figures(resp.text, "cost_usd")[0].startswith("$")
+    assert figures(resp.text, "latency_ms")[1].endswith(("ms", "s"))
+    assert figures(resp.text, "tps")[1].endswith("tok/s")
+    assert "Hello from the mock Ollama." in resp.text
+    with WebClient(gw, "admin@example.com") as web:
+        page = web.get(f"/requests/{rid}").text
+        listed = re.search(r'<section class="card" id="replays".*?</section>', page, re.S)
+        assert listed and f'href="/requests/{stored["id"]}"' in listed.group(0)
+        assert "ollama" in listed.group(0) and "llama3.2" in listed.group(0)
+        assert "Replays (1)" in listed.group(0)
+        replayed = web.get(f"/requests/{stored['id']}").text
+        assert f'id="replay-of"><code>{rid}</code>' in replayed
+
+
+def test_replay_waits_for_the_record_and_says_when_it_did_not_arrive(
+    gw: LiveGateway, mock: MockUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rid = original(gw)
+    monkeypatch.setattr(replay_view, "RECORD_WAIT_S", 0.0)
+    monkeypatch.setattr(replay_view, "get_request", _only_originals(rid))
+    with WebClient(gw, "admin@example.com") as web:
+        resp = web.post(f"/requests/{rid}/replay", replay_form(web, rid))
+    assert resp.status_code == 200, resp.text
+    assert 'id="not-stored"' in resp.text and "was not stored within 0 seconds" in resp.text
+    new_id = re.search(r'id="new-record" href="/requests/([^"]+)"', resp.text)
+    assert new_id and f'<a href="/requests/{new_id.group(1)}">its record</a>' in resp.text
+    assert figures(resp.text, "status")[1] == "200"
+    assert resp.text.count("Hello from the mock upstream.") >= 2  # both outputs shown
+    assert wait_record(gw, new_id.group(1))["properties"]["replay_of"] == rid
+
+
+def _only_originals(rid: str) -> Any:
+    """``get_request`` that never finds a replay (a writer that is slow to store it)."""
+    from heliograph.store.requests import get_request
+
+    def lookup(engine: Any, org_id: str, wanted: str) -> Any:
+        return get_request(engine, org_id, wanted) if wanted == rid else None
+
+    return lookup
+
+
+def test_refusals_keep_the_edit_and_send_nothing(
+    gw: LiveGateway, mock: MockUpstream, ollama: MockOllama, claude: MockAnthropic
+) -> None:
+    rid = original(gw)
+    upstream_calls = len(mock.requests)
+    broken = '{"model": "gpt-4o",\n  "messages": [}\n' + HOSTILE_ATTR
+    with WebClient(gw, "admin@example.com") as web:
+        resp = web.post(f"/requests/{rid}/replay", {"body": broken, "target": "openai"})
+        assert resp.status_code == 400
+        kept = re.search(
+            r'<textarea id="replay-body" name="body"[^>]*>(.*?)</textarea>', resp.text, re.S
+        )
+        assert kept and html.unescape(kept.group(1)) == broken  # the edit is not lost
+        assert HOSTILE_ATTR not in resp.text  # shown escaped
+        assert "Invalid JSON at line 2, column 16: unexpected character" in resp.text
+        assert 'aria-invalid="true"' in resp.text
+        # A key typed for OpenAI never goes to Ollama (nor is it echoed back).
+        resp = web.post(
+            f"/requests/{rid}/replay",
+            {**replay_form(web, rid), "target": "ollama", "key_for": "openai",
+             "provider_key": "sk-typed-for-openai"},
+        )  # fmt: skip
+        assert resp.status_code == 400
+        assert "typed for openai" in resp.text and "not to ollama" in resp.text
+        assert "sk-typed-for-openai" not in resp.text
+        assert '<option value="ollama" selected' in resp.text  # the choice is kept too
+        resp = web.post(f"/requests/{rid}/replay", {**replay_form(web, rid), "target": "nope"})
+        assert resp.status_code == 400 and "no configured upstream named" in resp.text
+    assert len(mock.requests) == upstream_calls
+    assert not ollama.requests
+
+    # An Anthropic-format request cannot go to an OpenAI-only upstream.
+    resp = httpx.post(
+        f"{gw.base_url}/claude/{gw.org.write_key}/v1/messages",
+        json={
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        headers={"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01"},
+        timeout=15,
+    )
+    assert resp.status_code == 200, resp.text
+    aid = resp.headers["heliograph-id"]
+    wait_record(gw, aid)
+    with WebClient(gw, "admin@example.com") as web:
+        detail = web.get(f"/requests/{aid}").text
+        assert re.search(r'<option value="openai"[^>]*>openai \(cloud, openai\) · cannot', detail)
+        resp = web.post(f"/requests/{aid}/replay", {**replay_form(web, aid), "target": "openai"})
+        assert resp.status_code == 400
+        assert "anthropic-format request and openai speaks the openai API" in resp.text
+        assert len(claude.requests) == 1
+        # On its own upstream it replays, with Anthropic's version header carried over.
+        resp = web.post(f"/requests/{aid}/replay", {**replay_form(web, aid), "target": "claude"})
+        assert resp.status_code == 200, resp.text
+    assert len(claude.requests) == 2
+    assert claude.requests[-1].headers.get("anthropic-version") == "2023-06-01"
+    assert len(mock.requests) == upstream_calls
+
+
+def test_hostile_stored_values_stay_escaped_on_new_places(
+    gw: LiveGateway, ollama: MockOllama
+) -> None:
+    """A model name that is markup reaches the replay's error, the stored record's error
+    message, the Requests table's error and model columns and the replays list: escaped."""
+    rid = original(gw)
+    with WebClient(gw, "admin@example.com") as web:
+        resp = web.post(
+            f"/requests/{rid}/replay",
+            {**replay_form(web, rid), "target": "ollama", "model": HOSTILE, "key_for": "ollama"},
+        )
+        assert resp.status_code == 200, resp.text
+        assert "Upstream error" in resp.text
+        assert html.escape(HOSTILE, quote=False) in resp.text or "&lt;script&gt;" in resp.text
+        assert HOSTILE not in resp.text
+        new_id = re.search(r'id="new-record" href="/requests/([^"]+)"', resp.text)
+        assert new_id
+        stored = wait_record(gw, new_id.group(1))
+        assert HOSTILE in (stored["error"] or "") and stored["model"] == HOSTILE
+        table = web.get("/requests", cols="time,model,error,where,tps,stream").text
+        assert 'data-col="error"' in table and "&lt;script&gt;alert(1)&lt;/script&gt;" in table
+        assert HOSTILE not in table
+        detail = web.get(f"/requests/{rid}").text
+        assert "&lt;script&gt;" in detail and HOSTILE not in detail
+        feed = web.get("/requests/live.json", after="0").json()["rows"]
+        assert any(
+            r["error"] and HOSTILE in r["error"] for r in feed
+        )  # JSON; the script uses textContent
