@@ -50,6 +50,12 @@ TASK_WEIGHTS = [75, 6, 6, 10, 3]
 PAGES = (
     *("/", "/requests", "/models", "/?range=30d", "/models?range=30d"),
     *("/users", "/groups", "/tasks", "/tasks?range=24h"),
+    *(
+        "/models/llama3.2",
+        "/models/llama3.2?range=30d",
+        "/models/qwen3:8b?range=30d&upstream=ollama",
+    ),
+    "/compare?range=30d&model=gpt-4o&model=llama3.2&model=qwen3:8b",
 )
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -17,86 +15,12 @@ from markupsafe import escape
 
 from conftest import LiveGateway, gateway_settings
 from heliograph.store.engine import make_engine
-from heliograph.store.rollups import HOUR_MS
 from mock_upstream import MockUpstream
-from query_support import insert, row
+from models_support import IMG, SCRIPT, records, upstreams
+from query_support import insert
 from web_support import WebClient, add_user
 
 EMAIL = "models@example.com"
-SCRIPT = "<script>alert(1)</script>"
-IMG = '"><img src=x onerror=alert(1)>'
-H0 = (int(time.time() * 1000) - 3 * HOUR_MS) // HOUR_MS * HOUR_MS
-
-
-def upstreams(mock_url: str) -> dict[str, Any]:
-    return {
-        "openai": {"url": mock_url, "local": False},  # the mock listens on loopback
-        "groq": {"url": "https://api.groq.com/openai/v1", "local": False},
-        "gpu-box": {"url": "http://10.1.2.3:8000/v1", "protocol": "openai", "provider": "openai"},
-    }
-
-
-def records(org_id: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-
-    def add(**kw: Any) -> None:
-        out.append(row(org_id, len(out), **kw))
-
-    for i in range(4):  # llama3.2 on the local Ollama: 800 ms, 20 tok/s, one cold start
-        add(
-            created_at=H0 + i * 600_000,
-            provider="ollama",
-            upstream="ollama",
-            model="llama3.2",
-            latency_ms=800.0,
-            ttft_ms=200.0,
-            output_tokens_per_s=20.0,
-            load_ms=3000.0 if i == 0 else 10.0,
-            prompt_tokens=10,
-            completion_tokens=30,
-            cost_known=True,
-            cost_nusd=0,
-            user_id="alice",
-        )
-    for i in range(2):  # the same model from a cloud host, priced
-        add(
-            created_at=H0 + HOUR_MS + i * 60_000,
-            provider="groq",
-            upstream="groq",
-            model="llama3.2",
-            latency_ms=150.0,
-            output_tokens_per_s=300.0,
-            prompt_tokens=10,
-            completion_tokens=30,
-            cost_known=True,
-            cost_nusd=2_000_000,
-            user_id="bob",
-        )
-    for i in range(3):  # gpt-4o: slow and dear; one failed
-        add(
-            created_at=H0 + 2 * HOUR_MS + i * 60_000,
-            provider="openai",
-            upstream="openai",
-            model="gpt-4o",
-            latency_ms=4500.0,
-            prompt_tokens=100,
-            completion_tokens=50,
-            cost_known=True,
-            cost_nusd=50_000_000,
-            user_id=IMG,
-            state="error" if i == 2 else "ok",
-            status=500 if i == 2 else 200,
-        )
-    # a local upstream on a private address (no _LOCAL set): hostile model name
-    add(
-        created_at=H0 + 30 * 60_000,
-        provider="openai",
-        upstream="gpu-box",
-        model=SCRIPT,
-        latency_ms=900.0,
-        user_id=SCRIPT,
-    )
-    return out
 
 
 @pytest.fixture

@@ -164,7 +164,7 @@ def local_cloud(q: QueryParams, page: str, split: dict[str, Any]) -> dict[str, A
         }
         for m in split["both"]
     ]
-    side_sort = TableSort(q, page, SIDE_COLUMNS, "side", param="lc_sort")
+    side_sort = TableSort(q, page, SIDE_COLUMNS, "-side", param="lc_sort")  # local first
     both_sort = TableSort(q, page, BOTH_COLUMNS, "-requests", param="both_sort")
     return {
         "sides": side_sort.apply(sides),
