@@ -101,7 +101,7 @@ def test_login_filter_open_and_export(page: Any, live: LiveGateway, tmp_path: Pa
     page.wait_for_url("**model=gpt-4o**")
     rows = page.locator("#request-rows tr")
     assert rows.count() >= 2
-    assert set(rows.locator("td:nth-child(4)").all_inner_texts()) == {"gpt-4o"}
+    assert set(rows.locator("td:nth-child(5)").all_inner_texts()) == {"gpt-4o"}  # Model
     with page.expect_download() as info:
         page.click("text=Export CSV")
     target = tmp_path / "export.csv"

@@ -178,7 +178,7 @@ def test_live_rows_built_by_the_script_stay_text(page: Any, live: LiveGateway) -
     )
     page.wait_for_selector("#request-rows tr.fresh", timeout=15_000)
     fresh = page.locator("#request-rows tr.fresh").first
-    assert fresh.locator("td:nth-child(5) a").inner_text() == f"{name} <{email}>"
+    assert fresh.locator("td:nth-child(6) a").inner_text() == f"{name} <{email}>"  # User
     assert fresh.locator("a.badge.task").inner_text() == "tags_generation"
     assert page.locator(INJECTED).count() == 0
     assert not page.dialogs and not page.csp

@@ -106,8 +106,8 @@
 
   // Live mode. Only rows that reached the store after live was switched on are marked
   // (class "fresh"): the first poll after switching on is the baseline (what the store
-  // already held), and its rows are added unmarked; later rows are marked until live is
-  // switched on again. Rows older than the bottom of a full page belong to later pages and
+  // already held; for a page opened with live on, the rows it was made with), and its rows
+  // are added unmarked; later rows are marked until live is switched on again. Rows older than the bottom of a full page belong to later pages and
   // are never added.
   function startLive(toggle) {
     const body = document.getElementById("request-rows");
@@ -162,12 +162,12 @@
         const rows = (Array.isArray(data.rows) ? data.rows : []).filter((r) => r && typeof r.id === "string");
         const first = baseline === null;
         if (first) baseline = new Set(rows.map((r) => r.id));
+        if (!table.dataset.live) table.dataset.live = "ready";
         for (const r of rows.slice().reverse()) {
           if (shown.has(r.id)) continue;
           if ((Date.parse(r.created_at) || 0) < floor) continue;
           insert(r, !first && !baseline.has(r.id));
         }
-        if (first) table.dataset.live = "ready";
       } catch (err) {
         // network hiccup: try again on the next tick
       } finally {
@@ -201,7 +201,12 @@
     toggle.addEventListener("change", function () {
       if (toggle.checked) start(); else stop();
     });
-    if (toggle.checked && !toggle.disabled) start();
+    if (toggle.checked && !toggle.disabled) {
+      // Opened with live on: it was on from the moment the page was made, so the rows the
+      // page already shows are the baseline and everything stored since is new.
+      start();
+      baseline = new Set(shown);
+    }
   }
 
   function setLiveParam(on) {
