@@ -19,6 +19,7 @@ from heliograph.web import (
     people,
     replay,
     request_pages,
+    sessions,
     settings_page,
     tasks,
 )
@@ -73,8 +74,8 @@ def routes() -> list[BaseRoute]:
         Route("/users/{user_id:path}", page(ui, people.user_page), methods=["GET"]),
         Route("/groups", page(ui, groups.groups_page), methods=["GET"]),
         Route("/tasks", page(ui, tasks.tasks_page), methods=["GET"]),
-        Route("/sessions", page(ui, people.sessions_page), methods=["GET"]),
-        Route("/sessions/{session_id:path}", page(ui, people.session_page), methods=["GET"]),
+        Route("/sessions", page(ui, sessions.sessions_page), methods=["GET"]),
+        Route("/sessions/{session_id:path}", page(ui, sessions.session_page), methods=["GET"]),
         Route("/settings", page(ui, settings_page.settings_page), methods=["GET"]),
         Route("/settings/openwebui", page(ui, openwebui_page.openwebui_page), methods=["GET"]),
         Route(

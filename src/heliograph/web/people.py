@@ -1,9 +1,14 @@
-"""Users and Sessions: lists with usage, a user's page, and a session's timeline by path.
+"""Users: the list with usage, and one user's page (cost per day, per model, latest requests).
 
-Users and sessions here are the ones named by traffic (``Helicone-User-Id``,
-``Helicone-Session-Id``, Open WebUI's user and chat), not dashboard accounts. Users are shown
-by name and email from the end-user directory (one lookup per page), linked by id; the list
-narrows to a group's current members with ``?group=``.
+Users here are the ones named by traffic (``Helicone-User-Id``, Open WebUI's user), not
+dashboard accounts. Users are shown by name and email from the end-user directory (one
+lookup per page), linked by id; the list narrows to a group's current members with
+``?group=``. Every table sorts by any numeric column with the sort in the URL.
+
+Latency per user: the per-user rollups keep sums, not histograms, so the list shows the
+average latency (complete for any range) and says so; a user's page reads that user's raw
+rows for p50 and p95 per model (``store.sessions.user_models``), and falls back to the
+labelled average when there are too few requests for a p95 to mean anything.
 """
 
 from __future__ import annotations
@@ -12,19 +17,26 @@ from typing import Any
 
 from starlette.responses import Response
 
-from heliograph.store import analytics, end_users, search
+from heliograph.store import analytics, end_users, search, sessions
 from heliograph.store.selection import RequestFilter
+from heliograph.store.stats import Stats
 from heliograph.web import names
 from heliograph.web.charts import Series, chart
 from heliograph.web.context import Ctx
-from heliograph.web.format import number, query_url, usd
-from heliograph.web.query import Window, parse_window
+from heliograph.web.format import number, path, query_url, usd
+from heliograph.web.query import DAY, Window, zone_offset_ms
 from heliograph.web.request_pages import table_rows
+from heliograph.web.sessions import session_tree as session_tree  # moved; old import path
+from heliograph.web.sorting import TableSort
 
 LIST_LIMIT = 500
 USER_REQUESTS = 25
 MAX_GROUP = 255
+MIN_FOR_P95 = 20  # fewer latencies than this: the average, labelled, instead of a p95
 PERSON = ("name", "email", "role", "groups", "identity")
+USER_COLUMNS = ("requests", "total_tokens", "cost_usd", "avg_latency_ms", "error_rate", "last_ms")
+MODEL_COLUMNS = ("requests", "total_tokens", "cost_usd", "p50_latency_ms", "avg_latency_ms")
+DAY_COLUMNS = ("start_ms", "requests", "total_tokens", "cost_usd")
 
 
 def _load_users(ctx: Ctx, window: Window, group: str) -> dict[str, Any]:
@@ -43,11 +55,14 @@ def _load_users(ctx: Ctx, window: Window, group: str) -> dict[str, Any]:
 
 
 async def users_page(ctx: Ctx) -> Response:
-    window = parse_window(ctx.request.query_params, "30d")
-    group = ctx.request.query_params.get("group", "").strip()[:MAX_GROUP]
+    window = await ctx.window("30d")
+    q = ctx.request.query_params
+    group = q.get("group", "").strip()[:MAX_GROUP]
     data = await ctx.run(_load_users, ctx, window, group)
-    named = [r for r in data["rows"] if r["key"] is not None]
+    sorter = TableSort(q, "/users", USER_COLUMNS, "-requests")
+    named = sorter.apply([r for r in data["rows"] if r["key"] is not None])
     anonymous = next((r for r in data["rows"] if r["key"] is None), None)
+    extra = {k: v for k, v in (("group", group), ("sort", q.get("sort", ""))) if v}
     return ctx.render(
         "users.html",
         window=window,
@@ -57,14 +72,36 @@ async def users_page(ctx: Ctx) -> Response:
         people=data["people"],
         group=group,
         idle=data["idle"],
-        extra={"group": group} if group else {},
+        sorter=sorter,
+        extra=extra,
     )
+
+
+def day_window(window: Window) -> tuple[int, int]:
+    """The window widened to whole days of the page's timezone (at its start's offset)."""
+    offset = zone_offset_ms(window.tz, window.since_ms)
+    start = (window.since_ms + offset) // DAY * DAY - offset
+    end = -(-(window.until_ms + offset) // DAY) * DAY - offset
+    return start, end
+
+
+def _models(found: dict[str | None, Stats]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per-model rows and the user's overall figures (percentiles from merged histograms)."""
+    total = Stats()
+    rows = []
+    for model, stats in found.items():
+        total.merge(stats)
+        rows.append({"model": model, **stats.to_api(), "latencies": stats.latency_n})
+    rows.sort(key=lambda r: (-r["requests"], str(r["model"])))
+    return rows, {**total.to_api(), "latencies": total.latency_n}
 
 
 def _load_user(ctx: Ctx, window: Window, user_id: str) -> dict[str, Any]:
     engine, org, since, until = ctx.engine, ctx.org_id, window.since_ms, window.until_ms
     scope = {"dimension": "user_id", "value": user_id}
     page = search.search_requests(engine, org, RequestFilter(user_id=user_id), USER_REQUESTS)
+    day_since, day_until = day_window(window)
+    models, latency = _models(sessions.user_models(engine, org, user_id, since, until))
     return {
         "person": {
             **dict.fromkeys(PERSON),
@@ -72,10 +109,10 @@ def _load_user(ctx: Ctx, window: Window, user_id: str) -> dict[str, Any]:
         },
         "unverified": sum(1 for r in page.rows if r.get("identity") == "unverified"),
         "totals": analytics.scoped_summary(engine, org, since, until, **scope),
+        "latency": latency,
         "points": analytics.scoped_timeseries(engine, org, since, until, window.bucket_ms, **scope),
-        "models": analytics.top_pairs(
-            engine, org, "user_id", "model", [user_id], since, until, per_key=10
-        )[user_id],
+        "days": analytics.scoped_timeseries(engine, org, day_since, day_until, DAY, **scope),
+        "models": models,
         "requests": table_rows(ctx, page.rows),
         "more": page.next_cursor is not None,
     }
@@ -83,18 +120,39 @@ def _load_user(ctx: Ctx, window: Window, user_id: str) -> dict[str, Any]:
 
 async def user_page(ctx: Ctx) -> Response:
     user_id = ctx.request.path_params["user_id"]
-    window = parse_window(ctx.request.query_params, "30d")
+    window = await ctx.window("30d")
     data = await ctx.run(_load_user, ctx, window, user_id)
     if not data["requests"]:
         return ctx.not_found("No requests from this user in your organization.")
-    links = [
-        query_url(
-            "/requests", {**window.request_params(s, s + window.bucket_ms), "user_id": user_id}
+    q = ctx.request.query_params
+    here = path("users", user_id)
+    models = TableSort(q, here, MODEL_COLUMNS, "-requests", param="msort")
+    days = TableSort(q, here, DAY_COLUMNS, "-start_ms", param="dsort")
+    return ctx.render(
+        "user.html",
+        user_id=user_id,
+        window=window,
+        charts=_user_charts(window, user_id, data),
+        model_sort=models,
+        day_sort=days,
+        model_rows=models.apply(data["models"]),
+        day_rows=days.apply([d for d in data["days"] if d["requests"]]),
+        show_p95=data["latency"]["latencies"] >= MIN_FOR_P95,
+        extra={k: q[k] for k in ("msort", "dsort") if q.get(k)},
+        **data,
+    )
+
+
+def _user_charts(window: Window, user_id: str, data: dict[str, Any]) -> list[Any]:
+    def drill(start: int, bucket: int) -> str:
+        return query_url(
+            "/requests", {**window.request_params(start, start + bucket), "user_id": user_id}
         )
-        for s in window.starts
-    ]
-    points = data["points"]
-    charts = [
+
+    links = [drill(s, window.bucket_ms) for s in window.starts]
+    points, days = data["points"], data["days"]
+    day_starts = [d["start_ms"] for d in days]
+    return [
         chart(
             "chart-user-requests",
             "Requests",
@@ -103,89 +161,16 @@ async def user_page(ctx: Ctx) -> Response:
             [Series("Requests", [p["requests"] for p in points])],
             fmt=number,
             links=links,
+            tz=window.tz,
         ),
         chart(
-            "chart-user-cost",
-            "Cost (USD)",
-            window.starts,
-            window.bucket_ms,
-            [Series("Cost", [p["cost_usd"] for p in points], "s2")],
+            "chart-user-cost-per-day",
+            "Cost per day (USD)",
+            day_starts,
+            DAY,
+            [Series("Cost", [d["cost_usd"] for d in days], "s2")],
             fmt=usd,
-            links=links,
+            links=[drill(s, DAY) for s in day_starts],
+            tz=window.tz,
         ),
     ]
-    return ctx.render("user.html", user_id=user_id, window=window, charts=charts, **data)
-
-
-def _load_sessions(ctx: Ctx, window: Window) -> list[dict[str, Any]]:
-    return analytics.breakdown(
-        ctx.engine, ctx.org_id, "session_id", window.since_ms, window.until_ms, LIST_LIMIT
-    )
-
-
-async def sessions_page(ctx: Ctx) -> Response:
-    window = parse_window(ctx.request.query_params, "30d")
-    rows = await ctx.run(_load_sessions, ctx, window)
-    named = [r for r in rows if r["key"] is not None]
-    named.sort(key=lambda r: -r["last_ms"])
-    return ctx.render("sessions.html", window=window, rows=named)
-
-
-def session_tree(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows ordered as a tree by session path (``/a``, ``/a/b``...), by time within a path,
-    with their depth and their offset and length on the session's timeline (percent)."""
-    if not rows:
-        return []
-    start = min(r["created_ms"] for r in rows)
-    end = max(r["created_ms"] + (r["latency_ms"] or 0) for r in rows)
-    span = max(end - start, 1)
-
-    def key(r: dict[str, Any]) -> tuple[list[str], int]:
-        parts = [p for p in (r["session_path"] or "").split("/") if p]
-        return parts, r["created_ms"]
-
-    out = []
-    for r in sorted(rows, key=key):
-        parts = key(r)[0]
-        offset = (r["created_ms"] - start) / span * 100
-        width = max(0.5, (r["latency_ms"] or 0) / span * 100)
-        out.append(
-            {
-                **r,
-                "depth": max(0, len(parts) - 1),
-                "path_label": "/" + "/".join(parts) if parts else "",
-                "offset": min(offset, 99.5),
-                "width": min(width, 100 - min(offset, 99.5)),
-                "at_ms": r["created_ms"] - start,
-            }
-        )
-    return out
-
-
-async def session_page(ctx: Ctx) -> Response:
-    session_id = ctx.request.path_params["session_id"]
-    rows = await ctx.run(search.session_requests, ctx.engine, ctx.org_id, session_id)
-    if not rows:
-        return ctx.not_found("No such session in your organization.")
-    tree = session_tree(rows)
-    known = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
-    first = rows[0]["created_ms"]
-    last = max(r["created_ms"] + (r["latency_ms"] or 0) for r in rows)
-    titles = sorted({r["session_name"] for r in rows if r["session_name"]})
-    users = sorted({r["user_id"] for r in rows if r["user_id"]})
-    people = await ctx.run(names.lookup, ctx.engine, ctx.org_id, users)
-    return ctx.render(
-        "session.html",
-        session_id=session_id,
-        rows=tree,
-        views={v["id"]: v for v in await ctx.run(table_rows, ctx, rows)},
-        cost=sum(known) if known else None,
-        unpriced=len(rows) - len(known),
-        tokens=sum(r["total_tokens"] or 0 for r in rows),
-        duration=last - first,
-        first_ms=first,
-        users=users,
-        people=people,
-        names=titles,
-        errors=sum(1 for r in rows if r["state"] != "ok"),
-    )
