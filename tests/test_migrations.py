@@ -47,7 +47,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0008"
+    assert current_revision(engine) == "0009"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
@@ -64,7 +64,12 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     with engine.connect() as conn:  # the stored request was rolled up as a chat
         tasks = conn.execute(text("SELECT task, model, requests FROM rollup_task_hourly")).all()
     assert [tuple(t) for t in tasks] == [("", "gpt-4o", 1)]
+    with engine.connect() as conn:  # and into the task rollup's projections (migration 0009)
+        pairs = conn.execute(text("SELECT task, model, requests FROM rollup_task_model_hourly"))
+        assert [tuple(t) for t in pairs] == [("", "gpt-4o", 1)]
+        users = conn.execute(text("SELECT user_id, requests FROM rollup_user_hourly")).all()
+        assert [tuple(u) for u in users] == [("", 1)]  # kept when SQLite's table was clustered
     assert get_request(engine, "o1", "r1") is not None
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0008"
+    assert current_revision(engine) == "0009"
     engine.dispose()

@@ -5,11 +5,13 @@ Whole hours inside ``[since, until)`` come from the rollup tables (a few rows pe
 from the raw ``requests`` table, which the ``(org_id, created_at)`` index makes cheap. Both
 feed the same mergeable ``Stats``, so the figures are identical either way.
 
-Which rollup serves a query depends on its dimensions (groups and ``where`` together): model,
-provider and upstream read ``rollup_hourly``; a user alone reads ``rollup_user_hourly``; an
-Open WebUI task, alone or with model and user, and a user with a model read
-``rollup_task_hourly`` (like the user rollup, it keeps no latency histograms, so no
-percentiles per user); anything else is read raw. Null model, user and task values are
+Which rollup serves a query depends on its dimensions (groups and ``where`` together): the
+smallest table that has them all (``TABLES``, in order). Model, provider and upstream read
+``rollup_hourly``; a user alone reads ``rollup_user_hourly``; an Open WebUI task with a model,
+a task with a user, and a user with a model read the task rollup's projection on that pair
+(a task alone: task and model); all three read ``rollup_task_hourly`` (like the user rollup,
+these keep no latency histograms, so no percentiles per user or task); anything else is read
+raw. Null model, user and task values are
 stored as "" in rollups and come back as None (a None task is a chat); a ``where`` value of ""
 selects them, a tuple of values selects any of them (a group's members) and ``PRESENT`` any
 value but none (the tasks, without the chats).
@@ -30,7 +32,10 @@ from heliograph.store.rollups import (
     read_stats,
     rollup_hourly,
     rollup_task_hourly,
+    rollup_task_model_hourly,
+    rollup_task_user_hourly,
     rollup_user_hourly,
+    rollup_user_model_hourly,
 )
 from heliograph.store.schema import requests
 from heliograph.store.stats import Stats
@@ -53,6 +58,14 @@ MODEL_DIMS = frozenset({"model", "provider", "upstream"})
 USER_DIMS = frozenset({"user_id"})
 TASK_DIMS = frozenset({"task", "model", "user_id"})
 NULLABLE = frozenset({"model", "user_id", "task"})  # stored as "" in rollups
+TABLES: tuple[tuple[frozenset[str], Any], ...] = (  # smallest first: the first that covers
+    (MODEL_DIMS, rollup_hourly),
+    (USER_DIMS, rollup_user_hourly),
+    (frozenset({"task", "model"}), rollup_task_model_hourly),
+    (frozenset({"task", "user_id"}), rollup_task_user_hourly),
+    (frozenset({"user_id", "model"}), rollup_user_model_hourly),
+    (TASK_DIMS, rollup_task_hourly),
+)
 RANGES_PER_QUERY = 100
 
 
@@ -92,13 +105,7 @@ def split(since_ms: int, until_ms: int) -> tuple[tuple[int, int] | None, list[tu
 
 def _table_for(groups: Sequence[str], where: Where) -> Any:
     dims = set(groups) | set(where)
-    if dims <= MODEL_DIMS:
-        return rollup_hourly
-    if dims <= USER_DIMS:
-        return rollup_user_hourly
-    if dims <= TASK_DIMS:  # a task, or a user with a model: no histograms, as per user
-        return rollup_task_hourly
-    return None
+    return next((table for covered, table in TABLES if dims <= covered), None)
 
 
 def _values(value: Value) -> tuple[str, ...]:
@@ -145,13 +152,16 @@ def collect(
     *,
     bucket_ms: int | None = None,
     providers: bool = False,
+    measures: Sequence[str] | None = None,
 ) -> dict[tuple[Any, ...], Entry]:
     """Stats per combination of ``groups`` values over the window (LLM calls only).
 
     ``groups`` may include "bucket": the index of the ``bucket_ms``-long time bucket counted
     from ``since_ms`` (from rollups when both fall on hour boundaries, else from raw rows).
     ``where`` restricts to exact values of dimensions; null model or user values come back as
-    None. ``providers`` also collects the providers seen per group.
+    None. ``providers`` also collects the providers seen per group. ``measures`` (None: all,
+    with percentiles) names the ``Stats`` sums the caller needs: only those are read from
+    rollups (raw rows at the edges fill every field).
     """
     where = where or {}
     out: dict[tuple[Any, ...], Entry] = {}
@@ -176,7 +186,9 @@ def collect(
         group_cols = [*groups, "provider"] if with_providers else list(groups)
         conds = [_rollup_cond(table, k, v) for k, v in where.items()]
         read_bucket = (whole[0], HOUR_MS) if by_hour else bucket
-        found = read_stats(conn, table, org_id, whole[0], whole[1], group_cols, conds, read_bucket)
+        found = read_stats(
+            conn, table, org_id, whole[0], whole[1], group_cols, conds, read_bucket, measures
+        )
         at = groups.index("bucket") if by_hour else -1
         for full, (stats, first, last, _) in found.items():
             key = full[: len(groups)]

@@ -1,11 +1,17 @@
 """Hourly rollups: what the dashboards read so they stay fast at millions of requests.
 
-Three tables, all keyed by organization and hour: ``rollup_hourly`` per provider, upstream and
-model (with latency histograms), ``rollup_user_hourly`` per user and ``rollup_task_hourly`` per
-Open WebUI task, model and user (sums only, so they stay small with many users). Each row holds mergeable aggregates (counts, sums,
-histogram buckets of latency and time to first token), so any set of hours and any grouping is
-a sum. The writer adds each batch's new records (once per record id); ``rebuild`` recomputes
-a time range from raw rows in SQL (after a cost recompute, and when migrating existing data).
+All keyed by organization and hour: ``rollup_hourly`` per provider, upstream and model (with
+latency histograms), ``rollup_user_hourly`` per user, ``rollup_task_hourly`` per Open WebUI
+task, model and user, and three projections of it, one per pair of those dimensions
+(``rollup_task_model_hourly``, ``rollup_task_user_hourly``, ``rollup_user_model_hourly``):
+the Dashboard's task share, the Tasks page and each user's top models read a table a few times
+smaller than the three-way one (which keeps answering questions about all three). All but
+``rollup_hourly`` keep sums only, so they stay small with many users; on SQLite the
+projections are clustered by their key (WITHOUT ROWID), so a window is read in place. Each
+row holds mergeable aggregates (counts, sums, histogram buckets of latency and time to first
+token), so any set of hours and any grouping is a sum. The writer adds each batch's new
+records (once per record id); ``rebuild`` recomputes a time range from raw rows in SQL (after a
+cost recompute, and when migrating existing data).
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ rollup_user_hourly = Table(
     Column("hour", BigInteger, primary_key=True),
     Column("user_id", String(255), primary_key=True),
     *_measures(histograms=False),  # kept lean: one row per active user and hour
+    sqlite_with_rowid=False,  # migration 0009
 )
 rollup_task_hourly = Table(
     "rollup_task_hourly",
@@ -94,10 +101,34 @@ rollup_task_hourly = Table(
     Column("user_id", String(255), primary_key=True),
     *_measures(histograms=False),  # what background tasks cost, per user and model
 )
+PAIRS = {  # the task rollup's projections: table name -> its two dimensions
+    "rollup_task_model_hourly": ("task", "model"),
+    "rollup_task_user_hourly": ("task", "user_id"),
+    "rollup_user_model_hourly": ("user_id", "model"),
+}
+DIMENSION_TYPES = {"task": String(40), "model": String(255), "user_id": String(255)}
+
+
+def _pair_table(name: str, dims: tuple[str, str]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("org_id", String(36), primary_key=True),
+        Column("hour", BigInteger, primary_key=True),
+        *(Column(d, DIMENSION_TYPES[d], primary_key=True) for d in dims),
+        *_measures(histograms=False),
+        sqlite_with_rowid=False,
+    )
+
+
+rollup_task_model_hourly, rollup_task_user_hourly, rollup_user_model_hourly = (
+    _pair_table(name, dims) for name, dims in PAIRS.items()
+)
 KEYS = {
     "rollup_hourly": ("org_id", "hour", "provider", "upstream", "model"),
     "rollup_user_hourly": ("org_id", "hour", "user_id"),
     "rollup_task_hourly": ("org_id", "hour", "task", "model", "user_id"),
+    **{name: ("org_id", "hour", *dims) for name, dims in PAIRS.items()},
 }
 
 
@@ -163,6 +194,8 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
     groups: Groups = {t: {} for t in KEYS}
     hourly, per_user = groups["rollup_hourly"], groups["rollup_user_hourly"]
     per_task = groups["rollup_task_hourly"]
+    task_model, task_user = groups["rollup_task_model_hourly"], groups["rollup_task_user_hourly"]
+    user_model = groups["rollup_user_model_hourly"]
     for row in rows:
         if row.get("kind") != "llm":
             continue
@@ -175,11 +208,14 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
             row.get("ttft_ms"),
             row.get("output_tokens_per_s"),
         )
-        model, user = row.get("model") or "", row.get("user_id") or ""
+        model, user, task = row.get("model") or "", row.get("user_id") or "", row.get("task") or ""
         for into_table, key, hist in (
             (hourly, (org, hour, row["provider"], row["upstream"], model), True),
             (per_user, (org, hour, user), False),
-            (per_task, (org, hour, row.get("task") or "", model, user), False),
+            (per_task, (org, hour, task, model, user), False),
+            (task_model, (org, hour, task, model), False),
+            (task_user, (org, hour, task, user), False),
+            (user_model, (org, hour, user, model), False),
         ):
             into = into_table.get(key)
             if into is None:
@@ -319,11 +355,16 @@ def rebuild(
         measures.append(func.sum(case((has_tps, 1), else_=0)).label(TPS[i]))
     model = func.coalesce(requests.c.model, literal("")).label("model")
     user = func.coalesce(requests.c.user_id, literal("")).label("user_id")
-    plans = (
+    dim = {"task": _task(), "model": model, "user_id": user}
+    plans: list[tuple[Table, list[ColumnElement[Any]]]] = [
         (rollup_hourly, [requests.c.org_id, hour, requests.c.provider, requests.c.upstream, model]),
         (rollup_user_hourly, [requests.c.org_id, hour, user]),
         (rollup_task_hourly, [requests.c.org_id, hour, _task(), model, user]),
-    )
+        *(
+            (metadata.tables[name], [requests.c.org_id, hour, *(dim[d] for d in dims)])
+            for name, dims in PAIRS.items()
+        ),
+    ]
     for table, dims in plans:
         if table.name not in tables:
             continue
@@ -349,39 +390,47 @@ def read_stats(
     groups: Sequence[str] = (),
     where: Sequence[ColumnElement[bool]] = (),
     bucket: tuple[int, int] | None = None,
+    measures: Sequence[str] | None = None,
 ) -> dict[tuple[Any, ...], tuple[Stats, int, int, set[str]]]:
     """Summed rollup rows for whole hours, per combination of ``groups`` column values.
 
     The group name "bucket" means the time bucket index ``(hour - start) // size`` for
-    ``bucket=(start, size)``, so a 30-day chart sums in SQL to 30 rows.
+    ``bucket=(start, size)``, so a 30-day chart sums in SQL to 30 rows. ``measures`` (names of
+    ``Stats`` sums; None: all, with the histograms) limits what is summed to what the caller
+    shows: each sum costs on every row read, and the histograms are seventy columns.
     """
     exprs = [
         (table.c.hour - bucket[0]) // bucket[1] if g == "bucket" and bucket else table.c[g]
         for g in groups
     ]
     keys = [e.label(f"k{i}") for i, e in enumerate(exprs)]
-    columns = [func.sum(table.c[n]).label(n) for n in SUMS + LAT + TTFT + TPS if n in table.c]
+    histograms = measures is None and LAT[0] in table.c
+    names = [n for n in (SUMS if measures is None else measures) if n in table.c]
+    if histograms:
+        names += [n for n in LAT + TTFT + TPS if n in table.c]
     query = select(
         *keys,
         func.min(table.c.first_ms).label("first_ms"),
         func.max(table.c.last_ms).label("last_ms"),
-        *columns,
+        *(func.sum(table.c[n]).label(n) for n in names),
     ).where(table.c.org_id == org_id, table.c.hour >= since_hour, table.c.hour < until_hour, *where)
     if keys:
         query = query.group_by(*exprs)
     out: dict[tuple[Any, ...], tuple[Stats, int, int, set[str]]] = {}
-    histograms = LAT[0] in table.c
+    sums = [n for n in SUMS if n in names]
     for row in conn.execute(query):
         if row.first_ms is None:
             continue
         key = tuple(row._mapping[f"k{i}"] for i in range(len(groups)))
-        out[key] = (stats_from(row, histograms), int(row.first_ms), int(row.last_ms), set())
+        stats = stats_from(row, histograms, sums)
+        out[key] = (stats, int(row.first_ms), int(row.last_ms), set())
     return out
 
 
-def stats_from(row: Any, histograms: bool = True) -> Stats:
-    """A rollup row's sums as Stats; ``histograms`` False for the lean (per user, per task)
-    tables, whose rows have no histogram columns to look up (a missed key is slow)."""
+def stats_from(row: Any, histograms: bool = True, sums: Sequence[str] = SUMS) -> Stats:
+    """A rollup row's ``sums`` as Stats; ``histograms`` False for the lean (per user, per task)
+    tables, whose rows have no histogram columns to look up (a missed key is slow), and for
+    reads that did not ask for them."""
     m = row._mapping
     if histograms:
         stats = Stats(
@@ -391,6 +440,6 @@ def stats_from(row: Any, histograms: bool = True) -> Stats:
         )
     else:
         stats = Stats()
-    for name in SUMS:
+    for name in sums:
         setattr(stats, name, (float if name.endswith("_sum") else int)(m[name] or 0))
     return stats

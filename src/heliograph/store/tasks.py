@@ -2,13 +2,15 @@
 
 Besides answering, Open WebUI asks the model for a title for each chat, tags, follow-up
 suggestions, search queries, autocompletions... (``requests.task``; NULL for a chat). They run
-unseen, often on a separate task model, and can be a real share of spend. One read of the task
-rollup (``rollup_task_hourly`` for whole hours, raw rows at the window's edges), its tasks'
-rows only, grouped by task, model and user, beside every call per model and per user (their
-lean rollups), gives every figure here: tasks against chats, per task, and per user and per
-model with the share of that user's or model's spend that went to tasks. The Tasks page
-and the Dashboard read these; the analytics API's ``dimension=task`` and ``task=`` give the
-same numbers (same ``aggregate`` path).
+unseen, often on a separate task model, and can be a real share of spend. Two reads of the task
+rollup's projections (``rollup_task_model_hourly`` and ``rollup_task_user_hourly`` for whole
+hours, raw rows at the window's edges), their tasks' rows only, beside every call per model
+and per user (their lean rollups), give every figure here: tasks against chats, per task, and
+per user and per model with the share of that user's or model's spend that went to tasks.
+The pairs are several times smaller than the three-way task rollup, which a 30-day Tasks page
+at a million requests could not read in time. The Tasks page and the Dashboard read these;
+the analytics API's ``dimension=task`` and ``task=`` give the same numbers (same
+``aggregate`` path).
 """
 
 from __future__ import annotations
@@ -165,25 +167,27 @@ def report(engine: Engine, org_id: str, since_ms: int, until_ms: int) -> dict[st
     ``by_model``: those with any task, their task figures against all their calls, and their
     requests per task; users carry their directory entry (``person``: name, email) when known.
 
-    Three reads: the tasks' rows of the task rollup by task, model and user; every call per
-    model (the model rollup) and per user (the user rollup), for the shares.
+    Four reads: the tasks' rows by task and model and by task and user; every call per model
+    (the model rollup) and per user (the user rollup), for the shares.
     """
     window = (since_ms, until_ms)
     with engine.connect() as conn:
-        found = _collect(conn, org_id, window, ("task", "model", "user_id"), ONLY_TASKS)
+        per_model = _collect(conn, org_id, window, ("task", "model"), ONLY_TASKS)
+        per_user = _collect(conn, org_id, window, ("task", "user_id"), ONLY_TASKS)
         models = _collect(conn, org_id, window, ("model",))
-        users = _collect(conn, org_id, window, ("user_id",)) if found else {}
+        users = _collect(conn, org_id, window, ("user_id",)) if per_user else {}
     total = Split()
     by_task: dict[Any, Figures] = {}
     by_user = {key: Split(all=figures) for (key,), figures in users.items()}
     by_model = {key: Split(all=figures) for (key,), figures in models.items()}
     for split in by_model.values():
         total.all.add(split.all)
-    for (task, model, user), figures in found.items():
+    for (task, model), figures in per_model.items():
         total.add_task(task, figures)
         by_task.setdefault(task, Figures()).add(figures)
-        by_user.setdefault(user, Split()).add_task(task, figures)
         by_model.setdefault(model, Split()).add_task(task, figures)
+    for (task, user), figures in per_user.items():
+        by_user.setdefault(user, Split()).add_task(task, figures)
     by_task[None] = total.chats
     tasks = [
         {"key": key, **figures.to_api(), "share": share(figures, total.all)}
