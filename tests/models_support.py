@@ -1,8 +1,11 @@
 """Records for the model pages' tests: a local and a cloud llama3.2, a dear cloud model, and a
-hostile model name and user id, written straight into a store (so the figures are known)."""
+hostile model name and user id, written straight into a store (so the figures are known);
+and reading figures and tables back from a page's HTML."""
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from typing import Any
 
@@ -83,3 +86,24 @@ def records(org_id: str) -> list[dict[str, Any]]:
         user_id=SCRIPT,
     )
     return out
+
+
+def stat(page: str, label: str) -> str:
+    """The value of the stat box labelled ``label`` on a page."""
+    match = re.search(
+        rf'<span class="label">{re.escape(label)}</span>\s*<span class="value">([^<]*)</span>', page
+    )
+    assert match, f"no {label!r} figure on the page"
+    return html.unescape(match.group(1))
+
+
+def table(page: str, table_id: str) -> list[list[str]]:
+    """The text of each body row's cells of the table with ``table_id``."""
+    match = re.search(rf'<table[^>]*id="{table_id}".*?<tbody>(.*?)</tbody>', page, re.S)
+    assert match, f"no table #{table_id}"
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", match.group(1), re.S)
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(
+            r"<t[dh][^>]*>(.*?)</t[dh]>", r, re.S)]
+        for r in rows
+    ]  # fmt: skip

@@ -16,7 +16,7 @@ from markupsafe import escape
 from conftest import LiveGateway, gateway_settings
 from heliograph.store.engine import make_engine
 from mock_upstream import MockUpstream
-from models_support import IMG, SCRIPT, records, upstreams
+from models_support import IMG, SCRIPT, records, stat, table, upstreams
 from query_support import insert
 from web_support import WebClient, add_user
 
@@ -38,26 +38,6 @@ def site(tmp_path: Path, mock: MockUpstream, db_url: str) -> Iterator[WebClient]
             yield web
     finally:
         gw.stop()
-
-
-def stat(page: str, label: str) -> str:
-    match = re.search(
-        rf'<span class="label">{re.escape(label)}</span>\s*<span class="value">([^<]*)</span>', page
-    )
-    assert match, f"no {label!r} figure on the page"
-    return html.unescape(match.group(1))
-
-
-def table(page: str, table_id: str) -> list[list[str]]:
-    """The text of each body row's cells of the table with ``table_id``."""
-    match = re.search(rf'<table[^>]*id="{table_id}".*?<tbody>(.*?)</tbody>', page, re.S)
-    assert match, f"no table #{table_id}"
-    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", match.group(1), re.S)
-    return [
-        [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(
-            r"<t[dh][^>]*>(.*?)</t[dh]>", r, re.S)]
-        for r in rows
-    ]  # fmt: skip
 
 
 def test_models_page_local_cloud_and_sorting(site: WebClient) -> None:
