@@ -222,6 +222,11 @@ def test_refusals_keep_the_edit_and_send_nothing(
         assert '<option value="ollama" selected' in resp.text  # the choice is kept too
         resp = web.post(f"/requests/{rid}/replay", {**replay_form(web, rid), "target": "nope"})
         assert resp.status_code == 400 and "no configured upstream named" in resp.text
+        hostile = {**replay_form(web, rid), "target": HOSTILE_ATTR, "model": HOSTILE}
+        resp = web.post(f"/requests/{rid}/replay", hostile)
+        assert resp.status_code == 400 and "no configured upstream named" in resp.text
+        assert HOSTILE_ATTR not in resp.text and HOSTILE not in resp.text
+        assert 'value="&lt;script&gt;alert(1)&lt;/script&gt;"' in resp.text  # the model kept
     assert len(mock.requests) == upstream_calls
     assert not ollama.requests
 
@@ -282,3 +287,39 @@ def test_hostile_stored_values_stay_escaped_on_new_places(
         assert any(
             r["error"] and HOSTILE in r["error"] for r in feed
         )  # JSON; the script uses textContent
+
+
+def test_cold_start_is_marked_alike_in_the_table_and_on_the_page(gw: LiveGateway) -> None:
+    """One rule (a model load over a second) for the table's badge, the Timing table's badge
+    and the timing bar's legend; a warm load is called warm everywhere."""
+    ids = {}
+    for name, cold_ms in (("cold", "1500"), ("warm", "")):
+        resp = httpx.post(
+            f"{gw.base_url}/ollama/{gw.org.write_key}/api/chat",
+            json={
+                "model": "llama3.2",
+                "stream": False,
+                "messages": [{"role": "user", "content": name}],
+            },
+            headers={"x-mock-cold-ms": cold_ms} if cold_ms else {},
+            timeout=30,
+        )
+        assert resp.status_code == 200, resp.text
+        ids[name] = resp.headers["heliograph-id"]
+        wait_record(gw, ids[name])
+    with WebClient(gw, "admin@example.com") as web:
+        table = web.get("/requests", cols="time,latency,tps,where").text
+        for name, rid in ids.items():
+            row = table[table.index(f'<tr data-id="{rid}"') :]
+            row = row[: row.index("</tr>")]
+            assert ('<span class="badge cold"' in row) == (name == "cold")
+            assert '<span class="badge local">local</span>' in row
+            assert re.search(r'<td class="num">[\d.]+ tok/s</td>', row)
+        cold = web.get(f"/requests/{ids['cold']}").text
+        assert '<span class="badge cold">cold start</span>' in cold
+        assert "Cold start (model load) 1.50 s" in cold and "Model load (warm)" not in cold
+        assert re.search(r"<dt>Output speed</dt><dd>[\d.]+ tok/s</dd>", cold)
+        assert re.search(r"<dt>Prompt speed</dt><dd>[\d.]+ tok/s</dd>", cold)
+        warm = web.get(f"/requests/{ids['warm']}").text
+        assert "cold start" not in warm.lower() and "Model load (warm) 20 ms" in warm
+        assert '<span class="badge">warm</span>' in warm
