@@ -191,7 +191,9 @@ def test_users_user_groups_and_tasks_tables_sort(gateway_any: LiveGateway) -> No
         assert "Avg latency" in user and "too few for a p95" in user  # 4 requests
         days = re.search(r'<table class="compact" id="user-days">(.*?)</table>', user, re.S)
         assert days and days.group(1).count("<tr>") == 2  # header and today
-        assert 'id="chart-user-cost-per-day"' in user
+        assert 'id="chart-user-cost"' in user  # a day's range: cost per hour
+        week = web.get("/users/many", range="7d").text
+        assert 'id="chart-user-cost-per-day"' in week and 'id="chart-user-cost"' not in week
         hostile = web.get("/users/" + quote(XSS[1], safe=""), range="24h")
         assert hostile.status_code == 200 and XSS[1] not in hostile.text
         for path, param in (("/groups", "sort"), ("/tasks", "tsort")):

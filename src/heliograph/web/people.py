@@ -32,6 +32,7 @@ from heliograph.web.sorting import TableSort
 LIST_LIMIT = 500
 USER_REQUESTS = 25
 MAX_GROUP = 255
+MIN_DAYS = 3  # fewer days in the range: the cost chart is per bucket, not per day
 MIN_FOR_P95 = 20  # fewer latencies than this: the average, labelled, instead of a p95
 PERSON = ("name", "email", "role", "groups", "identity")
 USER_COLUMNS = ("requests", "total_tokens", "cost_usd", "avg_latency_ms", "error_rate", "last_ms")
@@ -152,6 +153,28 @@ def _user_charts(window: Window, user_id: str, data: dict[str, Any]) -> list[Any
     links = [drill(s, window.bucket_ms) for s in window.starts]
     points, days = data["points"], data["days"]
     day_starts = [d["start_ms"] for d in days]
+    if len(days) >= MIN_DAYS:
+        cost = chart(
+            "chart-user-cost-per-day",
+            "Cost per day (USD)",
+            day_starts,
+            DAY,
+            [Series("Cost", [d["cost_usd"] for d in days], "s2")],
+            fmt=usd,
+            links=[drill(s, DAY) for s in day_starts],
+            tz=window.tz,
+        )
+    else:  # a day or two would be two bars: the cost over the window's buckets instead
+        cost = chart(
+            "chart-user-cost",
+            "Cost (USD)",
+            window.starts,
+            window.bucket_ms,
+            [Series("Cost", [p["cost_usd"] for p in points], "s2")],
+            fmt=usd,
+            links=links,
+            tz=window.tz,
+        )
     return [
         chart(
             "chart-user-requests",
@@ -163,14 +186,5 @@ def _user_charts(window: Window, user_id: str, data: dict[str, Any]) -> list[Any
             links=links,
             tz=window.tz,
         ),
-        chart(
-            "chart-user-cost-per-day",
-            "Cost per day (USD)",
-            day_starts,
-            DAY,
-            [Series("Cost", [d["cost_usd"] for d in days], "s2")],
-            fmt=usd,
-            links=[drill(s, DAY) for s in day_starts],
-            tz=window.tz,
-        ),
+        cost,
     ]
