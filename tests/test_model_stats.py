@@ -201,3 +201,10 @@ def test_compare_models_over_one_filter(store: Engine) -> None:
     assert list(many) == ["a", "b", "c", "d"]
     with pytest.raises(ValueError):
         model_stats.compare(store, ORG, SINCE, UNTIL, BUCKET, ["a"], {"nope": "x"})
+
+
+def test_servings_per_provider(store: Engine) -> None:
+    providers = model_stats.servings(store, ORG, SINCE, UNTIL, _local)["providers"]
+    assert [(p["key"], p["requests"]) for p in providers] == [("ollama", 8), ("openai", 5)]
+    assert providers[1]["cost_usd"] == pytest.approx(0.003006)
+    assert 4000 < providers[1]["p50_latency_ms"] <= 5000  # 3 of 5 calls at 4.5 s

@@ -64,6 +64,7 @@ def servings(
     ``upstreams`` (each with ``upstream``, ``provider``, ``local`` and its own figures) and
     ``where``: "local", "cloud" or "both". ``sides``: the local and the cloud subtotals (with
     ``models``, how many). ``both``: per model served both ways, its local and cloud figures.
+    ``providers``: per provider, by requests (the Dashboard's top providers, from the same read).
     """
     conds = analytics.resolve_where(engine, org_id, where)
     with engine.connect() as conn:
@@ -119,13 +120,23 @@ def servings(
                     **{side: _merged(by_side[side]).to_api() for side in SIDES},
                 }
             )
+    by_provider: dict[str, aggregate.Entry] = {}
+    for (_, provider, _), entry in entries.items():
+        into = by_provider.setdefault(provider, aggregate.Entry())
+        into.stats.merge(entry.stats)
+        if entry.first_ms is not None and entry.last_ms is not None:
+            into.seen(entry.first_ms, entry.last_ms)
+    providers = [
+        {"key": name, **e.stats.to_api(), "first_ms": e.first_ms, "last_ms": e.last_ms}
+        for name, e in sorted(by_provider.items(), key=lambda kv: (-kv[1].stats.requests, kv[0]))
+    ]
     models.sort(key=lambda m: (-m["requests"], str(m["key"])))
     both.sort(key=lambda m: (-m["requests"], str(m["key"])))
     sides = {
         side: {**_merged(side_stats[side]).to_api(), "models": len(side_models[side])}
         for side in SIDES
     }
-    return {"models": models, "sides": sides, "both": both}
+    return {"models": models, "sides": sides, "both": both, "providers": providers}
 
 
 def latency_histogram(stats: Stats) -> list[dict[str, Any]]:

@@ -121,15 +121,16 @@ def dashboard_charts(window: Window, points: list[dict[str, Any]]) -> list[Any]:
 def _load_dashboard(ctx: Ctx, window: Window) -> dict[str, Any]:
     engine, org, since, until = ctx.engine, ctx.org_id, window.since_ms, window.until_ms
     users = analytics.breakdown(engine, org, "user_id", since, until, TOP)
+    split = model_stats.servings(engine, org, since, until, local_test(ctx.settings))
     return {
         "totals": analytics.summary(engine, org, since, until),
         "points": analytics.timeseries(engine, org, since, until, window.bucket_ms),
-        "models": analytics.breakdown(engine, org, "model", since, until, TOP),
-        "providers": analytics.breakdown(engine, org, "provider", since, until, TOP),
+        "models": split["models"][:TOP],  # one read of the model rollup for all three
+        "providers": split["providers"][:TOP],
         "users": users,
         "people": names.lookup(engine, org, [u["key"] for u in users]),
         "task_share": tasks.overview(engine, org, since, until),
-        "split": model_stats.servings(engine, org, since, until, local_test(ctx.settings)),
+        "split": split,
     }
 
 
