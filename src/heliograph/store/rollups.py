@@ -194,8 +194,6 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
     groups: Groups = {t: {} for t in KEYS}
     hourly, per_user = groups["rollup_hourly"], groups["rollup_user_hourly"]
     per_task = groups["rollup_task_hourly"]
-    task_model, task_user = groups["rollup_task_model_hourly"], groups["rollup_task_user_hourly"]
-    user_model = groups["rollup_user_model_hourly"]
     for row in rows:
         if row.get("kind") != "llm":
             continue
@@ -213,9 +211,6 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
             (hourly, (org, hour, row["provider"], row["upstream"], model), True),
             (per_user, (org, hour, user), False),
             (per_task, (org, hour, task, model, user), False),
-            (task_model, (org, hour, task, model), False),
-            (task_user, (org, hour, task, user), False),
-            (user_model, (org, hour, user, model), False),
         ):
             into = into_table.get(key)
             if into is None:
@@ -227,7 +222,26 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
                 into[_TTFT0 + bucket_of(ttft)] += 1
             if hist and tps is not None:
                 into[_TPS0 + tps_bucket_of(tps)] += 1
+    _project(per_task, groups)
     return groups
+
+
+_TASK_KEY = ("task", "model", "user_id")  # after org and hour in rollup_task_hourly's key
+
+
+def _project(per_task: dict[tuple[Any, ...], list[Any]], groups: Groups) -> None:
+    """The pair tables' groups, summed from the three-way groups (one step per group, not
+    per record: a batch's records fall in far fewer groups)."""
+    for name, dims in PAIRS.items():
+        at = [2 + _TASK_KEY.index(d) for d in dims]
+        target = groups[name]
+        for key, measures in per_task.items():
+            pair = (key[0], key[1], key[at[0]], key[at[1]])
+            into = target.get(pair)
+            if into is None:
+                target[pair] = list(measures)
+            else:
+                _add(into, measures[:_HEAD], measures[_FIRST], measures[_LAST])
 
 
 def merge_groups(into: Groups, other: Groups) -> None:

@@ -59,6 +59,9 @@ def upgrade() -> None:
     from heliograph.store.rollups import rebuild
 
     rebuild(op.get_bind(), tables=tuple(PAIRS))
+    if op.get_bind().dialect.name == "postgresql":
+        for name in PAIRS:  # planner statistics now, not at autovacuum's next round
+            op.execute(f"ANALYZE {name}")
     if op.get_bind().dialect.name == "sqlite":
         op.rename_table("rollup_user_hourly", "rollup_user_hourly_0008")
         _create("rollup_user_hourly", ("user_id",))
