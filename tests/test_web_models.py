@@ -107,6 +107,12 @@ def test_a_models_page(site: WebClient) -> None:
     hostile = site.get("/models/" + quote(SCRIPT, safe=""), range="24h")
     assert hostile.status_code == 200
     assert SCRIPT not in hostile.text and stat(hostile.text, "Requests") == "1"
+    # a name with a slash is one path segment; a model without traffic is an empty page
+    slash = site.get("/models/" + quote("Qwen/Qwen3-32B", safe=""), range="24h")
+    assert slash.status_code == 200
+    assert '<span class="model-name">Qwen/Qwen3-32B</span>' in slash.text
+    assert "No requests for this model in this time range." in slash.text
+    assert stat(slash.text, "Requests") == "0"
     # sortable tables, each with its own parameter
     asc = table(site.get("/models/llama3.2", range="24h", up_sort="requests").text, "served-by")
     assert [r[0] for r in asc] == ["groq", "ollama"]
