@@ -226,4 +226,17 @@ def test_replay_a_cloud_request_on_local_ollama(
     assert page.locator("#replays tbody tr").count() == 1
     assert "llama3.2" in page.locator("#replays tbody tr").inner_text()
     screenshot(page, "request-with-replays")
+    # Another request: choosing Ollama now suggests the model it served (llama3.2).
+    other = send(live, "suggest a model")
+    live.wait_records(1)
+    page.goto(f"/requests/{other}")
+    assert page.input_value("#replay-model") == "gpt-4o-mini"
+    page.select_option("#replay-target", "ollama")
+    assert page.input_value("#replay-model") == "llama3.2"
+    assert page.get_attribute("#replay-model", "list") == "replay-models-ollama"
+    page.select_option("#replay-target", "openai")
+    assert page.input_value("#replay-model") == "gpt-4o-mini"
+    page.fill("#replay-model", "my-own-choice")
+    page.select_option("#replay-target", "ollama")
+    assert page.input_value("#replay-model") == "my-own-choice"  # a typed model is kept
     assert not page.dialogs

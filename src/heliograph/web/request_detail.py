@@ -9,11 +9,12 @@ refused (bad JSON, an upstream that cannot take the request): then it holds the 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.responses import Response
 
-from heliograph.store import filter_params, search
+from heliograph.store import analytics, filter_params, search
 from heliograph.store.requests import get_request
 from heliograph.store.selection import RequestFilter
 from heliograph.web import chat, columns, names
@@ -26,6 +27,7 @@ from heliograph.web.replay_form import ReplayForm, initial_form, replay_problem,
 RAW_DISPLAY_CHARS = 400_000
 SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "cookie", "proxy-authorization")
 MAX_REPLAYS_SHOWN = 50
+MODEL_DAYS_MS = 30 * 86_400_000  # how far back the replay form looks for models to suggest
 
 
 def tok_s(value: float | None) -> str:
@@ -95,6 +97,18 @@ def _around(ctx: Ctx, rid: str, f: RequestFilter) -> dict[str, Any]:
     return {"older": older, "newer": newer, "replays": _replays(ctx, rid)}
 
 
+def model_choices(ctx: Ctx) -> dict[str, list[str]]:
+    """Models each configured upstream served lately (from the rollups), most used first, to
+    suggest in the replay form's model field."""
+    now = int(time.time() * 1000)
+    models = analytics.breakdown(ctx.engine, ctx.org_id, "model", now - MODEL_DAYS_MS, now, 300)
+    out: dict[str, list[str]] = {}
+    for name, config in ctx.settings.resolved_upstreams().items():
+        provider = config.provider or name
+        out[name] = [m["key"] for m in models if m["key"] and provider in m["providers"]]
+    return out
+
+
 async def render_detail(
     ctx: Ctx, row: dict[str, Any], form: ReplayForm | None = None, status: int = 200
 ) -> Response:
@@ -105,6 +119,7 @@ async def render_detail(
     keep = rq.pairs(cursor=None, cols=cols)  # the list this page was opened from
     around = await ctx.run(_around, ctx, rid, rq.filter)
     people = await ctx.run(names.lookup, ctx.engine, ctx.org_id, [row.get("user_id")])
+    models = await ctx.run(model_choices, ctx) if ctx.user.is_admin else {}
     upstreams = ctx.settings.resolved_upstreams()
 
     def link(other: str | None) -> str:
@@ -138,6 +153,7 @@ async def render_detail(
         replay_problem=replay_problem(row),
         targets=targets(row, upstreams) if ctx.user.is_admin else [],
         form=(form or initial_form(row, upstreams)) if ctx.user.is_admin else None,
+        models=models,
     )
 
 

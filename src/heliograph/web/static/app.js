@@ -216,17 +216,35 @@
   }
 
   // The replay form's provider key belongs to the upstream it was typed for: choosing
-  // another upstream clears it, and key_for tells the server which upstream that is.
-  function bindReplayKey(form) {
+  // another upstream clears it, and key_for tells the server which upstream that is. The
+  // model field suggests the models the chosen upstream served lately; while it still holds
+  // the original model and the new upstream never served that one, it takes the upstream's
+  // most used model (and the original back on the original upstream).
+  function bindReplayForm(form) {
     const target = form.querySelector("select[name=target]");
     const key = form.querySelector("input[name=provider_key]");
     const keyFor = form.querySelector("input[name=key_for]");
+    const model = form.querySelector("input[name=model]");
     const label = document.getElementById("replay-key-upstream");
     if (!target || !key || !keyFor) return;
+    let suggested = "";
     target.addEventListener("change", function () {
       if (keyFor.value !== target.value) key.value = "";
       keyFor.value = target.value;
       if (label) label.textContent = target.value;
+      if (!model) return;
+      const original = model.dataset.original || "";
+      model.setAttribute("list", "replay-models-" + target.value);
+      const list = document.getElementById("replay-models-" + target.value);
+      const names = list ? Array.from(list.options, (o) => o.value) : [];
+      const untouched = model.value === original || (suggested && model.value === suggested);
+      if (!untouched) return;
+      if (target.value === model.dataset.upstream || names.includes(original) || !names.length) {
+        model.value = original;
+        suggested = "";
+      } else {
+        model.value = suggested = names[0];
+      }
     });
   }
 
@@ -234,6 +252,6 @@
     const toggle = document.getElementById("live-toggle");
     if (toggle) startLive(toggle);
     const replay = document.getElementById("replay-form");
-    if (replay) bindReplayKey(replay);
+    if (replay) bindReplayForm(replay);
   });
 })();
