@@ -15,6 +15,7 @@ from markupsafe import escape
 
 from conftest import LiveGateway, gateway_settings
 from heliograph.store.engine import make_engine
+from heliograph.web.models import errors_since
 from mock_upstream import MockUpstream
 from models_support import IMG, SCRIPT, records, stat, table, upstreams
 from query_support import insert
@@ -146,3 +147,11 @@ def test_compare_view(site: WebClient) -> None:
     assert "At most 4 models" in five
     hostile = site.get("/compare", range="24h", model=[SCRIPT, IMG]).text
     assert SCRIPT not in hostile and IMG not in hostile
+
+
+def test_recent_errors_are_looked_for_only_where_the_rollups_saw_them() -> None:
+    points = [{"start_ms": i * 10, "errors": e} for i, e in enumerate([5, 0, 3, 0, 1])]
+    assert errors_since(points, 4) == 20  # the last three buckets hold four errors
+    assert errors_since(points, 1) == 40
+    assert errors_since(points, 100) == 0  # fewer than wanted: all of them
+    assert errors_since([{"start_ms": 0, "errors": 0}] * 3, 10) is None

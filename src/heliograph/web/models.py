@@ -109,17 +109,32 @@ def _load_model(ctx: Ctx, window: Window, model: str, upstream: str | None) -> d
     engine, org, since, until = ctx.engine, ctx.org_id, window.since_ms, window.until_ms
     found = model_stats.trend(engine, org, since, until, window.bucket_ms, model, upstream)
     users = model_stats.top_users(engine, org, since, until, model, TOP_USERS)
-    errors = RequestFilter(model=model, since_ms=since, until_ms=until, errors_only=True)
-    if upstream:
-        errors.where = Leaf("upstream", "equals", upstream)
-    page = search.search_requests(engine, org, errors, RECENT_ERRORS)
+    rows: list[dict[str, Any]] = []
+    start = errors_since(found["points"], RECENT_ERRORS)
+    if start is not None:
+        errors = RequestFilter(model=model, since_ms=start, until_ms=until, errors_only=True)
+        if upstream:
+            errors.where = Leaf("upstream", "equals", upstream)
+        rows = search.search_requests(engine, org, errors, RECENT_ERRORS).rows
     return {
         **found,
         "users": users,
         "people": names.lookup(engine, org, [u["key"] for u in users]),
-        "errors": table_rows(ctx, page.rows),
-        "more_errors": page.next_cursor is not None,
+        "errors": table_rows(ctx, rows),
+        "more_errors": found["totals"]["errors"] > len(rows),
     }
+
+
+def errors_since(points: Sequence[dict[str, Any]], wanted: int) -> int | None:
+    """Where the latest ``wanted`` errors start, from the per-bucket error counts (None: no
+    errors), so finding them reads a few buckets' rows, not every call of a model that
+    rarely fails."""
+    seen = 0
+    for point in reversed(points):
+        seen += point["errors"]
+        if seen >= wanted:
+            return int(point["start_ms"])
+    return int(points[0]["start_ms"]) if seen else None
 
 
 def model_charts(window: Window, found: dict[str, Any], links: list[str]) -> list[Markup]:
@@ -170,13 +185,13 @@ def model_charts(window: Window, found: dict[str, Any], links: list[str]) -> lis
                 Series("p50", values("p50_output_tokens_per_s"), "s3"),
                 Series("p10", values("p10_output_tokens_per_s"), "s5"),
             ],
-            _rate,
+            rate,
         ),
         draw(
             "chart-ptps",
             "Prompt tokens/s (average)",
             [Series("Prompt tok/s", values("avg_prompt_tokens_per_s"), "s2")],
-            _rate,
+            rate,
         ),
         draw(
             "chart-cold",
@@ -199,7 +214,7 @@ def model_charts(window: Window, found: dict[str, Any], links: list[str]) -> lis
                     "Error rate", [p["error_rate"] if p["requests"] else None for p in points], "s5"
                 )
             ],
-            _pct,
+            pct,
         ),
         draw("chart-requests", "Requests", [Series("Requests", values("requests"))], number, "bar"),
         draw(
@@ -222,7 +237,7 @@ def model_charts(window: Window, found: dict[str, Any], links: list[str]) -> lis
                 "chart-upstream-tps",
                 "p50 output tokens/s per upstream",
                 "p50_output_tokens_per_s",
-                _rate,
+                rate,
             ),
         ):
             series = [
@@ -231,14 +246,6 @@ def model_charts(window: Window, found: dict[str, Any], links: list[str]) -> lis
             ]
             charts.append(draw(chart_id, title, series, fmt))
     return charts
-
-
-def _rate(value: float) -> str:
-    return rate(value)
-
-
-def _pct(value: float) -> str:
-    return pct(value)
 
 
 def latency_bars(buckets: Sequence[dict[str, Any]], links: Sequence[str]) -> Markup:
