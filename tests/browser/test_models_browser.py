@@ -134,6 +134,12 @@ def test_a_models_page_trends_drill_through_and_sorting(page: Any, live: LiveGat
 
 def test_picking_models_to_compare(page: Any, live: LiveGateway) -> None:
     login(page, "/models?range=24h")
+    sides = page.locator("#local-cloud tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.side)"
+    )
+    assert sides == ["local", "cloud"]
+    assert page.locator("#both-ways tbody tr td:first-child").all_inner_texts() == ["llama3.2"]
+    screenshot(page, "models-page")
     page.check("#models input[type=checkbox][value='llama3.2']")
     page.check("#models input[type=checkbox][value='gpt-4o']")
     page.click("button:text('Compare selected models')")
