@@ -77,7 +77,7 @@ def _fill(engine: Engine) -> None:
         # s-a: three requests over 2 s, one failed, one unpriced, named twice (latest wins)
         _row("a1", "s-a", 0, session_name="Old title", prompt_tokens=1, completion_tokens=1),
         _row("a2", "s-a", 1000, state="error", status=500, cost_known=False, cost_nusd=None),
-        _row("a3", "s-a", 2000, session_name="Trip to Oslo", latency_ms=500.0),
+        _row("a3", "s-a", 2000, session_name="A trip to Oslo", latency_ms=500.0),
         # s-b: one big request from another user
         _row("b1", "s-b", 5000, user_id="u2", prompt_tokens=900, cost_nusd=90_000),
         # s-c: two cheap requests
@@ -104,7 +104,7 @@ def test_list_columns_names_and_sorts(engine: Engine) -> None:
     page = _page(engine)
     assert _ids(page) == ["s-b", "s-c", "s-a"] and page.total == 3 and page.next_cursor is None
     a = next(r for r in page.rows if r["session_id"] == "s-a")
-    assert a["name"] == "Trip to Oslo"  # the latest name, not the first nor the largest
+    assert a["name"] == "A trip to Oslo"  # the latest name, not the first nor the largest
     assert (a["requests"], a["errors"], a["unpriced"], a["users"]) == (3, 1, 1, 1)
     assert a["first"] == T0 and a["last"] == T0 + 2000
     assert a["duration"] == 2500  # to the end of the last request
@@ -175,7 +175,7 @@ def test_bodies_and_names_stay_in_the_organization(engine: Engine) -> None:
     assert request is not None and b'"content":"p"' in request
     assert response is not None and b"assistant" in response
     assert sessions.session_names(engine, "other", ["s-a"]) == {}
-    assert sessions.session_names(engine, ORG, ["s-a", "s-b", "x\x00"]) == {"s-a": "Trip to Oslo"}
+    assert sessions.session_names(engine, ORG, ["s-a", "s-b", "x\x00"]) == {"s-a": "A trip to Oslo"}
 
 
 def test_user_models_with_percentiles(engine: Engine) -> None:

@@ -178,24 +178,27 @@ def list_sessions(
 def session_names(engine: Engine, org_id: str, session_ids: Sequence[str]) -> dict[str, str]:
     """Each session's latest name (``Helicone-Session-Name``, or the title Open WebUI
     generated for the chat), from any time: a chat named an hour before the window keeps it."""
-    out: dict[str, str] = {}
+    latest: dict[str, tuple[int, str, str]] = {}
     wanted = [s for s in session_ids if not holds_nul(s)]
     c = requests.c
     with engine.connect() as conn:
         for i in range(0, len(wanted), ID_CHUNK):
-            query = (
-                select(c.session_id, c.session_name)
-                .where(
-                    c.org_id == org_id,
-                    c.session_id.in_(wanted[i : i + ID_CHUNK]),
-                    c.session_name.is_not(None),
-                    c.session_name != "",
-                )
-                .order_by(c.created_at, c.id)
+            # No ORDER BY: with one, SQLite walks the organization's time index instead of
+            # looking each session up in the session index (500 ms against 1 ms at 200k rows).
+            query = select(
+                c.session_id, c.session_name, c.created_at, c.id
+            ).where(
+                c.org_id == org_id,
+                c.session_id.is_not(None),  # lets SQLite use the partial session index
+                c.session_id.in_(wanted[i : i + ID_CHUNK]),
+                c.session_name.is_not(None),
+                c.session_name != "",
             )
             for row in conn.execute(query):
-                out[row.session_id] = row.session_name  # later rows win
-    return out
+                mark = (row.created_at, row.id, row.session_name)
+                if row.session_id not in latest or mark > latest[row.session_id]:
+                    latest[row.session_id] = mark
+    return {sid: mark[2] for sid, mark in latest.items()}
 
 
 def bodies(
