@@ -3,9 +3,11 @@ the live feed's fields, and the request page's newer/older links within a filter
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import QueryParams
 
@@ -117,3 +119,22 @@ def test_newer_and_older_links_walk_the_filtered_list(
         assert older == f"/requests/{big[2]}?model=gpt-4o"
         assert 'href="/requests?model=gpt-4o">Requests (filtered)</a>' in page
         assert around(web.get(f"/requests/{big[2]}", model="gpt-4o").text)[1] is None
+
+
+def test_times_and_links_keep_the_page_timezone(gateway: LiveGateway, mock: MockUpstream) -> None:
+    first, second = send(gateway, "tz one"), send(gateway, "tz two")
+    stored = {r["id"]: r for r in gateway.wait_records(2)}
+    add_user(gateway, "admin@example.com")
+    with WebClient(gateway, "admin@example.com") as web:
+        page = web.get("/requests", tz="Asia/Tokyo", cols="time,model").text
+        created = dt.datetime.fromisoformat(stored[second]["created_at"].replace("Z", "+00:00"))
+        tokyo = created.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M:%S")
+        assert f">{tokyo}</a>" in page
+        assert f'href="/requests/{second}?cols=time%2Cmodel&amp;tz=Asia%2FTokyo"' in page
+        assert '<input type="hidden" name="tz" value="Asia/Tokyo">' in page
+        assert all("tz=Asia%2FTokyo" in h for h in links(page) if "cursor=" in h or "sort=" in h)
+        feed = web.get("/requests/live.json", after="0", tz="Asia/Tokyo").json()["rows"]
+        assert {r["id"]: r["time"] for r in feed}[second] == tokyo
+        detail = web.get(f"/requests/{second}", tz="Asia/Tokyo").text
+        assert f"{tokyo} Asia/Tokyo" in detail
+        assert f'href="/requests/{first}?tz=Asia%2FTokyo"' in detail  # older keeps the zone

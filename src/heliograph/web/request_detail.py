@@ -20,7 +20,7 @@ from heliograph.store.selection import RequestFilter
 from heliograph.web import chat, columns, names
 from heliograph.web.context import Ctx
 from heliograph.web.dashboard import is_local
-from heliograph.web.format import DASH, path, query_url
+from heliograph.web.format import DASH, path, query_url, zone_label
 from heliograph.web.query import parse_request_query
 from heliograph.web.replay_form import ReplayForm, initial_form, replay_problem, targets
 
@@ -115,8 +115,10 @@ async def render_detail(
     """The request page for ``row``; ``form`` is the replay form as the user left it."""
     rid = str(row["id"])
     rq = parse_request_query(ctx.request.query_params)
+    zone = zone_label(ctx.tz)
     cols = columns.param(columns.chosen(ctx.request.query_params))
-    keep = rq.pairs(cursor=None, cols=cols)  # the list this page was opened from
+    state = {"cols": cols, "tz": "" if zone == "UTC" else zone}
+    keep = rq.pairs(cursor=None, **state)  # the list this page was opened from
     around = await ctx.run(_around, ctx, rid, rq.filter)
     people = await ctx.run(names.lookup, ctx.engine, ctx.org_id, [row.get("user_id")])
     models = await ctx.run(model_choices, ctx) if ctx.user.is_admin else {}

@@ -11,6 +11,7 @@ live feed sends every field and the browser fills the columns the table has.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ from heliograph.web.format import (
     tokens,
     usd,
     when,
+    zone_label,
 )
 from heliograph.web.query import RequestQuery, parse_request_query
 from heliograph.web.request_detail import request_detail as request_detail
@@ -45,13 +47,14 @@ def row_view(
     people: names.People | None = None,
     upstreams: dict[str, Any] | None = None,
     query: str = "",
+    tz: dt.tzinfo | None = None,
 ) -> dict[str, Any]:
     """A record as the table shows it; the live feed sends exactly this to the browser.
 
     The user is shown by name and email when the directory (``people``) knows them, with the
     id as the tooltip; an Open WebUI background task shows as a badge linking to its filter.
     ``query`` (the table's filters) is kept on the link to the record, so its page can walk
-    the same list; ``upstreams`` tells local from cloud models.
+    the same list; ``upstreams`` tells local from cloud models; ``tz`` is the page's timezone.
     """
     model = row.get("model")
     user, session = row.get("user_id"), row.get("session_id")
@@ -64,7 +67,7 @@ def row_view(
         "id": row["id"],
         "href": path("requests", row["id"]) + (f"?{query}" if query else ""),
         "created_at": row["created_at"],
-        "time": when(row["created_at"]),
+        "time": when(row["created_at"], tz),
         "status": str(status) if status else DASH,
         "state": state,
         "status_class": "ok" if state == "ok" else ("warn" if state == "cancelled" else "err"),
@@ -96,21 +99,35 @@ def row_view(
 
 
 def table_rows(ctx: Ctx, rows: list[dict[str, Any]], query: str = "") -> list[dict[str, Any]]:
-    """Table rows for records: their prompt previews and their users' names, one query each."""
+    """Table rows for records: their prompt previews and their users' names, one query each;
+    times in the page's timezone."""
     bodies = search.request_bodies_for(ctx.engine, ctx.org_id, [r["id"] for r in rows])
     people = names.lookup(ctx.engine, ctx.org_id, [r.get("user_id") for r in rows])
     upstreams = ctx.settings.resolved_upstreams()
-    return [row_view(r, chat.preview(bodies.get(r["id"])), people, upstreams, query) for r in rows]
+    return [
+        row_view(r, chat.preview(bodies.get(r["id"])), people, upstreams, query, ctx.tz)
+        for r in rows
+    ]
 
 
-def _detail_query(rq: RequestQuery, cols: str = "") -> str:
+def page_state(ctx: Ctx) -> dict[str, str]:
+    """What every Requests link keeps besides the filters: the columns and the timezone
+    (each left out when it is the default)."""
+    zone = zone_label(ctx.tz)
+    return {
+        "cols": columns.param(columns.chosen(ctx.request.query_params)),
+        "tz": "" if zone == "UTC" else zone,
+    }
+
+
+def _detail_query(rq: RequestQuery, state: dict[str, str]) -> str:
     """The filters a row's link carries to its page (no cursor, no live flag)."""
-    link = query_url("", rq.pairs(cursor=None, cols=cols))
+    link = query_url("", rq.pairs(cursor=None, **state))
     return link[1:] if link.startswith("?") else ""
 
 
 def _list_page(
-    ctx: Ctx, rq: RequestQuery, cursor: str | None, limit: int | None = None, cols: str = ""
+    ctx: Ctx, rq: RequestQuery, cursor: str | None, limit: int | None = None
 ) -> tuple[list[dict[str, Any]], search.Page]:
     page = search.search_requests(
         ctx.engine,
@@ -121,28 +138,30 @@ def _list_page(
         sort=rq.sort,
         ascending=rq.ascending,
     )
-    return table_rows(ctx, page.rows, _detail_query(rq, cols)), page
+    return table_rows(ctx, page.rows, _detail_query(rq, page_state(ctx))), page
 
 
 async def requests_page(ctx: Ctx) -> Response:
     query = ctx.request.query_params
     chosen = columns.chosen(query)
-    cols = columns.param(chosen)
+    state = page_state(ctx)
+    cols = state["cols"]
     if "col" in query:  # the column picker's form: one canonical cols= in the URL
         kept = [(k, v) for k, v in query.multi_items() if k not in ("col", "cols")]
         return RedirectResponse(query_url("/requests", [*kept, ("cols", cols)]), 303)
     rq = parse_request_query(query)
     try:
-        rows, page = await ctx.run(_list_page, ctx, rq, rq.cursor, None, cols)
+        rows, page = await ctx.run(_list_page, ctx, rq, rq.cursor)
     except ValueError:
         rq.errors.append("That page link is no longer valid; showing the first page.")
-        rows, page = await ctx.run(_list_page, ctx, rq, None, None, cols)
+        rows, page = await ctx.run(_list_page, ctx, rq, None)
     upstreams = sorted(ctx.settings.resolved_upstreams())
     return ctx.render(
         "requests.html",
         rq=rq,
         cols=chosen,
         cols_param=cols,
+        state=state,
         all_columns=columns.COLUMNS,
         default_columns=columns.DEFAULT,
         rows=rows,
@@ -166,8 +185,7 @@ async def requests_json(ctx: Ctx) -> Response:
     newer = filters.Leaf("created_at", "gte", after_ms)
     rq.filter.where = filters.all_of(rq.filter.where or filters.ALL, newer)
     rq.sort, rq.ascending = "time", False
-    cols = columns.param(columns.chosen(ctx.request.query_params))
-    rows, _ = await ctx.run(_list_page, ctx, rq, None, LIVE_LIMIT, cols)
+    rows, _ = await ctx.run(_list_page, ctx, rq, None, LIVE_LIMIT)
     return JSONResponse({"rows": rows}, headers={"Cache-Control": "no-store"})
 
 
