@@ -47,7 +47,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0009"
+    assert current_revision(engine) == "0010"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
@@ -69,7 +69,9 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
         assert [tuple(t) for t in pairs] == [("", "gpt-4o", 1)]
         users = conn.execute(text("SELECT user_id, requests FROM rollup_user_hourly")).all()
         assert [tuple(u) for u in users] == [("", 1)]  # kept when SQLite's table was clustered
+        daily = conn.execute(text("SELECT user_id, requests FROM rollup_user_daily")).all()
+        assert [tuple(u) for u in daily] == [("", 1)]  # and its daily twin (migration 0010)
     assert get_request(engine, "o1", "r1") is not None
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0009"
+    assert current_revision(engine) == "0010"
     engine.dispose()

@@ -1,6 +1,8 @@
-"""The task rollup's pair projections: each holds exactly the three-way table summed over its
-missing dimension, the writer and the SQL rebuild agree, every pair of dimensions reads the
-smallest table that has them, and ``measures`` reads only what was asked; on both dialects."""
+"""The task rollup's pair projections and the lean tables' daily twins: each holds exactly
+its source summed (over the missing dimension, over the day's hours), the writer and the SQL
+rebuild agree, every pair of dimensions reads the smallest table that has them, long windows
+read whole days from the daily twins with the same numbers as raw rows, and ``measures``
+reads only what was asked; on both dialects."""
 
 from __future__ import annotations
 
@@ -122,4 +124,70 @@ def test_pages_read_the_same_numbers_from_pairs(db_url: str) -> None:
     per_model = {r["key"]: r["tasks"]["requests"] for r in report["by_model"]}
     for model in {r["model"] for r in task_rows}:
         assert per_model[model] == sum(1 for r in task_rows if r["model"] == model)
+    engine.dispose()
+
+
+def _daily_from_hourly(conn: Any, hourly: str) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    table = rollups.metadata.tables[hourly]
+    keys = rollups.KEYS[hourly]
+    out: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    for row in conn.execute(select(table)):
+        m = row._mapping
+        key = tuple(m[k] // rollups.DAY_MS * rollups.DAY_MS if k == "hour" else m[k] for k in keys)
+        old = out.get(key, (0,) * len(SUMMED))
+        out[key] = tuple(a + int(m[n]) for a, n in zip(old, SUMMED, strict=True))
+    return out
+
+
+def test_daily_twins_serve_long_windows(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    rng = random.Random(5)
+    day = rollups.DAY_MS
+    start = T0 // day * day
+    names = [None, "title_generation"]
+    rows = [
+        make_row(rng, start + rng.randint(0, 4 * day - 1), task=rng.choice(names))
+        for _ in range(800)
+    ]
+    with engine.begin() as conn:
+        insert_records(conn, rows[:500], [], [])
+    with engine.begin() as conn:
+        insert_records(conn, rows, [], [])
+    with engine.connect() as conn:
+        incremental = {d: _stored(conn, d) for d in rollups.DAILY}
+        for daily, hourly in rollups.DAILY.items():
+            assert incremental[daily] == _daily_from_hourly(conn, hourly), daily
+            assert len(incremental[daily]) < len(_stored(conn, hourly))
+    with engine.begin() as conn:
+        rollups.rebuild(conn, start + day + 5, start + 2 * day + 7)  # whole days around it
+    with engine.connect() as conn:
+        assert {d: _stored(conn, d) for d in rollups.DAILY} == incremental
+    since, until = start + 5 * HOUR + 123, start + 3 * day + 7 * HOUR + 45  # two whole days
+    reads = aggregate.periods(rollups.rollup_user_hourly, (start + 6 * HOUR, start + 3 * day))
+    assert [(t.name, lo, hi) for t, lo, hi in reads] == [
+        ("rollup_user_daily", start + day, start + 3 * day),
+        ("rollup_user_hourly", start + 6 * HOUR, start + day),
+    ]
+    with engine.connect() as conn:
+        for dims in (("user_id",), ("task", "model"), ("task", "user_id"), ("user_id", "model")):
+            got = aggregate.sums(conn, ORG, since, until, dims, None, SUMMED)
+            raw: dict[Any, aggregate.Entry] = {}
+            aggregate._raw(conn, ORG, [(since, until)], dims, {}, raw)
+            want = {k: tuple(getattr(e.stats, n) for n in SUMMED) for k, e in raw.items()}
+            assert {k: tuple(getattr(s, n) for n in SUMMED) for k, s in got.items()} == want, dims
+        collected = aggregate.collect(conn, ORG, since, until, ("user_id",))
+        raw = {}
+        aggregate._raw(conn, ORG, [(since, until)], ("user_id",), {}, raw)
+        for key, entry in raw.items():
+            assert collected[key].stats.requests == entry.stats.requests
+            assert collected[key].stats.latency_n == entry.stats.latency_n
+            assert (collected[key].first_ms, collected[key].last_ms) == (
+                entry.first_ms,
+                entry.last_ms,
+            )
+        users = {
+            r["user_id"] for r in rows if r["kind"] == "llm" and since <= r["created_at"] < until
+        }
+        assert aggregate.distinct_users(conn, ORG, since, until) == len(users - {None})
     engine.dispose()

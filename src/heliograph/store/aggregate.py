@@ -11,7 +11,8 @@ smallest table that has them all (``TABLES``, in order). Model, provider and ups
 a task with a user, and a user with a model read the task rollup's projection on that pair
 (a task alone: task and model); all three read ``rollup_task_hourly`` (like the user rollup,
 these keep no latency histograms, so no percentiles per user or task); anything else is read
-raw. Null model, user and task values are
+raw. Of the lean tables' whole hours, the whole UTC days are read from their daily twins
+(``periods``), except for charts (buckets). Null model, user and task values are
 stored as "" in rollups and come back as None (a None task is a chat); a ``where`` value of ""
 selects them, a tuple of values selects any of them (a group's members) and ``PRESENT`` any
 value but none (the tasks, without the chats).
@@ -28,6 +29,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from heliograph.store.filters import holds_nul
 from heliograph.store.rollups import (
+    DAILY_OF,
+    DAY_MS,
     HOUR_MS,
     read_stats,
     rollup_hourly,
@@ -37,7 +40,7 @@ from heliograph.store.rollups import (
     rollup_user_hourly,
     rollup_user_model_hourly,
 )
-from heliograph.store.schema import requests
+from heliograph.store.schema import metadata, requests
 from heliograph.store.stats import Stats
 
 ROW_COLUMNS = (
@@ -106,6 +109,19 @@ def split(since_ms: int, until_ms: int) -> tuple[tuple[int, int] | None, list[tu
 def _table_for(groups: Sequence[str], where: Where) -> Any:
     dims = set(groups) | set(where)
     return next((table for covered, table in TABLES if dims <= covered), None)
+
+
+def periods(table: Any, whole: tuple[int, int]) -> list[tuple[Any, int, int]]:
+    """Reads ``(table, since, until)`` that cover the whole hours ``whole``: its whole UTC days
+    from the table's daily twin, if it has one, and the hours around them from the table."""
+    lo, hi = whole
+    daily = DAILY_OF.get(table.name)
+    first_day, end_day = -(-lo // DAY_MS) * DAY_MS, hi // DAY_MS * DAY_MS
+    if daily is None or end_day <= first_day:
+        return [(table, lo, hi)]
+    reads = [(metadata.tables[daily], first_day, end_day)]
+    reads += [(table, a, b) for a, b in ((lo, first_day), (end_day, hi)) if a < b]
+    return reads
 
 
 def _values(value: Value) -> tuple[str, ...]:
@@ -184,13 +200,16 @@ def collect(
         edges += [(hour, hour + HOUR_MS) for hour in sorted(cuts)]
         with_providers = providers and "provider" in table.c
         group_cols = [*groups, "provider"] if with_providers else list(groups)
-        conds = [_rollup_cond(table, k, v) for k, v in where.items()]
         read_bucket = (whole[0], HOUR_MS) if by_hour else bucket
-        found = read_stats(
-            conn, table, org_id, whole[0], whole[1], group_cols, conds, read_bucket, measures
-        )
+        reads = [(table, *whole)] if "bucket" in groups else periods(table, whole)
+        found: list[tuple[tuple[Any, ...], tuple[Stats, int, int, set[str]]]] = []
+        for source, lo, hi in reads:
+            conds = [_rollup_cond(source, k, v) for k, v in where.items()]
+            found += read_stats(
+                conn, source, org_id, lo, hi, group_cols, conds, read_bucket, measures
+            ).items()
         at = groups.index("bucket") if by_hour else -1
-        for full, (stats, first, last, _) in found.items():
+        for full, (stats, first, last, _) in found:
             key = full[: len(groups)]
             if by_hour:
                 hour = whole[0] + int(key[at]) * HOUR_MS
@@ -322,15 +341,15 @@ def sums(
         return {key: entry.stats for key, entry in entries.items()}
     whole, edges = split(since_ms, until_ms)
     out: dict[tuple[Any, ...], Stats] = {}
-    if whole is not None:
-        cols = [table.c[g] for g in groups]
+    for source, lo, hi in periods(table, whole) if whole is not None else ():
+        cols = [source.c[g] for g in groups]
         query = (
-            select(*cols, *(func.sum(table.c[m]) for m in measures))
+            select(*cols, *(func.sum(source.c[m]) for m in measures))
             .where(
-                table.c.org_id == org_id,
-                table.c.hour >= whole[0],
-                table.c.hour < whole[1],
-                *(_rollup_cond(table, k, v) for k, v in where.items()),
+                source.c.org_id == org_id,
+                source.c.hour >= lo,
+                source.c.hour < hi,
+                *(_rollup_cond(source, k, v) for k, v in where.items()),
             )
             .group_by(*cols)
         )
@@ -366,16 +385,16 @@ def distinct_users(
     else:
         whole, edges = split(since_ms, until_ms)
     users: set[str] = set()
-    if whole is not None:
+    for source, lo, hi in periods(table, whole) if whole is not None else ():
         query = (
-            select(table.c.user_id)
+            select(source.c.user_id)
             .distinct()
             .where(
-                table.c.org_id == org_id,
-                table.c.hour >= whole[0],
-                table.c.hour < whole[1],
-                table.c.user_id != "",
-                *(_rollup_cond(table, k, v) for k, v in where.items()),
+                source.c.org_id == org_id,
+                source.c.hour >= lo,
+                source.c.hour < hi,
+                source.c.user_id != "",
+                *(_rollup_cond(source, k, v) for k, v in where.items()),
             )
         )
         users.update(r[0] for r in conn.execute(query))

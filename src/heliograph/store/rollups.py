@@ -9,9 +9,13 @@ smaller than the three-way one (which keeps answering questions about all three)
 ``rollup_hourly`` keep sums only, so they stay small with many users; on SQLite the
 projections are clustered by their key (WITHOUT ROWID), so a window is read in place. Each
 row holds mergeable aggregates (counts, sums, histogram buckets of latency and time to first
-token), so any set of hours and any grouping is a sum. The writer adds each batch's new
-records (once per record id); ``rebuild`` recomputes a time range from raw rows in SQL (after a
-cost recompute, and when migrating existing data).
+token), so any set of hours and any grouping is a sum. The per-user table and the pairs also
+have a daily twin (``DAILY``: the same rows summed per UTC day, ``hour`` holding the day's
+first hour), which a long window reads for its whole days: 30 days of a busy organization are
+tens of thousands of user-hours but a few thousand user-days. The writer adds each batch's new
+records (once per record id) to every table; ``rebuild`` recomputes a time range from raw rows
+in SQL (the daily twins from their hourly tables), after a cost recompute and when migrating
+existing data.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from heliograph.store.stats import (
 )
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 SUMS = MEASURES
 LAT = tuple(f"lat{i}" for i in range(NBUCKETS))
 TTFT = tuple(f"ttft{i}" for i in range(NBUCKETS))
@@ -109,7 +114,7 @@ PAIRS = {  # the task rollup's projections: table name -> its two dimensions
 DIMENSION_TYPES = {"task": String(40), "model": String(255), "user_id": String(255)}
 
 
-def _pair_table(name: str, dims: tuple[str, str]) -> Table:
+def _lean_table(name: str, dims: tuple[str, ...]) -> Table:
     return Table(
         name,
         metadata,
@@ -122,13 +127,18 @@ def _pair_table(name: str, dims: tuple[str, str]) -> Table:
 
 
 rollup_task_model_hourly, rollup_task_user_hourly, rollup_user_model_hourly = (
-    _pair_table(name, dims) for name, dims in PAIRS.items()
+    _lean_table(name, dims) for name, dims in PAIRS.items()
 )
+LEAN_DIMS = {"rollup_user_hourly": ("user_id",), **PAIRS}
+DAILY = {name.replace("_hourly", "_daily"): name for name in LEAN_DIMS}  # daily -> hourly
+DAILY_OF = {hourly: daily for daily, hourly in DAILY.items()}
+DAILY_TABLES = {daily: _lean_table(daily, LEAN_DIMS[hourly]) for daily, hourly in DAILY.items()}
 KEYS = {
     "rollup_hourly": ("org_id", "hour", "provider", "upstream", "model"),
     "rollup_user_hourly": ("org_id", "hour", "user_id"),
     "rollup_task_hourly": ("org_id", "hour", "task", "model", "user_id"),
     **{name: ("org_id", "hour", *dims) for name, dims in PAIRS.items()},
+    **{daily: ("org_id", "hour", *LEAN_DIMS[hourly]) for daily, hourly in DAILY.items()},
 }
 
 
@@ -223,7 +233,22 @@ def group(rows: Iterable[dict[str, Any]]) -> Groups:
             if hist and tps is not None:
                 into[_TPS0 + tps_bucket_of(tps)] += 1
     _project(per_task, groups)
+    for daily_name, hourly_name in DAILY.items():
+        _by_day(groups[hourly_name], groups[daily_name])
     return groups
+
+
+def _by_day(
+    hourly: dict[tuple[Any, ...], list[Any]], into: dict[tuple[Any, ...], list[Any]]
+) -> None:
+    """Hourly groups (lean: sums, first and last only) summed per UTC day."""
+    for key, measures in hourly.items():
+        day = (key[0], key[1] // DAY_MS * DAY_MS, *key[2:])
+        mine = into.get(day)
+        if mine is None:
+            into[day] = list(measures)
+        else:
+            _add(mine, measures[:_HEAD], measures[_FIRST], measures[_LAST])
 
 
 _TASK_KEY = ("task", "model", "user_id")  # after org and hour in rollup_task_hourly's key
@@ -393,6 +418,37 @@ def rebuild(
         query = select(*dims, *kept).where(*conds).group_by(*dims)
         names = [*KEYS[table.name], *(m.name for m in kept)]
         conn.execute(insert(table).from_select(names, query))
+    for daily, hourly in DAILY.items():
+        if daily in tables:
+            _rebuild_daily(conn, daily, hourly, since_hour, until_hour)
+
+
+def _rebuild_daily(
+    conn: Connection, daily: str, hourly: str, since_hour: int | None, until_hour: int | None
+) -> None:
+    """A daily twin's whole days around [since, until) summed again from its hourly table."""
+    table, source = metadata.tables[daily], metadata.tables[hourly]
+    day = (source.c.hour // DAY_MS * DAY_MS).label("hour")
+    clear, conds = delete(table), []
+    if since_hour is not None:
+        since_day = since_hour // DAY_MS * DAY_MS
+        clear = clear.where(table.c.hour >= since_day)
+        conds.append(source.c.hour >= since_day)
+    if until_hour is not None:
+        until_day = -(-until_hour // DAY_MS) * DAY_MS
+        clear = clear.where(table.c.hour < until_day)
+        conds.append(source.c.hour < until_day)
+    conn.execute(clear)
+    dims = [source.c.org_id, day, *(source.c[d] for d in LEAN_DIMS[hourly])]
+    present = {c["name"] for c in inspect(conn).get_columns(daily)}
+    sums = [func.sum(source.c[n]).label(n) for n in SUMS if n in present]
+    spans = [
+        func.min(source.c.first_ms).label("first_ms"),
+        func.max(source.c.last_ms).label("last_ms"),
+    ]
+    query = select(*dims, *sums, *spans).where(*conds).group_by(*dims)
+    names = [*KEYS[daily], *(c.name for c in (*sums, *spans))]
+    conn.execute(insert(table).from_select(names, query))
 
 
 def read_stats(
