@@ -80,7 +80,10 @@ def live(tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream) -> Iterat
                 **{"Helicone-User-Id": "heavy", "Helicone-Session-Id": "big"},
             )
         send(gw, "light", **{"Helicone-User-Id": "light", "Helicone-Session-Id": "small"})
-        gw.wait_records(8)
+        for task, user, n in (("title_generation", "heavy", 1), ("tags_generation", "light", 2)):
+            for _ in range(n):
+                send(gw, "a task", **{"x-openwebui-task": task, "Helicone-User-Id": user})
+        gw.wait_records(11)
         gw.turns = turns  # type: ignore[attr-defined]
         gw.questions = questions  # type: ignore[attr-defined]
         yield gw
@@ -196,7 +199,7 @@ def test_tables_sort_through_the_url(page: Any, live: Any) -> None:
     screenshot(page, "sessions-sorted")
 
     page.goto("/users/heavy?range=24h")
-    assert page.locator("#user-models tbody tr").count() == 1
+    assert page.locator("#user-models tbody tr").count() == 2  # gpt-4o, and its task
     assert page.locator("#user-days tbody tr").count() == 1
     page.click("#user-models th a:text-is('Cost')")
     page.wait_for_url("**msort=-cost**")
@@ -212,5 +215,18 @@ def test_tables_sort_through_the_url(page: Any, live: Any) -> None:
     screenshot(page, "groups-sorted")
 
     page.goto("/tasks?range=24h")
-    screenshot(page, "tasks")
+    tasks = _column(page, "#per-task", 1)
+    assert tasks[-1] == "chats and other calls"  # the comparison row stays last
+    page.click("#per-task th a:text-is('Requests')")
+    page.wait_for_url("**tsort=-requests**")
+    assert _column(page, "#per-task", 1)[:2] == ["tags_generation", "title_generation"]
+    page.click("#per-task th a:text-is('Requests')")
+    page.wait_for_url("**tsort=requests**")
+    assert _column(page, "#per-task", 1)[:2] == ["title_generation", "tags_generation"]
+    assert _column(page, "#per-task", 1)[-1] == "chats and other calls"
+    page.click("#per-user th a:text-is('Task requests')")
+    page.wait_for_url("**usort=-requests**")
+    assert "tsort=requests" in page.url  # sorting one table keeps the other's order
+    assert _column(page, "#per-user", 1)[0] == "light"
+    screenshot(page, "tasks-sorted")
     _inert(page, "tasks")
