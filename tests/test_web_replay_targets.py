@@ -16,6 +16,7 @@ import pytest
 
 from conftest import LiveGateway, gateway_settings
 from heliograph.web import replay as replay_view
+from heliograph.web.replay_form import FORM_ROOM, posted_size, replay_body, replay_problem
 from mock_anthropic import MockAnthropic
 from mock_ollama import MockOllama
 from mock_upstream import MockUpstream, prompt_tokens_for, text_chars
@@ -323,3 +324,21 @@ def test_cold_start_is_marked_alike_in_the_table_and_on_the_page(gw: LiveGateway
         warm = web.get(f"/requests/{ids['warm']}").text
         assert "cold start" not in warm.lower() and "Model load (warm) 20 ms" in warm
         assert '<span class="badge">warm</span>' in warm
+
+
+def test_large_bodies_fit_the_form_or_are_refused_up_front() -> None:
+    """The dashboard accepts forms up to 64 KB as the browser encodes them: a body whose
+    indented JSON would not fit is offered compact, and one that fits in neither is refused
+    with its size before anyone edits it (never a form that fails on submit)."""
+    row = {"method": "POST", "kind": "llm", "body_truncated": False}
+    numbers = {"model": "m", "messages": [{"role": "user", "content": list(range(4000))}]}
+    assert replay_problem({**row, "request_body": numbers}) is None
+    text = replay_body({**row, "request_body": numbers})
+    assert json.loads(text) == numbers and "\n" not in text  # compact: indented would not fit
+    assert posted_size(json.dumps(numbers, indent=2)) > FORM_ROOM >= posted_size(text)
+    small = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert "\n" in replay_body({**row, "request_body": small})  # indented when it fits
+    quotes = {"model": "m", "messages": [{"role": "user", "content": '"' * 30_000}]}
+    problem = replay_problem({**row, "request_body": quotes})
+    assert problem and "too large to edit and replay" in problem and "64 KB" in problem
+    assert posted_size('a b\n"') == len("a+b%0D%0A%22")

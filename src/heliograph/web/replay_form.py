@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import orjson
 
 from heliograph.config import UpstreamConfig
+from heliograph.web.context import MAX_FORM_BYTES
 from heliograph.web.dashboard import is_local
 
 OLLAMA_OPENAI_PATHS = frozenset({"/chat/completions", "/completions", "/embeddings"})
 ANTHROPIC_OPENAI_PATHS = frozenset({"/chat/completions"})
+FORM_ROOM = MAX_FORM_BYTES - 2048  # what the body may take of a posted form (the rest: token,
+# upstream, model, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +58,30 @@ def replay_problem(row: dict[str, Any]) -> str | None:
         return "The request body was not stored (omitted or missing), so it cannot be replayed."
     if row.get("body_truncated"):
         return "The stored request body is truncated, so it cannot be replayed exactly."
+    text = replay_body(row)
+    if posted_size(text) > FORM_ROOM:
+        return (
+            f"The request body is too large to edit and replay from the dashboard's form "
+            f"({posted_size(text) // 1024:,} KB as the browser sends it; forms take up to "
+            f"{MAX_FORM_BYTES // 1024} KB)."
+        )
     return None
 
 
+def posted_size(text: str) -> int:
+    """Bytes a textarea's text takes in the URL-encoded form a browser posts (line breaks are
+    sent as CRLF, most punctuation as %XX)."""
+    return len(quote_plus(text.replace("\r\n", "\n").replace("\n", "\r\n")))
+
+
 def replay_body(row: dict[str, Any]) -> str:
-    """The original request as editable, pretty JSON."""
+    """The original request as editable JSON: indented, or compact when only that fits in a
+    form the dashboard accepts."""
     body = row.get("request_body")
     if isinstance(body, str):
         return body
-    return orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
+    pretty = orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
+    return pretty if posted_size(pretty) <= FORM_ROOM else orjson.dumps(body).decode()
 
 
 def initial_form(row: dict[str, Any], upstreams: dict[str, UpstreamConfig]) -> ReplayForm:
@@ -127,11 +145,12 @@ def _endpoint(
 
 
 def targets(row: dict[str, Any], upstreams: dict[str, UpstreamConfig]) -> list[Target]:
-    """Every configured upstream, the record's own first, each with where the request would
-    go on it or why it cannot go there."""
+    """Every configured upstream, each with where the request would go on it or why it
+    cannot go there."""
     out = []
-    for name in sorted(upstreams, key=lambda n: (n != row.get("upstream"), n)):
+    for name in upstreams:
         endpoint, problem = _endpoint(row, upstreams, name)
         local = is_local(name, upstreams)
         out.append(Target(name, upstreams[name].protocol, local, endpoint, problem))
-    return out
+    # The original first, then the ones that can take it, then the others.
+    return sorted(out, key=lambda t: (t.name != row.get("upstream"), t.endpoint is None, t.name))
