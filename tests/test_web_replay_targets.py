@@ -342,3 +342,25 @@ def test_large_bodies_fit_the_form_or_are_refused_up_front() -> None:
     problem = replay_problem({**row, "request_body": quotes})
     assert problem and "too large to edit and replay" in problem and "64 KB" in problem
     assert posted_size('a b\n"') == len("a+b%0D%0A%22")
+
+
+def test_replay_carries_the_query_string_to_the_same_provider_only(
+    gw: LiveGateway, mock: MockUpstream, ollama: MockOllama
+) -> None:
+    """Azure's api-version and the like come along on the same provider; a credential in the
+    query was stored redacted and is left out, never sent as "[REDACTED]"."""
+    resp = httpx.post(
+        f"{gw.openai_url}/chat/completions?trace=t-1&api-key=sk-query-secret",
+        json=CHAT,
+        timeout=15,
+    )
+    assert resp.status_code == 200, resp.text
+    rid = resp.headers["heliograph-id"]
+    assert mock.requests[-1].query == "trace=t-1&api-key=sk-query-secret"
+    assert wait_record(gw, rid)["query"] == "trace=t-1&api-key=[REDACTED]"
+    with WebClient(gw, "admin@example.com") as web:
+        assert web.post(f"/requests/{rid}/replay", replay_form(web, rid)).status_code == 200
+        assert mock.requests[-1].query == "trace=t-1"
+        form = {**replay_form(web, rid), "target": "ollama", "model": "llama3.2"}
+        assert web.post(f"/requests/{rid}/replay", {**form, "key_for": "ollama"}).status_code == 200
+    assert ollama.requests[-1].query == ""

@@ -31,12 +31,13 @@ class InternalExchange:
         rest: str,
         body: bytes,
         headers: list[tuple[str, str]],
+        query: str = "",
     ) -> InternalExchange:
         scope: Scope = {
             "type": "http",
             "method": "POST",
             "path": f"/{upstream}{rest}",
-            "query_string": b"",
+            "query_string": query.encode("latin-1", "replace"),
             "headers": [(k.lower().encode("latin-1"), v.encode()) for k, v in headers],
         }
         sent = False

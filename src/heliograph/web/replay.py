@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from heliograph.auth.keys import KeyInfo
 from heliograph.gateway.internal import InternalExchange
+from heliograph.gateway.redact import REDACTED
 from heliograph.gateway.upstreams import provider_auth
 from heliograph.providers import analyser, error_message, output_text
 from heliograph.providers.analysis import Analysis
@@ -83,6 +84,17 @@ def carried_headers(row: dict[str, Any], target: Target) -> list[tuple[str, str]
         if name in original and target.name == row.get("upstream"):
             out.append((name, str(original[name])))
     return out
+
+
+def carried_query(row: dict[str, Any], provider: str) -> str:
+    """The original's query string (Azure's api-version, say) for a replay on the same
+    provider, without the parameters that were stored redacted (credentials never come back
+    from the store; the target's own key goes in a header)."""
+    query = str(row.get("query") or "")
+    if not query or provider != row.get("provider"):
+        return ""
+    kept = [p for p in re.split(r"[&;]", query) if p and not p.endswith("=" + REDACTED)]
+    return "&".join(kept)
 
 
 class Refused(Exception):
@@ -147,13 +159,18 @@ async def replay(ctx: Ctx) -> Response:
     ]
     if row.get("user_id"):
         headers.append(("heliograph-user-id", str(row["user_id"])))
+    upstream = ctx.request.app.state.gateway.upstreams[target.name]
     key = ctx.form.get("provider_key", "").strip()
     if key:  # bound to target.name by _check
-        upstream = ctx.request.app.state.gateway.upstreams[target.name]
         headers.append(provider_auth(upstream.protocol, upstream.provider, key))
     started = time.perf_counter()
     exchange = await InternalExchange(ctx.request.app.state.gateway).run(
-        KeyInfo("", ctx.org_id, "write"), target.name, str(target.endpoint), body, headers
+        KeyInfo("", ctx.org_id, "write"),
+        target.name,
+        str(target.endpoint),
+        body,
+        headers,
+        carried_query(row, upstream.provider),
     )
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     new_id = exchange.headers.get("heliograph-id")
