@@ -364,3 +364,23 @@ def test_replay_carries_the_query_string_to_the_same_provider_only(
         form = {**replay_form(web, rid), "target": "ollama", "model": "llama3.2"}
         assert web.post(f"/requests/{rid}/replay", {**form, "key_for": "ollama"}).status_code == 200
     assert ollama.requests[-1].query == ""
+
+
+def test_a_streamed_replay_not_yet_stored_still_shows_its_output(
+    gw: LiveGateway, ollama: MockOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until the writer stores the replay, its output is read from the stream itself."""
+    rid = original(gw, {**CHAT, "stream": True})
+    monkeypatch.setattr(replay_view, "RECORD_WAIT_S", 0.0)
+    monkeypatch.setattr(replay_view, "get_request", _only_originals(rid))
+    with WebClient(gw, "admin@example.com") as web:
+        form = {**replay_form(web, rid), "target": "ollama", "model": "llama3.2"}
+        resp = web.post(f"/requests/{rid}/replay", {**form, "key_for": "ollama"})
+    assert resp.status_code == 200, resp.text
+    assert 'id="not-stored"' in resp.text
+    assert ollama.requests[-1].json["stream"] is True
+    replay_output = re.search(r"<h2>Replay output</h2><pre class=\"output\">(.*?)</pre>", resp.text)
+    assert replay_output and replay_output.group(1) == "Hello from the mock Ollama."
+    assert (
+        figures(resp.text, "upstream")[1] == "ollama" and figures(resp.text, "where")[1] == "local"
+    )

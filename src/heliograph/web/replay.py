@@ -30,6 +30,7 @@ from starlette.responses import Response
 from heliograph.auth.keys import KeyInfo
 from heliograph.gateway.internal import InternalExchange
 from heliograph.gateway.redact import REDACTED
+from heliograph.gateway.routing import protocol_for
 from heliograph.gateway.upstreams import provider_auth
 from heliograph.providers import analyser, error_message, output_text
 from heliograph.providers.analysis import Analysis
@@ -193,9 +194,12 @@ def _answer_text(ex: InternalExchange, target: Target, elapsed: float) -> str:
     its record is not stored yet."""
     analysis = Analysis()
     endpoint = str(target.endpoint)
+    wire = protocol_for(target.protocol, endpoint)
+    if wire != target.protocol:  # an OpenAI-compatible layer under /v1 (Ollama, Anthropic)
+        endpoint = endpoint.removeprefix("/v1")
     ctype = ex.headers.get("content-type", "")
     marks = [(len(ex.body), elapsed)]
-    analyser(target.protocol).analyse_response(endpoint, bytes(ex.body), ctype, marks, analysis)
+    analyser(wire).analyse_response(endpoint, bytes(ex.body), ctype, marks, analysis)
     body = analysis.response_body
     if not body:
         return ""
