@@ -105,6 +105,10 @@ def test_a_models_page(site: WebClient) -> None:
     assert stat(gpt, "Error rate") == "33%"
     assert re.search(r'<h2 id="recent-errors">.*?<tr data-id=', gpt, re.S)
     assert IMG not in gpt and str(escape(IMG)) in gpt
+    assert 'href="/models/gpt-4o?range=24h&amp;errors_sort=-latency"' in gpt
+    by_latency = site.get("/models/gpt-4o", range="24h", errors_sort="latency").text
+    assert len(table(by_latency, "recent-errors-table")) == 1
+    assert "Latency ▲" in by_latency
     hostile = site.get("/models/" + quote(SCRIPT, safe=""), range="24h")
     assert hostile.status_code == 200
     assert SCRIPT not in hostile.text and stat(hostile.text, "Requests") == "1"

@@ -41,6 +41,14 @@ UPSTREAM_COLUMNS = (
     "upstream",
 )
 USER_COLUMNS = ("requests", "total_tokens", "cost_usd", "errors", "error_rate", "key")
+# the recent errors table's sortable columns (request_head's keys) and the record fields
+ERROR_COLUMNS = {
+    "time": "created_at",
+    "tokens": "total_tokens",
+    "cost": "cost_usd",
+    "latency": "latency_ms",
+    "ttft": "ttft_ms",
+}
 
 
 def _load_models(ctx: Ctx, window: Window) -> dict[str, Any]:
@@ -120,7 +128,8 @@ def _load_model(ctx: Ctx, window: Window, model: str, upstream: str | None) -> d
         **found,
         "users": users,
         "people": names.lookup(engine, org, [u["key"] for u in users]),
-        "errors": table_rows(ctx, rows),
+        "error_rows": rows,
+        "errors": {view["id"]: view for view in table_rows(ctx, rows)},
         "more_errors": found["totals"]["errors"] > len(rows),
     }
 
@@ -323,6 +332,14 @@ async def model_page(ctx: Ctx) -> Response:
     fixed = {"model": model, "upstream": upstream}
     up_sort = TableSort(q, here, UPSTREAM_COLUMNS, "-requests", param="up_sort")
     user_sort = TableSort(q, here, USER_COLUMNS, "-requests", param="users_sort")
+    error_sort = TableSort(
+        q,
+        here,
+        {key: _field(name) for key, name in ERROR_COLUMNS.items()},
+        "-time",
+        param="errors_sort",
+    )
+    views = found["errors"]
     return ctx.render(
         "model.html",
         window=window,
@@ -339,9 +356,24 @@ async def model_page(ctx: Ctx) -> Response:
         users=user_sort.apply(found["users"]),
         user_sort=user_sort,
         people=found["people"],
-        errors=found["errors"],
+        errors=[views[r["id"]] for r in error_sort.apply(found["error_rows"])],
+        error_link=_sort_link(error_sort),
         more_errors=found["more_errors"],
         drill=_drill(window, **fixed),
         model_path=model_path,
         extra={"upstream": upstream} if upstream else {},
     )
+
+
+def _field(name: str) -> Any:
+    return lambda row: row.get(name)
+
+
+def _sort_link(sorter: TableSort) -> Any:
+    """``request_head``'s ``sort_link``: a header label linking to its sort, with an arrow."""
+
+    def link(column: str, label: str) -> Markup:
+        arrow = {"descending": " ▼", "ascending": " ▲"}.get(sorter.state(column) or "", "")
+        return Markup('<a href="{}">{}{}</a>').format(sorter.link(column), label, arrow)
+
+    return link
