@@ -90,13 +90,7 @@ async def models_page(ctx: Ctx) -> Response:
         usage_chart=usage_chart if series else None,
         lc=local_cloud(q, "/models", split),
         drill=_drill(window),
-        model_path=model_path,
     )
-
-
-def model_path(model: str, upstream: str | None = None) -> str:
-    """A model's page (for one of its upstreams)."""
-    return query_url(path("models", model), {"upstream": upstream} if upstream else None)
 
 
 def _drill(window: Window, **fixed: str | None) -> Any:
@@ -360,7 +354,6 @@ async def model_page(ctx: Ctx) -> Response:
         error_link=_sort_link(error_sort),
         more_errors=found["more_errors"],
         drill=_drill(window, **fixed),
-        model_path=model_path,
         extra={"upstream": upstream} if upstream else {},
     )
 
