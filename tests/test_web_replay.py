@@ -97,7 +97,7 @@ def test_viewers_cannot_replay(gateway: LiveGateway, mock: MockUpstream) -> None
     assert len(gateway.wait_records(1)) == 1
     with WebClient(gateway, "admin@example.com") as web:  # the same form works for an admin
         detail = web.get(f"/requests/{rid}")
-        assert f'action="/requests/{rid}/replay"' in detail.text
+        assert f'action="/requests/{rid}/replay#replay"' in detail.text
         assert "Replay</button>" in detail.text
         resp = web.post(f"/requests/{rid}/replay", {"body": json.dumps(CHAT)})
         assert resp.status_code == 200, resp.text

@@ -191,6 +191,8 @@ def test_replay_a_cloud_request_on_local_ollama(
     page.fill("#replay-body", '{"model": "gpt-4o-mini",\n "messages": [}')
     page.click("#replay-form button[type=submit]")
     page.wait_for_selector("#replay-error")
+    assert page.url.endswith(f"/requests/{rid}/replay#replay")  # back at the form
+    assert page.locator("#replay-error").count() == 1
     assert "line 2, column" in page.locator("#replay-error").inner_text()
     assert page.input_value("#replay-body") == '{"model": "gpt-4o-mini",\n "messages": [}'
     screenshot(page, "replay-invalid-json")
