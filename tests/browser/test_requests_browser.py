@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from browser_support import chromium_browser, screenshot
@@ -131,7 +132,7 @@ def test_live_mode_marks_only_rows_that_arrived_after_it_was_switched_on(
     send(live, before_toggle)  # stored after the page was made, before live is on
     time.sleep(0.5)
     page.check("#live-toggle")
-    page.wait_for_selector("#requests-table[data-live=ready]")
+    page.wait_for_selector("#requests-table[data-live=ready]", state="attached")
     early = page.locator("#request-rows tr", has_text=before_toggle)
     early.wait_for()
     assert "fresh" not in (early.get_attribute("class") or "")
@@ -150,7 +151,7 @@ def test_live_mode_marks_only_rows_that_arrived_after_it_was_switched_on(
     # Switched off and on again: what arrived before is no longer new.
     page.uncheck("#live-toggle")
     page.check("#live-toggle")
-    page.wait_for_selector("#requests-table[data-live=ready]")
+    page.wait_for_selector("#requests-table[data-live=ready]", state="attached")
     assert page.locator("#request-rows tr.fresh").count() == 0
     assert not page.dialogs
 
@@ -241,4 +242,33 @@ def test_replay_a_cloud_request_on_local_ollama(
     page.fill("#replay-model", "my-own-choice")
     page.select_option("#replay-target", "ollama")
     assert page.input_value("#replay-model") == "my-own-choice"  # a typed model is kept
+    assert not page.dialogs
+
+
+def test_hostile_model_names_and_errors_stay_text(page: Any, live: LiveGateway) -> None:
+    """A model name that is markup comes back in Ollama's error message: both shown as text
+    in the new columns, in live rows built by the script and in the server's table."""
+    hostile = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
+    login(page, "/requests?cols=time,status,model,where,error,stream&live=1")
+    page.wait_for_selector("#requests-table[data-live=ready]", state="attached")
+    resp = httpx.post(
+        f"{live.base_url}/ollama/{live.org.write_key}/api/chat",
+        json={"model": hostile, "messages": [{"role": "user", "content": "hi"}], "stream": False},
+        timeout=15,
+    )
+    assert resp.status_code == 404
+    row = page.locator("#request-rows tr.fresh").first
+    row.wait_for()
+    cells = row.locator("td")
+    assert headers(page) == ["time", "status", "where", "model", "stream", "error"]
+    assert cells.nth(3).inner_text() == hostile  # model
+    error = cells.nth(5).inner_text()  # the error message (Ollama quotes the name), as text
+    assert "<script>alert(1)</script>" in error and "<img src=x onerror=alert(1)>" in error
+    assert cells.nth(2).inner_text() == "local"
+    assert page.locator("#request-rows img, #request-rows script").count() == 0
+    screenshot(page, "requests-hostile-live")
+    page.reload()
+    served = page.locator("#request-rows tr").first.locator("td")
+    assert served.nth(5).inner_text() == error and served.nth(3).inner_text() == hostile
+    assert page.locator("#request-rows img, #request-rows script").count() == 0
     assert not page.dialogs
