@@ -138,3 +138,22 @@ def test_times_and_links_keep_the_page_timezone(gateway: LiveGateway, mock: Mock
         detail = web.get(f"/requests/{second}", tz="Asia/Tokyo").text
         assert f"{tokyo} Asia/Tokyo" in detail
         assert f'href="/requests/{first}?tz=Asia%2FTokyo"' in detail  # older keeps the zone
+
+
+def test_sorting_by_tokens_per_second(gateway: LiveGateway, mock: MockUpstream) -> None:
+    send(gateway, "fast", **{"x-mock-chunks": "40"})
+    send(gateway, "slow")
+    send(gateway, "failed", **{"x-mock-status": "500"})
+    rows = gateway.wait_records(3)
+    speed = {r["id"]: r["output_tokens_per_s"] for r in rows}
+    add_user(gateway, "admin@example.com")
+    with WebClient(gateway, "admin@example.com") as web:
+        page = web.get("/requests").text
+        assert 'href="/requests?sort=tps"' in page  # the column's header sorts
+        for order, reverse in (("", True), ("asc", False)):
+            ids = row_ids(
+                web.get("/requests", sort="tps", **({"order": order} if order else {})).text
+            )
+            known = [i for i in ids if speed[i] is not None]
+            assert [speed[i] for i in known] == sorted((speed[i] for i in known), reverse=reverse)
+            assert len(known) == 2 and speed[ids[-1]] is None  # unknown speed sorts last

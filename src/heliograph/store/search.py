@@ -28,7 +28,7 @@ from heliograph.store.requests import LIST_COLUMNS, to_api
 from heliograph.store.schema import request_bodies, requests
 from heliograph.store.selection import RequestFilter
 
-SORTS = ("time", "cost", "latency", "tokens", "ttft")
+SORTS = ("time", "cost", "latency", "tokens", "ttft", "tps")
 BATCH = 200
 DEFAULT_SCAN_LIMIT = 5000
 _NOT_TEXT = frozenset(
@@ -64,6 +64,7 @@ def _sort_expr(sort: str, ascending: bool) -> ColumnElement[Any]:
         "latency": requests.c.latency_ms,
         "tokens": requests.c.total_tokens,
         "ttft": requests.c.ttft_ms,
+        "tps": requests.c.output_tokens_per_s,
     }[sort]
     # Unknown values sort last either way; a sentinel keeps the keyset free of NULLs.
     return func.coalesce(column, 2**53 if ascending else -1)

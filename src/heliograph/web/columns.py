@@ -36,7 +36,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("cost", "Cost", sort="cost", num=True),
     Column("latency", "Latency", sort="latency", num=True),
     Column("ttft", "TTFT", sort="ttft", num=True, title="Time to first token"),
-    Column("tps", "Tokens/s", num=True, title="Output tokens per second"),
+    Column("tps", "Tokens/s", sort="tps", num=True, title="Output tokens per second"),
     Column("stream", "Stream", default=False, title="Whether the answer was streamed"),
     Column("error", "Error", default=False, title="The error message of a failed request"),
 )
