@@ -158,6 +158,7 @@ def test_replay_on_local_ollama_is_recorded_priced_and_compared(
     assert figures(resp.text, "latency_ms")[1].endswith(("ms", "s"))
     assert figures(resp.text, "tps")[1].endswith("tok/s")
     assert "Hello from the mock Ollama." in resp.text
+    assert f'id="replay-again" href="/requests/{rid}#replay"' in resp.text
     with WebClient(gw, "admin@example.com") as web:
         page = web.get(f"/requests/{rid}").text
         listed = re.search(r'<section class="card" id="replays".*?</section>', page, re.S)
