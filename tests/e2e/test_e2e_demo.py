@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from e2e_harness import clean_environment, dashboard_login, heliograph_command, model_badges
 
+from browser_support import chromium_browser, screenshot
 from conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -356,3 +358,104 @@ def test_the_degrading_model_trend(demo: Demo, read_key: str, week: list[dict[st
     assert len(speeds) >= 6, points
     assert speeds[-1] < speeds[0] * 0.75, speeds
     assert all(b <= a * 1.1 for a, b in itertools.pairwise(speeds)), speeds
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium_browser()
+
+
+def test_a_tour_of_every_page_in_a_browser(
+    demo: Demo, week: list[dict[str, Any]], browser: Any
+) -> None:
+    """Every dashboard page of the running demo in Chromium, with a screenshot of each: no
+    script error, the range that shows the week, the range and timezone kept from page to
+    page, sortable tables, the degrading model's page, the comparison and a transcript."""
+    email, password = demo.printed(r"log in as (\S+) / (\S+)").groups()
+    context = browser.new_context(base_url=demo.base_url, viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
+    page.on(
+        "response",
+        lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 500 else None,
+    )
+    try:
+        page.goto("/login")
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/(\?.*)?$"))
+        # a young demo with a week of history opens on the week, not on the last 24 hours
+        assert page.locator('.range .seg a[aria-current="true"]').inner_text() == "7d"
+        screenshot(page, "tour-dashboard")
+
+        page.click('.range .seg a:text-is("30d")')
+        page.wait_for_url(re.compile(r"range=30d"))
+        page.click('nav[aria-label=Main] a:text-is("Models")')
+        page.wait_for_url(re.compile(r"/models\?range=30d"))
+        assert page.locator('.range .seg a[aria-current="true"]').inner_text() == "30d"
+        # sort the models by cost, biggest first; the order is in the URL
+        page.click('#models th.sortable a:text-is("Cost")')
+        page.wait_for_url(re.compile(r"sort=-cost_usd"))
+        assert page.locator('#models th[aria-sort="descending"]').inner_text().startswith("Cost")
+        costs = [
+            float(re.sub(r"[^0-9.]", "", c)) if c.startswith("$") else -1.0
+            for c in page.locator("#models tbody tr td:nth-child(8)").all_inner_texts()
+        ]
+        assert costs == sorted(costs, reverse=True), costs
+        screenshot(page, "tour-models")
+
+        # the timezone picker keeps the page and its range, and times move with it
+        page.select_option("select[data-tz-picker]", "Asia/Seoul")
+        page.wait_for_url(re.compile(r"tz=Asia%2FSeoul"))
+        assert "range=30d" in page.url and "sort=-cost_usd" in page.url
+        page.click('nav[aria-label=Main] a:text-is("Requests")')
+        page.wait_for_url(re.compile(r"/requests\?.*tz=Asia%2FSeoul"))
+        row = page.locator("#request-rows tr[data-id]").first
+        shown = row.locator("td a").first.inner_text()
+        created = datetime.fromisoformat(row.get_attribute("data-created").replace("Z", "+00:00"))
+        in_seoul = created.astimezone(ZoneInfo("Asia/Seoul")).strftime("%Y-%m-%d %H:%M:%S")
+        assert shown == in_seoul, (shown, created)
+        screenshot(page, "tour-requests")
+
+        page.goto("/models/qwen3%3A8b?range=7d")
+        assert page.locator("h1 .model-name").inner_text() == "qwen3:8b"
+        captions = page.locator("figcaption.chart-title").all_inner_texts()
+        assert "Output tokens/s p50 / p10" in captions, captions
+        screenshot(page, "tour-model-page")
+
+        page.goto("/compare?model=qwen3%3A8b&model=llama3.2&model=gpt-4o-mini&range=7d")
+        compared = page.locator("#compare tbody tr").all_inner_texts()
+        assert len(compared) == 3, compared
+        screenshot(page, "tour-compare")
+
+        long_session = max(
+            {r["session_id"] for r in week if r["session_id"]},
+            key=lambda s: sum(r["session_id"] == s for r in week),
+        )
+        page.goto("/sessions?range=7d")
+        assert page.locator("table tbody tr").count() > 5
+        screenshot(page, "tour-sessions")
+        page.goto(f"/sessions/{long_session}?range=7d")
+        turns = page.locator("#transcript > li")
+        assert turns.count() >= 4, page.content()[:3000]
+        screenshot(page, "tour-session-transcript")
+
+        user = next(r["user_id"] for r in week if r["user_name"])
+        for name, path in (
+            ("users", "/users?range=7d"),
+            ("user", f"/users/{user}?range=7d"),
+            ("groups", "/groups?range=7d"),
+            ("tasks", "/tasks?range=7d"),
+            ("request", f"/requests/{week[0]['id']}"),
+            ("settings", "/settings"),
+            ("settings-openwebui", "/settings/openwebui"),
+        ):
+            response = page.goto(path)
+            assert response is not None and response.status == 200, path
+            screenshot(page, f"tour-{name}")
+    finally:
+        context.close()
+    assert not problems, problems
