@@ -166,6 +166,12 @@ def test_session_list_and_transcript(page: Any, live: Any) -> None:
     assert page.locator("table.timeline tbody tr").count() == 3  # the tree is kept below
     _inert(page, "session page")
     screenshot(page, "session-transcript")
+    page.locator(".session-facts .person a").click()  # the user, named with hostile text
+    page.wait_for_url("**/users/u-evil**")
+    assert page.locator("h1 .person-name").inner_text() == "Eve " + XSS[0]
+    assert page.locator("#user-models tbody tr").count() == 1
+    _inert(page, "user page")
+    page.go_back()
     turns.nth(3).locator(".turn-meta a").click()  # the second answer: its request
     page.wait_for_url(f"**/requests/{live.turns[1]}")
     _inert(page, "request page")
