@@ -136,12 +136,12 @@ def test_replay_from_the_detail_page(page: Any, live: LiveGateway) -> None:
     body.fill(edited)
     page.fill("#replay-key", "sk-browser-once")
     page.click("#replay button[type=submit]")
-    page.wait_for_url(f"**/requests/{row['id']}/replay")
+    page.wait_for_url(f"**/requests/{row['id']}/replay#replay")
     assert "Replay of" in page.locator("h1").inner_text()
     table = page.locator("table.compare").inner_text()
     assert "gpt-4o-mini" in table and "gpt-4o" in table
     assert page.locator(".replay-outputs pre").count() == 2
-    new_link = page.locator(".head a[href^='/requests/']").last
+    new_link = page.locator(".head a#new-record[href^='/requests/']")
     new_link.click()
     page.wait_for_url("**/requests/*")
     page.wait_for_timeout(300)
