@@ -15,8 +15,16 @@ import httpx
 import pytest
 
 from conftest import LiveGateway, gateway_settings
+from heliograph.config import UpstreamConfig
 from heliograph.web import replay as replay_view
-from heliograph.web.replay_form import FORM_ROOM, posted_size, replay_body, replay_problem
+from heliograph.web.replay_form import (
+    FORM_ROOM,
+    initial_form,
+    posted_size,
+    replay_body,
+    replay_problem,
+    targets,
+)
 from mock_anthropic import MockAnthropic
 from mock_ollama import MockOllama
 from mock_upstream import MockUpstream, prompt_tokens_for, text_chars
@@ -385,3 +393,57 @@ def test_a_streamed_replay_not_yet_stored_still_shows_its_output(
     assert (
         figures(resp.text, "upstream")[1] == "ollama" and figures(resp.text, "where")[1] == "local"
     )
+
+
+def test_where_each_record_can_go() -> None:
+    """The path a record takes on each upstream, from each upstream's base URL convention."""
+    ups = {
+        "openai": UpstreamConfig(url="https://api.openai.com/v1", local=False),
+        "groq": UpstreamConfig(url="https://api.groq.com/openai/v1"),
+        "vllm": UpstreamConfig(url="http://10.0.0.5:8000"),  # bare host: serves /v1 below
+        "ollama": UpstreamConfig(url="http://127.0.0.1:11434", protocol="ollama"),
+        "claude": UpstreamConfig(url="https://api.anthropic.com", protocol="anthropic"),
+        "azure": UpstreamConfig(url="https://r.openai.azure.com", provider="azure"),
+    }
+
+    def where(**row: Any) -> dict[str, str | None]:
+        base = {"method": "POST", "kind": "llm", "provider": row.get("upstream")}
+        return {t.name: t.endpoint for t in targets({**base, **row}, ups)}
+
+    chat = where(upstream="openai", protocol="openai", endpoint="/chat/completions")
+    assert chat == {
+        "openai": "/chat/completions",
+        "groq": "/chat/completions",
+        "vllm": "/v1/chat/completions",
+        "ollama": "/v1/chat/completions",
+        "claude": "/v1/chat/completions",
+        "azure": None,
+    }
+    # The same request recorded through Ollama's or vLLM's /v1 maps back the same way.
+    assert where(upstream="ollama", protocol="openai", endpoint="/v1/chat/completions") == chat
+    assert where(upstream="vllm", protocol="openai", endpoint="/v1/chat/completions") == chat
+    embed = where(upstream="openai", protocol="openai", endpoint="/embeddings")
+    assert embed["ollama"] == "/v1/embeddings" and embed["claude"] is None
+    responses = where(upstream="openai", protocol="openai", endpoint="/responses")
+    assert responses["ollama"] is None and responses["groq"] == "/responses"
+    native = where(upstream="ollama", protocol="ollama", endpoint="/api/chat")
+    assert native == {n: ("/api/chat" if n == "ollama" else None) for n in ups}
+    messages = where(upstream="claude", protocol="anthropic", endpoint="/v1/messages")
+    assert messages == {n: ("/v1/messages" if n == "claude" else None) for n in ups}
+    assert (
+        where(upstream="azure", protocol="openai", endpoint="/deployments/d/chat/completions")[
+            "azure"
+        ]
+        == "/deployments/d/chat/completions"
+    )
+    listed = targets(
+        {"method": "POST", "kind": "llm", "upstream": "ollama", "protocol": "ollama"}, ups
+    )
+    assert [t.name for t in listed][:1] == ["ollama"] and listed[0].local
+    assert [t.endpoint is None for t in listed] == sorted(t.endpoint is None for t in listed)
+    gone = {"method": "POST", "kind": "llm", "upstream": "old-vllm", "protocol": "openai"}
+    gone |= {"endpoint": "/v1/chat/completions", "request_body": {"model": "m"}}
+    assert initial_form(gone, ups).target == "groq"  # the first speaking OpenAI natively
+    order = [t.name for t in targets({**gone, "provider": "vllm"}, ups)]
+    assert order == ["vllm", "groq", "openai", "claude", "ollama", "azure"]
+    assert where(**gone)["vllm"] == "/v1/chat/completions"

@@ -152,5 +152,16 @@ def targets(row: dict[str, Any], upstreams: dict[str, UpstreamConfig]) -> list[T
         endpoint, problem = _endpoint(row, upstreams, name)
         local = is_local(name, upstreams)
         out.append(Target(name, upstreams[name].protocol, local, endpoint, problem))
-    # The original first, then the ones that can take it, then the others.
-    return sorted(out, key=lambda t: (t.name != row.get("upstream"), t.endpoint is None, t.name))
+
+    # The original first, then the ones that can take it (its provider's, then those that
+    # speak its protocol natively, then compatibility layers), then the others.
+    def order(t: Target) -> tuple[bool, ...]:
+        provider = upstreams[t.name].provider or t.name
+        return (
+            t.name != row.get("upstream"),
+            t.endpoint is None,
+            provider != row.get("provider"),
+            t.protocol != (row.get("protocol") or "openai"),
+        )
+
+    return sorted(out, key=lambda t: (order(t), t.name))
