@@ -98,6 +98,8 @@ def test_column_picker_keeps_its_choice_across_pages(page: Any, live: LiveGatewa
     page.uncheck("form.column-picker input[value=prompt]")
     page.check("form.column-picker input[value=error]")
     page.check("form.column-picker input[value=stream]")
+    assert page.locator("form.column-picker").is_visible()
+    screenshot(page, "requests-column-picker-open")
     page.click("form.column-picker button[type=submit]")
     page.wait_for_url(re.compile(r"cols="))
     assert "limit=2" in page.url
