@@ -102,3 +102,21 @@ def test_viewers_cannot_replay(gateway: LiveGateway, mock: MockUpstream) -> None
         resp = web.post(f"/requests/{rid}/replay", {"body": json.dumps(CHAT)})
         assert resp.status_code == 200, resp.text
     assert len(mock.requests) == 2
+
+
+def test_an_edit_grown_past_a_settings_form_is_refused_inline_and_kept(
+    gateway: LiveGateway,
+) -> None:
+    """An edited body over what replay sends (but under the replay form's own limit) comes
+    back in the form with the reason; any other form over its limit is a 413, not a
+    CSRF failure."""
+    rid = original(gateway)
+    add_user(gateway, "admin@example.com")
+    grown = json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * 100_000}]})
+    with WebClient(gateway, "admin@example.com") as web:
+        resp = web.post(f"/requests/{rid}/replay", {"body": grown})
+        assert resp.status_code == 400, resp.text[:500]
+        assert "too large" in resp.text and "x" * 100_000 in resp.text
+        big = web.post("/settings/keys", {"name": "k" * 70_000})
+        assert big.status_code == 413 and "larger than 64 KB" in big.text
+        assert "CSRF" not in big.text

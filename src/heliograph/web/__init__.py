@@ -18,12 +18,13 @@ from heliograph.web import (
     openwebui_page,
     people,
     replay,
+    request_detail,
     request_pages,
     sessions,
     settings_page,
     tasks,
 )
-from heliograph.web.context import PASSWORD_PATH, UI, Ctx, page
+from heliograph.web.context import PASSWORD_PATH, REPLAY_FORM_BYTES, UI, Ctx, page
 
 STATIC = Path(__file__).parent / "static"
 
@@ -63,11 +64,11 @@ def routes() -> list[BaseRoute]:
             "/requests/live.json", page(ui, request_pages.requests_json, json=True), methods=["GET"]
         ),
         Route("/requests/export.{fmt}", page(ui, _export), methods=["GET"]),
-        Route("/requests/{request_id}", page(ui, request_pages.request_detail), methods=["GET"]),
+        Route("/requests/{request_id}", page(ui, request_detail.request_detail), methods=["GET"]),
         # Replay calls the provider (with the server's key): it spends money, so admins only.
         Route(
             "/requests/{request_id}/replay",
-            page(ui, replay.replay, admin=True),
+            page(ui, replay.replay, admin=True, max_form=REPLAY_FORM_BYTES),
             methods=["POST"],
         ),
         Route("/users", page(ui, people.users_page), methods=["GET"]),

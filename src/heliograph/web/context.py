@@ -37,6 +37,9 @@ from heliograph.web import names
 from heliograph.web.query import KEPT, Window, default_range, now_ms, parse_tz, parse_window
 
 MAX_FORM_BYTES = 64 * 1024
+# An edited replay body may grow past a settings form; replay refuses bodies it cannot send
+# with an inline error that keeps the edit, so the form limit must not cut it off first.
+REPLAY_FORM_BYTES = 256 * 1024
 # scrypt takes ~16 MiB and tens of milliseconds of CPU per check: one check at a time leaves
 # the other core to the gateway however many logins arrive at once.
 PASSWORD_CHECKS = 1
@@ -157,16 +160,21 @@ View = Callable[[Ctx], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-async def read_form(request: Request) -> dict[str, str] | None:
-    """A URL-encoded form (first value of each field), or None if it is not one or too big."""
+class FormTooLarge(ValueError):
+    """A posted form over the route's limit (answered 413, not as a bad CSRF token)."""
+
+
+async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str] | None:
+    """A URL-encoded form (first value of each field), or None if it is not one; raises
+    ``FormTooLarge`` past ``limit`` bytes."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         return None
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return None
+        if len(body) > limit:
+            raise FormTooLarge(f"The form is larger than {limit // 1024} KB.")
     try:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
@@ -206,8 +214,11 @@ def _has_empty(request: Request) -> bool:
     return any(not v.strip() for _, v in request.query_params.multi_items())
 
 
-def page(ui: UI, view: View, *, admin: bool = False, json: bool = False) -> Endpoint:
-    """Wrap a view with login, one-time-password, CSRF and role checks."""
+def page(
+    ui: UI, view: View, *, admin: bool = False, json: bool = False, max_form: int = MAX_FORM_BYTES
+) -> Endpoint:
+    """Wrap a view with login, one-time-password, CSRF and role checks; a POST's form may
+    take ``max_form`` bytes (replay's edited bodies need more than a settings form)."""
 
     async def endpoint(request: Request) -> Response:
         engine = request.app.state.engine
@@ -227,7 +238,19 @@ def page(ui: UI, view: View, *, admin: bool = False, json: bool = False) -> Endp
             return RedirectResponse(target, 303)
         form: dict[str, str] = {}
         if request.method == "POST":
-            parsed = await read_form(request)
+            try:
+                parsed = await read_form(request, max_form)
+            except FormTooLarge as exc:
+                return ui.html(
+                    "error.html",
+                    413,
+                    title="Too large",
+                    message=f"{exc} Nothing was changed; go back to keep what you typed.",
+                    user=user,
+                    csrf_token=user.csrf_token,
+                    current="",
+                    base_url="",
+                )
             if parsed is None or not tokens_match(user.csrf_token, parsed.get("csrf_token")):
                 return forbidden(ui, user, "Invalid or missing CSRF token. Reload the page.")
             if admin and not user.is_admin:

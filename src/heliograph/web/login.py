@@ -27,7 +27,15 @@ from heliograph.auth.sessions import (
 )
 from heliograph.config import Settings
 from heliograph.store import users as user_store
-from heliograph.web.context import PASSWORD_PATH, UI, Ctx, Endpoint, read_form, safe_next
+from heliograph.web.context import (
+    PASSWORD_PATH,
+    UI,
+    Ctx,
+    Endpoint,
+    FormTooLarge,
+    read_form,
+    safe_next,
+)
 
 
 def _login_page(
@@ -73,7 +81,10 @@ def login_views(ui: UI) -> tuple[Endpoint, Endpoint]:
         return _login_page(ui, request, token[:100])
 
     async def login(request: Request) -> Response:
-        form = await read_form(request)
+        try:
+            form = await read_form(request)
+        except FormTooLarge:
+            form = None
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
         if form is None or not tokens_match(cookie, form.get("csrf_token")):
             return _login_page(ui, request, new_token(), 403, "The form expired. Try again.")

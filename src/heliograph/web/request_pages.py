@@ -35,7 +35,6 @@ from heliograph.web.format import (
     zone_label,
 )
 from heliograph.web.query import RequestQuery, parse_request_query
-from heliograph.web.request_detail import request_detail as request_detail
 from heliograph.web.request_detail import tok_s, where
 
 LIVE_LIMIT = 100
