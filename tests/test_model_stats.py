@@ -208,3 +208,9 @@ def test_servings_per_provider(store: Engine) -> None:
     assert [(p["key"], p["requests"]) for p in providers] == [("ollama", 8), ("openai", 5)]
     assert providers[1]["cost_usd"] == pytest.approx(0.003006)
     assert 4000 < providers[1]["p50_latency_ms"] <= 5000  # 3 of 5 calls at 4.5 s
+
+
+def test_model_names_most_used_first(store: Engine) -> None:
+    assert model_stats.model_names(store, ORG, SINCE, UNTIL) == ["llama3.2", "gpt-4o"]
+    assert model_stats.model_names(store, ORG, UNTIL, UNTIL + HOUR_MS) == ["llama3.2"]  # at UNTIL
+    assert model_stats.model_names(store, ORG, UNTIL + 1, UNTIL + HOUR_MS) == []

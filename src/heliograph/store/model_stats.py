@@ -248,6 +248,15 @@ _USER_FIELDS = (
 )
 
 
+def model_names(engine: Engine, org_id: str, since_ms: int, until_ms: int) -> list[str]:
+    """The models called in the window, most used first (the comparison's pickers): counts
+    only, the leanest read of the rollups."""
+    with engine.connect() as conn:
+        found = aggregate.sums(conn, org_id, since_ms, until_ms, ("model",))
+    ranked = sorted(found.items(), key=lambda kv: (-kv[1].requests, str(kv[0][0])))
+    return [key[0] for key, stats in ranked if key[0] is not None and stats.requests]
+
+
 def compare(
     engine: Engine,
     org_id: str,

@@ -43,10 +43,7 @@ TRENDS = (
 
 def _choices(ctx: Ctx, window: Window) -> list[str]:
     """The models with traffic in the window, for the pickers."""
-    split = model_stats.servings(
-        ctx.engine, ctx.org_id, window.since_ms, window.until_ms, lambda u, p: False
-    )
-    return [m["key"] for m in split["models"] if m["key"] is not None]
+    return model_stats.model_names(ctx.engine, ctx.org_id, window.since_ms, window.until_ms)
 
 
 def _load(
