@@ -197,3 +197,33 @@ def test_user_models_with_percentiles(engine: Engine) -> None:
     assert got[None].to_api()["errors"] == 1
     assert got[None].to_api()["p95_latency_ms"] is not None
     assert sessions.user_models(engine, ORG, "u\x00", T0, T0 + 1) == {}
+
+
+@pytest.mark.parametrize("batch", [2, 500])
+def test_latest_first_walk_pages_through_ties(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """The default order (latest activity first) walks records back in time instead of
+    aggregating every session: ties on the last time, sessions with records on both sides
+    of a page boundary, and walks over several batches give the full aggregate's order."""
+    monkeypatch.setattr(sessions, "WALK_BATCH", batch)
+    # seven sessions tied; their record ids run against their session ids
+    rows = [_row(f"t{9 - i}", f"s-{i:02d}", 5000) for i in range(7)]
+    rows += [_row(f"l{i}", "long", at) for i, at in enumerate((0, 1000, 9000, 5000, 5000))]
+    rows += [_row("o1", "old", 100), _row("o2", "old", 4000), _row("o3", "old", 200)]
+    rows += [_row("x", "other-org", 8000, org_id="other")]
+    _insert(engine, rows)
+    want = ["long", *[f"s-{i:02d}" for i in reversed(range(7))], "old"]
+    full = _page(engine, sort="last", text="s")  # a search takes the full aggregate path
+    assert [r for r in _ids(full) if r in want] == [w for w in want if "s" in w]
+    for limit in (1, 2, 3, 20):
+        seen: list[str] = []
+        page = _page(engine, limit=limit)
+        seen += _ids(page)
+        while page.next_cursor:
+            page = _page(engine, limit=limit, cursor=page.next_cursor)
+            seen += _ids(page)
+        assert seen == want, (limit, seen)
+    first = _page(engine, limit=3)
+    assert [r["requests"] for r in first.rows] == [5, 1, 1]  # whole sessions, not the walk
+    assert first.rows[0]["first"] == T0 and first.rows[0]["last"] == T0 + 9000
