@@ -237,3 +237,35 @@ def test_analytics_functions_use_the_same_numbers(db_url: str) -> None:
     by_model = analytics.requests_by(engine, ORG, "model", ["gpt-4o"], since, until, 6 * HOUR)
     assert sum(by_model["gpt-4o"]) == sum(1 for r in llm if r["model"] == "gpt-4o")
     engine.dispose()
+
+
+def test_percentiles_are_never_made_from_part_of_a_window(db_url: str) -> None:
+    """Per-user figures read lean rollups (sums, no distributions) for whole hours and raw
+    rows for the edges: their percentiles would describe the edges only, so there are none,
+    and the average (exact) is there instead. A whole-raw window keeps its percentiles."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    rng = random.Random(5)
+    rows = [make_row(rng, T0 + rng.randint(0, 48 * HOUR - 1)) for _ in range(400)]
+    with engine.begin() as conn:
+        insert_records(conn, rows, [], [])
+    llm = [r for r in rows if r["kind"] == "llm" and r["latency_ms"] is not None]
+    user = max(
+        {r["user_id"] for r in llm if r["user_id"]},
+        key=lambda u: sum(r["user_id"] == u for r in llm),
+    )
+    mine = [r for r in llm if r["user_id"] == user]
+    ragged = analytics.scoped_summary(
+        engine, ORG, T0 + HOUR // 2, T0 + 48 * HOUR - HOUR // 3, dimension="user_id", value=user
+    )
+    assert ragged["p95_latency_ms"] is None and ragged["p50_latency_ms"] is None
+    assert ragged["avg_latency_ms"] is not None
+    inside = [r for r in mine if T0 + HOUR // 2 <= r["created_at"] < T0 + 48 * HOUR - HOUR // 3]
+    expected = sum(r["latency_ms"] for r in inside) / len(inside)
+    assert abs(ragged["avg_latency_ms"] - expected) < 0.2
+    whole = analytics.summary(engine, ORG, T0, T0 + 48 * HOUR)  # the model rollup: histograms
+    assert whole["p95_latency_ms"] is not None
+    partial = Stats(latency_n=3, latency_sum=300.0)
+    partial.latency_hist[bucket_of(100.0)] = 1  # one of three measured requests in the histogram
+    assert partial.to_api()["p50_latency_ms"] is None
+    engine.dispose()

@@ -182,7 +182,19 @@ class Stats:
         self.ttft_hist = [a + b for a, b in zip(self.ttft_hist, other.ttft_hist, strict=True)]
         self.tps_hist = [a + b for a, b in zip(self.tps_hist, other.tps_hist, strict=True)]
 
+    def _whole(self, hist: list[int], n: int) -> list[int]:
+        """``hist`` when it counts every measured request, else an empty one.
+
+        Lean rollups (per user, per pair) keep sums, not distributions: a window read from
+        them plus raw edge hours has a histogram of the edges only, and a percentile of that
+        would be a wrong figure shown as a right one. No figure is better (callers show the
+        average, which is exact)."""
+        return hist if sum(hist) == n else []
+
     def to_api(self) -> dict[str, Any]:
+        lat = self._whole(self.latency_hist, self.latency_n)
+        ttft = self._whole(self.ttft_hist, self.ttft_n)
+        tps = self._whole(self.tps_hist, self.tps_n)
         return {
             "requests": self.requests,
             "errors": self.errors,
@@ -196,14 +208,14 @@ class Stats:
             "avg_latency_ms": round(self.latency_sum / self.latency_n, 1)
             if self.latency_n
             else None,
-            "p50_latency_ms": percentile(self.latency_hist, 0.5),
-            "p95_latency_ms": percentile(self.latency_hist, 0.95),
+            "p50_latency_ms": percentile(lat, 0.5),
+            "p95_latency_ms": percentile(lat, 0.95),
             "avg_ttft_ms": round(self.ttft_sum / self.ttft_n, 1) if self.ttft_n else None,
-            "p50_ttft_ms": percentile(self.ttft_hist, 0.5),
-            "p95_ttft_ms": percentile(self.ttft_hist, 0.95),
+            "p50_ttft_ms": percentile(ttft, 0.5),
+            "p95_ttft_ms": percentile(ttft, 0.95),
             "avg_output_tokens_per_s": round(self.tps_sum / self.tps_n, 1) if self.tps_n else None,
-            "p50_output_tokens_per_s": percentile(self.tps_hist, 0.5, TPS_BUCKETS),
-            "p10_output_tokens_per_s": percentile(self.tps_hist, 0.1, TPS_BUCKETS),
+            "p50_output_tokens_per_s": percentile(tps, 0.5, TPS_BUCKETS),
+            "p10_output_tokens_per_s": percentile(tps, 0.1, TPS_BUCKETS),
             "avg_prompt_tokens_per_s": round(self.ptps_sum / self.ptps_n, 1)
             if self.ptps_n
             else None,
