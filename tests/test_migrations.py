@@ -7,6 +7,7 @@ import time
 from sqlalchemy import Engine, inspect, text
 
 from heliograph.store.engine import current_revision, make_engine, migrate
+from heliograph.store.prompts import create_prompt, list_prompts
 from heliograph.store.requests import RequestFilter, get_request, list_requests
 
 
@@ -47,7 +48,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0010"
+    assert current_revision(engine) == "0011"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
@@ -72,6 +73,10 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
         daily = conn.execute(text("SELECT user_id, requests FROM rollup_user_daily")).all()
         assert [tuple(u) for u in daily] == [("", 1)]  # and its daily twin (migration 0010)
     assert get_request(engine, "o1", "r1") is not None
+    # prompts (migration 0011) work in the upgraded store, for the org it already held
+    created = create_prompt(engine, "o1", "greeter", "", None)
+    assert created["name"] == "greeter"
+    assert list_prompts(engine, "o1")[0]["labels"] == {"production": None, "staging": None}
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0010"
+    assert current_revision(engine) == "0011"
     engine.dispose()

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
 )
 
@@ -250,3 +251,56 @@ rate_counters = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 Index("ix_rate_counters_expiry", rate_counters.c.expires_at)
+
+# Prompts (migration 0011): named templates with immutable numbered versions and labels
+# (named pointers to versions). Names are unique per organization.
+prompts = Table(
+    "prompts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_prompts_org_name"),
+)
+
+prompt_versions = Table(
+    "prompt_versions",
+    metadata,
+    Column("prompt_id", String(36), ForeignKey("prompts.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),  # the primary key makes numbers unique
+    Column("messages", JSON, nullable=False),  # [{"role", "content"}], content a template
+    Column("model", String(255)),
+    Column("upstream", String(64)),
+    Column("params", JSON, nullable=False),
+    Column("variables", JSON, nullable=False),  # {name: default or null}
+    Column("message", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+)
+
+prompt_labels = Table(
+    "prompt_labels",
+    metadata,
+    Column("prompt_id", String(36), ForeignKey("prompts.id"), primary_key=True),
+    Column("label", String(64), primary_key=True),
+    Column("version", Integer),  # NULL: the label points at nothing yet
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(80)),
+)
+
+prompt_label_events = Table(
+    "prompt_label_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prompt_id", String(36), ForeignKey("prompts.id"), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("at", BigInteger, nullable=False),
+    Column("by", String(80)),
+)
+Index("ix_prompt_label_events_prompt", prompt_label_events.c.prompt_id, prompt_label_events.c.at)
