@@ -30,6 +30,7 @@ from heliograph.api import export as export_api
 from heliograph.api import feedback as feedback_api
 from heliograph.api import keys as keys_api
 from heliograph.api import openapi as openapi_api
+from heliograph.api import prompts as prompts_api
 from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
 from heliograph.api.responses import ApiError, JSONResponse, api_error_handler
@@ -85,6 +86,7 @@ class HeliographApp:
                 *keys_api.routes,
                 *costs_api.routes,
                 *analytics_api.routes,
+                *prompts_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],

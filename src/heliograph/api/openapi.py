@@ -317,20 +317,23 @@ def paths() -> dict[str, Any]:
 
 @functools.cache
 def document() -> dict[str, Any]:
+    from heliograph.api import openapi_prompts  # it builds on this module's helpers
+
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Heliograph API",
             "version": "1",
-            "description": "Read, query, annotate and export recorded LLM requests. Helicone's "
+            "description": "Read, query, annotate and export recorded LLM requests; manage "
+            "and compile prompts. Helicone's "
             "query, feedback and score endpoints live under /v1/request/. Errors are "
             '{"error": {"message", "type", "code"}}.',
         },
         "security": [{"bearerAuth": []}],
-        "paths": paths(),
+        "paths": paths() | openapi_prompts.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
+            "schemas": schemas() | openapi_prompts.schemas(),
         },
     }
 
