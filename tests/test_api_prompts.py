@@ -173,6 +173,11 @@ def test_errors(gateway: LiveGateway) -> None:
     assert call(gw, "GET", "/api/v1/prompts/p", read, params={"version": 5}).status_code == 404
     both = call(gw, "GET", "/api/v1/prompts/p", read, params={"version": 1, "label": "canary"})
     assert both.status_code == 400
+    for params in ({"lable": "canary"}, {"label": "a\x00"}):  # refused, never ignored
+        resp = call(gw, "GET", "/api/v1/prompts/p", read, params=params)
+        assert resp.status_code == 400, params
+    unknown = call(gw, "GET", "/api/v1/prompts", read, params={"limit": 5})
+    assert unknown.status_code == 400 and error_code(unknown) == "unknown_parameter"
     for version in ("x", "-1", "0", "9" * 5000):
         resp = call(gw, "GET", "/api/v1/prompts/p", read, params={"version": version})
         assert resp.status_code == 400, version

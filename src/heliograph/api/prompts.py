@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph.api.auth import require
+from heliograph.api.params import check_params
 from heliograph.api.query import read_json
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.auth.keys import KeyInfo
@@ -81,6 +82,7 @@ def version_api(row: dict[str, Any]) -> dict[str, Any]:
 
 async def create_prompt(request: Request) -> Response:
     info = await require(request, "admin")
+    check_params(request, ())
     doc = await _object(request)
     name, description = doc.get("name"), doc.get("description", "")
     if not isinstance(name, str) or not NAME.fullmatch(name):
@@ -116,6 +118,7 @@ async def create_prompt(request: Request) -> Response:
 
 async def list_prompts(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, ())
     rows = await run_in_threadpool(prompt_store.list_prompts, request.app.state.engine, info.org_id)
     return JSONResponse({"data": [prompt_api(r) for r in rows]})
 
@@ -173,6 +176,7 @@ def _matches(header: str, etag: str) -> bool:
 
 async def get_prompt(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, ("label", "version"))
     name = _prompt_name(request)
     query = request.query_params
     number: object = query.get("version")
@@ -190,6 +194,7 @@ async def get_prompt(request: Request) -> Response:
 
 async def create_version(request: Request) -> Response:
     info = await require(request, "admin")
+    check_params(request, ())
     name = _prompt_name(request)
     doc = await _object(request)
     try:
@@ -213,6 +218,7 @@ async def create_version(request: Request) -> Response:
 
 async def list_versions(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, ())
     name = _prompt_name(request)
     engine = request.app.state.engine
     if await run_in_threadpool(prompt_store.get_prompt, engine, info.org_id, name) is None:
@@ -223,6 +229,7 @@ async def list_versions(request: Request) -> Response:
 
 async def move_label(request: Request) -> Response:
     info = await require(request, "admin")
+    check_params(request, ())
     name = _prompt_name(request)
     label = request.path_params["label"]
     if not LABEL.fullmatch(label):
@@ -249,6 +256,7 @@ async def move_label(request: Request) -> Response:
 
 async def list_labels(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, ())
     name = _prompt_name(request)
     engine = request.app.state.engine
     if await run_in_threadpool(prompt_store.get_prompt, engine, info.org_id, name) is None:
@@ -282,6 +290,7 @@ async def list_labels(request: Request) -> Response:
 
 async def compile_prompt(request: Request) -> Response:
     info = await require(request, "read")
+    check_params(request, ())
     name = _prompt_name(request)
     doc = await _object(request)
     if set(doc) - {"inputs", "label", "version"}:
