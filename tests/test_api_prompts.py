@@ -115,6 +115,27 @@ def test_lifecycle_etag_and_compile(gateway_any: LiveGateway) -> None:
     ]
 
 
+def test_nul_characters_are_refused_on_both_stores(gateway_any: LiveGateway) -> None:
+    gw, admin = gateway_any, gateway_any.org.admin_key
+    bad = call(gw, "POST", "/api/v1/prompts", admin, {"name": "n", "description": "a\x00b"})
+    assert bad.status_code == 400
+    assert call(gw, "POST", "/api/v1/prompts", admin, {"name": "n"}).status_code == 201
+    for field in ("model", "upstream", "message"):
+        resp = call(gw, "POST", "/api/v1/prompts/n/versions", admin, {**V1, field: "x\x00"})
+        assert resp.status_code == 400 and field in resp.json()["error"]["message"], field
+    with_nul = {**V1, "messages": [{"role": "user", "content": "a\x00 {{text}}"}]}
+    saved = call(gw, "POST", "/api/v1/prompts/n/versions", admin, with_nul)  # JSON keeps it
+    assert saved.status_code == 201, saved.text
+    compiled = call(
+        gw,
+        "POST",
+        "/api/v1/prompts/n/compile",
+        gw.org.read_key,
+        {"version": 1, "inputs": {"text": "b\x00"}},
+    )
+    assert compiled.json()["messages"] == [{"role": "user", "content": "a\x00 b\x00"}]
+
+
 def test_scopes(gateway: LiveGateway) -> None:
     gw, org = gateway, gateway.org
     assert call(gw, "POST", "/api/v1/prompts", org.read_key, {"name": "x"}).status_code == 403

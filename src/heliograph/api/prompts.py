@@ -92,10 +92,15 @@ async def create_prompt(request: Request) -> Response:
             "starting with a letter or digit",
             "invalid_parameter",
         )
-    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+    if (
+        not isinstance(description, str)
+        or len(description) > MAX_DESCRIPTION
+        or "\x00" in description  # PostgreSQL cannot store it
+    ):
         raise ApiError(
             400,
-            f"description must be a string of at most {MAX_DESCRIPTION} characters",
+            f"description must be a string of at most {MAX_DESCRIPTION} characters"
+            " (and no NUL character)",
             "invalid_parameter",
         )
     if set(doc) - {"name", "description"}:

@@ -163,8 +163,10 @@ def _variables(value: object, used: list[str]) -> dict[str, Any]:
 def _text(value: object, field: str, limit: int) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise VersionError(f"{field} must be a string of at most {limit} characters")
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise VersionError(
+            f"{field} must be a string of at most {limit} characters (and no NUL character)"
+        )
     return value
 
 
