@@ -14,7 +14,9 @@ import pytest
 from markupsafe import escape
 
 from conftest import LiveGateway, gateway_settings
+from heliograph.config import UpstreamConfig
 from heliograph.store.engine import make_engine
+from heliograph.web.dashboard import served_locally
 from heliograph.web.models import errors_since
 from mock_upstream import MockUpstream
 from models_support import IMG, SCRIPT, records, stat, table, upstreams
@@ -159,3 +161,19 @@ def test_recent_errors_are_looked_for_only_where_the_rollups_saw_them() -> None:
     assert errors_since(points, 1) == 40
     assert errors_since(points, 100) == 0  # fewer than wanted: all of them
     assert errors_since([{"start_ms": 0, "errors": 0}] * 3, 10) is None
+
+
+def test_served_locally_follows_the_upstream_then_the_provider() -> None:
+    configs = {
+        "box": UpstreamConfig(url="https://gpu.example.com/v1", provider="vllm", local=True),
+        "rented": UpstreamConfig(url="https://gpu.example.com/v1", provider="vllm"),
+        "lan": UpstreamConfig(url="http://192.168.1.9:8000/v1"),
+        "ollama": UpstreamConfig(url="https://ollama.example.com", local=False),
+    }
+    assert served_locally("box", "vllm", configs)  # said so
+    assert not served_locally("rented", "vllm", configs)  # a public address
+    assert served_locally("lan", "openai", configs)  # a private address
+    assert not served_locally("ollama", "ollama", configs)  # said so, beats the name
+    assert served_locally("gone", "ollama", configs) is False  # the provider's own config
+    assert served_locally("gone", "vllm", configs)  # a known local server, unconfigured
+    assert not served_locally("gone", "openai", configs)

@@ -200,13 +200,9 @@ def is_local(provider: str, upstreams: dict[str, UpstreamConfig]) -> bool:
 
 
 def served_locally(upstream: str, provider: str, upstreams: dict[str, UpstreamConfig]) -> bool:
-    """Whether a record's upstream runs locally: its own ``local`` setting decides, else the
-    guess of ``is_local`` on the upstream's name and address, or on the provider's (a
-    configured vLLM or Ollama server counts as local)."""
-    config = upstreams.get(upstream)
-    if config is not None and config.local is not None:
-        return config.local
-    return is_local(upstream, upstreams) or is_local(provider, upstreams)
+    """Whether a record's upstream runs locally: ``is_local`` of the upstream, or of the
+    provider once that upstream is no longer configured (the request page's rule too)."""
+    return is_local(upstream if upstream in upstreams else provider, upstreams)
 
 
 def local_test(settings: Settings) -> model_stats.Local:
