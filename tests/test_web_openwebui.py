@@ -137,9 +137,11 @@ def test_pages_show_names_tasks_and_groups(gateway_any: LiveGateway) -> None:
         alice = esc("Alice Ünïcode <alice@example.com>")
         bob = esc("Bob <b>Bold</b> <bob@example.com>")
 
-        users = web.get("/users").text
+        users = web.get("/users", range="30d").text
         assert alice in users and bob in users and ">carol</a>" in users
         assert 'href="/users/u-alice?range=30d"' in users
+        # opened without a range, a young install's page shows (and links) the last hour
+        assert 'href="/users/u-alice?range=1h"' in web.get("/users").text
         assert 'href="/users?range=30d&amp;group=%C3%89quipe+Nord"' in users
         research = web.get("/users", group="Research").text
         assert alice in research and bob in research and "carol" not in research
@@ -202,7 +204,7 @@ def test_pages_show_names_tasks_and_groups(gateway_any: LiveGateway) -> None:
         )
         assert row and f"</svg> {pct(bob_share)}</span>" in row.group(0)
 
-        groups = web.get("/groups").text
+        groups = web.get("/groups", range="30d").text
         members = [r for r in records if r["user_id"] in ("u-alice", "u-bob")]
         research_row = re.search(
             r"<tr>\s*<td class=\"clip\"><a href=\"/users\?range=30d&amp;group=Research\">Research</a></td>(.*?)</tr>",

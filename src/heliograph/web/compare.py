@@ -90,7 +90,7 @@ def compare_charts(window: Window, found: dict[str, Any]) -> list[Markup]:
 
 async def compare_page(ctx: Ctx) -> Response:
     q = ctx.request.query_params
-    window = await ctx.window("30d")
+    window = await ctx.window()
     models = list(dict.fromkeys(v.strip() for v in q.getlist("model") if v.strip()))
     problem = ""
     if len(models) > PICKERS:

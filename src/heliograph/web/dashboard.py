@@ -26,7 +26,7 @@ from heliograph.web.query import Window
 from heliograph.web.sorting import TableSort
 
 TOP = 8
-TOP_COLUMNS = ("requests", "cost_usd", "p95_latency_ms", "key")
+TOP_COLUMNS = ("requests", "cost_usd", "p95_latency_ms", "avg_latency_ms", "key")
 SIDE_COLUMNS = (
     *("requests", "models", "cost_usd", "p50_latency_ms", "p50_ttft_ms"),
     *("p50_output_tokens_per_s", "side"),

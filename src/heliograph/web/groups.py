@@ -57,7 +57,7 @@ def _order(group: dict[str, Any]) -> tuple[float, int, str]:
 
 
 async def groups_page(ctx: Ctx) -> Response:
-    window = await ctx.window("30d")
+    window = await ctx.window()
     groups = await ctx.run(_load, ctx, window)
     sorter = TableSort(ctx.request.query_params, "/groups", COLUMNS, "-cost")
     extra = {"sort": sorter.value} if sorter.value != sorter.default else {}

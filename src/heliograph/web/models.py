@@ -60,7 +60,7 @@ def _load_models(ctx: Ctx, window: Window) -> dict[str, Any]:
 
 
 async def models_page(ctx: Ctx) -> Response:
-    window = await ctx.window("30d")
+    window = await ctx.window()
     data = await ctx.run(_load_models, ctx, window)
     split = data["split"]
     q = ctx.request.query_params
@@ -310,7 +310,7 @@ async def model_page(ctx: Ctx) -> Response:
     model = ctx.request.path_params["model"]
     q = ctx.request.query_params
     upstream = q.get("upstream", "").strip()[:MAX_UPSTREAM] or None
-    window = await ctx.window("30d")
+    window = await ctx.window()
     found = await ctx.run(_load_model, ctx, window, model, upstream)
     local = local_test(ctx.settings)
     served = [

@@ -56,7 +56,7 @@ def _load_users(ctx: Ctx, window: Window, group: str) -> dict[str, Any]:
 
 
 async def users_page(ctx: Ctx) -> Response:
-    window = await ctx.window("30d")
+    window = await ctx.window()
     q = ctx.request.query_params
     group = q.get("group", "").strip()[:MAX_GROUP]
     data = await ctx.run(_load_users, ctx, window, group)
@@ -121,7 +121,7 @@ def _load_user(ctx: Ctx, window: Window, user_id: str) -> dict[str, Any]:
 
 async def user_page(ctx: Ctx) -> Response:
     user_id = ctx.request.path_params["user_id"]
-    window = await ctx.window("30d")
+    window = await ctx.window()
     data = await ctx.run(_load_user, ctx, window, user_id)
     if not data["requests"]:
         return ctx.not_found("No requests from this user in your organization.")

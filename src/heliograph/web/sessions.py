@@ -58,7 +58,7 @@ def _load_list(
 
 
 async def sessions_page(ctx: Ctx) -> Response:
-    window = await ctx.window("30d")
+    window = await ctx.window()
     q = ctx.request.query_params
     text = q.get("q", "").strip()[:MAX_QUERY]
     sorter = TableSort(q, "/sessions", sessions.SORTS, "-last")

@@ -49,7 +49,7 @@ USER_COLUMNS: dict[str, Key] = {**SHARED, "all_cost": _at("all", "cost_usd")}
 
 
 async def tasks_page(ctx: Ctx) -> Response:
-    window = await ctx.window("30d")
+    window = await ctx.window()
     report = await ctx.run(tasks.report, ctx.engine, ctx.org_id, window.since_ms, window.until_ms)
     people = {r["key"]: r["person"] for r in report["by_user"] if r["key"] and r["person"]}
     q = ctx.request.query_params
