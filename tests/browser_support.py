@@ -58,3 +58,22 @@ def screenshot(page: Any, name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=True)
     return target
+
+
+class Watch:
+    """What a page must never do: open dialogs (a script ran) or break the Content Security
+    Policy. Attach one to each page; assert its lists are empty at the end."""
+
+    def __init__(self, page: Any) -> None:
+        self.dialogs: list[str] = []
+        self.csp: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("console", self._console)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _console(self, msg: Any) -> None:
+        if "Content Security Policy" in msg.text:
+            self.csp.append(msg.text)

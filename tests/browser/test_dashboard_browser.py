@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from browser_support import chromium_browser
+from browser_support import Watch, chromium_browser
 from conftest import LiveGateway, gateway_settings
 from mock_upstream import MockUpstream
 from web_support import PASSWORD, add_user, send
@@ -46,24 +46,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream) -> Iterat
         yield gw
     finally:
         gw.stop()
-
-
-class Watch:
-    """Everything a page might do that it must not: dialogs and CSP violations."""
-
-    def __init__(self, page: Any) -> None:
-        self.dialogs: list[str] = []
-        self.csp: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("console", self._console)
-
-    def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def _console(self, msg: Any) -> None:
-        if "Content Security Policy" in msg.text:
-            self.csp.append(msg.text)
 
 
 @pytest.fixture

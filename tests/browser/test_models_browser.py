@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from browser_support import chromium_browser, screenshot
+from browser_support import Watch, chromium_browser, screenshot
 from conftest import LiveGateway, gateway_settings
 from heliograph.store.engine import make_engine
 from mock_upstream import MockUpstream
@@ -46,24 +46,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream) -> Iterat
         yield gw
     finally:
         gw.stop()
-
-
-class Watch:
-    """What a page must never do: open dialogs or break the Content Security Policy."""
-
-    def __init__(self, page: Any) -> None:
-        self.dialogs: list[str] = []
-        self.csp: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("console", self._console)
-
-    def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def _console(self, msg: Any) -> None:
-        if "Content Security Policy" in msg.text:
-            self.csp.append(msg.text)
 
 
 @pytest.fixture
