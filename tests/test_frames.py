@@ -104,6 +104,13 @@ def _traffic(gw: LiveGateway) -> None:
     fallback = {"x-mock-status": "503", "Helicone-Fallbacks": '["backup"]'}
     post(**{**fallback, "Helicone-Retry-Enabled": "true", "Helicone-Retry-Num": "1"})
     assert post({**CHAT, "stream": True}, **{"x-mock-chunks": "9000"}).status_code == 200
+    admin = {"Authorization": f"Bearer {gw.org.admin_key}"}
+    prompts = f"{gw.base_url}/api/v1/prompts"
+    httpx.post(prompts, json={"name": "p", "description": ""}, headers=admin).raise_for_status()
+    version = {"messages": [{"role": "system", "content": "Be {{mood}}."}]}
+    httpx.post(f"{prompts}/p/versions", json=version, headers=admin).raise_for_status()
+    named = {**CHAT, "prompt_id": "p", "prompt_version": 1, "inputs": {"mood": "brief"}}
+    assert post(named).status_code == 200
     with pytest.raises(httpx.TimeoutException):
         post(timeout=0.3, **{"x-mock-delay-ms": "3000"})
     time.sleep(0.5)  # the gateway notices the client left and records it
@@ -123,7 +130,7 @@ def test_every_declared_frame_key_is_written_and_read(spooling: LiveGateway) -> 
             else:
                 ends[header["id"]] = header
                 bodies[header["id"]] = frame.body
-    assert len(starts) == 10 and starts.keys() == ends.keys()
+    assert len(starts) == 11 and starts.keys() == ends.keys()
     written_start = set().union(*(s.keys() for s in starts.values()))
     written_meta = set().union(*(s.get("md", {}).keys() for s in starts.values()))
     written_end = set().union(*(e.keys() for e in ends.values()))

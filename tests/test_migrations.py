@@ -48,12 +48,13 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0011"
+    assert current_revision(engine) == "0012"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
     assert {"user_name", "user_email", "user_groups", "identity", "task", "message_id"} <= columns
     tables = set(inspect(engine).get_table_names())
+    assert {"prompt_name", "prompt_version", "prompt_label", "prompt_inputs"} <= columns
     assert {"request_groups", "end_users", "rollup_task_hourly"} <= tables
     rows, _ = list_requests(engine, "o1", RequestFilter(properties={"team": "a"}), 10)
     assert [r["id"] for r in rows] == ["r1"]
@@ -62,6 +63,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert row["cost_known"] is False and row["cost_usd"] is None
     assert row["protocol"] == "openai" and row["tokens_estimated"] is False
     assert row["task"] is None and row["user_groups"] == [] and row["identity"] is None
+    assert row["prompt_name"] is None and row["prompt_inputs"] is None
     with engine.connect() as conn:  # the stored request was rolled up as a chat
         tasks = conn.execute(text("SELECT task, model, requests FROM rollup_task_hourly")).all()
     assert [tuple(t) for t in tasks] == [("", "gpt-4o", 1)]
@@ -78,5 +80,5 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert created["name"] == "greeter"
     assert list_prompts(engine, "o1")[0]["labels"] == {"production": None, "staging": None}
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0011"
+    assert current_revision(engine) == "0012"
     engine.dispose()

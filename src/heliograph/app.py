@@ -40,6 +40,7 @@ from heliograph.capture.spool import SpoolWriter
 from heliograph.capture.writer import Writer, make_writer
 from heliograph.config import Settings, load_settings
 from heliograph.gateway.policies import Policies
+from heliograph.gateway.prompt_cache import PromptCache
 from heliograph.gateway.proxy import Gateway
 from heliograph.gateway.relay import Receive, Scope, Send
 from heliograph.gateway.routing import parse_route
@@ -111,9 +112,18 @@ class HeliographApp:
             RedisState(settings.redis_url) if settings.redis_url else StoreState(engine)
         )
         gateway.policies = Policies(gateway.relay, gateway.upstreams, shared)
+        prompts = PromptCache(engine, settings.key_refresh_interval)
+        try:
+            await asyncio.to_thread(prompts.load)
+        except Exception as exc:  # the store may be down: traffic first, prompts on reload
+            log.warning("could not load prompts: %s", exc)
+        gateway.prompts = prompts
         self.gateway = gateway
         state.gateway, state.pricebook = gateway, make_pricebook(settings)
-        tasks = [asyncio.create_task(keys.run(), name="key-refresh")]
+        tasks = [
+            asyncio.create_task(keys.run(), name="key-refresh"),
+            asyncio.create_task(prompts.run(), name="prompt-refresh"),
+        ]
         stop = threading.Event()
         writer_thread = None
         if settings.writer == "embedded":

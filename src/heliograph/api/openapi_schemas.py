@@ -56,6 +56,8 @@ def record_fields() -> dict[str, Any]:
         "identity",
         "task",
         "message_id",
+        "prompt_name",
+        "prompt_label",
     )
     opt_int = (
         "prompt_tokens",
@@ -64,6 +66,7 @@ def record_fields() -> dict[str, Any]:
         "cached_tokens",
         "reasoning_tokens",
         "cache_write_tokens",
+        "prompt_version",
     )
     opt_num = (
         "latency_ms",
@@ -86,6 +89,7 @@ def record_fields() -> dict[str, Any]:
         "retries": INT,
         "properties": {"type": "object", "additionalProperties": STR},
         "user_groups": {"type": "array", "items": STR},
+        "prompt_inputs": {"type": ["object", "null"], "additionalProperties": STR},
     }
     fields |= {k: STR for k in text} | {k: nullable(STR) for k in opt_text}
     fields |= {k: nullable(INT) for k in opt_int} | {k: nullable(NUM) for k in opt_num}

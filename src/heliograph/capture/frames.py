@@ -25,6 +25,15 @@ class IdentityFrame(TypedDict, total=False):
     src: str  # headers (plain, forgeable), jwt (verified) or unverified (a token not verified)
 
 
+class PromptFrame(TypedDict, total=False):
+    """The managed prompt a request body named, as the gateway rendered it."""
+
+    name: Required[str]  # the prompt's name
+    v: Required[int]  # the version rendered
+    label: str  # the label it was found by (absent when asked for by version number)
+    inputs: dict[str, str]  # the inputs as substituted (text)
+
+
 class MetaFrame(TypedDict, total=False):
     """The request's metadata headers, parsed once by the gateway (empty fields left out)."""
 
@@ -40,6 +49,7 @@ class MetaFrame(TypedDict, total=False):
     omit_resp: bool  # Omit-Response
     model: str  # Model-Override (the model name used for cost)
     ratelimit: str  # RateLimit-Policy, as sent
+    prompt: PromptFrame  # the managed prompt the body named (issue 15)
 
 
 class StartFrame(TypedDict):

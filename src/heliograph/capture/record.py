@@ -290,6 +290,7 @@ def build_record(
         "omitted": _omitted(omit_request, omit_response),
         "model_override": clean(md.get("model"), 255),
         **ow,
+        **_prompt_columns(md),
     }
     body_row = _body_row(
         start,
@@ -317,6 +318,19 @@ def build_record(
         groups,
         person_of(md, request_row),
     )
+
+
+def _prompt_columns(md: MetaFrame) -> dict[str, Any]:
+    """The managed prompt a request used (all None for a request that named none)."""
+    prompt = md.get("prompt")
+    if prompt is None:
+        return dict.fromkeys(("prompt_name", "prompt_version", "prompt_label", "prompt_inputs"))
+    return {
+        "prompt_name": clean(prompt["name"], 100),
+        "prompt_version": clamp_int(prompt["v"]),
+        "prompt_label": clean(prompt.get("label"), 100),
+        "prompt_inputs": prompt.get("inputs"),
+    }
 
 
 def _openwebui(

@@ -12,6 +12,10 @@ OPENAI_TYPES = {
     "upstream_unreachable": "api_connection_error",
     "upstream_stream_broken": "api_connection_error",
     "not_found": "invalid_request_error",
+    "invalid_prompt": "invalid_request_error",
+    "invalid_inputs": "invalid_request_error",
+    "missing_variable": "invalid_request_error",
+    "inputs_too_large": "invalid_request_error",
 }
 ANTHROPIC_TYPES = {
     "invalid_heliograph_key": "authentication_error",
@@ -21,6 +25,10 @@ ANTHROPIC_TYPES = {
     "upstream_unreachable": "api_error",
     "upstream_stream_broken": "api_error",
     "not_found": "not_found_error",
+    "invalid_prompt": "invalid_request_error",
+    "invalid_inputs": "invalid_request_error",
+    "missing_variable": "invalid_request_error",
+    "inputs_too_large": "request_too_large",
 }
 
 

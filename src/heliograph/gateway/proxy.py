@@ -23,6 +23,8 @@ from heliograph.config import Settings, UpstreamConfig
 from heliograph.gateway.exchange import Exchange
 from heliograph.gateway.openwebui import IdentityRefused, OpenWebUIIdentity
 from heliograph.gateway.policies import Policies
+from heliograph.gateway.prompt_body import PromptRefused, render_body, wants_prompt
+from heliograph.gateway.prompt_cache import PromptCache
 from heliograph.gateway.redact import HeaderRedactor, redact_path, redact_query
 from heliograph.gateway.relay import IdHeaders, Receive, Relay, Scope, Send
 from heliograph.gateway.routing import Route, protocol_for, upstream_path
@@ -49,6 +51,7 @@ class Gateway:
         self.upstreams = {name: Upstream(name, cfg) for name, cfg in upstreams.items()}
         self.relay = Relay(settings, spool, session)
         self.policies: Policies | None = None  # set by the app once shared state exists
+        self.prompts: PromptCache | None = None  # set by the app once the store is open
         self.max_body = settings.max_body_bytes
         self.redactor = HeaderRedactor()
         self.watches = Watches()
@@ -108,11 +111,37 @@ class Gateway:
         body = await self._read_body(receive, send, start, t0, id_headers, protocol, scan)
         if body is None:
             return
+        prompted: PromptRefused | None = None
+        if (
+            refused is None
+            and self.prompts is not None
+            and wants_prompt(protocol, start["m"], rest, body)
+        ):
+            try:
+                rendered = await render_body(self.prompts, info.org_id, body)
+            except PromptRefused as exc:
+                prompted = exc
+            else:
+                if rendered is not None:  # recorded as it goes upstream, the inputs in md
+                    body = rendered.body
+                    scan.md["prompt"] = rendered.frame
         relay.start(start, body)
         if refused is not None:  # recorded with its body: who tried to spend as whom
             code = "invalid_openwebui_identity"
             end: EndFrame = {"id": rid}
             await relay.refuse(send, end, t0, id_headers, protocol, 401, refused, code)
+            return
+        if prompted is not None:  # nothing forwarded; the record says why
+            await relay.refuse(
+                send,
+                {"id": rid},
+                t0,
+                id_headers,
+                protocol,
+                prompted.status,
+                str(prompted),
+                prompted.code,
+            )
             return
         await self._dispatch(
             receive, send, scan, start, body, rest, query, upstream, protocol, t0, id_headers

@@ -116,6 +116,20 @@ FIELDS: tuple[Field, ...] = (
         "Open WebUI background task, e.g. title_generation (chats have none)",
     ),
     _text("message_id", requests.c.message_id, "Open WebUI message: the requests of one answer"),
+    _text("prompt_name", requests.c.prompt_name, "Managed prompt the request body named"),
+    Field(
+        "prompt_version",
+        "number",
+        requests.c.prompt_version,
+        "Version of the managed prompt that was rendered",
+        minimum=1,
+        maximum=2**31 - 1,
+    ),
+    _text(
+        "prompt_label",
+        requests.c.prompt_label,
+        "Label the prompt version was found by, e.g. production (none for a version number)",
+    ),
     _text(
         "session_id", requests.c.session_id, "Session (Helicone-Session-Id, or Open WebUI's chat)"
     ),

@@ -73,6 +73,10 @@ LIST_COLUMNS = [
     requests.c.identity,
     requests.c.task,
     requests.c.message_id,
+    requests.c.prompt_name,
+    requests.c.prompt_version,
+    requests.c.prompt_label,
+    requests.c.prompt_inputs,
 ]
 COLD_START_MS = 1000.0
 
@@ -242,6 +246,10 @@ def to_api(row: dict[str, Any]) -> dict[str, Any]:
         "identity": row.get("identity"),
         "task": row.get("task"),
         "message_id": row.get("message_id"),
+        "prompt_name": row.get("prompt_name"),
+        "prompt_version": row.get("prompt_version"),
+        "prompt_label": row.get("prompt_label"),
+        "prompt_inputs": row.get("prompt_inputs"),
     }
 
 

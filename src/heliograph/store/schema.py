@@ -110,6 +110,11 @@ requests = Table(
     Column("identity", String(12)),  # jwt (verified), unverified or headers (forgeable)
     Column("task", String(40)),  # Open WebUI's background task; NULL for a chat
     Column("message_id", String(255)),  # groups the requests of one answer
+    # Managed prompts (migration 0012): the prompt a request body named, as rendered
+    Column("prompt_name", String(100)),
+    Column("prompt_version", Integer),
+    Column("prompt_label", String(100)),
+    Column("prompt_inputs", JSON),  # the inputs substituted, an object of text
 )
 
 Index("ix_requests_org_created", requests.c.org_id, requests.c.created_at, requests.c.id)

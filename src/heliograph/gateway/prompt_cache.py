@@ -1,0 +1,109 @@
+"""Prompt versions in memory, so a request naming a prompt never waits on the database.
+
+Mirrors the key cache: each worker loads every labelled version at start and reloads the lot
+every ``key_refresh_interval`` seconds, so a label moved through the API takes effect in every
+worker process and replica within that interval. Lookups by label, and by version number for
+a version some label points at, are dictionary reads.
+
+A version asked for by number that no label points at is loaded on demand in a worker thread
+(bounded by a timeout, never on the event loop) and kept in a small LRU: versions are
+immutable, so a cached one never goes stale. A number that does not exist is remembered for
+one refresh interval, so a client repeating a bad number cannot turn every request into a
+query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from sqlalchemy import Engine
+
+from heliograph.prompts.versions import Version
+from heliograph.store import prompts as prompt_store
+
+log = logging.getLogger(__name__)
+LabelKey = tuple[str, str, str]  # org_id, prompt name, label
+VersionKey = tuple[str, str, int]  # org_id, prompt name, version number
+LOAD_TIMEOUT_S = 2.0
+
+
+class PromptCache:
+    """(org, name, label) and (org, name, version) -> Version, held in memory."""
+
+    EXTRA_VERSIONS = 256  # unlabelled versions kept, least recently used dropped first
+
+    def __init__(self, engine: Engine, refresh_interval: float) -> None:
+        self.engine = engine
+        self.refresh_interval = refresh_interval
+        self._labels: dict[LabelKey, Version] = {}
+        self._versions: dict[VersionKey, Version] = {}
+        self._extra: OrderedDict[VersionKey, Version] = OrderedDict()
+        self._missing_at: dict[VersionKey, float] = {}
+
+    def load(self) -> None:
+        """Blocking reload of every labelled version (runs in a thread)."""
+        labels: dict[LabelKey, Version] = {}
+        versions: dict[VersionKey, Version] = {}
+        for row in prompt_store.labelled_versions(self.engine):
+            org, name = row["org_id"], row["name"]
+            key = (org, name, row["version"])
+            version = versions.get(key)
+            if version is None:
+                try:
+                    version = versions[key] = Version.from_row(row)
+                except Exception as exc:  # one bad row must not hide every other prompt
+                    log.warning("prompt %s version %s not loaded: %s", name, key[2], exc)
+                    continue
+            labels[(org, name, row["label"])] = version
+        self._labels, self._versions = labels, versions  # swapped whole: readers see one state
+        self._missing_at = {}
+
+    def by_label(self, org_id: str, name: str, label: str) -> Version | None:
+        return self._labels.get((org_id, name, label))
+
+    async def by_version(self, org_id: str, name: str, number: int) -> Version | None:
+        """A version by number: from memory when labelled or seen, else loaded once."""
+        key = (org_id, name, number)
+        found = self._versions.get(key)
+        if found is not None:
+            return found
+        if key in self._extra:
+            self._extra.move_to_end(key)
+            return self._extra[key]
+        missed = self._missing_at.get(key)
+        if missed is not None and time.monotonic() - missed < self.refresh_interval:
+            return None
+        try:
+            version = await asyncio.wait_for(
+                asyncio.to_thread(self._load_version, org_id, name, number), LOAD_TIMEOUT_S
+            )
+        except Exception as exc:  # the store may be down: the prompt is unavailable, not a crash
+            log.warning("could not load prompt %s version %s: %s", name, number, exc)
+            return None
+        if version is None:
+            self._missing_at[key] = time.monotonic()
+            return None
+        self._extra[key] = version
+        while len(self._extra) > self.EXTRA_VERSIONS:
+            self._extra.popitem(last=False)
+        return version
+
+    def _load_version(self, org_id: str, name: str, number: int) -> Version | None:
+        row: dict[str, Any] | None = prompt_store.get_version(self.engine, org_id, name, number)
+        return None if row is None else Version.from_row({**row, "name": name})
+
+    async def _reload(self) -> None:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.load), timeout=LOAD_TIMEOUT_S)
+        except Exception as exc:  # keep serving what we have
+            log.warning("could not reload prompts: %s", exc)
+
+    async def run(self) -> None:
+        """Reload forever; started by the app's lifespan."""
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            await self._reload()
