@@ -21,7 +21,7 @@ class Exchange:
     protocol: str
     org_id: str
     t0: float
-    body: bytes  # as the client sent it
+    body: bytes  # as the client sent it (a prompt it named already rendered)
     send_body: bytes  # as it goes upstream (include_usage added for OpenAI streams)
     injected: bool  # whether include_usage was added (the usage chunk is then hidden)
     forward: list[tuple[str, str]]  # the client's headers (its provider key, if it sent one)
