@@ -25,6 +25,10 @@ def test_default_range_holds_the_data() -> None:
     assert default_range(NOW - 10 * 60_000, NOW, NOW) == "1h"  # a young install
     assert default_range(NOW - 5 * HOUR, NOW, NOW) == "24h"
     assert default_range(NOW - 7 * DAY + HOUR, NOW, NOW) == "7d"  # the demo's week
+    assert default_range(NOW - 7 * DAY - 3 * HOUR, NOW, NOW) == "7d"  # ... hours later
+    assert default_range(NOW - 8 * DAY, NOW, NOW) == "30d"
+    assert default_range(NOW - 62 * 60_000, NOW, NOW) == "1h"
+    assert default_range(NOW - 70 * 60_000, NOW, NOW) == "24h"
     assert default_range(NOW - 20 * DAY, NOW, NOW) == "30d"
     assert default_range(NOW - 400 * DAY, NOW - HOUR, NOW) == "24h"  # old and busy
     assert default_range(NOW - 400 * DAY, NOW - 3 * DAY, NOW) == "7d"  # old, quiet lately

@@ -42,6 +42,7 @@ COMMON_ZONES = (
     *("Africa/Johannesburg", "Asia/Dubai", "Asia/Kolkata", "Asia/Singapore", "Asia/Shanghai"),
     *("Asia/Seoul", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland"),
 )
+SLACK = 0.05  # default_range: the share of a range its oldest traffic may fall outside
 _NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 PROPERTY = "property."
 # The page's spellings before it shared the API's; links saved with them keep working.
@@ -104,11 +105,12 @@ def default_range(first_ms: int | None, last_ms: int | None, now: int) -> str:
     A young install (or the demo's week of history) opens on the smallest range holding all
     of its traffic, so it is not one bar at the right edge of 24 h; an older one on the
     smallest range that holds its latest request; 24 h when there is nothing or nothing
-    recent."""
+    recent. Traffic that began up to ``SLACK`` of a range before it still opens on it."""
     if first_ms is None or last_ms is None:
         return "24h"
     for key in ("1h", "24h", "7d", "30d"):
-        if now - first_ms <= RANGES[key]:
+        # "nearly all": a week of history seen an hour later is still a week, not a month
+        if now - first_ms <= RANGES[key] * (1 + SLACK):
             return key
     return next((k for k in ("24h", "7d", "30d") if now - last_ms <= RANGES[k]), "24h")
 
