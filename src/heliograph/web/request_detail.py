@@ -19,7 +19,7 @@ from heliograph.store.requests import get_request
 from heliograph.store.selection import RequestFilter
 from heliograph.web import chat, columns, names
 from heliograph.web.context import Ctx
-from heliograph.web.dashboard import is_local
+from heliograph.web.dashboard import served_locally
 from heliograph.web.format import DASH, path, query_url, zone_label
 from heliograph.web.query import parse_request_query
 from heliograph.web.replay_form import ReplayForm, initial_form, replay_problem, targets
@@ -38,8 +38,8 @@ def tok_s(value: float | None) -> str:
 def where(row: dict[str, Any], upstreams: dict[str, Any]) -> str:
     """Local or cloud, by the record's upstream (by its provider once the upstream is gone)."""
     upstream = str(row.get("upstream") or "")
-    name = upstream if upstream in upstreams else str(row.get("provider") or upstream)
-    return "local" if is_local(name, upstreams) else "cloud"
+    provider = str(row.get("provider") or upstream)
+    return "local" if served_locally(upstream, provider, upstreams) else "cloud"
 
 
 def _raw(value: Any) -> str:
