@@ -48,8 +48,9 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0012"
+    assert current_revision(engine) == "0013"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
+    assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
     assert {"cost_known", "cache_write_tokens", "load_ms", "protocol"} <= columns
     assert {"user_name", "user_email", "user_groups", "identity", "task", "message_id"} <= columns
@@ -80,5 +81,5 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert created["name"] == "greeter"
     assert list_prompts(engine, "o1")[0]["labels"] == {"production": None, "staging": None}
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0012"
+    assert current_revision(engine) == "0013"
     engine.dispose()

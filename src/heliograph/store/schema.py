@@ -129,6 +129,15 @@ Index(  # partial: most requests have no session (migration 0006)
     postgresql_where=requests.c.session_id.is_not(None),
 )
 Index("ix_requests_org_provider", requests.c.org_id, requests.c.provider, requests.c.created_at)
+Index(  # partial: most requests name no prompt (migration 0013); the prompt page's metrics
+    "ix_requests_org_prompt",
+    requests.c.org_id,
+    requests.c.prompt_name,
+    requests.c.prompt_version,
+    requests.c.created_at,
+    sqlite_where=requests.c.prompt_name.is_not(None),
+    postgresql_where=requests.c.prompt_name.is_not(None),
+)
 
 request_bodies = Table(
     "request_bodies",
