@@ -4,9 +4,10 @@ compare the two records side by side.
 The replay goes through the real gateway path in-process (so it is recorded and priced like
 any other request, linked to its original by the ``replay_of`` property) to the chosen
 upstream; ``replay_form`` decides which upstreams can take the record's wire format and at
-which path. Keys never cross hosts: the gateway adds only the chosen upstream's own server
-key, and a key typed into the form is bound to the upstream it was typed for (``key_for``)
-and refused for any other. A typed key is sent upstream for this one request and never
+which path; ``gateway_call`` holds what Replay shares with the prompt Playground. Keys never
+cross hosts: the gateway adds only the chosen upstream's own server key, and a key typed
+into the form is bound to the upstream it was typed for (``key_for``) and refused for any
+other. A typed key is sent upstream for this one request and never
 stored (the gateway redacts it) nor shown again. Replaying spends money, so it is an admin
 action: the route answers 403 to viewers and the request page offers them no form.
 
@@ -18,31 +19,25 @@ tokens, cost and latency of both.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import re
-import time
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
-from heliograph.auth.keys import KeyInfo
 from heliograph.gateway.internal import InternalExchange
 from heliograph.gateway.redact import REDACTED
-from heliograph.gateway.routing import protocol_for
-from heliograph.gateway.upstreams import provider_auth
-from heliograph.providers import analyser, error_message, output_text
-from heliograph.providers.analysis import Analysis
+from heliograph.providers import error_message, output_text
 from heliograph.store.requests import get_request
+from heliograph.web import gateway_call
 from heliograph.web.context import Ctx
 from heliograph.web.format import path
 from heliograph.web.replay_form import ReplayForm, Target, replay_problem, targets
-from heliograph.web.request_detail import render_detail, tok_s, where
+from heliograph.web.request_detail import render_detail
 
 MAX_BODY = 60 * 1024
 RECORD_WAIT_S = 5.0  # how long the comparison waits for the writer to store the replay
-RECORD_POLL_S = 0.1
 _WORDS = re.compile(r"\s+|\w+|[^\w\s]")
 
 
@@ -114,13 +109,9 @@ def _check(ctx: Ctx, row: dict[str, Any], form: ReplayForm, key_for: str) -> tup
         raise Refused(f"There is no configured upstream named {form.target!r}.", "target")
     if target.endpoint is None:
         raise Refused(f"Cannot replay on {target.name}: {target.problem}", "target")
-    if ctx.form.get("provider_key", "").strip() and key_for != target.name:
-        raise Refused(
-            f"The API key was typed for {key_for or 'another upstream'}, and a key is only "
-            f"ever sent to the upstream it was typed for, not to {target.name}. "
-            f"Type the key for {target.name}, or leave the field empty to use its server key.",
-            "key",
-        )
+    problem = gateway_call.key_problem(ctx.form.get("provider_key", ""), key_for, target.name)
+    if problem:
+        raise Refused(problem, "key")
     doc, problem = parse_body(form.body)
     if doc is None:
         raise Refused(problem, "body")
@@ -153,77 +144,21 @@ async def replay(ctx: Ctx) -> Response:
     except Refused as refused:
         form.error, form.field = str(refused), refused.field
         return await render_detail(ctx, row, form, 400)
-    headers = [("content-type", "application/json"), *carried_headers(row, target)]
+    headers = carried_headers(row, target)
     headers += [
         ("heliograph-property-replay_of", rid),
         ("heliograph-property-replayed_by", ctx.user.email),
     ]
     if row.get("user_id"):
         headers.append(("heliograph-user-id", str(row["user_id"])))
-    upstream = ctx.request.app.state.gateway.upstreams[target.name]
-    key = ctx.form.get("provider_key", "").strip()
-    if key:  # bound to target.name by _check
-        headers.append(provider_auth(upstream.protocol, upstream.provider, key))
-    started = time.perf_counter()
-    exchange = await InternalExchange(ctx.request.app.state.gateway).run(
-        KeyInfo("", ctx.org_id, "write"),
-        target.name,
-        str(target.endpoint),
-        body,
-        headers,
-        carried_query(row, upstream.provider),
+    provider = ctx.request.app.state.gateway.upstreams[target.name].provider
+    key = ctx.form.get("provider_key", "").strip()  # bound to target.name by _check
+    exchange, elapsed = await gateway_call.call(
+        ctx, target, body, headers, key, carried_query(row, provider)
     )
-    elapsed = round((time.perf_counter() - started) * 1000, 1)
     new_id = exchange.headers.get("heliograph-id")
-    stored = await _wait_for_record(ctx, new_id) if new_id else None
+    stored = await gateway_call.wait_for_record(ctx, new_id, RECORD_WAIT_S) if new_id else None
     return ctx.render("replay.html", **compare(ctx, row, exchange, stored, target, elapsed))
-
-
-async def _wait_for_record(ctx: Ctx, rid: str) -> dict[str, Any] | None:
-    """The replay's record once the writer stored it; None after ``RECORD_WAIT_S``."""
-    deadline = time.monotonic() + RECORD_WAIT_S
-    while True:
-        row = await ctx.run(get_request, ctx.engine, ctx.org_id, rid)
-        if row is not None or time.monotonic() >= deadline:
-            return row
-        await asyncio.sleep(RECORD_POLL_S)
-
-
-def _answer_text(ex: InternalExchange, target: Target, elapsed: float) -> str:
-    """The replay's output read from the answer itself (a stream is reassembled), for when
-    its record is not stored yet."""
-    analysis = Analysis()
-    endpoint = str(target.endpoint)
-    wire = protocol_for(target.protocol, endpoint)
-    if wire != target.protocol:  # an OpenAI-compatible layer under /v1 (Ollama, Anthropic)
-        endpoint = endpoint.removeprefix("/v1")
-    ctype = ex.headers.get("content-type", "")
-    marks = [(len(ex.body), elapsed)]
-    analyser(wire).analyse_response(endpoint, bytes(ex.body), ctype, marks, analysis)
-    body = analysis.response_body
-    if not body:
-        return ""
-    try:
-        return output_text(orjson.loads(body))
-    except orjson.JSONDecodeError:
-        return ""
-
-
-def _side(row: dict[str, Any], upstreams: dict[str, Any]) -> dict[str, Any]:
-    """One column of the comparison, from a stored record."""
-    return {
-        "upstream": row.get("upstream"),
-        "where": where(row, upstreams),
-        "model": row.get("response_model") or row.get("model"),
-        "status": row.get("status"),
-        "prompt_tokens": row.get("prompt_tokens"),
-        "completion_tokens": row.get("completion_tokens"),
-        "total_tokens": row.get("total_tokens"),
-        "cost_usd": row.get("cost_usd") if row.get("cost_known") else None,
-        "latency_ms": row.get("latency_ms"),
-        "ttft_ms": row.get("ttft_ms"),
-        "tps": tok_s(row.get("output_tokens_per_s")),
-    }
 
 
 def change(old: float | None, new: float | None) -> str:
@@ -244,14 +179,14 @@ def compare(
     """What the comparison page shows: both records' figures side by side, both outputs and
     their word diff. Until the replay's record is stored, only what the answer itself says."""
     upstreams = ctx.settings.resolved_upstreams()
-    old = _side(row, upstreams)
+    old = gateway_call.figures(row, upstreams)
     if stored is not None:
-        new = _side(stored, upstreams)
+        new = gateway_call.figures(stored, upstreams)
         new_text = output_text(stored.get("response_body"))
     else:
         new = {"upstream": target.name, "where": "local" if target.local else "cloud"}
         new.update(status=ex.status, latency_ms=elapsed)
-        new_text = _answer_text(ex, target, elapsed)
+        new_text = gateway_call.answer_text(ex, target, elapsed)
     old_text = output_text(row.get("response_body"))
     new_id = ex.headers.get("heliograph-id")
     return {
