@@ -12,7 +12,9 @@
 -- and wrk then prints its normal report.
 
 wrk.method = "POST"
-wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi"}]}'
+-- HELIOGRAPH_BENCH_BODY replaces the body (the prompt benchmark sends a body naming a prompt).
+wrk.body = os.getenv("HELIOGRAPH_BENCH_BODY")
+   or '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi"}]}'
 wrk.headers["Content-Type"] = "application/json"
 
 local limit = nil

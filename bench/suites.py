@@ -68,6 +68,7 @@ class Target:
     gateway_pid: int | None
     mock_pid: int | None
     checks: list[Check] = field(default_factory=list)
+    prompt_ready: bool = False  # the prompt benchmark's prompt exists and renders
 
     def check(self, bench: str, figure: str, value: str, target: str, passed: bool) -> None:
         self.checks.append(Check(bench, figure, value, target, passed))

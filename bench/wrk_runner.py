@@ -8,6 +8,7 @@ it (optionally stopping after N responses, see ``post.lua``) and how to parse wh
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import shutil
@@ -141,12 +142,14 @@ def run(
     script: Path = POST_LUA,
     stop_after: int | None = None,
     timeout_s: int = 2,
+    body: bytes | None = None,
 ) -> WrkResult:
     """Run wrk against ``url`` and parse its report.
 
     With ``stop_after`` the run ends as soon as that many responses have arrived (the Lua
     script prints a marker and stops its thread; we then interrupt wrk, which would otherwise
-    sleep out the whole ``duration_s``). ``duration_s`` is then only an upper bound.
+    sleep out the whole ``duration_s``). ``duration_s`` is then only an upper bound. ``body``
+    replaces the request body ``post.lua`` sends.
     """
     cmd = [
         wrk_path(),
@@ -165,7 +168,8 @@ def run(
             raise ValueError("stop_after counts per wrk thread; use threads=1")
         cmd += ["--", str(stop_after)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = None if body is None else {**os.environ, "HELIOGRAPH_BENCH_BODY": body.decode()}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         out, err = _communicate(proc, duration_s + 30.0, stop_on_marker=stop_after is not None)
     except BaseException:
