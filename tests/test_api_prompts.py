@@ -255,3 +255,42 @@ def test_names_at_the_edges(gateway: LiveGateway, name: str) -> None:
     assert resp.status_code == 201 and resp.json()["name"] == name
     listed = call(gateway, "GET", f"/api/v1/prompts/{name}/versions", gateway.org.read_key)
     assert listed.status_code == 200
+
+
+def test_update_description_and_delete(gateway_any: LiveGateway) -> None:
+    gw, admin, read = gateway_any, gateway_any.org.admin_key, gateway_any.org.read_key
+    theirs = gw.other.admin_key
+    assert call(gw, "POST", "/api/v1/prompts", admin, {"name": "gone", "description": "old"})
+    assert call(gw, "POST", "/api/v1/prompts/gone/versions", admin, V1).status_code == 201
+    call(gw, "PUT", "/api/v1/prompts/gone/labels/production", admin, {"version": 1})
+
+    body = {"description": "new <b>text</b>"}
+    assert call(gw, "PATCH", "/api/v1/prompts/gone", read, body).status_code == 403
+    assert call(gw, "PATCH", "/api/v1/prompts/gone", theirs, body).status_code == 404
+    for bad in ({}, {"description": 3}, {"description": "x" * 2001}, {**body, "name": "x"}):
+        resp = call(gw, "PATCH", "/api/v1/prompts/gone", admin, bad)
+        assert resp.status_code == 400 and error_code(resp) == "invalid_parameter", bad
+    assert call(gw, "PATCH", "/api/v1/prompts/absent", admin, body).status_code == 404
+    patched = call(gw, "PATCH", "/api/v1/prompts/gone", admin, body)
+    assert patched.status_code == 200, patched.text
+    doc = patched.json()
+    assert doc["description"] == "new <b>text</b>" and doc["latest_version"] == 1
+    assert doc["labels"]["production"] == 1
+    listed = call(gw, "GET", "/api/v1/prompts", read).json()["data"]
+    assert [p["description"] for p in listed if p["name"] == "gone"] == ["new <b>text</b>"]
+
+    assert call(gw, "DELETE", "/api/v1/prompts/gone", read).status_code == 403
+    assert call(gw, "DELETE", "/api/v1/prompts/gone", theirs).status_code == 404
+    deleted = call(gw, "DELETE", "/api/v1/prompts/gone", admin)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert call(gw, "DELETE", "/api/v1/prompts/gone", admin).status_code == 404
+    for path in ("/api/v1/prompts/gone", "/api/v1/prompts/gone/versions"):
+        assert call(gw, "GET", path, read).status_code == 404
+    assert "gone" not in [
+        p["name"] for p in call(gw, "GET", "/api/v1/prompts", read).json()["data"]
+    ]
+    # the name is free again, with a fresh history
+    assert call(gw, "POST", "/api/v1/prompts", admin, {"name": "gone"}).status_code == 201
+    assert call(gw, "POST", "/api/v1/prompts/gone/versions", admin, V1).json() == {"version": 1}
+    labels = call(gw, "GET", "/api/v1/prompts/gone/labels", read).json()
+    assert labels["history"] == [] and {r["version"] for r in labels["data"]} == {None}

@@ -172,7 +172,29 @@ def paths() -> dict[str, Any]:
                     **NO_PROMPT,
                     "304": {"description": "Not modified.", "headers": cache_headers},
                 },
-            )
+            ),
+            "patch": op(
+                "Change the prompt's description (its versions never change).",
+                "admin",
+                ref("Prompt"),
+                params=[name],
+                body=obj(
+                    {"description": {"type": "string", "maxLength": prompts_api.MAX_DESCRIPTION}},
+                    "description",
+                    additionalProperties=False,
+                ),
+                errors={**NO_PROMPT, **TOO_LARGE},
+            ),
+            "delete": op(
+                "Delete the prompt with its versions, labels and label history. Records that "
+                "used it keep its name and version; the gateway stops serving it within the "
+                "key refresh interval.",
+                "admin",
+                {"description": "Deleted."},
+                status="204",
+                params=[name],
+                errors=NO_PROMPT,
+            ),
         },
         "/api/v1/prompts/{name}/versions": {
             "get": op(

@@ -39,6 +39,20 @@ CACHE_LABEL = "private, no-cache"
 CACHE_VERSION = "private, max-age=86400, immutable"
 
 
+DESCRIPTION_RULE = (
+    f"description must be a string of at most {MAX_DESCRIPTION} characters (and no NUL character)"
+)
+
+
+def description_problem(value: object) -> bool:
+    """True when ``value`` cannot be a description (the dashboard's form checks the same)."""
+    return (
+        not isinstance(value, str)
+        or len(value) > MAX_DESCRIPTION
+        or "\x00" in value  # PostgreSQL cannot store it
+    )
+
+
 def _by(info: KeyInfo) -> str:
     """Who made a change, as stored: the key (the dashboard will add ``user:<id>``)."""
     return f"key:{info.id}"
@@ -92,17 +106,8 @@ async def create_prompt(request: Request) -> Response:
             "starting with a letter or digit",
             "invalid_parameter",
         )
-    if (
-        not isinstance(description, str)
-        or len(description) > MAX_DESCRIPTION
-        or "\x00" in description  # PostgreSQL cannot store it
-    ):
-        raise ApiError(
-            400,
-            f"description must be a string of at most {MAX_DESCRIPTION} characters"
-            " (and no NUL character)",
-            "invalid_parameter",
-        )
+    if description_problem(description):
+        raise ApiError(400, DESCRIPTION_RULE, "invalid_parameter")
     if set(doc) - {"name", "description"}:
         raise ApiError(400, "body may hold only name and description", "invalid_parameter")
     engine = request.app.state.engine
@@ -293,6 +298,37 @@ async def list_labels(request: Request) -> Response:
     )
 
 
+async def update_prompt(request: Request) -> Response:
+    info = await require(request, "admin")
+    check_params(request, ())
+    name = _prompt_name(request)
+    doc = await _object(request)
+    if set(doc) != {"description"}:
+        raise ApiError(400, 'body must be {"description": "..."}', "invalid_parameter")
+    if description_problem(doc["description"]):
+        raise ApiError(400, DESCRIPTION_RULE, "invalid_parameter")
+    engine = request.app.state.engine
+    done = await run_in_threadpool(
+        prompt_store.set_description, engine, info.org_id, name, doc["description"]
+    )
+    if not done:
+        raise _missing(name)
+    row = await run_in_threadpool(prompt_store.get_prompt, engine, info.org_id, name)
+    if row is None:  # deleted in between
+        raise _missing(name)
+    return JSONResponse(prompt_api(row))
+
+
+async def delete_prompt(request: Request) -> Response:
+    info = await require(request, "admin")
+    check_params(request, ())
+    name = _prompt_name(request)
+    engine = request.app.state.engine
+    if not await run_in_threadpool(prompt_store.delete_prompt, engine, info.org_id, name):
+        raise _missing(name)
+    return Response(status_code=204)
+
+
 async def compile_prompt(request: Request) -> Response:
     info = await require(request, "read")
     check_params(request, ())
@@ -314,6 +350,8 @@ routes = [
     Route("/api/v1/prompts", list_prompts, methods=["GET"]),
     Route("/api/v1/prompts", create_prompt, methods=["POST"]),
     Route("/api/v1/prompts/{name}", get_prompt, methods=["GET"]),
+    Route("/api/v1/prompts/{name}", update_prompt, methods=["PATCH"]),
+    Route("/api/v1/prompts/{name}", delete_prompt, methods=["DELETE"]),
     Route("/api/v1/prompts/{name}/versions", list_versions, methods=["GET"]),
     Route("/api/v1/prompts/{name}/versions", create_version, methods=["POST"]),
     Route("/api/v1/prompts/{name}/labels", list_labels, methods=["GET"]),

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from heliograph.store.schema import prompt_label_events, prompt_labels, prompt_versions, prompts
@@ -129,6 +129,38 @@ def get_prompt(engine: Engine, org_id: str, name: str) -> dict[str, Any] | None:
         row = dict(found._mapping)
         row["labels"] = _labels_by_prompt(conn, [row["id"]])[row["id"]]
     return row
+
+
+def set_description(engine: Engine, org_id: str, name: str, description: str) -> bool:
+    """Replace the prompt's description; False if the prompt is not in this org."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(prompts)
+            .where(prompts.c.org_id == org_id, prompts.c.name == name)
+            .values(description=description, updated_at=_now())
+        )
+    return bool(done.rowcount)
+
+
+def delete_prompt(engine: Engine, org_id: str, name: str) -> bool:
+    """Delete the prompt with its versions, labels and label history; False if absent.
+
+    Records that used it keep its name and version (they are history, not references), and
+    the gateway's prompt cache drops it at its next refresh. The prompt's row is locked first,
+    so a version or label move written at the same moment either lands before (and goes
+    with it) or finds no prompt.
+    """
+
+    def work(conn: Connection) -> bool:
+        prompt_id = _lock_prompt(conn, org_id, name, _now())
+        if prompt_id is None:
+            return False
+        for table in (prompt_label_events, prompt_labels, prompt_versions):
+            conn.execute(delete(table).where(table.c.prompt_id == prompt_id))
+        conn.execute(delete(prompts).where(prompts.c.id == prompt_id))
+        return True
+
+    return _retrying(engine, work)
 
 
 def _lock_prompt(conn: Connection, org_id: str, name: str, now: int) -> str | None:
