@@ -133,8 +133,8 @@ Index(  # partial: most requests name no prompt (migration 0013); the prompt pag
     "ix_requests_org_prompt",
     requests.c.org_id,
     requests.c.prompt_name,
-    requests.c.prompt_version,
     requests.c.created_at,
+    requests.c.prompt_version,
     sqlite_where=requests.c.prompt_name.is_not(None),
     postgresql_where=requests.c.prompt_name.is_not(None),
 )
