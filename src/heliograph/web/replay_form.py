@@ -165,3 +165,14 @@ def targets(row: dict[str, Any], upstreams: dict[str, UpstreamConfig]) -> list[T
         )
 
     return sorted(out, key=lambda t: (order(t), t.name))
+
+
+CHAT_ENDPOINT = "/v1/chat/completions"
+
+
+def chat_targets(upstreams: dict[str, UpstreamConfig]) -> list[Target]:
+    """Every configured upstream as a target for a new OpenAI chat completions request (what
+    the gateway renders a managed prompt into), with its path there or why it cannot take it:
+    the same rules as a replay of such a request, from no upstream in particular."""
+    row = {"method": "POST", "protocol": "openai", "endpoint": CHAT_ENDPOINT, "upstream": None}
+    return targets(row, upstreams)
