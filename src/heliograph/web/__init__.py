@@ -17,9 +17,13 @@ from heliograph.web import (
     models,
     openwebui_page,
     people,
+    playground,
+    prompt_actions,
+    prompts,
     replay,
     request_detail,
     request_pages,
+    save_prompt,
     sessions,
     settings_page,
     tasks,
@@ -69,6 +73,46 @@ def routes() -> list[BaseRoute]:
         Route(
             "/requests/{request_id}/replay",
             page(ui, replay.replay, admin=True, max_form=REPLAY_FORM_BYTES),
+            methods=["POST"],
+        ),
+        Route("/prompts", page(ui, prompts.prompts_page), methods=["GET"]),
+        Route("/prompts", page(ui, prompts.create_action, admin=True), methods=["POST"]),
+        Route("/prompts/{name}", page(ui, prompts.prompt_page), methods=["GET"]),
+        Route(
+            "/prompts/{name}/description",
+            page(ui, prompt_actions.description_action, admin=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/prompts/{name}/labels",
+            page(ui, prompt_actions.move_label_action, admin=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/prompts/{name}/delete",
+            page(ui, prompt_actions.delete_action, admin=True),
+            methods=["POST"],
+        ),
+        # The Playground runs prompts through the gateway: it spends money, so admins only
+        # run it (viewers may read the page).
+        Route(
+            "/prompts/{name}/playground",
+            page(ui, playground.playground_page),
+            methods=["GET"],
+        ),
+        Route(
+            "/prompts/{name}/playground",
+            page(ui, playground.playground_run, admin=True, max_form=REPLAY_FORM_BYTES),
+            methods=["POST"],
+        ),
+        Route(
+            "/requests/{request_id}/save-prompt",
+            page(ui, save_prompt.save_prompt_form),
+            methods=["GET"],
+        ),
+        Route(
+            "/requests/{request_id}/save-prompt",
+            page(ui, save_prompt.save_prompt_action, admin=True),
             methods=["POST"],
         ),
         Route("/users", page(ui, people.users_page), methods=["GET"]),
