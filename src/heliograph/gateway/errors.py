@@ -16,6 +16,8 @@ OPENAI_TYPES = {
     "invalid_inputs": "invalid_request_error",
     "missing_variable": "invalid_request_error",
     "inputs_too_large": "invalid_request_error",
+    "invalid_request": "invalid_request_error",
+    "invalid_prompt_upstream": "invalid_request_error",
 }
 ANTHROPIC_TYPES = {
     "invalid_heliograph_key": "authentication_error",
@@ -29,6 +31,8 @@ ANTHROPIC_TYPES = {
     "invalid_inputs": "invalid_request_error",
     "missing_variable": "invalid_request_error",
     "inputs_too_large": "request_too_large",
+    "invalid_request": "invalid_request_error",
+    "invalid_prompt_upstream": "invalid_request_error",
 }
 
 

@@ -17,7 +17,8 @@ class Exchange:
     method: str
     rest: str  # path below the upstream's base URL, safe to send
     query: str
-    upstream: Upstream  # as routed (a Target-URL may choose another)
+    upstream: Upstream  # as routed, or the prompt's (a Target-URL may choose another)
+    keyed: Upstream  # the upstream the client addressed: the only one its provider key goes to
     protocol: str
     org_id: str
     t0: float

@@ -29,14 +29,12 @@ from heliograph.gateway.relay import Relay, ms_since, pass_on, pass_rest
 from heliograph.gateway.routing import protocol_for
 from heliograph.gateway.state import CachedResponse, SharedState
 from heliograph.gateway.targets import check_target
-from heliograph.gateway.upstreams import Upstream
+from heliograph.gateway.upstreams import AUTH_HEADERS, Upstream, with_auth
 from heliograph.providers import analyser
 from heliograph.providers.analysis import Analysis
 from heliograph.providers.openai_wire import UsageChunkStripper
 
 log = logging.getLogger(__name__)
-
-AUTH_HEADERS = ("authorization", "x-api-key", "api-key")
 
 
 @dataclass
@@ -68,7 +66,7 @@ class Policies:
         try:
             features = parse_features(ex.found, ex.cache_control)
             primary = self._primary(ex, features)
-            plan = [primary, *self._fallbacks(ex, features, primary)]
+            plan = [primary, *self._fallbacks(ex, features)]
         except FeatureError as exc:
             await self._refuse(ex, 400, str(exc), "invalid_gateway_header")
             return
@@ -139,31 +137,19 @@ class Policies:
             ex.org_id, policy, user_of(ex.md, body_user), ex.md.get("props") or {}
         )
 
-    def _with_auth(
-        self, headers: list[tuple[str, str]], upstream: Upstream, client_key_ok: bool
-    ) -> list[tuple[str, str]]:
-        """Headers for one target: the client's provider key only where the client meant it
-        (``client_key_ok``), else the target upstream's own server-side key, if it has one.
-        A server-side key is never sent anywhere but its own upstream."""
-        if not client_key_ok:
-            headers = [(k, v) for k, v in headers if k not in AUTH_HEADERS]
-        if upstream.auth is not None and not any(k in AUTH_HEADERS for k, _ in headers):
-            headers = [*headers, upstream.auth]
-        return headers
-
     def _primary(self, ex: Exchange, features: Features) -> Target:
         upstream, base = ex.upstream, ex.upstream.url
         if features.target_url:
             name, base = check_target(features.target_url, self._declared())
-            upstream = self.upstreams[name]
+            upstream = ex.keyed = self.upstreams[name]  # addressed by the client itself
             ex.end["srv"] = name
-        headers = self._with_auth(ex.forward, upstream, True)
+        headers = with_auth(ex.forward, upstream, upstream is ex.keyed)
         return Target(upstream, base, None, ex.send_body, headers)
 
     def _declared(self) -> list[tuple[str, str]]:
         return [(name, u.url) for name, u in self.upstreams.items()]
 
-    def _fallbacks(self, ex: Exchange, features: Features, primary: Target) -> list[Target]:
+    def _fallbacks(self, ex: Exchange, features: Features) -> list[Target]:
         out = []
         for fb in features.fallbacks:
             if fb.target_url:
@@ -192,10 +178,9 @@ class Policies:
                 headers = [(k, v) for k, v in headers if k not in AUTH_HEADERS]
                 headers += fb.headers
             else:
-                # The client's key was meant for the primary's upstream; elsewhere the
+                # The client's key was meant for the upstream it addressed; elsewhere the
                 # fallback gets that upstream's own server-side key, if it has one.
-                same = upstream is primary.upstream
-                headers = self._with_auth(headers, upstream, same)
+                headers = with_auth(headers, upstream, upstream is ex.keyed)
             out.append(Target(upstream, base, fb.on_codes, body, headers))
         return out
 

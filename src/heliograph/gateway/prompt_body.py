@@ -1,29 +1,34 @@
 """A chat request that names a managed prompt: render it into the body the upstream receives.
 
-The client sends ``prompt_id`` (the prompt's name), optionally ``prompt_version`` or
-``prompt_label`` (default ``production``), and ``inputs``. The version's rendered messages go
-before the client's own ``messages``; its model and parameters fill only what the client left
-out (the client wins); the prompt fields are removed. Only OpenAI chat completions bodies are
-rendered so far. Plain requests never come here: the proxy checks for ``"prompt_id"`` in the
-raw bytes first.
+Two ways to name one. In the body: ``prompt_id`` (the prompt's name), optionally
+``prompt_version`` or ``prompt_label`` (default ``production``), and ``inputs``; the prompt
+fields are removed before the body goes on. As a virtual model: ``model`` is
+``prompt:<name>``, ``prompt:<name>@<label>`` or ``prompt:<name>:<version>``, with variables
+from their defaults (a chat front end has no way to send inputs). Where the rendered version
+goes in each protocol's body is ``prompt_wire``'s business.
+
+Plain requests never come here: the proxy first asks ``wants_prompt``, a test on the path and
+the raw bytes (``"prompt_id"`` or ``"prompt:`` must appear), so they pay no JSON parse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from heliograph.capture.frames import PromptFrame
 from heliograph.gateway.prompt_cache import PromptCache
+from heliograph.gateway.prompt_wire import WireError, Writer, ollama_show, writer_for
 from heliograph.prompts.templates import InputError, check_inputs
 from heliograph.prompts.versions import Version, render
 
-MARKER = b'"prompt_id"'
+MARKERS = (b'"prompt_id"', b'"prompt:')
 FIELDS = ("prompt_id", "prompt_version", "prompt_label", "inputs")
+VIRTUAL = "prompt:"
 DEFAULT_LABEL = "production"
 MAX_NAME = 100
+VIRTUAL_FORMS = "prompt:<name>, prompt:<name>@<label> or prompt:<name>:<version>"
 
 
 class PromptRefused(Exception):
@@ -39,44 +44,80 @@ class PromptRefused(Exception):
 class Rendered:
     body: bytes  # what goes upstream
     frame: PromptFrame  # what the record says about the prompt
+    upstream: str | None  # the upstream the version names, if any
 
 
-def wants_prompt(protocol: str, method: str, rest: str, body: bytes) -> bool:
-    """Whether this request may name a prompt: a cheap test on the raw bytes."""
-    return (
-        method == "POST"
-        and protocol == "openai"
-        and rest.endswith("/chat/completions")
-        and MARKER in body
-    )
+def wants_prompt(protocol: str, method: str, rest: str, body: bytes) -> Writer | None:
+    """How to write a prompt into this request, if it may name one: a cheap test on the path
+    and the raw bytes."""
+    writer = writer_for(protocol, method, rest)
+    if writer is None or (MARKERS[0] not in body and MARKERS[1] not in body):
+        return None
+    return writer
 
 
-async def render_body(cache: PromptCache, org_id: str, body: bytes) -> Rendered | None:
+async def render_body(
+    cache: PromptCache, org_id: str, body: bytes, writer: Writer
+) -> Rendered | None:
     """The body with its prompt rendered; None when it names no prompt after all (the bytes
     appeared inside a message, say). Raises PromptRefused."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None  # not ours to judge: the upstream answers a malformed body
-    if not isinstance(doc, dict) or "prompt_id" not in doc:
+    if not isinstance(doc, dict):
         return None
-    name, number, label, inputs = (doc.pop(f, None) for f in FIELDS)
-    version = await _find(cache, org_id, name, number, label)
+    model = doc.get("model")
+    if writer is ollama_show and not isinstance(model, str):
+        model = doc.get("name")  # Ollama's older field
+    virtual = isinstance(model, str) and model.startswith(VIRTUAL)
+    if "prompt_id" in doc and writer is not ollama_show:
+        if virtual:
+            msg = "name a prompt with prompt_id or with a prompt: model, not both"
+            raise PromptRefused(400, msg, "invalid_prompt")
+        name, number, label, inputs = (doc.pop(f, None) for f in FIELDS)
+    elif virtual:
+        assert isinstance(model, str)
+        name, number, label = parse_virtual(model)
+        inputs = None
+    else:
+        return None
+    version = await find(cache, org_id, name, number, label)
     try:
         given = check_inputs({} if inputs is None else inputs)
-        messages = render(version, given)
+        messages = [] if writer is ollama_show else render(version, given)
+        writer(doc, version, messages, virtual)
     except InputError as exc:
         raise PromptRefused(exc.status, str(exc), exc.code) from exc
-    apply_version(doc, version, messages)
+    except WireError as exc:
+        raise PromptRefused(400, str(exc), "invalid_request") from exc
     frame: PromptFrame = {"name": version.name, "v": version.version, "inputs": given}
     if number is None:
         frame["label"] = label or DEFAULT_LABEL
-    return Rendered(orjson.dumps(doc), frame)
+    return Rendered(orjson.dumps(doc), frame, version.upstream)
 
 
-async def _find(
+def parse_virtual(model: str) -> tuple[str, int | None, str | None]:
+    """(name, version number, label) of a ``prompt:`` model name."""
+    rest = model[len(VIRTUAL) :]
+    number: int | None = None
+    label: str | None = None
+    if "@" in rest:
+        rest, label = rest.split("@", 1)
+    elif ":" in rest:
+        rest, digits = rest.rsplit(":", 1)
+        if not digits.isdigit() or not digits.isascii() or len(digits) > 9:
+            raise PromptRefused(400, f"a prompt model is {VIRTUAL_FORMS}", "invalid_prompt")
+        number = int(digits)
+    if not rest:
+        raise PromptRefused(400, f"a prompt model is {VIRTUAL_FORMS}", "invalid_prompt")
+    return rest, number, label
+
+
+async def find(
     cache: PromptCache, org_id: str, name: object, number: object, label: object
 ) -> Version:
+    """The version a request names, from the cache; PromptRefused (400, 404) otherwise."""
     if not isinstance(name, str) or not name or len(name) > MAX_NAME:
         raise PromptRefused(400, "prompt_id must be a prompt's name", "invalid_prompt")
     if number is not None and label is not None:
@@ -98,16 +139,3 @@ async def _find(
         msg = f"prompt {name!r} has no version labelled {label!r} (or no such prompt)"
         raise PromptRefused(404, msg, "not_found")
     return found
-
-
-def apply_version(doc: dict[str, Any], version: Version, messages: list[dict[str, str]]) -> None:
-    """Prepend the rendered messages; the version's model and params fill only gaps."""
-    theirs = doc.get("messages")
-    if theirs is not None and not isinstance(theirs, list):
-        raise PromptRefused(400, "messages must be a list", "invalid_request")
-    doc["messages"] = [*messages, *(theirs or [])]
-    if version.model and not doc.get("model"):
-        doc["model"] = version.model
-    for param, value in version.params.items():
-        if doc.get(param) is None:
-            doc[param] = value

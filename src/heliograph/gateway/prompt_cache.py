@@ -10,6 +10,9 @@ A version asked for by number that no label points at is loaded on demand in a w
 immutable, so a cached one never goes stale. A number that does not exist is remembered for
 one refresh interval, so a client repeating a bad number cannot turn every request into a
 query.
+
+The same reload keeps, per organization, the prompts whose ``production`` label points at a
+version: the virtual models (``prompt:<name>``) a models list shows, read from memory.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
 
@@ -29,6 +32,14 @@ log = logging.getLogger(__name__)
 LabelKey = tuple[str, str, str]  # org_id, prompt name, label
 VersionKey = tuple[str, str, int]  # org_id, prompt name, version number
 LOAD_TIMEOUT_S = 2.0
+LISTED_LABEL = "production"
+
+
+class Listed(NamedTuple):
+    """A prompt shown as a virtual model: its production version and when that was saved."""
+
+    version: Version
+    created_ms: int
 
 
 class PromptCache:
@@ -43,11 +54,13 @@ class PromptCache:
         self._versions: dict[VersionKey, Version] = {}
         self._extra: OrderedDict[VersionKey, Version] = OrderedDict()
         self._missing_at: dict[VersionKey, float] = {}
+        self._listed: dict[str, tuple[Listed, ...]] = {}
 
     def load(self) -> None:
         """Blocking reload of every labelled version (runs in a thread)."""
         labels: dict[LabelKey, Version] = {}
         versions: dict[VersionKey, Version] = {}
+        listed: dict[str, list[Listed]] = {}
         for row in prompt_store.labelled_versions(self.engine):
             org, name = row["org_id"], row["name"]
             key = (org, name, row["version"])
@@ -59,11 +72,19 @@ class PromptCache:
                     log.warning("prompt %s version %s not loaded: %s", name, key[2], exc)
                     continue
             labels[(org, name, row["label"])] = version
-        self._labels, self._versions = labels, versions  # swapped whole: readers see one state
+            if row["label"] == LISTED_LABEL:  # rows come sorted by name
+                listed.setdefault(org, []).append(Listed(version, int(row["created_at"] or 0)))
+        # Swapped whole: readers see one state.
+        self._labels, self._versions = labels, versions
+        self._listed = {org: tuple(items) for org, items in listed.items()}
         self._missing_at = {}
 
     def by_label(self, org_id: str, name: str, label: str) -> Version | None:
         return self._labels.get((org_id, name, label))
+
+    def listed(self, org_id: str) -> tuple[Listed, ...]:
+        """The organization's prompts with a production version, by name."""
+        return self._listed.get(org_id, ())
 
     async def by_version(self, org_id: str, name: str, number: int) -> Version | None:
         """A version by number: from memory when labelled or seen, else loaded once."""

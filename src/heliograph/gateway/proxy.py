@@ -20,17 +20,19 @@ from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import SpoolWriter
 from heliograph.config import Settings, UpstreamConfig
+from heliograph.gateway import prompt_models
 from heliograph.gateway.exchange import Exchange
 from heliograph.gateway.openwebui import IdentityRefused, OpenWebUIIdentity
 from heliograph.gateway.policies import Policies
 from heliograph.gateway.prompt_body import PromptRefused, render_body, wants_prompt
 from heliograph.gateway.prompt_cache import PromptCache
+from heliograph.gateway.prompt_models import prompt_upstream
 from heliograph.gateway.redact import HeaderRedactor, redact_path, redact_query
 from heliograph.gateway.relay import IdHeaders, Receive, Relay, Scope, Send
 from heliograph.gateway.routing import Route, protocol_for, upstream_path
 from heliograph.gateway.scan import Scanned, scan_headers
 from heliograph.gateway.streaming import ClientWatch, Watches
-from heliograph.gateway.upstreams import Upstream
+from heliograph.gateway.upstreams import Upstream, without_auth
 from heliograph.providers.openai_wire import inject_stream_usage
 
 TOO_LARGE = "Request body larger than {} bytes."
@@ -112,19 +114,21 @@ class Gateway:
         if body is None:
             return
         prompted: PromptRefused | None = None
-        if (
-            refused is None
-            and self.prompts is not None
-            and wants_prompt(protocol, start["m"], rest, body)
-        ):
+        served = upstream
+        writer = wants_prompt(protocol, start["m"], rest, body)
+        if writer is not None and refused is None and self.prompts is not None:
             try:
-                rendered = await render_body(self.prompts, info.org_id, body)
-            except PromptRefused as exc:
-                prompted = exc
-            else:
+                rendered = await render_body(self.prompts, info.org_id, body, writer)
                 if rendered is not None:  # recorded as it goes upstream, the inputs in md
+                    served = self._prompt_upstream(
+                        rendered.upstream, upstream, rest, protocol, scan
+                    )
                     body = rendered.body
                     scan.md["prompt"] = rendered.frame
+            except PromptRefused as exc:
+                prompted = exc
+        if served is not upstream:
+            start["pv"] = served.provider
         relay.start(start, body)
         if refused is not None:  # recorded with its body: who tried to spend as whom
             code = "invalid_openwebui_identity"
@@ -144,7 +148,30 @@ class Gateway:
             )
             return
         await self._dispatch(
-            receive, send, scan, start, body, rest, query, upstream, protocol, t0, id_headers
+            receive, send, scan, start, body, rest, query, served, protocol, t0, id_headers
+        )
+
+    def _prompt_upstream(
+        self, named: str | None, routed: Upstream, rest: str, protocol: str, scan: Scanned
+    ) -> Upstream:
+        """Where a rendered request goes: the version's upstream, unless the client chose one
+        with a Target-URL. The client's provider key stays behind when it moves."""
+        if named is None or (scan.found is not None and "target-url" in scan.found):
+            return routed
+        served = prompt_upstream(self.upstreams, routed, named, rest, protocol)
+        if served is not routed:
+            scan.forward = without_auth(scan.forward)
+            scan.has_auth = False  # so the served upstream's own key, if any, goes with it
+        return served
+
+    def _listing(
+        self, start: StartFrame, upstream: Upstream, protocol: str, rest: str
+    ) -> prompt_models.Listing | None:
+        """The virtual models to merge into this answer, when it is a models list."""
+        if self.prompts is None:
+            return None
+        return prompt_models.listing(
+            self.prompts, self.upstreams, upstream, start["org"], protocol, "GET", rest
         )
 
     def _settle_identity(self, scan: Scanned) -> str | None:
@@ -252,6 +279,9 @@ class Gateway:
         forward = scan.forward
         forward.append(("accept-encoding", "identity"))
         end: EndFrame = {"id": start["id"]}
+        keyed = self.upstreams[start["up"]]
+        if upstream is not keyed:
+            end["srv"] = upstream.name  # a prompt's upstream serves it
         relay = self.relay
         watch = ClientWatch(self.watches, receive, send)
         try:
@@ -262,6 +292,7 @@ class Gateway:
                     rest=rest,
                     query=query,
                     upstream=upstream,
+                    keyed=keyed,
                     protocol=protocol,
                     org_id=start["org"],
                     t0=t0,
@@ -283,6 +314,12 @@ class Gateway:
             if query:
                 url = url + "?" + query
             resp = await relay.open(method, url, forward, send_body)
+            add = self._listing(start, upstream, protocol, rest) if method == "GET" else None
+            if add is not None:
+                await prompt_models.answer(
+                    relay, watch.send, resp, add, upstream.name, t0, end, id_headers
+                )
+                return
             if isinstance(resp, aiohttp.ClientResponse):
                 await relay.forward(watch, resp, t0, end, id_headers, injected, protocol)
                 return

@@ -24,6 +24,8 @@ HOP_BY_HOP = frozenset(
         "expect",
     }
 )
+# Headers that carry a provider key: the client's goes only to the upstream it addressed.
+AUTH_HEADERS = ("authorization", "x-api-key", "api-key")
 # Response headers not passed back to the client. The server adds its own Date (one per
 # response); the upstream's Server header is passed on and the server adds none.
 DROP_RESPONSE = frozenset(
@@ -55,3 +57,21 @@ def provider_auth(protocol: str, provider: str, key: str) -> tuple[str, str]:
     if provider == "azure":
         return ("api-key", key)
     return ("authorization", f"Bearer {key}")
+
+
+def with_auth(
+    headers: list[tuple[str, str]], upstream: Upstream, client_key_ok: bool
+) -> list[tuple[str, str]]:
+    """Headers for one upstream: the client's provider key only where the client meant it
+    (``client_key_ok``), else ``upstream``'s own server-side key, if it has one. A
+    server-side key is never sent anywhere but its own upstream."""
+    if not client_key_ok:
+        headers = without_auth(headers)
+    if upstream.auth is not None and not any(k in AUTH_HEADERS for k, _ in headers):
+        headers = [*headers, upstream.auth]
+    return headers
+
+
+def without_auth(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers less any provider key (for an upstream the client did not address)."""
+    return [(k, v) for k, v in headers if k not in AUTH_HEADERS]
