@@ -6,10 +6,14 @@ text: the prompt as ``role: text`` blocks in order (system prompt first), the ou
 generated text. Tool calls are written ``[tool call name: arguments]`` and images
 ``[image]``, so nothing a model saw or said silently disappears. The dashboard's request page
 (``web.chat``) keeps the richer form with thumbnails and placeholders.
+
+``answer`` is the evaluators' view of the same output: the answer's text alone (no reasoning,
+no tool-call markers) and the tool calls as data, their arguments parsed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -158,3 +162,88 @@ def output_text(body: Any) -> str:
     if isinstance(body.get("response"), str):  # Ollama generate
         pieces.append(body["response"])
     return SEPARATOR.join(p for p in pieces if p)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call a model made: its name and arguments (parsed when sent as JSON text)."""
+
+    name: str
+    arguments: Any
+
+
+def _arguments(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def _call(fn: dict[str, Any], arguments: str = "arguments") -> ToolCall:
+    return ToolCall(str(fn.get("name") or ""), _arguments(fn.get(arguments)))
+
+
+def _answer_text(content: Any) -> str:
+    """A content's text parts only: reasoning, tool calls and media are not the answer."""
+    if isinstance(content, list | dict):
+        items = content if isinstance(content, list) else [content]
+        content = [
+            item
+            for item in items
+            if isinstance(item, str)
+            or (isinstance(item, dict) and item.get("type") in (*TEXT_KINDS, "refusal"))
+            or (isinstance(item, dict) and "type" not in item and "text" in item)
+        ]
+    return _content(content)
+
+
+def _answer_message(msg: dict[str, Any], texts: list[str], calls: list[ToolCall]) -> None:
+    """An OpenAI or Ollama chat message (or a Responses message item)."""
+    texts.append(_answer_text(msg.get("content")))
+    if isinstance(msg.get("refusal"), str):
+        texts.append(msg["refusal"])
+    found = msg.get("tool_calls")
+    if isinstance(msg.get("function_call"), dict):
+        found = [msg["function_call"]]
+    for call in found if isinstance(found, list) else ():
+        if isinstance(call, dict):
+            calls.append(
+                _call(call["function"] if isinstance(call.get("function"), dict) else call)
+            )
+
+
+def answer(body: Any) -> tuple[str, list[ToolCall]]:
+    """The answer's text and its tool calls, for any stored wire format ('' and [] for an
+    error body); reasoning and thinking are left out."""
+    if isinstance(body, str):
+        return body, []
+    if not isinstance(body, dict) or body.get("error"):
+        return "", []
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for choice in body.get("choices") or ():  # OpenAI chat and completions
+        if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
+            _answer_message(choice["message"], texts, calls)
+        elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
+            texts.append(choice["text"])
+    if isinstance(body.get("output"), list):  # Responses
+        for item in body["output"]:
+            kind = item.get("type") if isinstance(item, dict) else None
+            if kind == "function_call":
+                calls.append(_call(item))
+            elif kind == "message":
+                _answer_message(item, texts, calls)
+    elif isinstance(body.get("output_text"), str):
+        texts.append(body["output_text"])
+    if isinstance(body.get("content"), list):  # Anthropic
+        texts.append(_answer_text(body["content"]))
+        for block in body["content"]:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                calls.append(_call(block, "input"))
+    if isinstance(body.get("message"), dict):  # Ollama chat
+        _answer_message(body["message"], texts, calls)
+    if isinstance(body.get("response"), str):  # Ollama generate
+        texts.append(body["response"])
+    return SEPARATOR.join(t for t in texts if t), calls

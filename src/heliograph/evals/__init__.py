@@ -1,0 +1,7 @@
+"""Datasets, evaluators and experiments (issue 16).
+
+The pure core lives here and touches neither the store nor the network: ``specs`` (what a
+saved evaluator is), ``observation`` (what an evaluator sees of one request or dataset cell),
+``checks`` (the deterministic evaluators), ``judge`` and ``judge_parse`` (rendering an
+LLM-as-judge rubric and reading its answer), ``scores`` (what every evaluator returns).
+"""
