@@ -1,0 +1,250 @@
+"""Managed prompts on every chat route of `heliograph serve` (two workers, configured by
+environment variables as the README says), driven by the real `openai`, `anthropic` and
+`ollama` packages against the byte-faithful mocks: prompt fields in the body, virtual
+`prompt:<name>` models in the models lists and in chats, a version's own upstream (the
+client's key stays behind), the stored records (prompt fields, the body the upstream
+received), and a label move reaching the virtual model in both worker processes."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import ollama
+import openai
+import orjson
+import pytest
+from e2e_harness import Heliograph, new_id, serving_pid
+
+from conftest import free_port
+from mock_anthropic import MockAnthropic
+from mock_ollama import MockOllama
+from mock_upstream import MockUpstream, Received
+from prompt_routes_support import CLAUDE, CLIENT_KEY, LLAMA, OTHER_KEY, PROMPTS
+
+pytestmark = pytest.mark.slow
+
+REFRESH = 0.3
+
+
+class Mocks:
+    def __init__(self) -> None:
+        self.openai = MockUpstream().start()
+        self.other = MockUpstream().start()
+        self.claude = MockAnthropic().start()
+        self.llama = MockOllama().start()
+        self.all = (self.openai, self.other, self.claude, self.llama)
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "HELIOGRAPH_UPSTREAM_OPENAI_URL": self.openai.url,
+            "HELIOGRAPH_UPSTREAM_ANTHROPIC_URL": self.claude.base_url,
+            "HELIOGRAPH_UPSTREAM_OLLAMA_URL": self.llama.base_url,
+            "HELIOGRAPH_UPSTREAM_OTHER_URL": self.other.url,
+            "HELIOGRAPH_UPSTREAM_OTHER_API_KEY": OTHER_KEY,
+            "HELIOGRAPH_KEY_REFRESH_INTERVAL": str(REFRESH),
+        }
+
+
+@pytest.fixture(scope="module")
+def mocks() -> Iterator[Mocks]:
+    started = Mocks()
+    try:
+        yield started
+    finally:
+        for mock in started.all:
+            mock.stop()
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory, mocks: Mocks) -> Iterator[Heliograph]:
+    home: Path = tmp_path_factory.mktemp("prompt-routes-home")
+    server = Heliograph(home, free_port(), workers=2, env=mocks.environment()).start()
+    try:
+        for name, versions in PROMPTS.items():
+            admin(server, "POST", "/api/v1/prompts", {"name": name, "description": ""})
+            for version in versions:
+                admin(server, "POST", f"/api/v1/prompts/{name}/versions", version)
+            admin(server, "PUT", f"/api/v1/prompts/{name}/labels/production", {"version": 1})
+        time.sleep(REFRESH * 4)
+        yield server
+    finally:
+        server.stop()
+
+
+def admin(serve: Heliograph, method: str, path: str, body: Any) -> None:
+    headers = {"Authorization": f"Bearer {serve.admin_key}"}
+    resp = httpx.request(method, serve.base_url + path, json=body, headers=headers, timeout=15)
+    assert resp.status_code < 300, resp.text
+
+
+def stored_body(record: dict[str, Any]) -> Any:
+    body = record["request_body"]
+    return orjson.loads(body) if isinstance(body, str | bytes) else body
+
+
+def only(requests: list[Received], text: str) -> Received:
+    found = [r for r in requests if text.encode() in r.body]
+    assert len(found) == 1, f"{len(found)} requests carry {text!r}"
+    return found[0]
+
+
+def test_openai_package_body_fields_virtual_model_and_models_list(
+    serve: Heliograph, mocks: Mocks
+) -> None:
+    rid, text = new_id(), new_id()
+    with openai.OpenAI(base_url=serve.url("v1"), api_key=CLIENT_KEY, max_retries=0) as client:
+        ids = [m.id for m in client.models.list().data]
+        client.chat.completions.create(
+            model="",
+            messages=[{"role": "user", "content": "short"}],
+            extra_body={"prompt_id": "summary", "inputs": {"text": text}},
+            extra_headers={"Helicone-Request-Id": rid},
+        )
+        vid, vtext = new_id(), new_id()
+        client.chat.completions.create(
+            model="prompt:helper",
+            messages=[{"role": "user", "content": vtext}],
+            extra_headers={"Helicone-Request-Id": vid},
+        )
+    assert "gpt-4o-mini" in ids and {"prompt:summary", "prompt:helper"} <= set(ids)
+    assert "prompt:claude-only" not in ids  # its upstream speaks Anthropic
+
+    seen = only(mocks.openai.requests, text).json
+    assert seen["messages"] == [
+        {"role": "system", "content": "Answer in English."},
+        {"role": "user", "content": f"Summarise: {text}"},
+        {"role": "user", "content": "short"},
+    ]
+    record = serve.record(rid)
+    assert (record["prompt_name"], record["prompt_version"]) == ("summary", 1)
+    assert record["prompt_label"] == "production" and record["prompt_inputs"] == {"text": text}
+    assert stored_body(record) == seen
+
+    seen = only(mocks.openai.requests, vtext).json
+    assert seen["model"] == "gpt-4o-mini"
+    assert seen["messages"][0] == {"role": "system", "content": "You are a helpful assistant."}
+    record = serve.record(vid)
+    assert record["prompt_name"] == "helper" and record["model"] == "gpt-4o-mini"
+    assert stored_body(record) == seen
+
+
+def test_anthropic_package_body_fields_and_virtual_model(serve: Heliograph, mocks: Mocks) -> None:
+    rid, vid, text, vtext = new_id(), new_id(), new_id(), new_id()
+    base = serve.url("anthropic")
+    with anthropic.Anthropic(base_url=base, api_key=CLIENT_KEY, max_retries=0) as client:
+        client.messages.create(
+            model=CLAUDE,
+            max_tokens=500,
+            system="Mine.",
+            messages=[{"role": "user", "content": "go"}],
+            extra_body={"prompt_id": "summary", "inputs": {"text": text}},
+            extra_headers={"Helicone-Request-Id": rid},
+        )
+        reply = client.messages.create(
+            model="prompt:claude-helper",
+            max_tokens=500,
+            messages=[{"role": "user", "content": vtext}],
+            extra_headers={"Helicone-Request-Id": vid},
+        )
+    assert reply.content
+    seen = only(mocks.claude.requests, text).json
+    assert seen["system"] == "Answer in English.\n\nMine."
+    assert seen["messages"][0] == {"role": "user", "content": f"Summarise: {text}"}
+    assert seen["max_tokens"] == 50
+    record = serve.record(rid)
+    assert record["prompt_name"] == "summary" and stored_body(record) == seen
+
+    seen = only(mocks.claude.requests, vtext).json
+    assert seen["model"] == CLAUDE and seen["system"] == "Be brief, friend."
+    assert seen["max_tokens"] == 40
+    record = serve.record(vid)
+    assert record["prompt_name"] == "claude-helper" and record["protocol"] == "anthropic"
+    assert stored_body(record) == seen
+
+
+def test_ollama_package_list_and_chat(serve: Heliograph, mocks: Mocks) -> None:
+    rid, text = new_id(), new_id()
+    host = serve.url("ollama")
+    with ollama.Client(host=host) as client:
+        names = [m.model for m in client.list().models]
+    with ollama.Client(host=host, headers={"Helicone-Request-Id": rid}) as client:
+        answer = client.chat(
+            model="prompt:llama-helper", messages=[{"role": "user", "content": text}]
+        )
+    assert answer.message.content
+    assert LLAMA in names and "prompt:llama-helper" in names
+    assert "prompt:elsewhere" not in names  # its upstream speaks OpenAI
+    seen = only(mocks.llama.requests, text).json
+    assert seen["model"] == LLAMA
+    assert seen["messages"][0] == {"role": "system", "content": "Reply in French."}
+    assert seen["options"]["num_predict"] == 20 and seen["format"] == "json"
+    record = serve.record(rid)
+    assert record["prompt_name"] == "llama-helper" and record["protocol"] == "ollama"
+    assert stored_body(record) == seen
+
+
+def test_a_versions_upstream_gets_its_own_key_not_the_clients(
+    serve: Heliograph, mocks: Mocks
+) -> None:
+    rid, text = new_id(), new_id()
+    with openai.OpenAI(base_url=serve.url("v1"), api_key=CLIENT_KEY, max_retries=0) as client:
+        client.chat.completions.create(
+            model="prompt:elsewhere",
+            messages=[{"role": "user", "content": text}],
+            extra_headers={"Helicone-Request-Id": rid},
+        )
+    seen = only(mocks.other.requests, text)
+    assert seen.headers["authorization"] == f"Bearer {OTHER_KEY}"
+    assert CLIENT_KEY not in str(seen.headers)
+    assert not [r for r in mocks.openai.requests if text.encode() in r.body]
+    record = serve.record(rid)
+    assert record["served_by"] == "other" and record["prompt_name"] == "elsewhere"
+
+
+def test_a_label_move_reaches_the_virtual_model_in_both_workers(
+    serve: Heliograph, mocks: Mocks
+) -> None:
+    admin(serve, "PUT", "/api/v1/prompts/helper/labels/production", {"version": 2})
+    time.sleep(REFRESH * 4)
+    seen = per_worker(serve, mocks.openai)
+    assert len(seen) == 2, f"requests reached {len(seen)} worker(s)"
+    for pid, firsts in seen.items():
+        assert firsts and all(f == "V2 a helpful assistant" for f in firsts), pid
+
+
+def per_worker(serve: Heliograph, upstream: MockUpstream) -> dict[int, list[str]]:
+    """Virtual-model chats on fresh connections until each worker answered two: the first
+    message the upstream received for each, by worker process."""
+    seen: dict[int, list[str]] = {}
+    conns: list[http.client.HTTPConnection] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=30)
+            conns.append(conn)  # kept open, so the next connection may go to the other worker
+            text = new_id()
+            body = orjson.dumps(
+                {"model": "prompt:helper", "messages": [{"role": "user", "content": text}]}
+            )
+            headers = {"Authorization": f"Bearer {CLIENT_KEY}", "Content-Type": "application/json"}
+            conn.request("POST", f"/v1/{serve.write_key}/chat/completions", body, headers)
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            assert conn.sock is not None
+            pid = serving_pid(serve, conn.sock)
+            assert pid is not None
+            first = only(upstream.requests, text).json["messages"][0]["content"]
+            seen.setdefault(pid, []).append(first)
+            if len(seen) >= 2 and min(len(v) for v in seen.values()) >= 2:
+                break
+    finally:
+        for conn in conns:
+            conn.close()
+    return seen
