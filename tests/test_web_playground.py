@@ -123,9 +123,10 @@ def test_two_versions_run_side_by_side_recorded_as_playground_runs(
     assert all("prompt_id" not in b and "inputs" not in b for b in sent)
     rows = {r["id"]: r for r in gw.records(**{"property.playground": "summary"})}
     assert set(rows) == set(ids)
-    by_version = {gw_record(gw, i)["prompt_version"]: gw_record(gw, i) for i in ids}
+    stored = [gw_record(gw, i) for i in ids]
+    by_version = {rec["prompt_version"]: rec for rec in stored}
     assert set(by_version) == {1, 2}
-    for version, rec in by_version.items():
+    for rec in stored:
         assert rec["prompt_name"] == "summary" and rec["prompt_label"] is None
         assert rec["prompt_inputs"] == {"text": "the sky"}
         assert rec["properties"]["playground_by"] == "admin@example.com"
