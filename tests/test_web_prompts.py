@@ -316,3 +316,17 @@ def test_hostile_text_is_shown_as_text(site: Site) -> None:
     page = site.admin.get("/prompts/evil").text
     assert str(escape('"><img src=x onerror=alert(1)>')) in page  # the default, as text
     assert str(escape("</code><script>alert(2)</script>")) in page  # a parameter, as text
+
+
+def test_requests_page_shows_prompt_columns(site: Site) -> None:
+    _setup(site)
+    picker = site.admin.get("/requests").text
+    assert 'value="prompt_name"' in picker and 'value="prompt_version"' in picker
+    assert 'data-col="prompt_name"' not in picker  # not shown by default
+    page = site.admin.get(
+        "/requests", cols="time,prompt_name,prompt_version", prompt_name="summary"
+    ).text
+    assert 'data-col="prompt_name"' in page and 'data-col="prompt_version"' in page
+    assert page.count('<a href="/prompts/summary">summary</a>') == 5
+    assert page.count(">v2</a>") == 3 and page.count(">v1</a>") == 2
+    assert "/requests?prompt_name=summary&amp;prompt_version=2" in page

@@ -6,7 +6,8 @@ duration like ``5m``, ``1h``, ``1d`` (default: about 20-40 points). A timeseries
 ``since`` nor ``until`` ends with its current bucket, as the Dashboard's charts do: buckets on
 round boundaries, served from the hourly rollups. ``model``, ``provider``, ``upstream``,
 ``user_id``, ``session_id``, ``task`` (an Open WebUI background task such as
-``title_generation``) and ``user_group`` (a group's current members) restrict all three to
+``title_generation``), ``prompt_name``, ``prompt_version`` (read from raw records: no rollup
+has them) and ``user_group`` (a group's current members) restrict all three to
 exact values (ANDed), as the rollups' dimensions do; any other parameter is a 400. Each is also
 a ``dimension`` of the breakdown: by ``task``, the row with a null key is the chats; by
 ``user_group``, each group sums its current members (a user in two groups counts in both).
@@ -43,7 +44,11 @@ WINDOW = ("since", "until", *FILTERS)
 def filters(request: Request) -> dict[str, str]:
     """The exact-value filters given (empty values are no filter)."""
     q = request.query_params
-    return {name: q[name] for name in FILTERS if q.get(name)}
+    found = {name: q[name] for name in FILTERS if q.get(name)}
+    version = found.get("prompt_version", "0")
+    if not (version.isascii() and version.isdigit() and len(version) < 10):
+        raise ApiError(400, "prompt_version must be a version number", "invalid_parameter")
+    return found
 
 
 def window(request: Request) -> tuple[int, int]:

@@ -94,7 +94,7 @@ FILTER_PARAMS = [
 ANALYTICS_FILTERS = [
     q(
         n,
-        STR,
+        {"type": "integer", "minimum": 0} if n == "prompt_version" else STR,
         "Only LLM calls of this group's current members."
         if n == analytics_store.GROUP
         else f"Only LLM calls with exactly this {n}.",
@@ -248,8 +248,8 @@ def paths() -> dict[str, Any]:
                     q(
                         "group_by",
                         STR,
-                        "provider, model, user_id, session_id, key_id, day, "
-                        "upstream or property.<name>; default model.",
+                        "provider, model, user_id, session_id, key_id, day, upstream, "
+                        "prompt_name, prompt_version or property.<name>; default model.",
                     ),
                     *WINDOW[:1],
                     q("until", STR, TIME),

@@ -269,7 +269,7 @@ def row_schemas() -> dict[str, Any]:
             ref("Stats"),
             obj(
                 {
-                    "key": {"type": ["string", "null"]},
+                    "key": {"type": ["string", "integer", "null"]},  # prompt_version: int
                     "first_ms": INT,
                     "last_ms": INT,
                     "first_seen": STR,

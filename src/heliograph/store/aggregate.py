@@ -60,7 +60,8 @@ ROW_COLUMNS = (
 MODEL_DIMS = frozenset({"model", "provider", "upstream"})
 USER_DIMS = frozenset({"user_id"})
 TASK_DIMS = frozenset({"task", "model", "user_id"})
-NULLABLE = frozenset({"model", "user_id", "task"})  # stored as "" in rollups
+NULLABLE = frozenset({"model", "user_id", "task", "prompt_name"})  # "" in rollups: none
+NUMBERED = frozenset({"prompt_version"})  # integer columns: values are digits, "" is none
 TABLES: tuple[tuple[frozenset[str], Any], ...] = (  # smallest first: the first that covers
     (MODEL_DIMS, rollup_hourly),
     (USER_DIMS, rollup_user_hourly),
@@ -146,6 +147,8 @@ def _rollup_cond(table: Any, name: str, value: Value) -> ColumnElement[bool]:
 def _raw_cond(name: str, value: Value) -> ColumnElement[bool]:
     """Raw rows with this value (for a nullable dimension, "" means no value)."""
     column = requests.c[name]
+    if name in NUMBERED:
+        return _numbered_cond(column, value)
     if isinstance(value, Present):
         return and_(column.is_not(None), column != "")
     values = _values(value)
@@ -155,6 +158,20 @@ def _raw_cond(name: str, value: Value) -> ColumnElement[bool]:
         found.append(column.in_(exact) if len(exact) > 1 else column == exact[0])
     if name in NULLABLE and "" in values:
         found += [column.is_(None), column == ""]
+    return or_(*found) if found else false()
+
+
+def _numbered_cond(column: Any, value: Value) -> ColumnElement[bool]:
+    """An integer column's values (given as digits; "" is no value, anything else none)."""
+    if isinstance(value, Present):
+        return column.is_not(None)  # type: ignore[no-any-return]
+    values = _values(value)
+    found: list[ColumnElement[bool]] = []
+    numbers = [int(v) for v in values if v.isascii() and v.isdigit() and len(v) < 10]
+    if numbers:
+        found.append(column.in_(numbers) if len(numbers) > 1 else column == numbers[0])
+    if "" in values:
+        found.append(column.is_(None))
     return or_(*found) if found else false()
 
 

@@ -26,7 +26,10 @@ from heliograph.store.filters import holds_nul
 from heliograph.store.schema import requests
 from heliograph.store.stats import Stats
 
-COLUMNS = ("model", "provider", "user_id", "session_id", "upstream", "task")
+COLUMNS = (
+    *("model", "provider", "user_id", "session_id", "upstream", "task"),
+    *("prompt_name", "prompt_version"),  # no rollup has them: read from raw records
+)
 GROUP = "user_group"
 DIMENSIONS = (*COLUMNS, GROUP)
 Where = Mapping[str, str] | None

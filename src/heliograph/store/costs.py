@@ -12,7 +12,10 @@ from heliograph.store.requests import iso_ms
 from heliograph.store.schema import request_properties, requests
 
 DAY_MS = 86_400_000
-GROUPS = ("provider", "model", "user_id", "session_id", "key_id", "day", "upstream")
+GROUPS = (
+    *("provider", "model", "user_id", "session_id", "key_id", "day", "upstream"),
+    *("prompt_name", "prompt_version"),
+)
 
 
 def _group_column(group_by: str) -> ColumnElement[Any]:

@@ -37,6 +37,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("latency", "Latency", sort="latency", num=True),
     Column("ttft", "TTFT", sort="ttft", num=True, title="Time to first token"),
     Column("tps", "Tokens/s", sort="tps", num=True, title="Output tokens per second"),
+    Column("prompt_name", "Prompt name", default=False, title="The managed prompt it named"),
+    Column("prompt_version", "Prompt version", default=False, title="The prompt's version"),
     Column("stream", "Stream", default=False, title="Whether the answer was streamed"),
     Column("error", "Error", default=False, title="The error message of a failed request"),
 )

@@ -62,6 +62,7 @@ def row_view(
     state = row.get("state")
     status = row.get("status")
     error = str(row.get("error") or "")
+    prompt, version = row.get("prompt_name"), row.get("prompt_version")
     return {
         "id": row["id"],
         "href": path("requests", row["id"]) + (f"?{query}" if query else ""),
@@ -94,6 +95,14 @@ def row_view(
         "where": where(row, upstreams or {}) if upstreams is not None else "",
         "error": error,
         "status_title": f"{state}: {error}" if error else str(state or ""),
+        "prompt_name": prompt or "",
+        "prompt_href": path("prompts", prompt) if prompt else "",
+        "prompt_version": f"v{version}" if version is not None else "",
+        "prompt_version_href": query_url(
+            "/requests", {"prompt_name": prompt, "prompt_version": version}
+        )
+        if prompt and version is not None
+        else "",
     }
 
 

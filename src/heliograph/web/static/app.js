@@ -85,6 +85,8 @@
     },
     ttft: (r) => cell(r.ttft, null, "num"),
     tps: (r) => cell(r.tps, null, "num"),
+    prompt_name: (r) => cell(r.prompt_name, r.prompt_href, "clip"),
+    prompt_version: (r) => cell(r.prompt_version, r.prompt_version_href),
     stream: (r) => cell(r.stream),
     error: (r) => cell(r.error, null, "clip error-cell", r.error),
   };
