@@ -23,7 +23,8 @@ from heliograph.gateway.prompt_wire import WireError, Writer, ollama_show, write
 from heliograph.prompts.templates import InputError, check_inputs
 from heliograph.prompts.versions import Version, render
 
-MARKERS = (b'"prompt_id"', b'"prompt:')
+STEM = b'"prompt'  # then _id" (the body form) or : (a virtual model's name)
+TAILS = (b'_id"', b":")
 FIELDS = ("prompt_id", "prompt_version", "prompt_label", "inputs")
 VIRTUAL = "prompt:"
 DEFAULT_LABEL = "production"
@@ -51,9 +52,14 @@ def wants_prompt(protocol: str, method: str, rest: str, body: bytes) -> Writer |
     """How to write a prompt into this request, if it may name one: a cheap test on the path
     and the raw bytes."""
     writer = writer_for(protocol, method, rest)
-    if writer is None or (MARKERS[0] not in body and MARKERS[1] not in body):
+    if writer is None:
         return None
-    return writer
+    at = body.find(STEM)  # one pass finds both markers: every chat request pays for it
+    while at >= 0:
+        if body.startswith(TAILS, at + len(STEM)):
+            return writer
+        at = body.find(STEM, at + len(STEM))
+    return None
 
 
 async def render_body(
