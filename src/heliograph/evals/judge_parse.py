@@ -24,14 +24,22 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
+
+from heliograph.evals.scales import Scale, ScaleError, category_key, parse_scale
+
+__all__ = [
+    "JudgeParseError",
+    "Judgement",
+    "Scale",
+    "ScaleError",
+    "parse_judgement",
+    "parse_scale",
+]
 
 MAX_ANSWER = 100_000  # characters of a judge's answer read at all
 MAX_JSON_STARTS = 20  # '{' positions tried as the start of a JSON object
 MAX_REASON = 2000
-MAX_CATEGORIES = 50
-MAX_CATEGORY = 100
-MAX_RANGE = 1_000_000
 T = TypeVar("T")
 
 NUM = r"[-+]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)"
@@ -71,7 +79,6 @@ REASON = re.compile(
     r"[^\S\n]*[:\-\u2013\u2014][*]*[^\S\n]*(?P<reason>\S.*)",
     re.I | re.M | re.S,
 )
-RANGE = re.compile(r"([0-9]{1,7})\s*-\s*([0-9]{1,7})")
 SCORE_KEYS = (
     "score", "rating", "grade", "verdict", "result", "label", "category", "classification",
     "pass", "passed", "decision", "judgement", "judgment", "evaluation", "value", "answer",
@@ -86,59 +93,6 @@ FAIL_WORDS = {"fail": False, "failed": False, "no": False, "false": False}
 
 class JudgeParseError(ValueError):
     """The judge's answer holds no single verdict on the scale (an evaluator error)."""
-
-
-class ScaleError(ValueError):
-    """A scale declaration that is not one of 0-1, N-M, pass/fail or a list of categories."""
-
-
-@dataclass(frozen=True, slots=True)
-class Scale:
-    """What a judge is asked to answer: ``unit`` (0-1), ``range`` (integers ``low`` to
-    ``high``), ``pass_fail`` or ``categories``."""
-
-    kind: Literal["unit", "range", "pass_fail", "categories"]
-    low: int = 0
-    high: int = 1
-    categories: tuple[str, ...] = ()
-
-    @property
-    def numeric(self) -> bool:
-        return self.kind in ("unit", "range")
-
-    def describe(self) -> str:
-        if self.kind == "categories":
-            return "one of " + ", ".join(self.categories)
-        return "pass/fail" if self.kind == "pass_fail" else f"{self.low}-{self.high}"
-
-    def to_json(self) -> str | list[str]:
-        return list(self.categories) if self.kind == "categories" else self.describe()
-
-
-def parse_scale(value: object) -> Scale:
-    """``"0-1"``, ``"1-5"`` (any integers low < high), ``"pass/fail"`` or a list of 2 to 50
-    distinct category names; raises ScaleError."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("0-1", "0.0-1.0"):
-            return Scale("unit")
-        if text in ("pass/fail", "pass_fail", "pass-fail"):
-            return Scale("pass_fail")
-        match = RANGE.fullmatch(text)
-        if match and int(match[1]) < int(match[2]) <= MAX_RANGE:
-            return Scale("range", int(match[1]), int(match[2]))
-    elif isinstance(value, list) and 2 <= len(value) <= MAX_CATEGORIES:
-        ok = all(
-            isinstance(c, str) and 0 < len(c.strip()) <= MAX_CATEGORY and re.search(r"\w", c)
-            for c in value
-        )
-        keys = {_category_key(c) for c in value} if ok else set()
-        if ok and len(keys) == len(value):
-            return Scale("categories", categories=tuple(c.strip() for c in value))
-    raise ScaleError(
-        'must be "0-1", an integer range such as "1-5", "pass/fail", '
-        f"or a list of 2 to {MAX_CATEGORIES} distinct category names"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +186,7 @@ def _coerce(value: Any, scale: Scale) -> float | bool | str | JudgeParseError:
         if scale.kind == "categories":
             if isinstance(value, str):
                 for category in scale.categories:
-                    if _category_key(category) == _category_key(value):
+                    if category_key(category) == category_key(value):
                         return category
             return JudgeParseError(f"{_show(value)} is not {scale.describe()}")
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -277,9 +231,8 @@ def _prose_number(text: str, scale: Scale) -> tuple[float, str | None]:
 
 
 def _bare_line(plain: str, scale: Scale) -> tuple[float, str | None]:
-    lines = [line.strip().rstrip(".!") for line in plain.splitlines() if line.strip()]
     found: list[tuple[float, str]] = []
-    for line in dict.fromkeys((lines[0], lines[-1])):
+    for line in _edge_lines(plain):
         match = BARE_NUMBER.fullmatch(line)
         if match:
             found.append((_on_match(match, scale), line))
@@ -332,12 +285,7 @@ def _prose_pass(text: str) -> tuple[bool, str | None]:
     words += [m["word"] for m in SHOUTED_PASS.finditer(text)]
     if words:
         return _single(_passes(w) for w in words), None
-    lines = [line.strip().rstrip(".!") for line in plain.splitlines() if line.strip()]
-    found = [
-        (line, _passes(line))
-        for line in dict.fromkeys((lines[0], lines[-1]))
-        if _is_pass_word(line)
-    ]
+    found = [(line, _passes(line)) for line in _edge_lines(plain) if _is_pass_word(line)]
     if not found:
         raise JudgeParseError("no pass or fail verdict found in the answer")
     return _single(v for _, v in found), found[0][0]
@@ -362,8 +310,7 @@ def _prose_category(text: str, scale: Scale) -> tuple[str, str | None]:
     found += [_canonical(m, scale) for m in emphasised.finditer(text)]
     if found:
         return _single(found), None
-    lines = [line.strip().rstrip(".!") for line in plain.splitlines() if line.strip()]
-    alone = [m for line in dict.fromkeys((lines[0], lines[-1])) if (m := pattern.fullmatch(line))]
+    alone = [m for line in _edge_lines(plain) if (m := pattern.fullmatch(line))]
     if alone:
         return _single(_canonical(m, scale) for m in alone), alone[0][0]
     matches = list(pattern.finditer(plain))
@@ -393,10 +340,6 @@ def _canonical(match: re.Match[str], scale: Scale) -> str:
     raise JudgeParseError("no category matched")  # pragma: no cover - every group is a c<i>
 
 
-def _category_key(name: str) -> str:
-    return " ".join(re.split(r"[\s_-]+", name.strip().lower()))
-
-
 # Shared
 
 
@@ -423,6 +366,13 @@ def _show(value: object) -> str:
 
 def _number(text: str) -> float:
     return float(text)  # finite: NUM has no exponent and no name
+
+
+def _edge_lines(plain: str) -> list[str]:
+    """The first and the last non-blank line (one if they are the same), without a final
+    full stop; none for a blank answer."""
+    lines = [line.strip().rstrip(".!") for line in plain.splitlines() if line.strip()]
+    return list(dict.fromkeys((lines[0], lines[-1]))) if lines else []
 
 
 def _plain(text: str) -> str:

@@ -26,7 +26,7 @@ import jsonschema
 import orjson
 import regex
 
-from heliograph.evals.judge_parse import Scale, ScaleError, parse_scale
+from heliograph.evals.scales import Scale, ScaleError, parse_scale
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", re.ASCII)
 MAX_DESCRIPTION = 2000
