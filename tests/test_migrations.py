@@ -7,6 +7,8 @@ import time
 from sqlalchemy import Engine, inspect, text
 
 from heliograph.store.engine import current_revision, make_engine, migrate
+from heliograph.evals.dataset_items import check_item
+from heliograph.store.datasets import add_items, create_dataset, list_datasets, list_items
 from heliograph.store.prompts import create_prompt, list_prompts
 from heliograph.store.requests import RequestFilter, get_request, list_requests
 
@@ -48,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0013"
+    assert current_revision(engine) == "0014"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
@@ -80,6 +82,15 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     created = create_prompt(engine, "o1", "greeter", "", None)
     assert created["name"] == "greeter"
     assert list_prompts(engine, "o1")[0]["labels"] == {"production": None, "staging": None}
+    # datasets (migration 0014): an item from the request the old store held
+    create_dataset(engine, "o1", "golden", "", None)
+    item = check_item({"inputs": {"q": "hi"}, "expected": "hello", "source_request_id": "r1"})
+    added = add_items(engine, "o1", "golden", [item, item], "key:k")
+    assert added is not None and len(added.ids) == 1 and added.skipped == 1
+    assert list_datasets(engine, "o1")[0]["item_count"] == 1
+    rows, _ = list_items(engine, "o1", "golden", 10)
+    assert rows[0]["source_request_id"] == "r1" and rows[0]["inputs"] == {"q": "hi"}
+    assert "archived_at IS NULL" in index_sql(engine, "uq_dataset_items_hash")
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0013"
+    assert current_revision(engine) == "0014"
     engine.dispose()

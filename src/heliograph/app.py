@@ -26,6 +26,8 @@ from starlette.routing import Route
 from heliograph import web
 from heliograph.api import analytics as analytics_api
 from heliograph.api import costs as costs_api
+from heliograph.api import dataset_imports as dataset_imports_api
+from heliograph.api import datasets as datasets_api
 from heliograph.api import export as export_api
 from heliograph.api import feedback as feedback_api
 from heliograph.api import keys as keys_api
@@ -88,6 +90,8 @@ class HeliographApp:
                 *costs_api.routes,
                 *analytics_api.routes,
                 *prompts_api.routes,
+                *dataset_imports_api.routes,  # before datasets_api's items/{item_id}
+                *datasets_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],

@@ -318,3 +318,59 @@ prompt_label_events = Table(
     Column("by", String(80)),
 )
 Index("ix_prompt_label_events_prompt", prompt_label_events.c.prompt_id, prompt_label_events.c.at)
+
+# Datasets (migration 0014): named collections of items for experiments. Items never change:
+# an edit archives the item and inserts a new one, a delete archives it, so an experiment that
+# pinned item ids reads exactly what it ran on. A deleted dataset is archived too; its name is
+# free again (the uniqueness holds among live datasets only).
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("archived_at", BigInteger),
+)
+Index(
+    "uq_datasets_org_name",
+    datasets.c.org_id,
+    datasets.c.name,
+    unique=True,
+    sqlite_where=datasets.c.archived_at.is_(None),
+    postgresql_where=datasets.c.archived_at.is_(None),
+)
+
+dataset_items = Table(
+    "dataset_items",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("dataset_id", String(36), ForeignKey("datasets.id"), nullable=False),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("inputs", JSON, nullable=False),  # variables, and "messages" when given
+    Column("expected", Text),
+    Column("metadata", JSON, nullable=False),
+    Column("source_request_id", String(36)),
+    Column("content_hash", String(64), nullable=False),  # of inputs and expected
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+    Column("archived_at", BigInteger),
+    Column("replaced_by", String(36)),  # the item an edit made, when archived by an edit
+)
+Index(
+    "ix_dataset_items_list",
+    dataset_items.c.dataset_id,
+    dataset_items.c.created_at,
+    dataset_items.c.id,
+)
+Index(  # duplicates are skipped among live items; archived ones may repeat
+    "uq_dataset_items_hash",
+    dataset_items.c.dataset_id,
+    dataset_items.c.content_hash,
+    unique=True,
+    sqlite_where=dataset_items.c.archived_at.is_(None),
+    postgresql_where=dataset_items.c.archived_at.is_(None),
+)
