@@ -317,7 +317,7 @@ def paths() -> dict[str, Any]:
 
 @functools.cache
 def document() -> dict[str, Any]:
-    from heliograph.api import openapi_prompts  # it builds on this module's helpers
+    from heliograph.api import openapi_datasets, openapi_prompts  # built on these helpers
 
     return {
         "openapi": "3.1.0",
@@ -325,15 +325,15 @@ def document() -> dict[str, Any]:
             "title": "Heliograph API",
             "version": "1",
             "description": "Read, query, annotate and export recorded LLM requests; manage "
-            "and compile prompts. Helicone's "
+            "and compile prompts; build datasets. Helicone's "
             "query, feedback and score endpoints live under /v1/request/. Errors are "
             '{"error": {"message", "type", "code"}}.',
         },
         "security": [{"bearerAuth": []}],
-        "paths": paths() | openapi_prompts.paths(),
+        "paths": paths() | openapi_prompts.paths() | openapi_datasets.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas() | openapi_prompts.schemas(),
+            "schemas": schemas() | openapi_prompts.schemas() | openapi_datasets.schemas(),
         },
     }
 
