@@ -5,6 +5,9 @@ Items are immutable. ``replace_item`` archives the old item (``archived_at``, an
 ``archive_item`` and ``delete_dataset`` only set ``archived_at``. So ``items_by_ids`` finds
 every item an experiment pinned, whatever happened to its dataset since.
 
+Items keep the order they were added in: ``position`` counts up per dataset under the
+dataset row's lock, and an edit's new item takes the old one's position.
+
 Duplicates (same content hash among a dataset's live items) are skipped, not stored: the
 batch is checked against the dataset in the transaction that inserts it, and the partial
 unique index is the last line (a concurrent insert of the same content makes the batch retry,
@@ -37,6 +40,7 @@ ITEM_COLUMNS = (
     dataset_items.c["metadata"],
     dataset_items.c.source_request_id,
     dataset_items.c.content_hash,
+    dataset_items.c.position,
     dataset_items.c.created_at,
     dataset_items.c.created_by,
     dataset_items.c.archived_at,
@@ -177,7 +181,9 @@ def delete_dataset(engine: Engine, org_id: str, name: str) -> bool:
     return _retrying(engine, work)
 
 
-def _row(item: Item, dataset_id: str, org_id: str, by: str | None, now: int) -> dict[str, Any]:
+def _row(
+    item: Item, dataset_id: str, org_id: str, by: str | None, now: int, position: int
+) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "dataset_id": dataset_id,
@@ -187,6 +193,7 @@ def _row(item: Item, dataset_id: str, org_id: str, by: str | None, now: int) -> 
         "metadata": item.metadata,
         "source_request_id": item.source_request_id,
         "content_hash": item.content_hash,
+        "position": position,
         "created_at": now,
         "created_by": by,
     }
@@ -214,11 +221,18 @@ def add_items(
         hashes = [item.content_hash for item in items]
         seen = _live_hashes(conn, dataset_id, sorted(set(hashes))) if hashes else set()
         rows, now = [], _now()
+        last = conn.execute(
+            select(func.max(dataset_items.c.position)).where(
+                dataset_items.c.dataset_id == dataset_id
+            )
+        ).scalar()
+        position = 0 if last is None else int(last)
         for item, digest in zip(items, hashes, strict=True):
             if digest in seen:
                 continue
             seen.add(digest)
-            rows.append(_row(item, dataset_id, org_id, by, now))
+            position += 1
+            rows.append(_row(item, dataset_id, org_id, by, now, position))
         if rows:
             conn.execute(insert(dataset_items), rows)
         return Added([r["id"] for r in rows], len(items) - len(rows))
@@ -243,26 +257,26 @@ def list_items(
     *,
     archived: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the dataset's items, oldest first, and the next page's cursor (None at the
+    """One page of the dataset's items in the dataset's order, and the next page's cursor (None at the
     end). ``archived`` lists archived items (edited or deleted) instead of live ones.
     Raises ValueError for a cursor we did not make."""
     state = dataset_items.c.archived_at
     query = _items(org_id, name).where(state.is_not(None) if archived else state.is_(None))
     if cursor:
-        created_at, item_id = decode_cursor(cursor)
+        position, item_id = decode_cursor(cursor)
         query = query.where(
             or_(
-                dataset_items.c.created_at > created_at,
-                and_(dataset_items.c.created_at == created_at, dataset_items.c.id > item_id),
+                dataset_items.c.position > position,
+                and_(dataset_items.c.position == position, dataset_items.c.id > item_id),
             )
         )
-    query = query.order_by(dataset_items.c.created_at, dataset_items.c.id).limit(limit + 1)
+    query = query.order_by(dataset_items.c.position, dataset_items.c.id).limit(limit + 1)
     with engine.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
-    return rows, encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return rows, encode_cursor(rows[-1]["position"], rows[-1]["id"])
 
 
 def iter_items(engine: Engine, org_id: str, name: str) -> Iterator[dict[str, Any]]:
@@ -293,13 +307,15 @@ def items_by_ids(engine: Engine, org_id: str, ids: Sequence[str]) -> list[dict[s
     return [found[i] for i in ids if i in found]
 
 
-def _live_item(conn: Connection, dataset_id: str, item_id: str) -> bool:
-    query = select(dataset_items.c.id).where(
+def _live_item(conn: Connection, dataset_id: str, item_id: str) -> int | None:
+    """The live item's position, or None."""
+    query = select(dataset_items.c.position).where(
         dataset_items.c.dataset_id == dataset_id,
         dataset_items.c.id == item_id,
         dataset_items.c.archived_at.is_(None),
     )
-    return conn.execute(query).first() is not None
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
 
 
 def replace_item(
@@ -310,10 +326,11 @@ def replace_item(
 
     def work(conn: Connection) -> dict[str, Any] | None:
         dataset_id = _lock(conn, org_id, name)
-        if dataset_id is None or not _live_item(conn, dataset_id, item_id):
+        position = None if dataset_id is None else _live_item(conn, dataset_id, item_id)
+        if dataset_id is None or position is None:
             return None
         now = _now()
-        row = _row(item, dataset_id, org_id, by, now)
+        row = _row(item, dataset_id, org_id, by, now, position)
         conn.execute(
             update(dataset_items)
             .where(dataset_items.c.id == item_id)
@@ -332,7 +349,7 @@ def archive_item(engine: Engine, org_id: str, name: str, item_id: str) -> bool:
 
     def work(conn: Connection) -> bool:
         dataset_id = _lock(conn, org_id, name)
-        if dataset_id is None or not _live_item(conn, dataset_id, item_id):
+        if dataset_id is None or _live_item(conn, dataset_id, item_id) is None:
             return False
         conn.execute(
             update(dataset_items).where(dataset_items.c.id == item_id).values(archived_at=_now())

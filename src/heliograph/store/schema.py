@@ -355,6 +355,7 @@ dataset_items = Table(
     Column("metadata", JSON, nullable=False),
     Column("source_request_id", String(36)),
     Column("content_hash", String(64), nullable=False),  # of inputs and expected
+    Column("position", BigInteger, nullable=False),  # the dataset's order; an edit keeps it
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(80)),
     Column("archived_at", BigInteger),
@@ -363,7 +364,7 @@ dataset_items = Table(
 Index(
     "ix_dataset_items_list",
     dataset_items.c.dataset_id,
-    dataset_items.c.created_at,
+    dataset_items.c.position,
     dataset_items.c.id,
 )
 Index(  # duplicates are skipped among live items; archived ones may repeat

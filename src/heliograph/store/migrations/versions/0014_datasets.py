@@ -2,7 +2,8 @@
 
 An item is never updated in place: an edit archives it (``archived_at``, ``replaced_by``)
 and inserts a new one, and a delete archives it, so an experiment that pinned item ids reads
-exactly the items it ran on. Names are unique among an organization's live datasets, and
+exactly the items it ran on. Items keep the order they were added in (``position``, counted
+per dataset; an edit takes the place of the item it replaces). Names are unique among an organization's live datasets, and
 content hashes among a dataset's live items (partial unique indexes, on both dialects): a
 deleted dataset frees its name, and an archived item does not block adding it back.
 
@@ -53,12 +54,13 @@ def upgrade() -> None:
         sa.Column("metadata", sa.JSON, nullable=False),
         sa.Column("source_request_id", sa.String(36)),
         sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("created_by", sa.String(80)),
         sa.Column("archived_at", sa.BigInteger),
         sa.Column("replaced_by", sa.String(36)),
     )
-    op.create_index("ix_dataset_items_list", "dataset_items", ["dataset_id", "created_at", "id"])
+    op.create_index("ix_dataset_items_list", "dataset_items", ["dataset_id", "position", "id"])
     op.create_index(
         "uq_dataset_items_hash",
         "dataset_items",
