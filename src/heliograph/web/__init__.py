@@ -12,6 +12,8 @@ from starlette.staticfiles import StaticFiles
 from heliograph.web import (
     compare,
     dashboard,
+    dataset_upload,
+    datasets,
     groups,
     login,
     models,
@@ -46,6 +48,24 @@ async def _export(ctx: Ctx) -> Response:
     if ctx.request.path_params["fmt"] not in ("csv", "jsonl"):
         return ctx.not_found("Export formats are csv and jsonl.")
     return await request_pages.export(ctx)
+
+
+def _dataset_routes(ui: UI) -> list[BaseRoute]:
+    add = page(ui, datasets.add_requests_action, admin=True)
+    return [
+        Route("/datasets", page(ui, datasets.datasets_page), methods=["GET"]),
+        Route("/datasets", page(ui, datasets.create_action, admin=True), methods=["POST"]),
+        Route("/datasets/add-matching", page(ui, datasets.add_matching_page), methods=["GET"]),
+        Route("/datasets/add-requests", add, methods=["POST"]),  # the dataset from the form
+        Route("/datasets/{name}", page(ui, datasets.dataset_page), methods=["GET"]),
+        Route("/datasets/{name}/add-requests", add, methods=["POST"]),
+        Route("/datasets/{name}/upload", dataset_upload.upload, methods=["POST"]),
+        Route(
+            "/datasets/{name}/items/{item_id}/archive",
+            page(ui, datasets.archive_action, admin=True),
+            methods=["POST"],
+        ),
+    ]
 
 
 def routes() -> list[BaseRoute]:
@@ -115,6 +135,7 @@ def routes() -> list[BaseRoute]:
             page(ui, save_prompt.save_prompt_action, admin=True),
             methods=["POST"],
         ),
+        *_dataset_routes(ui),
         Route("/users", page(ui, people.users_page), methods=["GET"]),
         Route("/users/{user_id:path}", page(ui, people.user_page), methods=["GET"]),
         Route("/groups", page(ui, groups.groups_page), methods=["GET"]),

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from heliograph.capture.openwebui_tasks import TASK_NAMES
+from heliograph.store import datasets as dataset_store
 from heliograph.store import export as export_store
 from heliograph.store import filters, search
 from heliograph.store.times import TimeError, parse_time
@@ -164,8 +165,12 @@ async def requests_page(ctx: Ctx) -> Response:
         rq.errors.append("That page link is no longer valid; showing the first page.")
         rows, page = await ctx.run(_list_page, ctx, rq, None)
     upstreams = sorted(ctx.settings.resolved_upstreams())
+    datasets = []  # admins add ticked rows to one (web.datasets)
+    if ctx.user.is_admin:
+        datasets = await ctx.run(dataset_store.dataset_names, ctx.engine, ctx.org_id)
     return ctx.render(
         "requests.html",
+        datasets=datasets,
         rq=rq,
         cols=chosen,
         cols_param=cols,
