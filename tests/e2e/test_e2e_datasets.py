@@ -1,0 +1,163 @@
+"""E2E: datasets against `heliograph serve` (configured by environment variables as the README
+says) with traffic from the real `openai` package to the mock upstream: a dataset made from
+the stored requests by filter (count first), a JSONL upload with a bad line, the items read
+back through the API, pinned items readable after an edit; and in Chromium, Requests rows
+ticked and added to a dataset, hostile text shown as text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+from e2e_harness import Heliograph, new_id
+
+from browser_support import Watch, chromium_browser, screenshot
+from conftest import free_port
+from mock_upstream import MockUpstream
+
+pytestmark = pytest.mark.slow
+
+EMAIL, PASSWORD = "admin@example.com", "datasets e2e password"
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[MockUpstream]:
+    with MockUpstream() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> Iterator[Heliograph]:
+    home: Path = tmp_path_factory.mktemp("datasets-home")
+    env = {
+        "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
+        "HELIOGRAPH_ADMIN_EMAIL": EMAIL,
+        "HELIOGRAPH_ADMIN_PASSWORD": PASSWORD,
+    }
+    server = Heliograph(home, free_port(), env=env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium_browser()
+
+
+def api(serve: Heliograph, method: str, path: str, body: Any = None, **kw: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {serve.admin_key}", **kw.pop("headers", {})}
+    return httpx.request(
+        method, serve.base_url + path, json=body, headers=headers, timeout=15, **kw
+    )
+
+
+def chat(serve: Heliograph, text: str, model: str) -> str:
+    rid = new_id()
+    with openai.OpenAI(base_url=serve.url("v1"), api_key="sk-test", max_retries=0) as client:
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": text}],
+            extra_headers={"Helicone-Request-Id": rid},
+        )
+    return rid
+
+
+def test_dataset_from_traffic_and_an_upload(serve: Heliograph) -> None:
+    support = [chat(serve, f"support question {i}", "gpt-4o-mini") for i in range(3)]
+    other = chat(serve, "something else", "gpt-4o")
+    for rid in [*support, other]:
+        serve.record(rid)
+    assert api(serve, "POST", "/api/v1/datasets", {"name": "support"}).status_code == 201
+    path = "/api/v1/datasets/support/items/from-requests"
+    query = {"params": {"model": "gpt-4o-mini"}}
+    dry = api(serve, "POST", path, query | {"dry_run": True})
+    assert dry.status_code == 200, dry.text
+    assert dry.json() == {"matching": 3, "limit": 10_000, "would_add": 3}
+    added = api(serve, "POST", path, query).json()
+    assert added["added"] == 3 and added["error_count"] == 0
+
+    jsonl = b"\n".join(
+        [
+            orjson.dumps({"inputs": {"question": "refund?"}, "expected": "Yes, within 30 days."}),
+            b'{"inputs": {"question": "broken"',
+            orjson.dumps({"messages": [{"role": "user", "content": "hi"}], "expected": "hello"}),
+        ]
+    )
+    upload = api(
+        serve,
+        "POST",
+        "/api/v1/datasets/support/items/upload",
+        content=jsonl,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert upload.status_code == 200, upload.text
+    report = upload.json()
+    assert report["added"] == 2 and report["error_count"] == 1
+    assert report["errors"][0]["line"] == 2
+
+    page = api(serve, "GET", "/api/v1/datasets/support/items").json()
+    items = page["data"]
+    assert len(items) == 5 and page["next_cursor"] is None
+    from_traffic = {i["source_request_id"]: i for i in items if i["source_request_id"]}
+    assert set(from_traffic) == set(support)
+    first = from_traffic[support[0]]
+    assert first["inputs"] == {"messages": [{"role": "user", "content": "support question 0"}]}
+    assert first["expected"] == "Hello from the mock upstream."
+    assert first["metadata"]["model"].startswith("gpt-4o-mini")
+    assert [i["expected"] for i in items[3:]] == ["Yes, within 30 days.", "hello"]
+    listed = api(serve, "GET", "/api/v1/datasets/support").json()
+    assert listed["item_count"] == 5
+
+    # an edit makes a new item; the pinned one still reads as it was
+    edited = api(
+        serve,
+        "PUT",
+        f"/api/v1/datasets/support/items/{first['id']}",
+        {"inputs": first["inputs"], "expected": "A better answer."},
+    )
+    assert edited.status_code == 201, edited.text
+    pinned = api(serve, "GET", f"/api/v1/datasets/support/items/{first['id']}").json()
+    assert pinned["expected"] == "Hello from the mock upstream."
+    assert pinned["replaced_by"] == edited.json()["id"]
+    export = api(serve, "GET", "/api/v1/datasets/support/items/export.jsonl")
+    lines = [orjson.loads(line) for line in export.content.splitlines()]
+    assert len(lines) == 5 and "A better answer." in {x["expected"] for x in lines}
+
+
+def test_adding_requests_rows_in_chromium(serve: Heliograph, browser: Any) -> None:
+    ids = [chat(serve, f"{HOSTILE} row {i}", "gpt-4o-mini") for i in range(2)]
+    for rid in ids:
+        serve.record(rid)
+    assert api(serve, "POST", "/api/v1/datasets", {"name": "picked"}).status_code == 201
+    page = browser.new_page()
+    watch = Watch(page)
+    try:
+        page.goto(serve.base_url + "/login")
+        page.fill("input[name=email]", EMAIL)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/$|/settings/password"))
+        page.goto(serve.base_url + "/requests")
+        for rid in ids:
+            page.check(f'input[name="pick.{rid}"]')
+        page.select_option('select[name="dataset"]', "picked")
+        page.click("text=Add selected to dataset")
+        page.wait_for_url(re.compile(r"/datasets/picked\?"))
+        assert "Added 2 items" in page.inner_text("#add-report")
+        texts = page.locator("#items pre.item-text").all_inner_texts()
+        assert sum(HOSTILE in t for t in texts) == 2
+        screenshot(page, "e2e-dataset-picked")
+    finally:
+        page.close()
+    assert watch.dialogs == [] and watch.csp == []
+    items = api(serve, "GET", "/api/v1/datasets/picked/items").json()["data"]
+    assert {i["source_request_id"] for i in items} == set(ids)
