@@ -248,3 +248,74 @@ def per_worker(serve: Heliograph, upstream: MockUpstream) -> dict[int, list[str]
         for conn in conns:
             conn.close()
     return seen
+
+
+def test_bad_prompt_input_through_each_package_is_refused_and_recorded(
+    serve: Heliograph, mocks: Mocks
+) -> None:
+    """What the real packages raise for each bad input, and that nothing went upstream while
+    the refusal itself is stored."""
+    marker = new_id()
+    says = [{"role": "user", "content": marker}]
+    before = sum(len(m.requests) for m in mocks.all)
+    refused: list[tuple[str, int]] = []
+    with openai.OpenAI(base_url=serve.url("v1"), api_key=CLIENT_KEY, max_retries=0) as client:
+        cases: list[tuple[dict[str, Any], type[openai.APIStatusError], int, str]] = [
+            ({"prompt_id": "nope"}, openai.NotFoundError, 404, "'nope'"),
+            ({"prompt_id": "summary", "inputs": {}}, openai.BadRequestError, 400, "'text'"),
+            ({"prompt_id": "summary", "inputs": "text"}, openai.BadRequestError, 400, "object"),
+            (
+                {"prompt_id": "summary", "inputs": {"text": "x" * 70_000}},
+                openai.APIStatusError,
+                413,
+                "larger than",
+            ),
+            ({"prompt_id": "summary", "prompt_version": 9}, openai.NotFoundError, 404, "9"),
+        ]
+        for extra, error, status, words in cases:
+            rid = new_id()
+            with pytest.raises(error) as info:
+                client.chat.completions.create(
+                    model="",
+                    messages=says,
+                    extra_body=extra,
+                    extra_headers={"Helicone-Request-Id": rid},
+                )
+            assert info.value.status_code == status and words in info.value.message
+            refused.append((rid, status))
+        rid = new_id()
+        with pytest.raises(openai.NotFoundError) as info:
+            client.chat.completions.create(
+                model="prompt:helper@canary",
+                messages=says,
+                extra_headers={"Helicone-Request-Id": rid},
+            )
+        assert "'canary'" in info.value.message
+        refused.append((rid, 404))
+    with anthropic.Anthropic(
+        base_url=serve.url("anthropic"), api_key=CLIENT_KEY, max_retries=0
+    ) as claude:
+        rid = new_id()
+        with pytest.raises(anthropic.BadRequestError) as bad:
+            claude.messages.create(
+                model=CLAUDE,
+                max_tokens=10,
+                messages=says,
+                extra_body={"prompt_id": "summary", "inputs": {}},
+                extra_headers={"Helicone-Request-Id": rid},
+            )
+        assert "'text'" in bad.value.message
+        assert isinstance(bad.value.body, dict) and bad.value.body["type"] == "error"
+        refused.append((rid, 400))
+    rid = new_id()
+    llama = ollama.Client(host=serve.url("ollama"), headers={"Helicone-Request-Id": rid})
+    with llama, pytest.raises(ollama.ResponseError) as gone:
+        llama.chat(model="prompt:nope", messages=says)
+    assert gone.value.status_code == 404 and "'nope'" in gone.value.error
+    refused.append((rid, 404))
+
+    assert sum(len(m.requests) for m in mocks.all) == before  # nothing forwarded
+    for rid, status in refused:
+        record = serve.record(rid)
+        assert record["status"] == status and record["state"] == "error", record
+        assert record["error"] and record["prompt_name"] is None, record
