@@ -47,6 +47,7 @@ def test_lifecycle_scopes_and_isolation(gateway_any: LiveGateway) -> None:
     make(gw)
     assert call(gw, "POST", "/api/v1/datasets", admin, {"name": "golden"}).status_code == 409
     assert call(gw, "POST", "/api/v1/datasets", admin, {"name": "Bad Name"}).status_code == 400
+    assert call(gw, "POST", "/api/v1/datasets", admin, {"name": "add-matching"}).status_code == 400
     assert call(gw, "GET", "/api/v1/datasets", write).status_code == 403
     listed = call(gw, "GET", "/api/v1/datasets", read).json()["data"]
     assert [(d["name"], d["item_count"]) for d in listed] == [("golden", 0)]

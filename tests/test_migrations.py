@@ -6,9 +6,9 @@ import time
 
 from sqlalchemy import Engine, inspect, text
 
-from heliograph.store.engine import current_revision, make_engine, migrate
 from heliograph.evals.dataset_items import check_item
 from heliograph.store.datasets import add_items, create_dataset, list_datasets, list_items
+from heliograph.store.engine import current_revision, make_engine, migrate
 from heliograph.store.prompts import create_prompt, list_prompts
 from heliograph.store.requests import RequestFilter, get_request, list_requests
 

@@ -33,10 +33,15 @@ ITEM_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 MAX_ITEMS_PER_POST = 1000
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+RESERVED = ("add-matching", "add-requests")  # dashboard paths under /datasets/
 NAME_RULE = (
     "name must be 1 to 100 characters: lowercase letters, digits, '-' and '_', "
-    "starting with a letter or digit"
+    "starting with a letter or digit (and not add-matching or add-requests)"
 )
+
+
+def name_problem(name: object) -> bool:
+    return not isinstance(name, str) or not NAME.fullmatch(name) or name in RESERVED
 
 
 def by(info: KeyInfo) -> str:
@@ -100,7 +105,7 @@ async def create_dataset(request: Request) -> Response:
     check_params(request, ())
     doc = await json_object(request)
     name, description = doc.get("name"), doc.get("description", "")
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if name_problem(name):
         raise ApiError(400, NAME_RULE, "invalid_parameter")
     if description_problem(description):
         raise ApiError(400, DESCRIPTION_RULE, "invalid_parameter")

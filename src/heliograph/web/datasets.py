@@ -22,14 +22,14 @@ from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
 
 from heliograph.api.dataset_imports import MAX_FROM_REQUESTS, Report, import_requests
-from heliograph.api.datasets import ITEM_ID
+from heliograph.api.datasets import ITEM_ID, NAME_RULE, name_problem
 from heliograph.api.prompts import DESCRIPTION_RULE, NAME, description_problem
 from heliograph.evals.dataset_items import MAX_EXPECTED_CHARS, MAX_INPUTS_BYTES
 from heliograph.store import actors, dataset_sources
 from heliograph.store import datasets as dataset_store
 from heliograph.web.context import Ctx
 from heliograph.web.format import path, query_url
-from heliograph.web.prompts import NAME_RULE, by_user
+from heliograph.web.prompts import by_user
 from heliograph.web.query import parse_request_query
 
 PAGE = 50
@@ -59,8 +59,8 @@ async def create_action(ctx: Ctx) -> Response:
     name = ctx.form.get("name", "").strip()
     description = ctx.form.get("description", "")
     form = {"name": name, "description": description}
-    if not NAME.fullmatch(name):
-        return await _list_view(ctx, 400, error=NAME_RULE.replace("prompt", "dataset"), form=form)
+    if name_problem(name):
+        return await _list_view(ctx, 400, error=NAME_RULE.capitalize() + ".", form=form)
     if description_problem(description):
         return await _list_view(ctx, 400, error=DESCRIPTION_RULE.capitalize() + ".", form=form)
     try:
