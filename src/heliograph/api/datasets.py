@@ -105,7 +105,7 @@ async def create_dataset(request: Request) -> Response:
     check_params(request, ())
     doc = await json_object(request)
     name, description = doc.get("name"), doc.get("description", "")
-    if name_problem(name):
+    if not isinstance(name, str) or name_problem(name):
         raise ApiError(400, NAME_RULE, "invalid_parameter")
     if description_problem(description):
         raise ApiError(400, DESCRIPTION_RULE, "invalid_parameter")
