@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0014"
+    assert current_revision(engine) == "0015"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
@@ -92,5 +92,5 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert rows[0]["source_request_id"] == "r1" and rows[0]["inputs"] == {"q": "hi"}
     assert "archived_at IS NULL" in index_sql(engine, "uq_dataset_items_hash")
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0014"
+    assert current_revision(engine) == "0015"
     engine.dispose()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 
 metadata = MetaData()
@@ -375,3 +376,182 @@ Index(  # duplicates are skipped among live items; archived ones may repeat
     sqlite_where=dataset_items.c.archived_at.is_(None),
     postgresql_where=dataset_items.c.archived_at.is_(None),
 )
+
+# Experiments, saved evaluators, online evaluation and the job queue (migration 0015).
+# A cell is one item x one variant; its request_id is chosen before the gateway call, so a
+# runner resuming after a crash finds a finished call by its record and never repeats it.
+# An experiment copies its evaluators' specs when it starts: a finished result never changes.
+evaluators = Table(
+    "evaluators",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("spec", JSON, nullable=False),  # evals.specs.EvaluatorSpec.to_dict()
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("archived_at", BigInteger),
+)
+Index(
+    "uq_evaluators_org_name",
+    evaluators.c.org_id,
+    evaluators.c.name,
+    unique=True,
+    sqlite_where=evaluators.c.archived_at.is_(None),
+    postgresql_where=evaluators.c.archived_at.is_(None),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("dataset_id", String(36), ForeignKey("datasets.id")),  # None: production sample
+    Column("source", JSON, nullable=False),  # {"dataset": name} or {"filter": ..., "sample": N}
+    Column("evaluators", JSON, nullable=False),  # specs copied at creation
+    Column("status", String(20), nullable=False),  # queued running completed stopped failed
+    Column("stop_reason", Text),  # "cost cap reached", "cancelled by user:<id>", ...
+    Column("concurrency", Integer, nullable=False),
+    Column("cost_cap_nusd", BigInteger),
+    Column("estimated_cost_nusd", BigInteger),
+    Column("spent_nusd", BigInteger, nullable=False, server_default="0"),
+    Column("cells_total", Integer, nullable=False, server_default="0"),
+    Column("cells_done", Integer, nullable=False, server_default="0"),
+    Column("cells_failed", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+    Column("started_at", BigInteger),
+    Column("finished_at", BigInteger),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ix_experiments_org", experiments.c.org_id, experiments.c.created_at)
+
+experiment_variants = Table(
+    "experiment_variants",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("experiment_id", String(36), ForeignKey("experiments.id"), nullable=False),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("name", String(200), nullable=False),  # e.g. "prompt:support@staging"
+    # {"kind": "prompt", "prompt", "version" (a label resolved when the run starts), "label"?,
+    #  "model"?, "upstream"?, "params"?} or {"kind": "model", "upstream", "model", "params"?}
+    Column("spec", JSON, nullable=False),
+)
+Index(
+    "uq_experiment_variants_pos",
+    experiment_variants.c.experiment_id,
+    experiment_variants.c.position,
+    unique=True,
+)
+
+experiment_cells = Table(
+    "experiment_cells",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("experiment_id", String(36), ForeignKey("experiments.id"), nullable=False),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("variant_id", String(36), nullable=False),
+    Column("item_id", String(36), nullable=False),  # a dataset item, or a request (sample)
+    Column("item_position", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # pending running done error skipped
+    Column("request_id", String(36), nullable=False),  # the gateway record of its call
+    Column("output", Text),
+    Column("error", Text),
+    Column("prompt_tokens", BigInteger),
+    Column("completion_tokens", BigInteger),
+    Column("cost_nusd", BigInteger),
+    Column("latency_ms", Float),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("started_at", BigInteger),
+    Column("finished_at", BigInteger),
+)
+Index(
+    "ix_experiment_cells_grid",
+    experiment_cells.c.experiment_id,
+    experiment_cells.c.item_position,
+    experiment_cells.c.variant_id,
+)
+Index("ix_experiment_cells_status", experiment_cells.c.experiment_id, experiment_cells.c.status)
+Index("uq_experiment_cells_request", experiment_cells.c.request_id, unique=True)
+
+experiment_scores = Table(
+    "experiment_scores",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("experiment_id", String(36), ForeignKey("experiments.id"), nullable=False),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("cell_id", String(36), nullable=False),
+    Column("evaluator", String(100), nullable=False),
+    Column("value", Float),  # numbers; pass/fail as 1.0/0.0
+    Column("label", String(200)),  # categories
+    Column("passed", Boolean),
+    Column("reason", Text),
+    Column("error", Text),  # the evaluator could not score: never a zero
+    Column("judge_request_id", String(36)),  # the judge's own gateway record
+    Column("created_at", BigInteger, nullable=False),
+)
+Index(
+    "uq_experiment_scores_cell",
+    experiment_scores.c.cell_id,
+    experiment_scores.c.evaluator,
+    unique=True,
+)
+Index("ix_experiment_scores_exp", experiment_scores.c.experiment_id, experiment_scores.c.evaluator)
+
+online_eval_rules = Table(
+    "online_eval_rules",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("evaluator", JSON, nullable=False),  # a spec, copied
+    Column("filter", JSON, nullable=False),  # the Requests page's filter parameters
+    Column("sample_rate", Float, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("cursor", String(64)),  # the last record considered (created_at, id)
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ix_online_eval_rules_org", online_eval_rules.c.org_id, online_eval_rules.c.name)
+
+eval_queue = Table(
+    "eval_queue",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("rule_id", String(36), nullable=False),
+    Column("request_id", String(36), nullable=False),
+    Column("status", String(20), nullable=False),  # pending done error
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("done_at", BigInteger),
+)
+Index("uq_eval_queue_rule_request", eval_queue.c.rule_id, eval_queue.c.request_id, unique=True)
+Index("ix_eval_queue_status", eval_queue.c.status, eval_queue.c.created_at)
+
+# The job process's durable queue: leased by one process at a time, taken over when a lease
+# runs out (its holder crashed), so replicas never run one job twice and nothing is dropped.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id")),
+    Column("kind", String(40), nullable=False),  # "experiment", ...
+    Column("ref_id", String(36)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # queued running done failed cancelled
+    Column("lease_owner", String(80)),
+    Column("lease_until", BigInteger),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ix_jobs_status", jobs.c.status, jobs.c.created_at)
+Index("ix_jobs_ref", jobs.c.kind, jobs.c.ref_id)
