@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0015"
+    assert current_revision(engine) == "0016"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
@@ -91,6 +91,10 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     rows, _ = list_items(engine, "o1", "golden", 10)
     assert rows[0]["source_request_id"] == "r1" and rows[0]["inputs"] == {"q": "hi"}
     assert "archived_at IS NULL" in index_sql(engine, "uq_dataset_items_hash")
+    # online evaluation (migration 0016): reasons on scores, leases on the queue
+    assert "reason" in {c["name"] for c in inspect(engine).get_columns("request_scores")}
+    queue = {c["name"] for c in inspect(engine).get_columns("eval_queue")}
+    assert {"lease_owner", "lease_until"} <= queue
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0015"
+    assert current_revision(engine) == "0016"
     engine.dispose()

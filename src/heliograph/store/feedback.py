@@ -22,7 +22,9 @@ def _upsert(conn: Connection, table: Any, keys: list[str], values: list[dict[str
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(values)
     changed = {
-        name: stmt.excluded[name] for name in ("value", "rating", "created_at") if name in table.c
+        name: stmt.excluded[name]
+        for name in ("value", "rating", "created_at", "reason")
+        if name in table.c
     }
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
 

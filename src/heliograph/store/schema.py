@@ -234,6 +234,7 @@ request_scores = Table(
     Column("org_id", String(36), nullable=False),
     Column("value", Float, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("reason", Text),  # 0016: an online rule's evaluator says why; API scores have none
 )
 Index(
     "ix_request_scores_lookup",
@@ -516,6 +517,7 @@ online_eval_rules = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(80)),
     Column("updated_at", BigInteger, nullable=False),
+    Column("last_run_at", BigInteger),  # 0016: when the sampler last looked at the rule
 )
 Index("ix_online_eval_rules_org", online_eval_rules.c.org_id, online_eval_rules.c.name)
 
@@ -531,9 +533,13 @@ eval_queue = Table(
     Column("error", Text),
     Column("created_at", BigInteger, nullable=False),
     Column("done_at", BigInteger),
+    # 0016: a worker claims an entry with a guarded UPDATE; a lease that ran out is taken over
+    Column("lease_owner", String(80)),
+    Column("lease_until", BigInteger),
 )
 Index("uq_eval_queue_rule_request", eval_queue.c.rule_id, eval_queue.c.request_id, unique=True)
 Index("ix_eval_queue_status", eval_queue.c.status, eval_queue.c.created_at)
+Index("ix_eval_queue_rule_status", eval_queue.c.rule_id, eval_queue.c.status)
 
 # The job process's durable queue: leased by one process at a time, taken over when a lease
 # runs out (its holder crashed), so replicas never run one job twice and nothing is dropped.
