@@ -3,12 +3,14 @@ concurrency, labels and their history, the gateway cache's one-query read, org i
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from heliograph.gateway.prompt_cache import PromptCache
 from heliograph.prompts.versions import Version, check_version, render
 from heliograph.store import orgs
 from heliograph.store import prompts as store
@@ -132,3 +134,30 @@ def test_concurrent_version_creation_never_repeats_a_number(
         stored = conn.execute(select(func.count()).select_from(prompt_versions)).scalar_one()
     messages = {v["message"] for v in store.list_versions(engine, a, "busy")}
     assert stored == total and len(messages) == total
+
+
+def test_the_gateway_cache_forgets_a_deleted_prompts_versions(
+    engine: Engine, two_orgs: tuple[str, str]
+) -> None:
+    """Versions loaded by number are kept, but not past their prompt: deleted, it stops
+    rendering after the next reload; made again under its name, its own version 1 runs."""
+    a, _ = two_orgs
+    cache = PromptCache(engine, refresh_interval=60)
+
+    def text(version: Version | None) -> str | None:
+        return None if version is None else render(version, {"who": "x"})[0]["content"]
+
+    store.create_prompt(engine, a, "greeter", "", None)
+    store.create_version(engine, a, "greeter", fields("Old {{who}}"), None)
+    cache.load()
+    assert text(asyncio.run(cache.by_version(a, "greeter", 1))) == "Old x"
+
+    store.delete_prompt(engine, a, "greeter")
+    store.create_prompt(engine, a, "greeter", "", None)
+    store.create_version(engine, a, "greeter", fields("New {{who}}"), None)
+    cache.load()  # the refresh
+    assert text(asyncio.run(cache.by_version(a, "greeter", 1))) == "New x"
+
+    store.delete_prompt(engine, a, "greeter")
+    cache.load()
+    assert asyncio.run(cache.by_version(a, "greeter", 1)) is None

@@ -7,9 +7,11 @@ a version some label points at, are dictionary reads.
 
 A version asked for by number that no label points at is loaded on demand in a worker thread
 (bounded by a timeout, never on the event loop) and kept in a small LRU: versions are
-immutable, so a cached one never goes stale. A number that does not exist is remembered for
-one refresh interval, so a client repeating a bad number cannot turn every request into a
-query.
+immutable, but a prompt can be deleted, and made again under its name with other versions
+numbered from 1. So each kept version remembers its prompt's id, and after a reload one that
+is no longer its name's prompt is dropped (a deleted prompt stops rendering within the
+refresh interval, like a moved label). A number that does not exist is remembered for one
+refresh interval, so a client repeating a bad number cannot turn every request into a query.
 
 The same reload keeps, per organization, the prompts whose ``production`` label points at a
 version: the virtual models (``prompt:<name>``) a models list shows, read from memory.
@@ -52,15 +54,19 @@ class PromptCache:
         self.refresh_interval = refresh_interval
         self._labels: dict[LabelKey, Version] = {}
         self._versions: dict[VersionKey, Version] = {}
-        self._extra: OrderedDict[VersionKey, Version] = OrderedDict()
+        # Versions loaded by number: (prompt id, the reload it was loaded after, version).
+        self._extra: OrderedDict[VersionKey, tuple[str, int, Version]] = OrderedDict()
         self._missing_at: dict[VersionKey, float] = {}
         self._listed: dict[str, tuple[Listed, ...]] = {}
+        self._ids: dict[tuple[str, str], str] = {}  # (org_id, name) -> prompt id
+        self._reloads = 0
 
     def load(self) -> None:
         """Blocking reload of every labelled version (runs in a thread)."""
         labels: dict[LabelKey, Version] = {}
         versions: dict[VersionKey, Version] = {}
         listed: dict[str, list[Listed]] = {}
+        ids = prompt_store.prompt_ids(self.engine)
         for row in prompt_store.labelled_versions(self.engine):
             org, name = row["org_id"], row["name"]
             key = (org, name, row["version"])
@@ -78,6 +84,8 @@ class PromptCache:
         self._labels, self._versions = labels, versions
         self._listed = {org: tuple(items) for org, items in listed.items()}
         self._missing_at = {}
+        self._ids = ids
+        self._reloads += 1
 
     def by_label(self, org_id: str, name: str, label: str) -> Version | None:
         return self._labels.get((org_id, name, label))
@@ -92,30 +100,38 @@ class PromptCache:
         found = self._versions.get(key)
         if found is not None:
             return found
-        if key in self._extra:
-            self._extra.move_to_end(key)
-            return self._extra[key]
+        kept = self._extra.get(key)
+        if kept is not None:
+            prompt_id, loaded_after, version = kept
+            if loaded_after == self._reloads or self._ids.get((org_id, name)) == prompt_id:
+                self._extra.move_to_end(key)
+                return version
+            del self._extra[key]  # its prompt was deleted (and perhaps made again)
         missed = self._missing_at.get(key)
         if missed is not None and time.monotonic() - missed < self.refresh_interval:
             return None
+        reloads = self._reloads
         try:
-            version = await asyncio.wait_for(
+            loaded = await asyncio.wait_for(
                 asyncio.to_thread(self._load_version, org_id, name, number), LOAD_TIMEOUT_S
             )
         except Exception as exc:  # the store may be down: the prompt is unavailable, not a crash
             log.warning("could not load prompt %s version %s: %s", name, number, exc)
             return None
-        if version is None:
+        if loaded is None:
             self._missing_at[key] = time.monotonic()
             return None
-        self._extra[key] = version
+        prompt_id, version = loaded
+        self._extra[key] = (prompt_id, reloads, version)
         while len(self._extra) > self.EXTRA_VERSIONS:
             self._extra.popitem(last=False)
         return version
 
-    def _load_version(self, org_id: str, name: str, number: int) -> Version | None:
+    def _load_version(self, org_id: str, name: str, number: int) -> tuple[str, Version] | None:
         row: dict[str, Any] | None = prompt_store.get_version(self.engine, org_id, name, number)
-        return None if row is None else Version.from_row({**row, "name": name})
+        if row is None:
+            return None
+        return str(row["prompt_id"]), Version.from_row({**row, "name": name})
 
     async def _reload(self) -> None:
         try:

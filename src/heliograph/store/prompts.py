@@ -205,7 +205,7 @@ def create_version(
 
 def _versions_query(org_id: str, name: str) -> Any:
     return (
-        select(prompts.c.name, *VERSION_COLUMNS)
+        select(prompts.c.name, prompts.c.id.label("prompt_id"), *VERSION_COLUMNS)
         .join(prompts, prompts.c.id == prompt_versions.c.prompt_id)
         .where(prompts.c.org_id == org_id, prompts.c.name == name)
     )
@@ -314,6 +314,14 @@ def label_history(engine: Engine, org_id: str, name: str) -> list[dict[str, Any]
     )
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def prompt_ids(engine: Engine) -> dict[tuple[str, str], str]:
+    """(org_id, name) -> the prompt's id, for every prompt: a prompt deleted and made again
+    under its name has another id, so versions cached by number can tell it is not theirs."""
+    query = select(prompts.c.org_id, prompts.c.name, prompts.c.id)
+    with engine.connect() as conn:
+        return {(org, name): str(pid) for org, name, pid in conn.execute(query)}
 
 
 def labelled_versions(engine: Engine, org_id: str | None = None) -> list[dict[str, Any]]:
