@@ -242,6 +242,12 @@ Index(
     request_scores.c.name,
     request_scores.c.value,
 )
+Index(  # 0016: charts of a score over time (a score is never older than its record)
+    "ix_request_scores_time",
+    request_scores.c.org_id,
+    request_scores.c.name,
+    request_scores.c.created_at,
+)
 
 response_cache = Table(
     "response_cache",

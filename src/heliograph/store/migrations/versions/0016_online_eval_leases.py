@@ -7,6 +7,8 @@ A queue entry is claimed by one worker with a guarded UPDATE that sets ``lease_o
 process takes the entry over, so nothing is dropped and two processes never score one entry
 at the same time. ``last_run_at`` is when the sampler last looked at a rule (its status), and
 the (rule, status) index keeps a rule's status counts off a scan of the whole queue.
+Charts of a score over time read ``request_scores`` by (org, name, time): a score is never
+older than its record, so a window's scores are an index range from the window's start.
 
 Revision ID: 0016
 Revises: 0015
@@ -33,9 +35,11 @@ def upgrade() -> None:
     with op.batch_alter_table("online_eval_rules") as batch:
         batch.add_column(sa.Column("last_run_at", sa.BigInteger()))
     op.create_index("ix_eval_queue_rule_status", "eval_queue", ["rule_id", "status"])
+    op.create_index("ix_request_scores_time", "request_scores", ["org_id", "name", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_request_scores_time", table_name="request_scores")
     op.drop_index("ix_eval_queue_rule_status", table_name="eval_queue")
     with op.batch_alter_table("online_eval_rules") as batch:
         batch.drop_column("last_run_at")
