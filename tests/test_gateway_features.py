@@ -3,6 +3,7 @@ retries, fallbacks, target URLs, omitted bodies, sessions and model overrides.""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -354,6 +355,39 @@ def test_fallback_to_another_upstream(
         ("openai", 500),
         ("backup", 200),
     ]
+
+
+@pytest.mark.parametrize("own_key", [False, True])
+def test_no_credential_of_the_client_follows_to_a_fallback(
+    gw: LiveGateway, mock: MockUpstream, backup: MockUpstream, own_key: bool
+) -> None:
+    """The client's credentials were meant for the upstream it addressed: not its provider
+    key, nor a gateway's token, a cookie or a key in the query go on to another upstream,
+    whether or not the fallback names a key of its own."""
+    entry: dict[str, Any] = {"upstream": "backup", "onCodes": [500]}
+    entry["headers"] = {"x-mock-fail-first": "0"}
+    if own_key:
+        entry["headers"]["authorization"] = "Bearer sk-fallback-own"
+    headers = {
+        "Authorization": "Bearer sk-client-secret",
+        "cf-aig-authorization": "Bearer sk-client-secret",
+        "x-goog-api-key": "sk-client-secret",
+        "cookie": "sid=sk-client-secret",
+        "Helicone-Fallbacks": json.dumps([entry]),
+        "x-mock-fail-first": "1",
+        "x-mock-fail-key": uuid.uuid4().hex,
+        "x-mock-fail-status": "500",
+    }
+    url = f"{gw.base_url}/v1/{gw.org.write_key}/chat/completions?key=sk-client-secret&v=2"
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    resp = httpx.post(url, json=body, headers=headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert len(mock.requests) == 1 and len(backup.requests) == 1
+    assert mock.requests[0].headers["cf-aig-authorization"] == "Bearer sk-client-secret"
+    seen = backup.requests[0]
+    assert "sk-client-secret" not in str(seen.headers) and seen.query == "v=2"
+    if own_key:
+        assert seen.headers["authorization"] == "Bearer sk-fallback-own"
 
 
 def test_fallback_to_an_undeclared_upstream_is_refused(gw: LiveGateway, mock: MockUpstream) -> None:

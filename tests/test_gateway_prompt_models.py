@@ -149,6 +149,34 @@ def test_the_versions_upstream_serves_without_the_clients_key(
     assert CLIENT_KEY not in str(row["request_headers"])
 
 
+@pytest.mark.parametrize("how", ["plain", "with-retries"])
+def test_no_credential_of_the_client_follows_to_the_versions_upstream(
+    gw: LiveGateway, mocks: Mocks, how: str
+) -> None:
+    """Not only the provider key headers: a gateway's token, Google's key header, a proxy's
+    key, a cookie, and a key in the query were all meant for the upstream addressed."""
+    headers = {
+        "Authorization": f"Bearer {CLIENT_KEY}",
+        "cf-aig-authorization": f"Bearer {CLIENT_KEY}",
+        "x-goog-api-key": CLIENT_KEY,
+        "x-litellm-api-key": CLIENT_KEY,
+        "cookie": f"session={CLIENT_KEY}",
+        "x-trace": "kept",
+    }
+    if how == "with-retries":
+        headers["Helicone-Retry-Enabled"] = "true"
+    body = {"model": "prompt:elsewhere", "messages": [{"role": "user", "content": "hi"}]}
+    url = f"{gw.openai_url}/chat/completions?key={CLIENT_KEY}&api-version=1"
+    resp = httpx.post(url, json=body, headers=headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert mocks.openai.requests == [] and len(mocks.other.requests) == 1
+    seen = mocks.other.requests[0]
+    assert seen.headers["authorization"] == f"Bearer {OTHER_KEY}"
+    assert seen.headers["x-trace"] == "kept"
+    assert CLIENT_KEY not in str(seen.headers)
+    assert CLIENT_KEY not in seen.query and seen.query == "api-version=1"
+
+
 def test_a_target_url_keeps_the_clients_choice(gw: LiveGateway, mocks: Mocks) -> None:
     headers = {
         "Authorization": f"Bearer {CLIENT_KEY}",

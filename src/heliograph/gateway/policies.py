@@ -29,7 +29,13 @@ from heliograph.gateway.relay import Relay, ms_since, pass_on, pass_rest
 from heliograph.gateway.routing import protocol_for
 from heliograph.gateway.state import CachedResponse, SharedState
 from heliograph.gateway.targets import check_target
-from heliograph.gateway.upstreams import AUTH_HEADERS, Upstream, with_auth
+from heliograph.gateway.upstreams import (
+    AUTH_HEADERS,
+    Upstream,
+    with_auth,
+    without_auth,
+    without_secret_params,
+)
 from heliograph.providers import analyser
 from heliograph.providers.analysis import Analysis
 from heliograph.providers.openai_wire import UsageChunkStripper
@@ -174,8 +180,8 @@ class Policies:
             names = {k for k, _ in fb.headers}
             headers = [(k, v) for k, v in ex.forward if k not in names]
             if any(k in AUTH_HEADERS for k, _ in fb.headers):
-                # The fallback names its own key: no other key goes with it.
-                headers = [(k, v) for k, v in headers if k not in AUTH_HEADERS]
+                # The fallback names its own key: no other credential goes with it.
+                headers = without_auth(headers)
                 headers += fb.headers
             else:
                 # The client's key was meant for the upstream it addressed; elsewhere the
@@ -195,7 +201,9 @@ class Policies:
         resp: aiohttp.ClientResponse | None = None
         for index, target in enumerate(plan):
             tries = 1 + (retry.attempts if retry else 0)
-            url = target.base_url + ex.rest + ("?" + ex.query if ex.query else "")
+            # A key the client put in the query was meant for the upstream it addressed.
+            query = ex.query if target.upstream is ex.keyed else without_secret_params(ex.query)
+            url = target.base_url + ex.rest + ("?" + query if query else "")
             for n in range(tries):
                 started = time.perf_counter()
                 note: dict[str, Any] = {"upstream": target.upstream.name}

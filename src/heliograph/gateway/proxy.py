@@ -32,7 +32,7 @@ from heliograph.gateway.relay import IdHeaders, Receive, Relay, Scope, Send
 from heliograph.gateway.routing import Route, protocol_for, upstream_path
 from heliograph.gateway.scan import Scanned, scan_headers
 from heliograph.gateway.streaming import ClientWatch, Watches
-from heliograph.gateway.upstreams import Upstream, without_auth
+from heliograph.gateway.upstreams import Upstream, without_auth, without_secret_params
 from heliograph.providers.openai_wire import inject_stream_usage
 
 TOO_LARGE = "Request body larger than {} bytes."
@@ -129,6 +129,7 @@ class Gateway:
                 prompted = exc
         if served is not upstream:
             start["pv"] = served.provider
+            query = without_secret_params(query)  # a key in the query stays behind too
         relay.start(start, body)
         if refused is not None:  # recorded with its body: who tried to spend as whom
             code = "invalid_openwebui_identity"

@@ -5,7 +5,10 @@ Computed once per app: the gateway only reads these per request.
 
 from __future__ import annotations
 
+import re
+
 from heliograph.config import UpstreamConfig
+from heliograph.gateway.redact import is_secret_name
 
 # Request headers never sent upstream: hop-by-hop ones, and ones the gateway sets itself.
 HOP_BY_HOP = frozenset(
@@ -73,5 +76,20 @@ def with_auth(
 
 
 def without_auth(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The headers less any provider key (for an upstream the client did not address)."""
-    return [(k, v) for k, v in headers if k not in AUTH_HEADERS]
+    """The headers less any credential, for an upstream the client did not address: the
+    provider key headers, and any other header named like a credential (a gateway's token
+    such as ``cf-aig-authorization``, ``x-goog-api-key``, a proxy's ``x-litellm-api-key``,
+    a cookie), since the client meant each for the upstream it addressed."""
+    return [(k, v) for k, v in headers if k not in AUTH_HEADERS and not is_secret_name(k)]
+
+
+_PARAM_SPLIT = re.compile(r"[&;]")
+
+
+def without_secret_params(query: str) -> str:
+    """A query string less the parameters named like a credential (``key=``, ``api-key=``,
+    ``token=``...), for an upstream the client did not address."""
+    if not query:
+        return query
+    kept = [p for p in _PARAM_SPLIT.split(query) if p and not is_secret_name(p.split("=", 1)[0])]
+    return "&".join(kept)
