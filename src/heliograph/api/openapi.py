@@ -317,7 +317,11 @@ def paths() -> dict[str, Any]:
 
 @functools.cache
 def document() -> dict[str, Any]:
-    from heliograph.api import openapi_datasets, openapi_prompts  # built on these helpers
+    from heliograph.api import (  # built on these helpers
+        openapi_datasets,
+        openapi_experiment_results,
+        openapi_prompts,
+    )
 
     return {
         "openapi": "3.1.0",
@@ -330,10 +334,16 @@ def document() -> dict[str, Any]:
             '{"error": {"message", "type", "code"}}.',
         },
         "security": [{"bearerAuth": []}],
-        "paths": paths() | openapi_prompts.paths() | openapi_datasets.paths(),
+        "paths": paths()
+        | openapi_prompts.paths()
+        | openapi_datasets.paths()
+        | openapi_experiment_results.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas() | openapi_prompts.schemas() | openapi_datasets.schemas(),
+            "schemas": schemas()
+            | openapi_prompts.schemas()
+            | openapi_datasets.schemas()
+            | openapi_experiment_results.schemas(),
         },
     }
 
