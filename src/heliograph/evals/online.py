@@ -1,0 +1,199 @@
+"""Online evaluation: rules that score a sample of production traffic, off the request path.
+
+The gateway and the writer never wait on this. A periodic tick of the job process
+(``online_eval_tick``, registered in ``jobs.kinds``) does one bounded sampler pass per enabled
+rule (``store.eval_queue.sample_rule``: filter, deterministic sample, queue, cursor) and then
+one bounded worker pass: claim queued entries, read each record and its bodies, build the
+``Observation``, run the rule's evaluator and store the score on the record under the
+evaluator's name with its reason. An evaluator that cannot score (no output, a pattern that
+timed out) leaves an error on the queue entry and no score: never a zero.
+
+LLM-judge rules are accepted (their spec is checked) but refused when scored, with an error
+on each entry saying so, until the judge's gateway client is shared with the job process;
+deterministic evaluators run here, in a thread, since they are plain CPU work.
+
+``check_rule`` validates what the API and the dashboard accept, so both say the same thing
+about the same mistake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from heliograph.evals.checks import build
+from heliograph.evals.observation import from_record
+from heliograph.evals.scores import EvaluatorError, Score
+from heliograph.evals.specs import SpecError, parse_spec
+from heliograph.store import eval_queue, filter_params
+from heliograph.store.filters import Filter, FilterError
+from heliograph.store.online_eval import now_ms
+from heliograph.store.requests import get_request
+
+log = logging.getLogger("heliograph.online_eval")
+
+SAMPLE_BATCH = 2000  # records one rule's pass reads
+WORK_BATCH = 50  # queue entries one worker pass scores
+LEASE_MS = 120_000
+MAX_ATTEMPTS = 3
+TICK_S = 2.0
+DEFAULT_LAG_S = 300.0
+MAX_FILTER_PARAMS = 50
+JUDGE_REFUSED = (
+    "LLM-judge rules cannot score production traffic yet: the job process has no gateway "
+    "client for judge calls; use a deterministic evaluator"
+)
+
+
+class RuleError(ValueError):
+    """A rule that cannot be saved: ``field`` names what is wrong, the message why."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one tick did (logged, and returned for tests and the CLI)."""
+
+    considered: int = 0
+    enqueued: int = 0
+    scored: int = 0
+    errors: int = 0
+
+
+def check_evaluator(doc: object) -> dict[str, Any]:
+    """The evaluator spec as stored (normalised), or RuleError naming the field."""
+    try:
+        return parse_spec(doc).to_dict()
+    except SpecError as exc:
+        raise RuleError(f"evaluator.{exc.field}", exc.problem) from exc
+
+
+def check_filter(doc: object) -> dict[str, str]:
+    """The Requests page's filter parameters as ``{name: value}``, each parsed by the one
+    filter parser (a bad name or value is a RuleError naming it); empty values dropped."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping) or len(doc) > MAX_FILTER_PARAMS:
+        raise RuleError("filter", f"must be an object of at most {MAX_FILTER_PARAMS} parameters")
+    out: dict[str, str] = {}
+    for name, value in doc.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = str(value)
+        if not isinstance(name, str) or not filter_params.is_filter_param(name):
+            raise RuleError(f"filter.{name}", "not a filter parameter of the Requests page")
+        if not isinstance(value, str):
+            raise RuleError(f"filter.{name}", "must be a string")
+        if not value:
+            continue
+        try:
+            filter_params.parse_one(name, value)
+        except FilterError as exc:
+            raise RuleError(f"filter.{name}", str(exc)) from exc
+        out[name] = value
+    return out
+
+
+def check_rate(value: object) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)) or not 0 < float(value) <= 1:  # type: ignore[arg-type]
+        raise RuleError("sample_rate", "must be a number greater than 0 and at most 1")
+    return float(value)  # type: ignore[arg-type]
+
+
+def rule_filter(params: Mapping[str, str]) -> Filter:
+    """A stored rule's filter as a tree (it was checked when saved)."""
+    return filter_params.parse(params.items())
+
+
+def sample(engine: Engine, lag_s: float, batch: int = SAMPLE_BATCH) -> tuple[int, int]:
+    """One pass over every enabled rule: (records considered, entries queued)."""
+    horizon = now_ms() - int(lag_s * 1000)
+    considered = enqueued = 0
+    for rule in eval_queue.enabled_rules(engine):
+        try:
+            where = rule_filter(rule["filter"] or {})
+        except FilterError as exc:  # a filter spelling a later version no longer reads
+            log.warning("online rule %s: bad filter, skipped: %s", rule["id"], exc)
+            continue
+        done = eval_queue.sample_rule(engine, rule, where, horizon, batch)
+        considered += done.considered
+        enqueued += done.enqueued
+    return considered, enqueued
+
+
+def outcome_of(engine: Engine, entry: eval_queue.Claimed) -> tuple[str, float, str] | str:
+    """The score to store (name, value, reason), or the error to record instead."""
+    if entry.attempts > MAX_ATTEMPTS:
+        return f"gave up after {MAX_ATTEMPTS} attempts (the worker stopped mid-evaluation)"
+    rule = eval_queue.rule_of(engine, entry.rule_id)
+    if rule is None:
+        return "the rule was deleted"
+    try:
+        spec = parse_spec(rule["evaluator"])
+    except SpecError as exc:
+        return f"the rule's evaluator is not valid: {exc}"
+    if spec.kind == "llm_judge":
+        return JUDGE_REFUSED
+    record = get_request(engine, entry.org_id, entry.request_id)
+    if record is None:
+        return "the record is no longer stored"
+    result = build(spec).evaluate(from_record(record))
+    if isinstance(result, EvaluatorError):
+        return result.reason
+    return _stored(spec.name, result)
+
+
+def _stored(name: str, score: Score) -> tuple[str, float, str] | str:
+    """A score as a record holds it: a number (pass/fail as 1 and 0)."""
+    if score.kind == "label" or isinstance(score.value, str):
+        return f"a label score ({score.value!r}) cannot be stored on a record, numbers only"
+    return name, float(score.value), score.reason
+
+
+def work(engine: Engine, owner: str, batch: int = WORK_BATCH) -> tuple[int, int]:
+    """One worker pass: (scores stored, errors recorded)."""
+    scored = errors = 0
+    for entry in eval_queue.claim(engine, owner, batch, LEASE_MS):
+        try:
+            result = outcome_of(engine, entry)
+        except Exception:  # the store went away mid-way: try again later
+            log.exception("online evaluation of %s failed", entry.request_id)
+            eval_queue.release(engine, entry, owner)
+            continue
+        if isinstance(result, str):
+            errors += eval_queue.finish(engine, entry, owner, error=result)
+        else:
+            scored += eval_queue.finish(engine, entry, owner, score=result)
+    return scored, errors
+
+
+def run_once(engine: Engine, owner: str, lag_s: float = DEFAULT_LAG_S) -> TickReport:
+    """One sampler pass and one worker pass, each bounded."""
+    considered, enqueued = sample(engine, lag_s)
+    scored, errors = work(engine, owner)
+    return TickReport(considered, enqueued, scored, errors)
+
+
+async def online_eval_tick(context: Any) -> None:
+    """The job process's periodic task (a ``jobs.runner.JobContext``), off its event loop."""
+    lag = float(getattr(context.settings, "online_eval_lag_s", DEFAULT_LAG_S))
+    report = await asyncio.to_thread(run_once, context.engine, context.owner, lag)
+    if report.enqueued or report.scored or report.errors:
+        log.info("online evaluation: %s", report)
+
+
+def register(registry: Any) -> None:
+    """Add the tick to the job process (``jobs.kinds.register_all``)."""
+    registry.run_periodic("online-eval", online_eval_tick, TICK_S)
