@@ -28,7 +28,9 @@ from heliograph.api import analytics as analytics_api
 from heliograph.api import costs as costs_api
 from heliograph.api import dataset_imports as dataset_imports_api
 from heliograph.api import datasets as datasets_api
+from heliograph.api import evaluators as evaluators_api
 from heliograph.api import experiment_results as experiment_results_api
+from heliograph.api import experiments as experiments_api
 from heliograph.api import export as export_api
 from heliograph.api import feedback as feedback_api
 from heliograph.api import keys as keys_api
@@ -93,6 +95,8 @@ class HeliographApp:
                 *prompts_api.routes,
                 *dataset_imports_api.routes,  # before datasets_api's items/{item_id}
                 *datasets_api.routes,
+                *experiments_api.routes,
+                *evaluators_api.routes,
                 *experiment_results_api.routes,  # /api/v1/experiments/<id>/results ...
                 *web.routes(),
             ],

@@ -198,6 +198,12 @@ class Settings(BaseSettings):
         "the spool for the next server with a writer); embedded (a thread inside the app) is "
         "what `heliograph demo` and an app built with create_app use.",
     )
+    jobs: Literal["on", "off"] = Field(
+        default="on",
+        description="The job process `heliograph serve` runs beside the writer (experiment "
+        "runs and other background work, queued in the store); off: no job process here, "
+        "queued work waits for a server that runs one.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for the response cache and rate-limit counters shared by several "

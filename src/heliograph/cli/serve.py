@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import threading
-import time
 from pathlib import Path
 
 import click
@@ -17,6 +14,8 @@ from heliograph.cli.banner import client_lines
 from heliograph.cli.location import location_options, open_store, settings_for, store_name
 from heliograph.config import export_environment, settings_markdown, settings_table
 from heliograph.httpserver import server_options
+from heliograph.jobs.process import jobs_main
+from heliograph.jobs.supervisor import Supervisor
 from heliograph.store.engine import current_revision
 
 log = logging.getLogger("heliograph")
@@ -74,8 +73,12 @@ def serve(
     if writer == "off":
         click.echo("Writer: off (HELIOGRAPH_WRITER=off): records stay in the spool.")
     export_environment(settings.model_copy(update={"writer": writer, "auto_migrate": False}))
-    supervisor = WriterSupervisor() if writer == "external" else None
-    if supervisor is not None:
+    supervisors = [Supervisor(writer_main, "writer")] if writer == "external" else []
+    if settings.jobs == "on":
+        supervisors.append(Supervisor(jobs_main, "jobs"))
+    else:
+        click.echo("Jobs: off (HELIOGRAPH_JOBS=off): queued experiments wait for another server.")
+    for supervisor in supervisors:
         supervisor.start()
     try:
         uvicorn.run(
@@ -92,42 +95,8 @@ def serve(
             timeout_graceful_shutdown=10,
         )
     finally:
-        if supervisor is not None:
+        for supervisor in supervisors:
             supervisor.stop()
-
-
-class WriterSupervisor:
-    """Keeps one writer process alive beside the server; restarts it if it dies."""
-
-    def __init__(self) -> None:
-        self._ctx = multiprocessing.get_context("spawn")
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="writer-supervisor", daemon=True)
-
-    def _spawn(self) -> None:
-        self._process = self._ctx.Process(target=writer_main, name="heliograph-writer")
-        self._process.start()
-
-    def start(self) -> None:
-        self._spawn()
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stopping.wait(1.0):
-            if self._process is not None and not self._process.is_alive():
-                log.error("writer process exited (code %s); restarting", self._process.exitcode)
-                time.sleep(0.5)
-                if not self._stopping.is_set():
-                    self._spawn()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._process is not None and self._process.is_alive():
-            self._process.terminate()
-            self._process.join(30)
-            if self._process.is_alive():
-                self._process.kill()
 
 
 @click.command("migrate")

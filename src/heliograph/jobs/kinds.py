@@ -1,0 +1,17 @@
+"""Everything the job process runs, registered in one place.
+
+A capability that needs background work adds one line to ``register_all``: a handler per job
+kind (``registry.handle(kind, handler)``) and/or a periodic tick
+(``registry.run_periodic(name, fn, every_s)``), see ``jobs.runner``.
+"""
+
+from __future__ import annotations
+
+from heliograph.jobs.runner import Registry
+
+
+def register_all(registry: Registry) -> Registry:
+    from heliograph.evals import runner as experiment_runner
+
+    experiment_runner.register(registry)
+    return registry
