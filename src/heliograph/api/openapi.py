@@ -320,6 +320,8 @@ def document() -> dict[str, Any]:
     from heliograph.api import (  # built on these helpers
         openapi_datasets,
         openapi_experiment_results,
+        openapi_experiments,
+        openapi_online_eval,
         openapi_prompts,
     )
 
@@ -335,15 +337,19 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearerAuth": []}],
         "paths": paths()
+        | openapi_online_eval.paths()
         | openapi_prompts.paths()
         | openapi_datasets.paths()
-        | openapi_experiment_results.paths(),
+        | openapi_experiment_results.paths()
+        | openapi_experiments.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
+            | openapi_online_eval.schemas()
             | openapi_prompts.schemas()
             | openapi_datasets.schemas()
-            | openapi_experiment_results.schemas(),
+            | openapi_experiment_results.schemas()
+            | openapi_experiments.schemas(),
         },
     }
 
