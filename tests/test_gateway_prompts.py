@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from aiohttp import web
 
 from conftest import LiveGateway, gateway_settings
-from mock_upstream import MockUpstream
+from mock_upstream import MockServer, MockUpstream, Recorder
 
 REFRESH = 0.2
 V1 = {
@@ -159,3 +160,54 @@ def test_the_marker_inside_a_message_changes_nothing(gw: LiveGateway, mock: Mock
     body = {"model": "m", "messages": [{"role": "user", "content": 'say "prompt_id"'}]}
     assert chat(gw, body).status_code == 200
     assert mock.requests[-1].json == body
+
+
+class HugeModels(MockServer):
+    """An upstream whose models list is enormous: 64 MiB of valid JSON, chunked."""
+
+    thread_name = "huge-models"
+    sent = 0
+
+    @staticmethod
+    def make_app(recorder: Recorder) -> web.Application:
+        async def models(request: web.Request) -> web.StreamResponse:
+            resp = web.StreamResponse(headers={"content-type": "application/json"})
+            await resp.prepare(request)
+            await resp.write(b'{"object": "list", "data": [')
+            entry = b'{"id": "m", "object": "model", "owned_by": "x"},' * 1000
+            try:
+                for _ in range(64 * 1024 * 1024 // len(entry)):
+                    await resp.write(entry)
+                    HugeModels.sent += len(entry)
+                await resp.write(b'{"id": "last", "object": "model", "owned_by": "x"}]}')
+            except (ConnectionError, RuntimeError):
+                return resp  # the gateway stopped reading
+            await resp.write_eof()
+            return resp
+
+        app = web.Application()
+        app.router.add_get("/v1/models", models)
+        return app
+
+
+def test_a_huge_models_list_is_not_read_whole(tmp_path: Path, db_url: str) -> None:
+    """The models answer is read whole to merge the prompts into it: boundedly, so an
+    upstream answering an enormous list cannot take the gateway's memory."""
+    with HugeModels() as huge:
+        settings = gateway_settings(
+            tmp_path, db_url, huge.base_url + "/v1", key_refresh_interval=REFRESH
+        )
+        live = LiveGateway(settings).start()
+        try:
+            make_prompt(live)
+            headers = {"Authorization": "Bearer sk-test"}
+            resp = httpx.get(f"{live.openai_url}/models", headers=headers, timeout=30)
+            assert resp.status_code == 200
+            ids = [m["id"] for m in resp.json()["data"]]
+            assert ids == ["prompt:summary"]  # the prompts alone, as when the upstream fails
+            assert resp.headers["heliograph-upstream-status"] == "200"
+            assert HugeModels.sent < 48 * 1024 * 1024  # it stopped reading well before the end
+            [row] = live.wait_records(1)
+            assert "larger than" in row["error"]
+        finally:
+            live.stop()

@@ -10,8 +10,9 @@ Every prompt with a ``production`` version is a virtual model ``prompt:<name>``,
 OpenAI ``GET .../models`` answer (also Ollama's ``/v1/models``) and to Ollama's
 ``GET /api/tags``, where the route can run it. The list comes from the in-memory
 ``PromptCache``; the upstream's own list is merged in. When the upstream fails (an error
-status, no answer, a body that is not a models list), the answer is still 200 with the
-prompts, so a chat front end does not lose every model; its status is in the
+status, no answer, a body that is not a models list, or one larger than ``MAX_LIST_BYTES``:
+the answer is read whole to merge it, so it is read boundedly), the answer is still 200 with
+the prompts, so a chat front end does not lose every model; its status is in the
 ``Heliograph-Upstream-Status`` header, and the record notes it as an attempt and an error.
 """
 
@@ -33,6 +34,23 @@ from heliograph.gateway.routing import protocol_for
 from heliograph.gateway.upstreams import Upstream
 
 Json = dict[str, Any]
+MAX_LIST_BYTES = 16 * 1024 * 1024  # a models list is read whole to merge it: at most this
+
+
+class TooLarge(Exception):
+    """An upstream's models answer larger than MAX_LIST_BYTES."""
+
+
+async def _read_list(opened: aiohttp.ClientResponse) -> bytes:
+    """The whole answer, or TooLarge as soon as it passes MAX_LIST_BYTES."""
+    if (opened.content_length or 0) > MAX_LIST_BYTES:
+        raise TooLarge
+    data = bytearray()
+    async for chunk in opened.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > MAX_LIST_BYTES:
+            raise TooLarge
+    return bytes(data)
 
 
 def prompt_upstream(
@@ -166,7 +184,10 @@ async def answer(
     if isinstance(opened, aiohttp.ClientResponse):
         status = opened.status
         try:
-            data = await opened.read()
+            data = await _read_list(opened)
+        except TooLarge:
+            problem = f"a models list larger than {MAX_LIST_BYTES} bytes"
+            opened.close()  # the rest is never read
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             status, problem = 502, f"connection lost: {exc!r}"
             opened.close()
