@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -193,18 +194,27 @@ async def export_jsonl(request: Request) -> Response:
 
 
 async def export(request: Request, fmt: str) -> Response:
-    """Every cell as a CSV row or a JSONL line, streamed a batch of items at a time."""
     info = await require(request, "read")
     check_params(request, ())
     exp_id = exp_id_of(request)
-    engine = request.app.state.engine
-    experiment = await run_in_threadpool(results_store.get_experiment, engine, info.org_id, exp_id)
-    if experiment is None:
+    response = await export_response(request.app.state.engine, info.org_id, exp_id, fmt)
+    if response is None:
         raise missing(exp_id)
-    evaluators = await run_in_threadpool(results_store.evaluator_names, engine, info.org_id, exp_id)
+    return response
+
+
+async def export_response(
+    engine: Engine, org_id: str, exp_id: str, fmt: str
+) -> StreamingResponse | None:
+    """Every cell as a CSV row or a JSONL line, streamed a batch of items at a time (the
+    dashboard's export links answer the same); None if the experiment is not in ``org_id``."""
+    experiment = await run_in_threadpool(results_store.get_experiment, engine, org_id, exp_id)
+    if experiment is None:
+        return None
+    evaluators = await run_in_threadpool(results_store.evaluator_names, engine, org_id, exp_id)
     variants = {v["id"]: v for v in experiment["variants"]}
     columns = export_columns(evaluators)
-    lines = results_store.iter_export(engine, info.org_id, exp_id)
+    lines = results_store.iter_export(engine, org_id, exp_id)
 
     def next_chunk() -> bytes | None:
         batch = []

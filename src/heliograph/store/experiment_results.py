@@ -305,7 +305,7 @@ def get_cell(engine: Engine, org_id: str, exp_id: str, cell_id: str) -> dict[str
 
 
 def review_cells(
-    engine: Engine, org_id: str, exp_id: str, after: int | None, limit: int
+    engine: Engine, org_id: str, exp_id: str, after: int | None, limit: int, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Done cells in matrix order (item position, then variant position) with their item's
     inputs and expected output: what the review queue steps through."""
@@ -328,6 +328,7 @@ def review_cells(
         .where(grid.experiment_id == exp_id, grid.org_id == org_id, grid.status == "done")
         .order_by(order)
         .limit(limit)
+        .offset(offset)
     )
     if after is not None:
         query = query.where(order > after)

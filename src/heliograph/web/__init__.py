@@ -14,6 +14,7 @@ from heliograph.web import (
     dashboard,
     dataset_upload,
     datasets,
+    experiments,
     groups,
     login,
     models,
@@ -25,6 +26,7 @@ from heliograph.web import (
     replay,
     request_detail,
     request_pages,
+    review,
     save_prompt,
     sessions,
     settings_page,
@@ -65,6 +67,28 @@ def _dataset_routes(ui: UI) -> list[BaseRoute]:
             page(ui, datasets.archive_action, admin=True),
             methods=["POST"],
         ),
+    ]
+
+
+def _experiment_routes(ui: UI) -> list[BaseRoute]:
+    one = "/experiments/{exp_id}"
+    return [
+        Route("/experiments", page(ui, experiments.experiments_page), methods=["GET"]),
+        Route(one, page(ui, experiments.experiment_page), methods=["GET"]),
+        Route(
+            f"{one}/progress.json",
+            page(ui, experiments.progress_json, json=True),
+            methods=["GET"],
+        ),
+        Route(f"{one}/diff", page(ui, experiments.diff_page), methods=["GET"]),
+        Route(one + "/export.{fmt}", page(ui, experiments.export), methods=["GET"]),
+        Route(
+            f"{one}/promote",
+            page(ui, experiments.promote_action, admin=True),
+            methods=["POST"],
+        ),
+        Route("/review", page(ui, review.review_page), methods=["GET"]),
+        Route("/review", page(ui, review.save_action, admin=True), methods=["POST"]),
     ]
 
 
@@ -136,6 +160,7 @@ def routes() -> list[BaseRoute]:
             methods=["POST"],
         ),
         *_dataset_routes(ui),
+        *_experiment_routes(ui),
         Route("/users", page(ui, people.users_page), methods=["GET"]),
         Route("/users/{user_id:path}", page(ui, people.user_page), methods=["GET"]),
         Route("/groups", page(ui, groups.groups_page), methods=["GET"]),
