@@ -1,0 +1,90 @@
+"""Experiment result page speed: 1,000 items x 3 variants, the page and the results API timed.
+
+    python bench/experiment_page_bench.py [--items 1000] [--runs 7]
+
+Seeds one experiment's rows directly (tests/experiment_support.py: cells with outputs,
+tokens, cost and latency; two evaluators, one pass/fail and one 1-5 with a few evaluator
+errors) in a fresh SQLite store, serves the real app, logs in and times
+``GET /experiments/<id>`` and ``GET /api/v1/experiments/<id>/results``. The first request
+computes the bootstrap intervals (2,000 resamples per pair); later ones read them from the
+app's cache until a score changes, so both figures are reported.
+Target (issue 16): the result page under 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from conftest import LiveGateway, gateway_settings
+from experiment_support import build
+from heliograph.store.engine import make_engine
+from web_support import WebClient, add_user
+
+VARIANTS = (
+    {"kind": "prompt", "prompt": "support", "version": 1},
+    {"kind": "prompt", "prompt": "support", "version": 2},
+    {"kind": "model", "upstream": "ollama", "model": "llama3.1"},
+)
+
+
+def judge(i: int, v: int) -> tuple[float | None, bool | None, str | None, str | None]:
+    if (i * 7 + v) % 50 == 0:
+        return None, None, None, "unparseable judge answer"
+    return float(1 + (i * 3 + v * 5) % 5), None, f"rubric reason {i}", None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = f"sqlite:///{tmp}/bench.db"
+        gw = LiveGateway(gateway_settings(Path(tmp), db, "http://127.0.0.1:9")).start()
+        try:
+            engine = make_engine(db)
+            start = time.perf_counter()
+            built = build(
+                engine,
+                gw.org.id,
+                items=args.items,
+                variants=VARIANTS,
+                evaluators={
+                    "correct": lambda i, v: (float((i + v) % 4 != 0), (i + v) % 4 != 0, "", None),
+                    "judge": judge,
+                },
+                output=lambda i, v: f"Answer {i} from variant {v}: " + "lorem ipsum " * 20,
+            )
+            engine.dispose()
+            print(f"seeded {args.items} x 3 cells in {time.perf_counter() - start:.1f} s")
+            add_user(gw, "bench@example.com")
+            key = {"Authorization": f"Bearer {gw.org.read_key}"}
+            api = f"{gw.base_url}/api/v1/experiments/{built.experiment_id}/results"
+            with WebClient(gw, "bench@example.com") as web:
+                for label, get in (
+                    ("page", lambda: web.get(f"/experiments/{built.experiment_id}")),
+                    ("results API", lambda: httpx.get(api, headers=key, timeout=60)),
+                ):
+                    times = []
+                    for _ in range(args.runs):
+                        t0 = time.perf_counter()
+                        resp = get()
+                        times.append((time.perf_counter() - t0) * 1000)
+                        assert resp.status_code == 200, resp.text[:300]
+                    warm = statistics.median(times[1:]) if len(times) > 1 else times[0]
+                    print(f"{label}: first {times[0]:.0f} ms, then median {warm:.0f} ms")
+        finally:
+            gw.stop()
+
+
+if __name__ == "__main__":
+    main()
