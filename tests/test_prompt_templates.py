@@ -8,6 +8,7 @@ import pytest
 
 from heliograph.prompts.templates import (
     MAX_INPUT_BYTES,
+    MAX_RENDERED_CHARS,
     InputError,
     TemplateError,
     parse,
@@ -106,6 +107,17 @@ def test_huge_inputs_are_413() -> None:
     with pytest.raises(InputError) as many:  # many small ones add up
         render(v, {f"k{i}": "y" * 100 for i in range(1000)})
     assert many.value.status == 413
+
+
+def test_a_rendering_too_long_is_413_before_it_is_made() -> None:
+    """Inputs are bounded, but a value goes wherever its name appears: 60 KiB in a template
+    naming it 2,000 times would be 120 M characters."""
+    v = version("{{x}}" * 2000)
+    with pytest.raises(InputError) as caught:
+        render(v, {"x": "y" * 60_000})
+    assert caught.value.status == 413 and "longer than" in str(caught.value)
+    fits = MAX_RENDERED_CHARS // 2000
+    assert len(render(v, {"x": "y" * fits})[0]["content"]) == fits * 2000
 
 
 def test_variables_declared_or_derived() -> None:

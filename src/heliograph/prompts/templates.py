@@ -20,6 +20,10 @@ import orjson
 
 PLACEHOLDER = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}", re.ASCII)
 MAX_INPUT_BYTES = 64 * 1024  # the JSON of all inputs together
+# A rendered prompt, all messages together, in characters. Inputs are bounded, but a value is
+# inserted wherever its name appears: a 64 KiB input in a template naming it 50,000 times
+# would be gigabytes. Reckoned before anything is joined.
+MAX_RENDERED_CHARS = 8 * 1024 * 1024
 
 InputValue = str | int | float | bool
 
@@ -103,6 +107,12 @@ def as_text(name: str, value: object) -> str:
         except orjson.JSONEncodeError as exc:  # integers beyond 64 bits
             raise InputError(f"input {name!r} is out of range", "invalid_inputs") from exc
     raise InputError(f"input {name!r} must be a string, a number or a boolean", "invalid_inputs")
+
+
+def rendered_size(template: Template, values: Mapping[str, str]) -> int:
+    """The length ``render`` would give, in characters, without rendering."""
+    parts = template.parts
+    return sum(map(len, parts[0::2])) + sum(len(values[name]) for name in parts[1::2])
 
 
 def render(template: Template, values: Mapping[str, str]) -> str:

@@ -23,12 +23,14 @@ from typing import Any
 import orjson
 
 from heliograph.prompts.templates import (
+    MAX_RENDERED_CHARS,
     InputError,
     Template,
     as_text,
     check_inputs,
     parse,
     placeholders,
+    rendered_size,
 )
 from heliograph.prompts.templates import render as render_template
 
@@ -84,8 +86,9 @@ def render(version: Version, inputs: object) -> list[dict[str, str]]:
     """The version's messages with ``inputs`` substituted.
 
     Raises InputError: inputs not an object or holding other than strings, numbers and
-    booleans (400), larger than 64 KiB (413), or a variable with no input and no default
-    (400, naming it).
+    booleans (400), larger than 64 KiB (413), a variable with no input and no default
+    (400, naming it), or a rendering longer than MAX_RENDERED_CHARS (413, found before
+    anything is rendered).
     """
     given = check_inputs(inputs)
     values: dict[str, str] = {}
@@ -94,6 +97,15 @@ def render(version: Version, inputs: object) -> list[dict[str, str]]:
         if value is None:
             raise InputError(f"missing variable {name!r} (it has no default)", "missing_variable")
         values[name] = value
+    size = 0
+    for template in version.templates:
+        size += rendered_size(template, values)
+        if size > MAX_RENDERED_CHARS:
+            raise InputError(
+                f"the rendered prompt would be longer than {MAX_RENDERED_CHARS} characters",
+                "prompt_too_large",
+                413,
+            )
     return [
         {"role": role, "content": render_template(t, values)}
         for role, t in zip(version.roles, version.templates, strict=True)
