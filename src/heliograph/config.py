@@ -204,6 +204,14 @@ class Settings(BaseSettings):
         "runs and other background work, queued in the store); off: no job process here, "
         "queued work waits for a server that runs one.",
     )
+    online_eval_lag_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds after a request started before online evaluation rules sample "
+        "it: the writer stores a record when its request ends, in batches, so a record that "
+        "lands later than this after its start (a longer stream, a store outage) is not "
+        "sampled.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for the response cache and rate-limit counters shared by several "
@@ -460,3 +468,10 @@ def _reveal(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def client_environment() -> tuple[str | None, str | None]:
+    """``HELIOGRAPH_URL`` and ``HELIOGRAPH_ADMIN_KEY``: the server and key that commands
+    talking to a running server over its API (``heliograph experiment run``) use when not
+    given ``--url`` and ``--key``. They are not server settings."""
+    return os.environ.get(ENV_PREFIX + "URL"), os.environ.get(ENV_PREFIX + "ADMIN_KEY")

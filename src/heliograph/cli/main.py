@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from heliograph.cli.datasets import datasets
 from heliograph.cli.demo import demo
+from heliograph.cli.experiment import experiment
 from heliograph.cli.export import export
 from heliograph.cli.keys import keys
 from heliograph.cli.openwebui import openwebui
@@ -30,3 +32,5 @@ cli.add_command(settings_cmd)
 cli.add_command(tail)
 cli.add_command(users)
 cli.add_command(openwebui)
+cli.add_command(datasets)
+cli.add_command(experiment)
