@@ -34,6 +34,7 @@ from heliograph.api import experiments as experiments_api
 from heliograph.api import export as export_api
 from heliograph.api import feedback as feedback_api
 from heliograph.api import keys as keys_api
+from heliograph.api import online_eval as online_eval_api
 from heliograph.api import openapi as openapi_api
 from heliograph.api import prompts as prompts_api
 from heliograph.api import query as query_api
@@ -98,6 +99,7 @@ class HeliographApp:
                 *experiments_api.routes,
                 *evaluators_api.routes,
                 *experiment_results_api.routes,  # /api/v1/experiments/<id>/results ...
+                *online_eval_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],

@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from heliograph.evals.checks import build
 from heliograph.evals.observation import from_record
 from heliograph.evals.scores import EvaluatorError, Score
-from heliograph.evals.specs import SpecError, parse_spec
+from heliograph.evals.specs import NAME, SpecError, parse_spec
 from heliograph.store import eval_queue, filter_params
 from heliograph.store.filters import Filter, FilterError
 from heliograph.store.online_eval import now_ms
@@ -45,6 +45,7 @@ MAX_ATTEMPTS = 3
 TICK_S = 2.0
 DEFAULT_LAG_S = 300.0
 MAX_FILTER_PARAMS = 50
+RULE_FIELDS = ("name", "evaluator", "filter", "sample_rate", "enabled")
 JUDGE_REFUSED = (
     "LLM-judge rules cannot score production traffic yet: the job process has no gateway "
     "client for judge calls; use a deterministic evaluator"
@@ -110,6 +111,37 @@ def check_rate(value: object) -> float:
     if not ok or not math.isfinite(float(value)) or not 0 < float(value) <= 1:  # type: ignore[arg-type]
         raise RuleError("sample_rate", "must be a number greater than 0 and at most 1")
     return float(value)  # type: ignore[arg-type]
+
+
+def check_rule(doc: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """A rule body (``name``?, ``evaluator``, ``filter``?, ``sample_rate``, ``enabled``?)
+    as stored values; with ``partial`` (a PATCH) only the fields given. RuleError names the
+    first bad field."""
+    unknown = sorted(set(doc) - set(RULE_FIELDS))
+    if unknown:
+        raise RuleError(str(unknown[0]), f"unknown field; a rule has {', '.join(RULE_FIELDS)}")
+    out: dict[str, Any] = {}
+    if "evaluator" in doc or not partial:
+        if "evaluator" not in doc:
+            raise RuleError("evaluator", "required: an evaluator spec {name, kind, config}")
+        out["evaluator"] = check_evaluator(doc["evaluator"])
+    if "name" in doc or not partial:
+        name = doc.get("name") or (out["evaluator"]["name"] if "evaluator" in out else None)
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise RuleError("name", "must be 1 to 100 letters, digits, '_', '.' or '-'")
+        out["name"] = name
+    if "filter" in doc or not partial:
+        out["filter"] = check_filter(doc.get("filter"))
+    if "sample_rate" in doc or not partial:
+        if "sample_rate" not in doc:
+            raise RuleError("sample_rate", "required: a number greater than 0 and at most 1")
+        out["sample_rate"] = check_rate(doc["sample_rate"])
+    if "enabled" in doc or not partial:
+        enabled = doc.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise RuleError("enabled", "must be true or false")
+        out["enabled"] = enabled
+    return out
 
 
 def rule_filter(params: Mapping[str, str]) -> Filter:

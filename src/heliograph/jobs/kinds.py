@@ -11,7 +11,9 @@ from heliograph.jobs.runner import Registry
 
 
 def register_all(registry: Registry) -> Registry:
+    from heliograph.evals import online
     from heliograph.evals import runner as experiment_runner
 
     experiment_runner.register(registry)
+    online.register(registry)
     return registry
