@@ -131,6 +131,7 @@ def test_a_label_move_is_seen_after_the_refresh(gw: LiveGateway, mock: MockUpstr
             "not both",
         ),
         ({"prompt_id": 3}, 400, "prompt_id"),
+        ({"prompt_id": "summary", "prompt_label": "L" * 100_000}, 400, "a label's name"),
     ],
 )
 def test_refusals_in_the_openai_shape_and_nothing_forwarded(

@@ -29,6 +29,7 @@ FIELDS = ("prompt_id", "prompt_version", "prompt_label", "inputs")
 VIRTUAL = "prompt:"
 DEFAULT_LABEL = "production"
 MAX_NAME = 100
+MAX_LABEL = 64  # the API's rule: a longer one can never exist (and is not echoed back)
 VIRTUAL_FORMS = "prompt:<name>, prompt:<name>@<label> or prompt:<name>:<version>"
 
 
@@ -138,7 +139,7 @@ async def find(
         return found
     if label is None:
         label = DEFAULT_LABEL
-    if not isinstance(label, str) or not label:
+    if not isinstance(label, str) or not label or len(label) > MAX_LABEL:
         raise PromptRefused(400, "prompt_label must be a label's name", "invalid_prompt")
     found = cache.by_label(org_id, name, label)
     if found is None:
