@@ -131,8 +131,13 @@ def matrix(
             return [], None
         cells = conn.execute(
             select(*CELL_COLUMNS)
+            .select_from(
+                experiment_cells.join(
+                    experiment_variants, experiment_variants.c.id == grid.variant_id
+                )
+            )
             .where(mine, grid.item_position.between(positions[0], positions[-1]))
-            .order_by(grid.item_position)
+            .order_by(grid.item_position, experiment_variants.c.position)
         ).all()
         scores = _scores_for(conn, [c.id for c in cells])
     rows: dict[int, dict[str, Any]] = {}
