@@ -14,6 +14,7 @@ from heliograph.web import (
     dashboard,
     dataset_upload,
     datasets,
+    evaluations,
     experiments,
     groups,
     login,
@@ -28,6 +29,7 @@ from heliograph.web import (
     request_pages,
     review,
     save_prompt,
+    scores,
     sessions,
     settings_page,
     tasks,
@@ -89,6 +91,23 @@ def _experiment_routes(ui: UI) -> list[BaseRoute]:
         ),
         Route("/review", page(ui, review.review_page), methods=["GET"]),
         Route("/review", page(ui, review.save_action, admin=True), methods=["POST"]),
+    ]
+
+
+def _evaluation_routes(ui: UI) -> list[BaseRoute]:
+    here = "/settings/evaluations"
+    return [
+        Route("/scores", page(ui, scores.scores_page), methods=["GET"]),
+        Route(here, page(ui, evaluations.evaluations_page), methods=["GET"]),
+        Route(here, page(ui, evaluations.create_action, admin=True), methods=["POST"]),
+        Route(
+            here + "/{rule_id}", page(ui, evaluations.update_action, admin=True), methods=["POST"]
+        ),
+        Route(
+            here + "/{rule_id}/delete",
+            page(ui, evaluations.delete_action, admin=True),
+            methods=["POST"],
+        ),
     ]
 
 
@@ -169,6 +188,7 @@ def routes() -> list[BaseRoute]:
         Route("/sessions/{session_id:path}", page(ui, sessions.session_page), methods=["GET"]),
         Route("/settings", page(ui, settings_page.settings_page), methods=["GET"]),
         Route("/settings/openwebui", page(ui, openwebui_page.openwebui_page), methods=["GET"]),
+        *_evaluation_routes(ui),
         Route(
             "/settings/keys",
             page(ui, settings_page.create_key_action, admin=True),
