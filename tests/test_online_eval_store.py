@@ -114,12 +114,16 @@ def test_filter_applies_in_sql(engine: Engine, two_orgs: tuple[str, str]) -> Non
     a, _ = two_orgs
     mixed = records(a, 10, model="gpt-4o") + records(a, 10, start=10, model="llama3")
     mixed[0]["properties"] = {"team": "red"}
-    mixed[0]["kind"] = "llm"
+    mixed[1]["properties"] = {"team": "red", "experiment": "e1"}  # an experiment's cell
+    mixed[11]["properties"] = {"judge": "1"}  # a judge call
+    mixed[12]["kind"] = "other"  # not an LLM call (a model list, say)
     insert(engine, mixed)
     by_model = make_rule(engine, a, name="m", filter={"model": "llama3"})
     by_prop = make_rule(engine, a, name="p", filter={"property.team": "red"})
     online.sample(engine, lag_s=0)
-    assert queued(engine, by_model["id"]) == sorted(r["id"] for r in mixed[10:])
+    assert queued(engine, by_model["id"]) == sorted(
+        r["id"] for r in mixed[10:] if r not in mixed[11:13]
+    )
     assert queued(engine, by_prop["id"]) == [mixed[0]["id"]]
 
 

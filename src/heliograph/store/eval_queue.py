@@ -8,6 +8,8 @@ duplicate is a no-op: the pair is unique) and moves the cursor to the end of the
 one transaction. A selective filter therefore never turns one pass into a scan of the table,
 and a pass that is run twice, or by two processes at once, samples exactly the same ids.
 
+Only LLM calls are sampled, and never experiment cells or judge calls (``NOT_PRODUCTION``).
+
 **Late records.** ``created_at`` is when a request *started*; the writer stores it when it
 ended, in batches, and a crash's interrupted records are salvaged later still. So a pass only
 reads records that started before ``horizon_ms`` (the caller passes now minus a lag, the
@@ -31,14 +33,23 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, exists, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from heliograph.store import filters
 from heliograph.store.online_eval import now_ms, split_cursor
-from heliograph.store.schema import eval_queue, online_eval_rules, request_scores, requests
+from heliograph.store.schema import (
+    eval_queue,
+    online_eval_rules,
+    request_properties,
+    request_scores,
+    requests,
+)
 
 UNIT = 2**64
+# Experiment cells and judge calls go through the gateway too, marked with these properties;
+# they are not production traffic, and a judge rule scoring judge calls would feed itself.
+NOT_PRODUCTION = ("experiment", "judge")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +147,11 @@ def _pass(
             )
             ids = conn.execute(
                 select(requests.c.id).where(
-                    *in_org, upto, requests.c.kind == "llm", filters.condition(org_id, where)
+                    *in_org,
+                    upto,
+                    requests.c.kind == "llm",
+                    not_(_marked()),
+                    filters.condition(org_id, where),
                 )
             ).scalars()
             chosen = [i for i in ids if sampled(rule_id, i, float(rule["sample_rate"]))]
@@ -155,6 +170,13 @@ def _pass(
         if keys and not moved.rowcount:
             raise _Overtaken
     return Pass(len(keys), enqueued)
+
+
+def _marked() -> Any:
+    return exists().where(
+        request_properties.c.request_id == requests.c.id,
+        request_properties.c.name.in_(NOT_PRODUCTION),
+    )
 
 
 def _enqueue(conn: Connection, org_id: str, rule_id: str, ids: list[str], now: int) -> int:
