@@ -1,12 +1,14 @@
 """Experiment result page speed: 1,000 items x 3 variants, the page and the results API timed.
 
-    python bench/experiment_page_bench.py [--items 1000] [--runs 7]
+    python bench/experiment_page_bench.py [--items 1000] [--runs 7] [--store sqlite|postgresql]
 
 Seeds one experiment's rows directly (tests/experiment_support.py: cells with outputs,
 tokens, cost and latency; two evaluators, one pass/fail and one 1-5 with a few evaluator
-errors) in a fresh SQLite store, serves the real app, logs in and times
-``GET /experiments/<id>`` and ``GET /api/v1/experiments/<id>/results``. The first request
-computes the bootstrap intervals (2,000 resamples per pair); later ones read them from the
+errors) in a fresh store (SQLite in a temporary directory, or a new database on the
+PostgreSQL server of the tests, ``HELIOGRAPH_TEST_PG``, dropped afterwards), serves the real
+app, logs in and times ``GET /experiments/<id>`` and ``GET /api/v1/experiments/<id>/results``.
+The first request computes the bootstrap intervals (2,000 resamples per pair: the page's
+each variant against the baseline, the API's every pair); later ones read them from the
 app's cache until a score changes, so both figures are reported.
 Target (issue 16): the result page under 300 ms.
 """
@@ -24,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import LiveGateway, gateway_settings
+from conftest import PG_ADMIN_URL, LiveGateway, create_pg_database, gateway_settings
 from experiment_support import build
 from heliograph.store.engine import make_engine
 from web_support import WebClient, add_user
@@ -46,9 +48,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        drop = None
         db = f"sqlite:///{tmp}/bench.db"
+        if args.store == "postgresql":
+            db, drop = create_pg_database(PG_ADMIN_URL)
         gw = LiveGateway(gateway_settings(Path(tmp), db, "http://127.0.0.1:9")).start()
         try:
             engine = make_engine(db)
@@ -65,7 +71,8 @@ def main() -> None:
                 output=lambda i, v: f"Answer {i} from variant {v}: " + "lorem ipsum " * 20,
             )
             engine.dispose()
-            print(f"seeded {args.items} x 3 cells in {time.perf_counter() - start:.1f} s")
+            seeded = time.perf_counter() - start
+            print(f"{args.store}: seeded {args.items} x 3 cells in {seeded:.1f} s")
             add_user(gw, "bench@example.com")
             key = {"Authorization": f"Bearer {gw.org.read_key}"}
             api = f"{gw.base_url}/api/v1/experiments/{built.experiment_id}/results"
@@ -84,6 +91,8 @@ def main() -> None:
                     print(f"{label}: first {times[0]:.0f} ms, then median {warm:.0f} ms")
         finally:
             gw.stop()
+            if drop is not None:
+                drop()
 
 
 if __name__ == "__main__":

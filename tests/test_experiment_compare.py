@@ -1,6 +1,8 @@
 """The paired bootstrap interval against a reference computation (written here apart from the
-code, with the same seed semantics: ``random.Random(seed)``, item ``floor(random() * n)``),
-closed-form cases, and the plain-words verdicts; and the experiment results cache."""
+code, with the same seed semantics: ``numpy.random.default_rng(seed)``, the resamples' item
+indices as one ``integers(0, n, (resamples, n))`` draw; the means and percentiles taken here
+in plain Python), closed-form cases, and the plain-words verdicts; and the experiment results
+cache."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import math
 import random
 import statistics
 
+import numpy as np
 import pytest
 
 from heliograph.evals import compare
@@ -22,10 +25,10 @@ def reference_interval(
     items = sorted(set(a) & set(b))
     d = [b[k] - a[k] for k in items]
     n = len(d)
-    rng = random.Random(seed)
+    indices = np.random.default_rng(seed).integers(0, n, (resamples, n)).tolist()
     means = []
-    for _ in range(resamples):
-        picked = [d[math.floor(rng.random() * n)] for _ in range(n)]
+    for row in indices:
+        picked = [d[i] for i in row]
         means.append(math.fsum(picked) / n)
     means.sort()
 
@@ -56,6 +59,17 @@ def test_interval_matches_the_reference(n: int, shift: float, seed: int) -> None
     assert got.diff == pytest.approx(statistics.fmean(b[k] - a[k] for k in a))
     assert got.low is not None and got.high is not None
     assert got.low <= got.diff <= got.high
+
+
+@pytest.mark.parametrize("n", [1, 13, 1000])
+def test_drawn_in_blocks_as_in_one_draw(n: int) -> None:
+    """The code draws the indices a block of rows at a time (bounded memory); the blocks are
+    the same numbers as the reference's one draw, whatever the block size."""
+    d = [random.Random(n).random() for _ in range(n)]
+    whole = compare.bootstrap_diffs(d, 300, 9, block=300 * n)
+    assert len(whole) == 300 and whole == sorted(whole)
+    for block in (1, n, 7 * n, 299 * n):
+        assert compare.bootstrap_diffs(d, 300, 9, block=block) == whole
 
 
 def test_seeded_and_reproducible() -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from experiment_support import build
+from experiment_support import build, default_score
+from heliograph.evals import results as results_doc
+from heliograph.evals.results import DifferenceCache
 from heliograph.store import experiment_results as results
 from heliograph.store import orgs
 
@@ -119,6 +121,51 @@ def test_paired_scores_leave_errors_out(engine: Engine, two_orgs: tuple[str, str
     assert set(paired[second]) == {built.item_ids[i] for i in (1, 2, 4)}
     assert paired[second][built.item_ids[1]] == float(1 + 2 % 5)
     assert results.evaluator_names(engine, a, built.experiment_id) == ["judge"]
+
+
+def test_all_paired_scores_in_one_read(engine: Engine, two_orgs: tuple[str, str]) -> None:
+    a, b = two_orgs
+    built = build(
+        engine, a, items=5, variants=THREE, evaluators={"judge": judge, "correct": default_score}
+    )
+    every = results.all_paired_scores(engine, a, built.experiment_id)
+    assert set(every) == {"judge", "correct"}
+    for name in every:
+        assert every[name] == results.paired_scores(engine, a, built.experiment_id, name)
+    assert results.all_paired_scores(engine, b, built.experiment_id) == {}
+
+
+def test_page_document_compares_with_the_baseline_only(
+    engine: Engine, two_orgs: tuple[str, str]
+) -> None:
+    """The page computes each variant against the baseline; the API every pair; the pairs
+    both compute are the same numbers (and the page's are reused from the cache)."""
+    a, _ = two_orgs
+    built = build(
+        engine, a, items=30, variants=THREE, evaluators={"judge": judge, "correct": default_score}
+    )
+    cache = DifferenceCache()
+    page = results_doc.load(engine, a, built.experiment_id, cache, baseline_only=True)
+    assert page is not None
+    pairs = [(c["evaluator"], c["a_position"], c["b_position"]) for c in page["comparisons"]]
+    assert pairs == [("correct", 0, 1), ("correct", 0, 2), ("judge", 0, 1), ("judge", 0, 2)]
+    assert len(cache.entries) == 4
+    api = results_doc.load(engine, a, built.experiment_id, cache)
+    assert api is not None
+    assert [(c["evaluator"], c["a_position"], c["b_position"]) for c in api["comparisons"]] == [
+        ("correct", 0, 1),
+        ("correct", 0, 2),
+        ("correct", 1, 2),
+        ("judge", 0, 1),
+        ("judge", 0, 2),
+        ("judge", 1, 2),
+    ]
+    assert len(cache.entries) == 6
+    shown = {(c["evaluator"], c["label"]): c for c in page["comparisons"]}
+    for c in api["comparisons"]:
+        if c["a_position"] == 0:
+            assert shown[(c["evaluator"], c["label"])] == c
+            assert c["ci_low"] is not None
 
 
 def test_human_scores_replace_and_show(engine: Engine, two_orgs: tuple[str, str]) -> None:

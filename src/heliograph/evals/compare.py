@@ -5,27 +5,35 @@ means is the mean of the per-item differences, and resampling *items* (with repl
 keeps each item's pair together. That removes the item-to-item spread (easy and hard items)
 from the interval, which an unpaired comparison would leave in and call "not significant".
 
-Reproducible: the resamples come from ``random.Random(seed)``: each resample draws ``n``
-items with ``choices`` (item ``floor(random() * n)``, one draw after another), so the same
-scores in the same item order give the same interval on every page load and in the tests'
-reference computation. The interval is the
-95 % percentile interval of the resampled mean differences (lower and upper at the 2.5th and
-97.5th percentiles, linear interpolation between order statistics). Under ``MIN_PAIRS``
-items scored by both variants there is no interval ("not enough data").
+Vectorised with numpy, because the page shows these intervals and has 300 ms: 2,000
+resamples of 1,000 items were ~150 ms per pair in pure Python, and are a few ms as one array
+of item indices (row ``r`` is resample ``r``) gathered and averaged along its rows.
+
+Reproducible: the indices come from ``numpy.random.default_rng(seed)`` as
+``rng.integers(0, n, (resamples, n))``, so the same scores in the same item order give the
+same interval on every page load and in the tests' reference computation. The draw is made in
+blocks of rows (at most ``BLOCK`` indices at a time, so 50,000 items do not take 800 MB);
+consecutive row blocks of ``Generator.integers`` are the same numbers as one draw, which a test
+checks. The interval is the 95 % percentile interval of the resampled mean differences (lower
+and upper at the 2.5th and 97.5th percentiles, linear interpolation between order
+statistics). Under ``MIN_PAIRS`` items scored by both variants there is no interval ("not
+enough data").
 
 Pure: no store, no I/O.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 RESAMPLES = 2000
 SEED = 16
 MIN_PAIRS = 10
 LEVEL = 0.95
+BLOCK = 1 << 21  # indices drawn at once (16 MiB of int64)
 
 
 @dataclass(frozen=True)
@@ -84,13 +92,20 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def bootstrap_diffs(
-    diffs: Sequence[float], resamples: int = RESAMPLES, seed: int = SEED
+    diffs: Sequence[float], resamples: int = RESAMPLES, seed: int = SEED, block: int = BLOCK
 ) -> list[float]:
     """The mean of ``diffs`` resampled with replacement, ``resamples`` times, sorted."""
-    rng = random.Random(seed)
-    n = len(diffs)
-    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(resamples))
-    return means
+    values = np.asarray(diffs, dtype=np.float64)
+    n = len(values)
+    rng = np.random.default_rng(seed)
+    rows = max(1, block // max(n, 1))
+    means = np.empty(resamples, dtype=np.float64)
+    for start in range(0, resamples, rows):
+        count = min(rows, resamples - start)
+        picked = values[rng.integers(0, n, (count, n))]
+        means[start : start + count] = picked.mean(axis=1)
+    means.sort()
+    return [float(m) for m in means]
 
 
 def paired_difference(

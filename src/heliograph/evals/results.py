@@ -2,8 +2,9 @@
 
 Per variant: cells by status, cost, tokens, p50/p95 latency and each evaluator's mean score,
 pass rate and errors (``store.experiment_results.summary``). Per evaluator: the paired
-bootstrap difference (``evals.compare``) for every pair of variants, later minus earlier;
-the page shows the pairs whose first variant is the baseline (position 0).
+bootstrap difference (``evals.compare``) for every pair of variants, later minus earlier (the
+API), or only each variant against the baseline (position 0), which is all the page shows:
+with ``k`` variants that is ``k - 1`` intervals per evaluator instead of ``k (k - 1) / 2``.
 
 A bootstrap over 1,000 items takes a large part of a page's time budget, and a finished
 experiment's scores do not change, so the intervals are kept in a small per-app cache keyed
@@ -74,9 +75,16 @@ def variant_label(position: int) -> str:
     return chr(ord("A") + position) if position < 26 else f"V{position + 1}"
 
 
-def load(engine: Engine, org_id: str, exp_id: str, cache: DifferenceCache) -> dict[str, Any] | None:
-    """The experiment, its variants with their summaries, and the comparisons; None if the
-    experiment is not in ``org_id``."""
+def load(
+    engine: Engine,
+    org_id: str,
+    exp_id: str,
+    cache: DifferenceCache,
+    baseline_only: bool = False,
+) -> dict[str, Any] | None:
+    """The experiment, its variants with their summaries, and the comparisons (every pair, or
+    with ``baseline_only`` each later variant against the first); None if the experiment is not
+    in ``org_id``."""
     experiment = results_store.get_experiment(engine, org_id, exp_id)
     if experiment is None:
         return None
@@ -87,9 +95,15 @@ def load(engine: Engine, org_id: str, exp_id: str, cache: DifferenceCache) -> di
         v["letter"] = variant_label(v["position"])
         v["summary"] = summary.get(v["id"]) or _empty()
     comparisons: list[dict[str, Any]] = []
+    pairs = (
+        [(variants[0], v) for v in variants[1:]]
+        if baseline_only
+        else list(combinations(variants, 2))
+    )
+    every = results_store.all_paired_scores(engine, org_id, exp_id) if pairs else {}
     for name in names:
-        paired = results_store.paired_scores(engine, org_id, exp_id, name)
-        for first, second in combinations(variants, 2):
+        paired = every.get(name, {})
+        for first, second in pairs:
             diff = cache.get(paired.get(first["id"], {}), paired.get(second["id"], {}))
             comparisons.append(
                 {

@@ -266,22 +266,31 @@ def paired_scores(
 ) -> dict[str, dict[str, float]]:
     """{variant id: {item id: value}} of the scores ``evaluator`` gave (errors left out), so
     two variants pair up on the items both were scored on."""
+    return all_paired_scores(engine, org_id, exp_id, evaluator).get(evaluator, {})
+
+
+def all_paired_scores(
+    engine: Engine, org_id: str, exp_id: str, evaluator: str | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{evaluator: {variant id: {item id: value}}} for every evaluator (or only
+    ``evaluator``): one query for the page's intervals, not one per evaluator."""
     s, grid = experiment_scores.c, experiment_cells.c
     query = (
-        select(grid.variant_id, grid.item_id, s.value)
+        select(s.evaluator, grid.variant_id, grid.item_id, s.value)
         .select_from(experiment_scores.join(experiment_cells, experiment_cells.c.id == s.cell_id))
         .where(
             s.experiment_id == exp_id,
             s.org_id == org_id,
-            s.evaluator == evaluator,
             s.error.is_(None),
             s.value.is_not(None),
         )
     )
-    out: dict[str, dict[str, float]] = {}
+    if evaluator is not None:
+        query = query.where(s.evaluator == evaluator)
+    out: dict[str, dict[str, dict[str, float]]] = {}
     with engine.connect() as conn:
-        for variant_id, item_id, value in conn.execute(query):
-            out.setdefault(variant_id, {})[item_id] = float(value)
+        for name, variant_id, item_id, value in conn.execute(query):
+            out.setdefault(name, {}).setdefault(variant_id, {})[item_id] = float(value)
     return out
 
 

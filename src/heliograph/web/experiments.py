@@ -82,7 +82,7 @@ async def experiment_page(ctx: Ctx) -> Response:
     if exp_id is None:
         return _missing(ctx)
     cache = results_doc.cache_of(ctx.request.app.state)
-    doc = await ctx.run(results_doc.load, ctx.engine, ctx.org_id, exp_id, cache)
+    doc = await ctx.run(results_doc.load, ctx.engine, ctx.org_id, exp_id, cache, True)
     if doc is None:
         return _missing(ctx)
     after = _after(ctx.request.query_params.get("after"))
