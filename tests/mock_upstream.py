@@ -122,6 +122,7 @@ Json = dict[str, Any]
 # per-request state, shared by the middleware and the handler (same task)
 _CTL: contextvars.ContextVar[Controls] = contextvars.ContextVar("mock_ctl")
 _SSE: contextvars.ContextVar[web.StreamResponse | None] = contextvars.ContextVar("mock_sse")
+_SCRIPT: contextvars.ContextVar[str | None] = contextvars.ContextVar("mock_script", default=None)
 
 
 @dataclass(frozen=True)
@@ -140,11 +141,29 @@ class Received:
 
 
 class Recorder:
-    """Thread-safe log of received requests."""
+    """Thread-safe log of received requests, and the in-process script of answers.
+
+    ``replies``: (needle, text) pairs; a chat or completion request whose raw body contains a
+    needle is answered ``text`` (the first match wins). ``delay_ms``: the delay of every
+    request without its own ``x-mock-delay-ms``. ``calls(needle)`` counts received requests
+    whose body contains ``needle`` (a per-request call counter for resume tests).
+    """
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.items: list[Received] = []
+        self.replies: list[tuple[str, str]] = []
+        self.delay_ms = 0
+
+    def scripted(self, body: bytes) -> str | None:
+        for needle, text in list(self.replies):
+            if needle.encode() in body:
+                return text
+        return None
+
+    def calls(self, needle: str) -> int:
+        with self.cond:
+            return sum(needle.encode() in r.body for r in self.items)
 
     def add(self, item: Received) -> None:
         with self.cond:
@@ -264,6 +283,9 @@ def title_pieces(title: str | None, prompt: Any) -> list[str] | None:
 
 
 def reply_pieces(request: web.Request, ctl: Controls, prompt: Any = None) -> list[str]:
+    scripted = _SCRIPT.get()
+    if scripted is not None:
+        return split_pieces(scripted)
     titled = title_pieces(ctl.title, prompt)
     if titled is not None:
         return titled
@@ -699,8 +721,11 @@ def build_app(recorder: Recorder) -> web.Application:
         query = request.query_string
         recorder.add(Received(request.method, request.path, query, headers, raw, parsed))
         ctl = Controls.parse(request)
+        if recorder.delay_ms and "x-mock-delay-ms" not in headers:
+            ctl.delay_ms = recorder.delay_ms
         _CTL.set(ctl)
         _SSE.set(None)
+        _SCRIPT.set(recorder.scripted(raw))
         try:
             if ctl.delay_ms:
                 await asyncio.sleep(ctl.delay_ms / 1000)
@@ -778,6 +803,11 @@ class MockServer:
     def requests(self) -> list[Received]:
         """The live list of received requests (appended under a lock)."""
         return self._recorder.items
+
+    @property
+    def recorder(self) -> Recorder:
+        """The received requests and the answer script (``replies``, ``delay_ms``)."""
+        return self._recorder
 
     @property
     def base_url(self) -> str:

@@ -39,6 +39,7 @@ RETRY_HEADERS = {
     "Helicone-Retry-Max-Timeout": "20000",
 }
 CONNECT_PATIENCE_S = 60.0
+KEY_PATIENCE_S = 10.0  # a new key reaches every worker's key cache within its refresh
 POLL_S = 0.05
 
 
@@ -106,12 +107,18 @@ class GatewayClient:
         headers = {"Helicone-Request-Id": request_id, **RETRY_HEADERS}
         for name, value in properties.items():
             headers[f"Helicone-Property-{name}"] = value
-        deadline = time.monotonic() + CONNECT_PATIENCE_S
+        start = time.monotonic()
+        deadline = start + CONNECT_PATIENCE_S
         delay = 0.2
         while True:
             try:
                 async with self.session.post(self.base + path, json=body, headers=headers) as r:
-                    return Answer(r.status, await r.read())
+                    answer = Answer(r.status, await r.read())
+                # 401: the key is newer than this worker's key cache (a refused key is never
+                # recorded, so the same request id is sent again)
+                if answer.status != 401 or time.monotonic() - start > KEY_PATIENCE_S:
+                    return answer
+                await asyncio.sleep(0.3)
             except aiohttp.ClientConnectorError:
                 if time.monotonic() > deadline:
                     raise
