@@ -123,16 +123,33 @@ def test_paired_scores_leave_errors_out(engine: Engine, two_orgs: tuple[str, str
     assert results.evaluator_names(engine, a, built.experiment_id) == ["judge"]
 
 
-def test_all_paired_scores_in_one_read(engine: Engine, two_orgs: tuple[str, str]) -> None:
+def test_scores_read_once_agree_with_each_reading(
+    engine: Engine, two_orgs: tuple[str, str]
+) -> None:
+    """One read of every score gives the summary's evaluator figures, every evaluator's
+    paired values (as ``paired_scores`` reads them) and the evaluators' names."""
     a, b = two_orgs
     built = build(
         engine, a, items=5, variants=THREE, evaluators={"judge": judge, "correct": default_score}
     )
-    every = results.all_paired_scores(engine, a, built.experiment_id)
-    assert set(every) == {"judge", "correct"}
-    for name in every:
-        assert every[name] == results.paired_scores(engine, a, built.experiment_id, name)
-    assert results.all_paired_scores(engine, b, built.experiment_id) == {}
+    exp = built.experiment_id
+    scores = results.read_scores(engine, a, exp)
+    assert scores.names == results.evaluator_names(engine, a, exp) == ["correct", "judge"]
+    for name in scores.names:
+        assert scores.paired[name] == results.paired_scores(engine, a, exp, name)
+    assert results.summary(engine, a, exp, scores) == results.summary(engine, a, exp)
+    first = scores.summary[built.variant_ids[0]]
+    assert first["correct"] == {
+        "mean": 3 / 5,
+        "scored": 5,
+        "errors": 0,
+        "passed": 3,
+        "pass_rate": 3 / 5,
+    }
+    assert first["judge"]["scored"] == 4 and first["judge"]["errors"] == 0
+    assert scores.summary[built.variant_ids[1]]["judge"]["errors"] == 1
+    empty = results.read_scores(engine, b, exp)
+    assert (empty.summary, empty.paired, empty.names) == ({}, {}, [])
 
 
 def test_page_document_compares_with_the_baseline_only(

@@ -1,12 +1,12 @@
 """An experiment's results as one document: the page and the API both show this.
 
 Per variant: cells by status, cost, tokens, p50/p95 latency and each evaluator's mean score,
-pass rate and errors (``store.experiment_results.summary``). Per evaluator: the paired
-bootstrap difference (``evals.compare``) for every pair of variants, later minus earlier (the
-API), or only each variant against the baseline (position 0), which is all the page shows:
-with ``k`` variants that is ``k - 1`` intervals per evaluator instead of ``k (k - 1) / 2``.
+pass rate and errors (``store.experiment_summary``, every score read once). Per evaluator:
+the paired bootstrap difference (``evals.compare``) for every pair of variants, later minus
+earlier (the API), or only each variant against the baseline (position 0), which is all the
+page shows: with ``k`` variants that is ``k - 1`` intervals per evaluator, not ``k (k - 1) / 2``.
 
-A bootstrap over 1,000 items takes a large part of a page's time budget, and a finished
+A bootstrap over 1,000 items is ~10 ms (numpy), still a share of a page's budget; a finished
 experiment's scores do not change, so the intervals are kept in a small per-app cache keyed
 by the paired data itself (a digest of the items and values): a new score (a human review,
 a running experiment's next cell) makes a new key, never a stale answer.
@@ -88,8 +88,9 @@ def load(
     experiment = results_store.get_experiment(engine, org_id, exp_id)
     if experiment is None:
         return None
-    summary = results_store.summary(engine, org_id, exp_id)
-    names = results_store.evaluator_names(engine, org_id, exp_id)
+    scores = results_store.read_scores(engine, org_id, exp_id)
+    summary = results_store.summary(engine, org_id, exp_id, scores)
+    names = scores.names
     variants = experiment["variants"]
     for v in variants:
         v["letter"] = variant_label(v["position"])
@@ -100,9 +101,8 @@ def load(
         if baseline_only
         else list(combinations(variants, 2))
     )
-    every = results_store.all_paired_scores(engine, org_id, exp_id) if pairs else {}
     for name in names:
-        paired = every.get(name, {})
+        paired = scores.paired.get(name, {})
         for first, second in pairs:
             diff = cache.get(paired.get(first["id"], {}), paired.get(second["id"], {}))
             comparisons.append(

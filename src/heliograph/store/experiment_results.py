@@ -4,23 +4,23 @@ The runner writes cells and scores (``store.experiments``); this module only rea
 the one write a person makes: a ``human`` score on a cell from the review queue. Every query
 is scoped to an organization, so another organization's experiment reads as absent.
 
-The summary is exact: latency percentiles come from the cells' own latencies (at most a few
-thousand per variant), not from histogram buckets; a mean score averages the values that were
-scored, and an evaluator that could not score (``error``) is counted apart, never as a zero.
+The summary per variant (exact, from the cells and every score) is
+``store.experiment_summary``; this module re-exports ``summary`` and ``read_scores``.
 The matrix pages by ``item_position``, so a page holds whole rows (every variant of an item).
 """
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from heliograph.store.experiment_summary import read_scores as read_scores
+from heliograph.store.experiment_summary import summary as summary
 from heliograph.store.filters import holds_nul
 from heliograph.store.schema import (
     dataset_items,
@@ -149,106 +149,6 @@ def matrix(
     return list(rows.values()), (positions[-1] if more else None)
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """The nearest-rank percentile (an observed value): the smallest value with at least
-    ``q`` of the values at or below it."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return float(sorted_values[rank - 1])
-
-
-def _cell_summary(conn: Connection, org_id: str, exp_id: str) -> dict[str, dict[str, Any]]:
-    grid = experiment_cells.c
-
-    def count(status: str) -> Any:
-        return func.sum(case((grid.status == status, 1), else_=0))
-
-    query = (
-        select(
-            grid.variant_id,
-            func.count().label("cells"),
-            count("done").label("done"),
-            count("error").label("errors"),
-            count("pending").label("pending"),
-            count("running").label("running"),
-            count("skipped").label("skipped"),
-            func.coalesce(func.sum(grid.cost_nusd), 0).label("cost_nusd"),
-            func.coalesce(func.sum(grid.prompt_tokens), 0).label("prompt_tokens"),
-            func.coalesce(func.sum(grid.completion_tokens), 0).label("completion_tokens"),
-        )
-        .where(grid.experiment_id == exp_id, grid.org_id == org_id)
-        .group_by(grid.variant_id)
-    )
-    out: dict[str, dict[str, Any]] = {
-        r.variant_id: {k: int(v or 0) for k, v in r._mapping.items() if k != "variant_id"}
-        for r in conn.execute(query)
-    }
-    latencies = conn.execute(
-        select(grid.variant_id, grid.latency_ms)
-        .where(
-            grid.experiment_id == exp_id,
-            grid.org_id == org_id,
-            grid.status == "done",
-            grid.latency_ms.is_not(None),
-        )
-        .order_by(grid.variant_id, grid.latency_ms)
-    )
-    by_variant: dict[str, list[float]] = {}
-    for variant_id, latency in latencies:
-        by_variant.setdefault(variant_id, []).append(float(latency))
-    for variant_id, entry in out.items():
-        values = by_variant.get(variant_id, [])
-        entry["p50_latency_ms"] = percentile(values, 0.5)
-        entry["p95_latency_ms"] = percentile(values, 0.95)
-    return out
-
-
-def _score_summary(
-    conn: Connection, org_id: str, exp_id: str
-) -> dict[str, dict[str, dict[str, Any]]]:
-    s, grid = experiment_scores.c, experiment_cells.c
-    scored = and_(s.error.is_(None), s.value.is_not(None))
-    query = (
-        select(
-            grid.variant_id,
-            s.evaluator,
-            func.avg(case((scored, s.value))).label("mean"),
-            func.count(case((scored, 1))).label("scored"),
-            func.count(case((s.error.is_not(None), 1))).label("errors"),
-            func.sum(case((and_(s.error.is_(None), s.passed.is_(True)), 1), else_=0)).label(
-                "passed"
-            ),
-            func.count(case((and_(s.error.is_(None), s.passed.is_not(None)), 1))).label("judged"),
-        )
-        .select_from(experiment_scores.join(experiment_cells, experiment_cells.c.id == s.cell_id))
-        .where(s.experiment_id == exp_id, s.org_id == org_id, grid.org_id == org_id)
-        .group_by(grid.variant_id, s.evaluator)
-    )
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in conn.execute(query):
-        judged = int(r.judged or 0)
-        out.setdefault(r.variant_id, {})[r.evaluator] = {
-            "mean": None if r.mean is None else float(r.mean),
-            "scored": int(r.scored or 0),
-            "errors": int(r.errors or 0),
-            "passed": int(r.passed or 0),
-            "pass_rate": (int(r.passed or 0) / judged) if judged else None,
-        }
-    return out
-
-
-def summary(engine: Engine, org_id: str, exp_id: str) -> dict[str, dict[str, Any]]:
-    """Per variant id: cell counts by status, cost, tokens, p50/p95 latency of done cells,
-    and ``evaluators``: {name: mean, scored, errors, passed, pass_rate}."""
-    with engine.connect() as conn:
-        cells = _cell_summary(conn, org_id, exp_id)
-        scores = _score_summary(conn, org_id, exp_id)
-    for variant_id, entry in cells.items():
-        entry["evaluators"] = scores.get(variant_id, {})
-    return cells
-
-
 def evaluator_names(engine: Engine, org_id: str, exp_id: str) -> list[str]:
     """The evaluators with at least one score in the experiment (``human`` included)."""
     query = (
@@ -266,32 +166,7 @@ def paired_scores(
 ) -> dict[str, dict[str, float]]:
     """{variant id: {item id: value}} of the scores ``evaluator`` gave (errors left out), so
     two variants pair up on the items both were scored on."""
-    return all_paired_scores(engine, org_id, exp_id, evaluator).get(evaluator, {})
-
-
-def all_paired_scores(
-    engine: Engine, org_id: str, exp_id: str, evaluator: str | None = None
-) -> dict[str, dict[str, dict[str, float]]]:
-    """{evaluator: {variant id: {item id: value}}} for every evaluator (or only
-    ``evaluator``): one query for the page's intervals, not one per evaluator."""
-    s, grid = experiment_scores.c, experiment_cells.c
-    query = (
-        select(s.evaluator, grid.variant_id, grid.item_id, s.value)
-        .select_from(experiment_scores.join(experiment_cells, experiment_cells.c.id == s.cell_id))
-        .where(
-            s.experiment_id == exp_id,
-            s.org_id == org_id,
-            s.error.is_(None),
-            s.value.is_not(None),
-        )
-    )
-    if evaluator is not None:
-        query = query.where(s.evaluator == evaluator)
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    with engine.connect() as conn:
-        for name, variant_id, item_id, value in conn.execute(query):
-            out.setdefault(name, {}).setdefault(variant_id, {})[item_id] = float(value)
-    return out
+    return read_scores(engine, org_id, exp_id).paired.get(evaluator, {})
 
 
 def item_cells(engine: Engine, org_id: str, exp_id: str, position: int) -> list[dict[str, Any]]:
