@@ -11,7 +11,10 @@ of item indices (row ``r`` is resample ``r``) gathered and averaged along its ro
 
 Reproducible: the indices come from ``numpy.random.default_rng(seed)`` as
 ``rng.integers(0, n, (resamples, n))``, so the same scores in the same item order give the
-same interval on every page load and in the tests' reference computation. The draw is made in
+same interval on every page load and in the tests' reference computation (numpy keeps
+``default_rng`` streams stable in practice but does not promise it across releases, NEP 19:
+an upgrade could shift an interval by resampling noise, while the tests' reference,
+drawn the same way, still agrees). The draw is made in
 blocks of rows (at most ``BLOCK`` indices at a time, so 50,000 items do not take 800 MB);
 consecutive row blocks of ``Generator.integers`` are the same numbers as one draw, which a test
 checks. The interval is the 95 % percentile interval of the resampled mean differences (lower
