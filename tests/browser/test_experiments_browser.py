@@ -1,7 +1,7 @@
 """Experiment results in a real browser (Debian's Chromium, Playwright): the matrix with its
 outputs, scores and reasons, the diff of two outputs, the review queue driven by its keyboard
-shortcuts (the scores checked in the store), and promotion in two steps (the label checked in
-the store; a viewer sees no button). Every output and reason is hostile text: it must show
+shortcuts (the scores checked in the store), promotion in two steps (the label checked in the
+store; a viewer sees no button), and a running experiment's live progress. Every output and reason is hostile text: it must show
 literally, never run (no dialog) and never break the Content Security Policy.
 
 One server for the module; each test builds its own experiment (the rows the engine writes,
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from browser_support import Watch, chromium_browser, screenshot
 from conftest import LiveGateway, gateway_settings
@@ -24,6 +24,7 @@ from heliograph.prompts.versions import check_version
 from heliograph.store import experiment_results as results
 from heliograph.store import prompts as prompt_store
 from heliograph.store.engine import make_engine
+from heliograph.store.schema import experiments
 from mock_upstream import MockUpstream
 from web_support import PASSWORD, add_user
 
@@ -273,3 +274,35 @@ def test_promotion_takes_two_steps(
     assert history[0]["by"].startswith("user:")
     nothing_ran(admin)
     screenshot(admin, "experiment-promoted")
+
+
+def test_progress_is_live_and_the_page_reloads_when_done(
+    admin: Any, live: LiveGateway, store: Engine
+) -> None:
+    """A running experiment's page polls its progress: the bar and the counts follow the
+    store, and the page reloads with the final status once the run ends."""
+    from playwright.sync_api import expect  # as browser_support: only once Chromium is there
+
+    running = build(
+        store,
+        live.org.id,
+        name="still running",
+        items=4,
+        variants=PROMPTS,
+        status=lambda i, v: "done" if i < 2 else "pending",
+        exp_status="running",
+    )
+    admin.goto(f"/experiments/{running.experiment_id}")
+    assert admin.locator("#progress-status").inner_text() == "running"
+    assert admin.locator("#progress-bar").get_attribute("value") == "50"
+    where = experiments.c.id == running.experiment_id
+    with store.begin() as conn:
+        conn.execute(update(experiments).where(where).values(cells_done=6, cells_failed=1))
+    text = admin.locator("#progress-text")
+    expect(text).to_contain_text("6 done, 1 failed of 8 cells")
+    assert admin.locator("#progress-bar").evaluate("bar => bar.value") == 88
+    with store.begin() as conn:
+        conn.execute(update(experiments).where(where).values(status="completed", cells_done=7))
+    expect(admin.locator("#progress-status")).to_have_text("completed")
+    assert admin.locator("#progress").get_attribute("data-running") == "false"  # reloaded
+    nothing_ran(admin)
