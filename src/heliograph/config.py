@@ -212,14 +212,6 @@ class Settings(BaseSettings):
         "lands later than this after its start (a longer stream, a store outage) is not "
         "sampled.",
     )
-    online_eval_lag_s: float = Field(
-        default=300.0,
-        ge=0,
-        description="Seconds after a request started before online evaluation rules sample "
-        "it: the writer stores a record when its request ends, in batches, so a record that "
-        "lands later than this after its start (a longer stream, a store outage) is not "
-        "sampled.",
-    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for the response cache and rate-limit counters shared by several "
