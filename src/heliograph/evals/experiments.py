@@ -301,6 +301,7 @@ def create(
         "source": source,
         "evaluators": [e.to_dict() for e in plan.evaluators],
         "status": "queued",
+        "stop_reason": None,
         "concurrency": doc.get("concurrency", DEFAULT_CONCURRENCY),
         "cost_cap_nusd": None if cap is None else round(cap * 1e9),
         "estimated_cost_nusd": plan.estimate_nusd,
@@ -310,6 +311,8 @@ def create(
         "cells_failed": 0,
         "created_at": now,
         "created_by": by,
+        "started_at": None,
+        "finished_at": None,
         "updated_at": now,
     }
     variants = [
