@@ -122,3 +122,25 @@ def test_runner_runs_handlers_and_ticks(engine: Engine, tmp_path: Any) -> None:
     assert failed is not None and failed["status"] == store.FAILED
     assert "handler failed" in failed["error"]
     assert len(ticks) >= 3
+
+
+def test_idle_system_keys_are_revoked(engine: Engine) -> None:
+    from heliograph.auth.keys import create_key
+    from heliograph.store import orgs, system_keys
+    from heliograph.store.keys import list_keys
+    from heliograph.store.schema import api_keys
+
+    org = orgs.create_org(engine, "o")
+    old, _ = create_key(engine, org_id=org, name="experiments (system)", scope="write")
+    used, _ = create_key(engine, org_id=org, name="experiments (system)", scope="write")
+    fresh, _ = create_key(engine, org_id=org, name="experiments (system)", scope="write")
+    other, _ = create_key(engine, org_id=org, name="ci", scope="write")
+    with engine.begin() as conn:
+        conn.execute(
+            update(api_keys).where(api_keys.c.id.in_([old, used, other])).values(created_at=1)
+        )
+        conn.execute(update(api_keys).where(api_keys.c.id == used).values(last_used_at=2**50))
+    assert system_keys.revoke_idle(engine, org, "experiments (system)", 3600_000) == 1
+    revoked = {k["id"] for k in list_keys(engine, org) if k["revoked_at"]}
+    assert revoked == {old}
+    assert fresh not in revoked and other not in revoked

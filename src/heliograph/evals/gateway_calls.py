@@ -29,9 +29,10 @@ from sqlalchemy import Engine
 
 from heliograph.auth.keys import create_key
 from heliograph.config import Settings
-from heliograph.store import dataset_sources
+from heliograph.store import dataset_sources, system_keys
 
 SYSTEM_KEY_NAME = "experiments (system)"
+IDLE_KEY_MS = 24 * 3600 * 1000  # another job process's key unused this long is revoked
 RETRY_HEADERS = {
     "Helicone-Retry-Enabled": "true",
     "Helicone-Retry-Num": "3",
@@ -67,7 +68,8 @@ def chat_path(settings: Settings, upstream: str, key: str) -> str:
 
 
 class SystemKeys:
-    """One internal write key per organization, made on first use by this process."""
+    """One internal write key per organization, made on first use by this process (keys
+    of earlier job processes idle for a day are revoked then: nobody holds them any more)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -77,6 +79,9 @@ class SystemKeys:
     async def key(self, org_id: str) -> str:
         async with self.lock:
             if org_id not in self.keys:
+                await asyncio.to_thread(
+                    system_keys.revoke_idle, self.engine, org_id, SYSTEM_KEY_NAME, IDLE_KEY_MS
+                )
                 _id, key = await asyncio.to_thread(
                     create_key, self.engine, org_id=org_id, name=SYSTEM_KEY_NAME, scope="write"
                 )
