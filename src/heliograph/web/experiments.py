@@ -11,7 +11,7 @@ Promotion moves a prompt label, which changes what production runs: like a label
 prompt's page it takes two steps (the first POST shows what would move; the second carries
 ``confirm=promote``), admins only, through ``store.prompts.move_label`` as ``user:<id>``.
 
-The diff of two outputs is ``web.prompt_diff.word_diff``: Replay's word diff with a bound on
+The diff of two outputs is ``web.word_diff.word_diff``: Replay's word diff with a bound on
 the work, since any viewer may ask for the diff of two long outputs.
 """
 
@@ -33,8 +33,8 @@ from heliograph.store import experiment_results as results_store
 from heliograph.store import prompts as prompt_store
 from heliograph.web.context import Ctx
 from heliograph.web.format import path, query_url
-from heliograph.web.prompt_diff import Budget, word_diff
 from heliograph.web.prompts import by_user
+from heliograph.web.word_diff import Budget, word_diff
 
 PAGE = 50
 CONFIRM = "promote"

@@ -19,7 +19,6 @@ tokens, cost and latency of both.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
@@ -35,25 +34,10 @@ from heliograph.web.context import Ctx
 from heliograph.web.format import path
 from heliograph.web.replay_form import ReplayForm, Target, replay_problem, targets
 from heliograph.web.request_detail import render_detail
+from heliograph.web.word_diff import Budget, word_diff
 
 MAX_BODY = 60 * 1024
 RECORD_WAIT_S = 5.0  # how long the comparison waits for the writer to store the replay
-_WORDS = re.compile(r"\s+|\w+|[^\w\s]")
-
-
-def word_diff(old: str, new: str) -> list[tuple[str, str]]:
-    """(op, text) pieces: op is "same", "del" or "ins"; rendered escaped by the template."""
-    a, b = _WORDS.findall(old), _WORDS.findall(new)
-    out: list[tuple[str, str]] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            out.append(("same", "".join(a[i1:i2])))
-            continue
-        if i2 > i1:
-            out.append(("del", "".join(a[i1:i2])))
-        if j2 > j1:
-            out.append(("ins", "".join(b[j1:j2])))
-    return out
 
 
 def parse_body(text: str) -> tuple[dict[str, Any] | None, str]:
@@ -205,5 +189,5 @@ def compare(
         "new_error": error_message(bytes(ex.body)) if ex.status >= 400 else None,
         "old_text": old_text,
         "new_text": new_text,
-        "diff": word_diff(old_text, new_text),
+        "diff": word_diff(old_text, new_text, Budget()),
     }
