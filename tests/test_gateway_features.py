@@ -365,7 +365,7 @@ def test_no_credential_of_the_client_follows_to_a_fallback(
     key, nor a gateway's token, a cookie or a key in the query go on to another upstream,
     whether or not the fallback names a key of its own."""
     entry: dict[str, Any] = {"upstream": "backup", "onCodes": [500]}
-    entry["headers"] = {"x-mock-fail-first": "0"}
+    entry["headers"] = {"x-mock-fail-first": "0", "x-fallback-note": "from-the-entry"}
     if own_key:
         entry["headers"]["authorization"] = "Bearer sk-fallback-own"
     headers = {
@@ -386,6 +386,7 @@ def test_no_credential_of_the_client_follows_to_a_fallback(
     assert mock.requests[0].headers["cf-aig-authorization"] == "Bearer sk-client-secret"
     seen = backup.requests[0]
     assert "sk-client-secret" not in str(seen.headers) and seen.query == "v=2"
+    assert seen.headers["x-fallback-note"] == "from-the-entry"  # the entry's own headers go
     if own_key:
         assert seen.headers["authorization"] == "Bearer sk-fallback-own"
 

@@ -185,8 +185,9 @@ class Policies:
                 headers += fb.headers
             else:
                 # The client's key was meant for the upstream it addressed; elsewhere the
-                # fallback gets that upstream's own server-side key, if it has one.
-                headers = with_auth(headers, upstream, upstream is ex.keyed)
+                # fallback gets that upstream's own server-side key, if it has one. The
+                # entry's own headers go with it either way.
+                headers = [*with_auth(headers, upstream, upstream is ex.keyed), *fb.headers]
             out.append(Target(upstream, base, fb.on_codes, body, headers))
         return out
 
