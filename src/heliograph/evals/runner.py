@@ -105,10 +105,18 @@ class ExperimentRun:
         flusher = asyncio.create_task(self._flush_loop())
         watcher = asyncio.create_task(self._watch())
         try:
+            queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            for cell in cells:
+                if cell["status"] != store.RUNNING:
+                    queue.put_nowait(cell)
             started = [c for c in cells if c["status"] == store.RUNNING]
-            fresh = [c for c in cells if c["status"] != store.RUNNING]
-            rerun = await self._recover(started)
-            await self._run_cells(rerun + fresh, concurrency)
+            recovery = asyncio.create_task(self._recover(started, queue))
+            try:
+                await self._run_cells(queue, recovery, concurrency)
+            finally:
+                recovery.cancel()
+            if not self.stopped.is_set():
+                await recovery
         finally:
             watcher.cancel()
             flusher.cancel()
@@ -138,41 +146,50 @@ class ExperimentRun:
                 out[item["id"]] = item
         return out
 
-    async def _recover(self, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _recover(
+        self, cells: list[dict[str, Any]], queue: asyncio.Queue[dict[str, Any]]
+    ) -> None:
         """Cells a dead process had called: finished from their records where they have
-        one; the rest (to call again, under a new request id) returned."""
-        if not cells:
-            return []
-        records = await asyncio.gather(
-            *(self.waiter.get(c["request_id"], RECOVER_WAIT_S) for c in cells)
-        )
-        again = []
-        for cell, record in zip(cells, records, strict=True):
+        one; the others queued to be called again, under a new request id. Runs beside the
+        fresh cells, so awaiting a record that never comes delays nothing else."""
+
+        async def one(cell: dict[str, Any]) -> None:
+            record = await self.waiter.get(cell["request_id"], RECOVER_WAIT_S)
             if record is None or record.get("state") == "interrupted":
                 cell["request_id"] = str(uuid.uuid4())
                 await self._db(store.set_request_id, cell["id"], cell["request_id"])
-                again.append(cell)
+                queue.put_nowait(cell)
             else:
                 log.info("cell %s completed from its stored record", cell["id"])
                 await self._complete(cell, record, None)
-        return again
 
-    async def _run_cells(self, cells: list[dict[str, Any]], concurrency: int) -> None:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        for cell in cells:
-            queue.put_nowait(cell)
+        await asyncio.gather(*(one(c) for c in cells))
+
+    async def _run_cells(
+        self,
+        queue: asyncio.Queue[dict[str, Any]],
+        recovery: asyncio.Task[None],
+        concurrency: int,
+    ) -> None:
         lock = asyncio.Lock()
         batch: list[dict[str, Any]] = []
+        # Cells are marked started a few at a time (one write per batch, not per cell); a
+        # small batch keeps few cells marked but not yet called when the process dies.
+        mark_batch = max(1, concurrency // 2)
 
         async def take() -> dict[str, Any] | None:
-            async with lock:
-                if not batch:
-                    while not queue.empty() and len(batch) < concurrency:
-                        batch.append(queue.get_nowait())
+            while True:
+                async with lock:
                     if not batch:
-                        return None
-                    await self._db(store.mark_started, [c["id"] for c in batch])
-                return batch.pop(0)
+                        while not queue.empty() and len(batch) < mark_batch:
+                            batch.append(queue.get_nowait())
+                        if batch:
+                            await self._db(store.mark_started, [c["id"] for c in batch])
+                    if batch:
+                        return batch.pop(0)
+                if recovery.done() and queue.empty():
+                    return None
+                await asyncio.sleep(0.05)  # cells being recovered may still come back
 
         async def worker() -> None:
             while not self.stopped.is_set():
