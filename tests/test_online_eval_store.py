@@ -161,7 +161,9 @@ def test_worker_scores_and_stores_errors(engine: Engine, two_orgs: tuple[str, st
     assert "no output" in status["recent_errors"][0]["error"]
 
 
-def test_judge_rules_are_refused_with_a_reason(engine: Engine, two_orgs: tuple[str, str]) -> None:
+def test_judge_entries_without_a_judge_caller_end_as_errors(
+    engine: Engine, two_orgs: tuple[str, str]
+) -> None:
     a, _ = two_orgs
     insert(engine, records(a, 1), bodies=True)
     judge = {

@@ -20,8 +20,8 @@ EVALUATOR: dict[str, Any] = {
     "type": "object",
     "description": "An evaluator spec {name, kind, config, description?}; kinds: "
     + ", ".join(KINDS)
-    + ". Its name is the score's name on the records. llm_judge rules are accepted but "
-    "their entries end as errors until the job process can call judges.",
+    + ". Its name is the score's name on the records. An llm_judge rule's judge is called "
+    "through the gateway, recorded with properties judge=1 and online_eval=<rule id>.",
     "properties": {
         "name": STR,
         "kind": {"enum": list(KINDS)},

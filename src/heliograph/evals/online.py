@@ -6,11 +6,14 @@ rule (``store.eval_queue.sample_rule``: filter, deterministic sample, queue, cur
 one bounded worker pass: claim queued entries, read each record and its bodies, build the
 ``Observation``, run the rule's evaluator and store the score on the record under the
 evaluator's name with its reason. An evaluator that cannot score (no output, a pattern that
-timed out) leaves an error on the queue entry and no score: never a zero.
+timed out, a judge's answer that cannot be read) leaves an error on the queue entry and no
+score: never a zero.
 
-LLM-judge rules are accepted (their spec is checked) but refused when scored, with an error
-on each entry saying so, until the judge's gateway client is shared with the job process;
-deterministic evaluators run here, in a thread, since they are plain CPU work.
+Deterministic evaluators run in a thread, since they are plain CPU work. LLM-judge rules call
+their judge through the gateway (``evals.online_judge``: recorded and priced, marked
+``judge=1`` and ``online_eval=<rule id>``), at most ``online_judge.JUDGE_CONCURRENCY`` at once;
+while they run, the pass renews its entries' leases every third of ``LEASE_MS``, so a slow
+judge never loses its entry to another worker, and a worker that died loses it within a lease.
 
 ``check_rule`` validates what the API and the dashboard accept, so both say the same thing
 about the same mistake.
@@ -19,6 +22,7 @@ about the same mistake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Mapping
@@ -27,10 +31,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from heliograph.evals import online_judge
 from heliograph.evals.checks import build
 from heliograph.evals.observation import from_record
+from heliograph.evals.online_judge import OnlineJudges
 from heliograph.evals.scores import EvaluatorError, Score
-from heliograph.evals.specs import NAME, SpecError, parse_spec
+from heliograph.evals.specs import NAME, EvaluatorSpec, SpecError, parse_spec
 from heliograph.store import eval_queue, filter_params
 from heliograph.store.filters import Filter, FilterError
 from heliograph.store.online_eval import now_ms
@@ -46,10 +52,7 @@ TICK_S = 2.0
 DEFAULT_LAG_S = 300.0
 MAX_FILTER_PARAMS = 50
 RULE_FIELDS = ("name", "evaluator", "filter", "sample_rate", "enabled")
-JUDGE_REFUSED = (
-    "LLM-judge rules cannot score production traffic yet: the job process has no gateway "
-    "client for judge calls; use a deterministic evaluator"
-)
+NO_JUDGES = "this process cannot call judges (it has no gateway client)"
 
 
 class RuleError(ValueError):
@@ -165,8 +168,19 @@ def sample(engine: Engine, lag_s: float, batch: int = SAMPLE_BATCH) -> tuple[int
     return considered, enqueued
 
 
-def outcome_of(engine: Engine, entry: eval_queue.Claimed) -> tuple[str, float, str] | str:
-    """The score to store (name, value, reason), or the error to record instead."""
+Stored = tuple[str, float, str]  # (name, value, reason): a score as a record holds it
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeWork:
+    """An entry of a judge rule, ready for its judge call."""
+
+    spec: EvaluatorSpec
+    record: dict[str, Any]
+
+
+def outcome_of(engine: Engine, entry: eval_queue.Claimed) -> Stored | str | JudgeWork:
+    """The score to store, the error to record instead, or the judge call to make."""
     if entry.attempts > MAX_ATTEMPTS:
         return f"gave up after {MAX_ATTEMPTS} attempts (the worker stopped mid-evaluation)"
     rule = eval_queue.rule_of(engine, entry.rule_id)
@@ -176,52 +190,124 @@ def outcome_of(engine: Engine, entry: eval_queue.Claimed) -> tuple[str, float, s
         spec = parse_spec(rule["evaluator"])
     except SpecError as exc:
         return f"the rule's evaluator is not valid: {exc}"
-    if spec.kind == "llm_judge":
-        return JUDGE_REFUSED
     record = get_request(engine, entry.org_id, entry.request_id)
     if record is None:
         return "the record is no longer stored"
+    if spec.kind == "llm_judge":
+        return JudgeWork(spec, record)
     result = build(spec).evaluate(from_record(record))
     if isinstance(result, EvaluatorError):
         return result.reason
     return _stored(spec.name, result)
 
 
-def _stored(name: str, score: Score) -> tuple[str, float, str] | str:
+def _stored(name: str, score: Score) -> Stored | str:
     """A score as a record holds it: a number (pass/fail as 1 and 0)."""
     if score.kind == "label" or isinstance(score.value, str):
         return f"a label score ({score.value!r}) cannot be stored on a record, numbers only"
     return name, float(score.value), score.reason
 
 
-def work(engine: Engine, owner: str, batch: int = WORK_BATCH) -> tuple[int, int]:
-    """One worker pass: (scores stored, errors recorded)."""
-    scored = errors = 0
-    for entry in eval_queue.claim(engine, owner, batch, LEASE_MS):
-        try:
-            result = outcome_of(engine, entry)
-        except Exception:  # the store went away mid-way: try again later
-            log.exception("online evaluation of %s failed", entry.request_id)
-            eval_queue.release(engine, entry, owner)
-            continue
+@dataclass
+class _Pass:
+    """One worker pass: its entries, what it stored."""
+
+    engine: Engine
+    owner: str
+    judges: OnlineJudges | None
+    scored: int = 0
+    errors: int = 0
+
+    def deterministic(
+        self, entries: list[eval_queue.Claimed]
+    ) -> list[tuple[eval_queue.Claimed, JudgeWork]]:
+        """Score and finish every entry that needs no judge; the judge entries returned."""
+        judged = []
+        for entry in entries:
+            try:
+                result = outcome_of(self.engine, entry)
+            except Exception:  # the store went away mid-way: try again later
+                log.exception("online evaluation of %s failed", entry.request_id)
+                eval_queue.release(self.engine, entry, self.owner)
+                continue
+            if isinstance(result, JudgeWork):
+                judged.append((entry, result))
+            else:
+                self.finish(entry, result)
+        return judged
+
+    def finish(self, entry: eval_queue.Claimed, result: Stored | str) -> None:
         if isinstance(result, str):
-            errors += eval_queue.finish(engine, entry, owner, error=result)
+            self.errors += eval_queue.finish(self.engine, entry, self.owner, error=result)
         else:
-            scored += eval_queue.finish(engine, entry, owner, score=result)
-    return scored, errors
+            self.scored += eval_queue.finish(self.engine, entry, self.owner, score=result)
+
+    async def judge(self, entry: eval_queue.Claimed, work: JudgeWork) -> None:
+        try:
+            if self.judges is None:
+                result: Stored | str = NO_JUDGES
+            else:
+                score = await self.judges.score(work.spec, entry.org_id, entry.rule_id, work.record)
+                result = score if isinstance(score, str) else _stored(work.spec.name, score)
+            await asyncio.to_thread(self.finish, entry, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the gateway or the store went away: try again later
+            log.exception("online judge of %s failed", entry.request_id)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(eval_queue.release, self.engine, entry, self.owner)
+
+    async def keep_leases(self, entries: list[eval_queue.Claimed]) -> None:
+        ids = [e.id for e in entries]
+        while True:
+            await asyncio.sleep(LEASE_MS / 3000)
+            try:
+                await asyncio.to_thread(eval_queue.renew, self.engine, ids, self.owner, LEASE_MS)
+            except Exception as exc:  # the store may be busy; the lease has time left
+                log.warning("could not renew online evaluation leases: %s", exc)
 
 
-def run_once(engine: Engine, owner: str, lag_s: float = DEFAULT_LAG_S) -> TickReport:
+async def work_async(
+    engine: Engine, owner: str, judges: OnlineJudges | None, batch: int = WORK_BATCH
+) -> tuple[int, int]:
+    """One worker pass: (scores stored, errors recorded). Judge entries are called at most
+    ``JUDGE_CONCURRENCY`` at a time (``judges``; without one they end as errors)."""
+    entries = await asyncio.to_thread(eval_queue.claim, engine, owner, batch, LEASE_MS)
+    if not entries:
+        return 0, 0
+    done = _Pass(engine, owner, judges)
+    keeper = asyncio.create_task(done.keep_leases(entries))
+    try:
+        judged = await asyncio.to_thread(done.deterministic, entries)
+        await asyncio.gather(*(done.judge(entry, work) for entry, work in judged))
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+    return done.scored, done.errors
+
+
+async def tick(engine: Engine, owner: str, lag_s: float, judges: OnlineJudges | None) -> TickReport:
     """One sampler pass and one worker pass, each bounded."""
-    considered, enqueued = sample(engine, lag_s)
-    scored, errors = work(engine, owner)
+    considered, enqueued = await asyncio.to_thread(sample, engine, lag_s)
+    scored, errors = await work_async(engine, owner, judges)
     return TickReport(considered, enqueued, scored, errors)
 
 
+def work(engine: Engine, owner: str, batch: int = WORK_BATCH) -> tuple[int, int]:
+    """``work_async`` without judges, for callers outside an event loop."""
+    return asyncio.run(work_async(engine, owner, None, batch))
+
+
+def run_once(engine: Engine, owner: str, lag_s: float = DEFAULT_LAG_S) -> TickReport:
+    """``tick`` without judges, for callers outside an event loop."""
+    return asyncio.run(tick(engine, owner, lag_s, None))
+
+
 async def online_eval_tick(context: Any) -> None:
-    """The job process's periodic task (a ``jobs.runner.JobContext``), off its event loop."""
+    """The job process's periodic task (a ``jobs.runner.JobContext``)."""
     lag = float(getattr(context.settings, "online_eval_lag_s", DEFAULT_LAG_S))
-    report = await asyncio.to_thread(run_once, context.engine, context.owner, lag)
+    report = await tick(context.engine, context.owner, lag, online_judge.for_context(context))
     if report.enqueued or report.scored or report.errors:
         log.info("online evaluation: %s", report)
 

@@ -305,3 +305,21 @@ def release(engine: Engine, entry: Claimed, owner: str) -> None:
             .where(eval_queue.c.id == entry.id, eval_queue.c.lease_owner == owner)
             .values(lease_owner=None, lease_until=None)
         )
+
+
+def renew(engine: Engine, ids: list[str], owner: str, lease_ms: int) -> int:
+    """Extend ``owner``'s leases of the entries ``ids`` still pending (a judge call in
+    flight); returns how many it still holds."""
+    if not ids:
+        return 0
+    with engine.begin() as conn:
+        held = conn.execute(
+            update(eval_queue)
+            .where(
+                eval_queue.c.id.in_(ids),
+                eval_queue.c.status == "pending",
+                eval_queue.c.lease_owner == owner,
+            )
+            .values(lease_until=now_ms() + lease_ms)
+        )
+    return int(held.rowcount)
