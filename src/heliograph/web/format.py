@@ -133,9 +133,10 @@ def path(*parts: str) -> str:
 
 
 def query_url(base: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> str:
-    """``base?params`` without the empty ones; values are URL-encoded."""
+    """``base?params`` without the empty ones (None, "" and False; a 0 is a value and kept);
+    values are URL-encoded."""
     items = list(params.items()) if isinstance(params, dict) else list(params or [])
-    clean = [(k, str(v)) for k, v in items if v not in (None, "", False)]
+    clean = [(k, str(v)) for k, v in items if not (v is None or v is False or v == "")]
     return f"{base}?{urlencode(clean)}" if clean else base
 
 
