@@ -147,6 +147,8 @@ class Recorder:
     needle is answered ``text`` (the first match wins). ``delay_ms``: the delay of every
     request without its own ``x-mock-delay-ms``. ``calls(needle)`` counts received requests
     whose body contains ``needle`` (a per-request call counter for resume tests).
+    ``throttles``: (needle, n, retry_after_s): the first n requests whose body contains the
+    needle are answered 429 with ``Retry-After`` (callers that cannot send mock headers).
     """
 
     def __init__(self) -> None:
@@ -154,6 +156,19 @@ class Recorder:
         self.items: list[Received] = []
         self.replies: list[tuple[str, str]] = []
         self.delay_ms = 0
+        self.throttles: list[tuple[str, int, int]] = []
+        self.throttled: dict[str, int] = {}
+
+    def throttle(self, body: bytes) -> int | None:
+        """The Retry-After seconds to answer 429 with, when a throttle still applies."""
+        with self.cond:
+            for needle, times, retry_after in self.throttles:
+                if needle.encode() in body:
+                    seen = self.throttled.get(needle, 0)
+                    if seen < times:
+                        self.throttled[needle] = seen + 1
+                        return retry_after
+        return None
 
     def scripted(self, body: bytes) -> str | None:
         for needle, text in list(self.replies):
@@ -731,6 +746,9 @@ def build_app(recorder: Recorder) -> web.Application:
                 await asyncio.sleep(ctl.delay_ms / 1000)
             if ctl.status is not None and ctl.status >= 400:
                 return status_error(ctl.status, ctl.retry_after)
+            throttled = recorder.throttle(raw)
+            if throttled is not None:
+                return status_error(429, str(throttled))
             if ctl.fail_first:
                 key = ctl.fail_key or ""
                 failures[key] = failures.get(key, 0) + 1

@@ -266,3 +266,74 @@ def test_jobs_off_leaves_experiments_queued(tmp_path: Path, upstream: MockUpstre
     finally:
         server.stop()
     assert os.path.exists(home / "heliograph.db")
+
+
+def test_throttled_cells_are_retried_after_retry_after_and_the_cost_cap_stops_the_run(
+    tmp_path: Path, upstream: MockUpstream
+) -> None:
+    """An experiment's calls go through the gateway's retry machinery: a 429 with Retry-After
+    is waited out and retried (the record shows both attempts). A cost cap stops the run:
+    `heliograph experiment run` exits 3, the rest of the cells are skipped, never called."""
+    home = tmp_path / "home"
+    server = Heliograph(home, free_port(), env=serve_env(upstream)).start()
+    try:
+        marks = [uuid.uuid4().hex for _ in range(4)]
+        path = write_dataset(tmp_path / "t.jsonl", marks)
+        assert cli(home, "datasets", "import", "throttled", str(path)).returncode == 0
+        upstream.recorder.throttles = [(m, 1, 1) for m in marks[:2]]
+        args = ["--url", server.base_url, "--key", server.admin_key]
+        done = cli(
+            home,
+            "experiment",
+            "run",
+            "--dataset",
+            "throttled",
+            "--variant",
+            "model:mock/gpt-4o-mini",
+            "--evaluator",
+            "exact",
+            "--min-score",
+            "1.0",
+            "--json",
+            *args,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [upstream.recorder.calls(m) for m in marks] == [2, 2, 1, 1]
+        exp_id = orjson.loads(done.stdout)["experiment"]["id"]
+        stored = [server.record(r["id"]) for r in listed_all(server, exp_id)]
+        throttled = [r for r in stored if any(m in str(r["request_body"]) for m in marks[:2])]
+        assert len(throttled) == 2
+        for record in throttled:
+            assert [a["status"] for a in record["attempts"]] == [429, 200], record["attempts"]
+            assert record["status"] == 200 and record["latency_ms"] >= 1000  # waited it out
+
+        many = [uuid.uuid4().hex for _ in range(30)]
+        path = write_dataset(tmp_path / "c.jsonl", many)
+        assert cli(home, "datasets", "import", "capped", str(path)).returncode == 0
+        capped = cli(
+            home,
+            "experiment",
+            "run",
+            "--dataset",
+            "capped",
+            "--variant",
+            "model:mock/gpt-4o",
+            "--evaluator",
+            "exact",
+            "--concurrency",
+            "1",
+            "--cost-cap",
+            "0.003",
+            "--json",
+            *args,
+        )
+        assert capped.returncode == 3, capped.stdout + capped.stderr
+        exp = orjson.loads(capped.stdout)["experiment"]
+        exp = api(server, "GET", f"/api/v1/experiments/{exp['id']}").json()
+        assert exp["status"] == "stopped" and exp["stop_reason"] == "cost cap reached"
+        assert 1 <= exp["cells_done"] < 30 and exp["spent_usd"] <= 0.003
+        states = cell_states(home, exp["id"])
+        assert list(states.values()).count("skipped") == 30 - exp["cells_done"]
+        assert sum(upstream.recorder.calls(m) for m in many) == exp["cells_done"]
+    finally:
+        server.stop()
