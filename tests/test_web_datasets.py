@@ -91,6 +91,16 @@ def test_dataset_pages_and_actions(gateway: LiveGateway) -> None:
         assert items[0] in web.get("/datasets/golden", archived="1").text
         assert web.get("/datasets/nope").status_code == 404
 
+        # the dashboard's export, for any signed-in user: the live items, as the API gives them
+        exported = viewer.get("/datasets/golden/export.jsonl")
+        assert exported.status_code == 200
+        assert exported.headers["content-type"].startswith("application/x-ndjson")
+        lines = [orjson.loads(line) for line in exported.text.splitlines()]
+        assert sorted(line["id"] for line in lines) == sorted(items[1:])
+        assert HOSTILE in exported.text  # data, not a page: exported as it is
+        assert 'href="/datasets/golden/export.jsonl"' in shown
+        assert viewer.get("/datasets/nope/export.jsonl").status_code == 404
+
 
 def test_hostile_items_and_adding_rows_in_chromium(
     gateway: LiveGateway, browser: Any, tmp_path: Path

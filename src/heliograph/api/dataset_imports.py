@@ -258,7 +258,9 @@ async def from_requests(request: Request) -> Response:
     return JSONResponse(out | report.api() | {"ids": report.ids})
 
 
-def _export_lines(engine: Engine, org_id: str, name: str) -> Iterator[bytes]:
+def export_lines(engine: Engine, org_id: str, name: str) -> Iterator[bytes]:
+    """A dataset's live items as JSONL lines, read in pages (the API's and the dashboard's
+    export)."""
     for row in dataset_store.iter_items(engine, org_id, name):
         item = item_api(row)
         keep = ("id", "inputs", "expected", "metadata", "source_request_id")
@@ -274,7 +276,7 @@ async def export(request: Request) -> Response:
         raise missing(name)
     headers = {"Content-Disposition": f'attachment; filename="{name}.jsonl"'}
     return StreamingResponse(
-        _export_lines(engine, info.org_id, name),
+        export_lines(engine, info.org_id, name),
         media_type="application/x-ndjson",
         headers=headers,
     )

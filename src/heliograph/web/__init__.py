@@ -62,6 +62,7 @@ def _dataset_routes(ui: UI) -> list[BaseRoute]:
         Route("/datasets/add-matching", page(ui, datasets.add_matching_page), methods=["GET"]),
         Route("/datasets/add-requests", add, methods=["POST"]),  # the dataset from the form
         Route("/datasets/{name}", page(ui, datasets.dataset_page), methods=["GET"]),
+        Route("/datasets/{name}/export.jsonl", page(ui, datasets.export_file), methods=["GET"]),
         Route("/datasets/{name}/add-requests", add, methods=["POST"]),
         Route("/datasets/{name}/upload", dataset_upload.upload, methods=["POST"]),
         Route(

@@ -19,9 +19,14 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import QueryParams
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from heliograph.api.dataset_imports import MAX_FROM_REQUESTS, Report, import_requests
+from heliograph.api.dataset_imports import (
+    MAX_FROM_REQUESTS,
+    Report,
+    export_lines,
+    import_requests,
+)
 from heliograph.api.datasets import ITEM_ID, NAME_RULE, name_problem
 from heliograph.api.prompts import DESCRIPTION_RULE, NAME, description_problem
 from heliograph.evals.dataset_items import MAX_EXPECTED_CHARS, MAX_INPUTS_BYTES
@@ -71,6 +76,21 @@ async def create_action(ctx: Ctx) -> Response:
         error = f"A dataset named {name!r} already exists."
         return await _list_view(ctx, 409, error=error, form=form)
     return RedirectResponse(path("datasets", name), 303)
+
+
+async def export_file(ctx: Ctx) -> Response:
+    """The dataset's items as JSONL for a signed-in user (the API's export needs a key)."""
+    name = _name(ctx)
+    found = (
+        None
+        if name is None
+        else await ctx.run(dataset_store.get_dataset, ctx.engine, ctx.org_id, name)
+    )
+    if name is None or found is None:
+        return _missing(ctx)
+    headers = {"Content-Disposition": f'attachment; filename="{name}.jsonl"'}
+    lines = export_lines(ctx.engine, ctx.org_id, name)
+    return StreamingResponse(lines, media_type="application/x-ndjson", headers=headers)
 
 
 def _load(ctx: Ctx, name: str, cursor: str | None, archived: bool) -> dict[str, Any] | None:
