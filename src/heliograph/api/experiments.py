@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -215,12 +216,22 @@ async def cancel_experiment(request: Request) -> Response:
     row = await run_in_threadpool(store.get_experiment, engine, exp_id, info.org_id)
     if row is None:
         raise missing(exp_id)
-    if await run_in_threadpool(store.set_status, engine, exp_id, "stopped", "cancelled"):
-        await run_in_threadpool(job_store.cancel_ref, engine, store.JOB_KIND, exp_id)
-        if row["status"] == "queued":
-            await run_in_threadpool(store.skip_unfinished, engine, exp_id)
+    await run_in_threadpool(cancel, engine, row)
     row = await run_in_threadpool(store.get_experiment, engine, exp_id, info.org_id)
     return JSONResponse(experiment_api(row))
+
+
+def cancel(engine: Engine, row: dict[str, Any]) -> bool:
+    """Stop an experiment (its row, already found in the caller's organization): its job
+    cancelled, a queued one's cells skipped. False if it had already finished. The API and
+    the dashboard's Cancel button both stop a run through here."""
+    exp_id = row["id"]
+    if not store.set_status(engine, exp_id, "stopped", "cancelled"):
+        return False
+    job_store.cancel_ref(engine, store.JOB_KIND, exp_id)
+    if row["status"] == "queued":
+        store.skip_unfinished(engine, exp_id)
+    return True
 
 
 routes = [

@@ -15,6 +15,8 @@ from heliograph.web import (
     dataset_upload,
     datasets,
     evaluations,
+    evaluators,
+    experiment_new,
     experiments,
     groups,
     login,
@@ -76,8 +78,12 @@ def _dataset_routes(ui: UI) -> list[BaseRoute]:
 def _experiment_routes(ui: UI) -> list[BaseRoute]:
     one = "/experiments/{exp_id}"
     return [
-        Route("/experiments", page(ui, experiments.experiments_page), methods=["GET"]),
+        Route("/experiments", page(ui, experiment_new.experiments_page), methods=["GET"]),
+        Route("/experiments", page(ui, experiment_new.new_action, admin=True), methods=["POST"]),
         Route(one, page(ui, experiments.experiment_page), methods=["GET"]),
+        Route(
+            f"{one}/cancel", page(ui, experiment_new.cancel_action, admin=True), methods=["POST"]
+        ),
         Route(
             f"{one}/progress.json",
             page(ui, experiments.progress_json, json=True),
@@ -97,7 +103,12 @@ def _experiment_routes(ui: UI) -> list[BaseRoute]:
 
 def _evaluation_routes(ui: UI) -> list[BaseRoute]:
     here = "/settings/evaluations"
+    one = "/evaluators/{name}"
     return [
+        Route("/evaluators", page(ui, evaluators.evaluators_page), methods=["GET"]),
+        Route("/evaluators", page(ui, evaluators.create_action, admin=True), methods=["POST"]),
+        Route(one, page(ui, evaluators.update_action, admin=True), methods=["POST"]),
+        Route(f"{one}/delete", page(ui, evaluators.delete_action, admin=True), methods=["POST"]),
         Route("/scores", page(ui, scores.scores_page), methods=["GET"]),
         Route(here, page(ui, evaluations.evaluations_page), methods=["GET"]),
         Route(here, page(ui, evaluations.create_action, admin=True), methods=["POST"]),

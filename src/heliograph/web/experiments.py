@@ -1,6 +1,7 @@
-"""The Experiments pages: every experiment, one experiment's results, a diff, promotion.
+"""The Experiments pages: one experiment's results, a diff, promotion.
 
-``/experiments`` lists them (dataset, status with a progress bar, cost). ``/experiments/<id>``
+``/experiments`` (the list and its New experiment form) is ``web.experiment_new``.
+``/experiments/<id>``
 shows the summary per variant with each variant's difference from the baseline (the first
 variant) and its bootstrap interval in plain words, then the matrix a page of items at a time,
 outputs side by side as escaped text. While the experiment runs, ``experiments.js`` polls
@@ -41,12 +42,12 @@ CONFIRM = "promote"
 RUNNING = ("queued", "running")
 
 
-def _exp_id(ctx: Ctx) -> str | None:
+def exp_id_of(ctx: Ctx) -> str | None:
     value: str = ctx.request.path_params["exp_id"]
     return value if EXP_ID.fullmatch(value) else None
 
 
-def _missing(ctx: Ctx) -> Response:
+def missing(ctx: Ctx) -> Response:
     return ctx.not_found("No such experiment in your organization.")
 
 
@@ -64,13 +65,6 @@ def progress(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def experiments_page(ctx: Ctx) -> Response:
-    rows = await ctx.run(results_store.list_experiments, ctx.engine, ctx.org_id)
-    for row in rows:
-        row["progress"] = progress(row)
-    return ctx.render("experiments.html", rows=rows)
-
-
 def _after(value: str | None) -> int | None:
     if value and value.isascii() and value.lstrip("-").isdigit() and len(value) < 11:
         return int(value)
@@ -78,13 +72,13 @@ def _after(value: str | None) -> int | None:
 
 
 async def experiment_page(ctx: Ctx) -> Response:
-    exp_id = _exp_id(ctx)
+    exp_id = exp_id_of(ctx)
     if exp_id is None:
-        return _missing(ctx)
+        return missing(ctx)
     cache = results_doc.cache_of(ctx.request.app.state)
     doc = await ctx.run(results_doc.load, ctx.engine, ctx.org_id, exp_id, cache, True)
     if doc is None:
-        return _missing(ctx)
+        return missing(ctx)
     after = _after(ctx.request.query_params.get("after"))
     rows, next_after = await ctx.run(
         results_store.matrix, ctx.engine, ctx.org_id, exp_id, after, PAGE
@@ -109,7 +103,7 @@ async def experiment_page(ctx: Ctx) -> Response:
 
 
 async def progress_json(ctx: Ctx) -> Response:
-    exp_id = _exp_id(ctx)
+    exp_id = exp_id_of(ctx)
     row = None
     if exp_id is not None:
         row = await ctx.run(results_store.get_experiment, ctx.engine, ctx.org_id, exp_id)
@@ -127,14 +121,14 @@ def _position(value: str | None) -> int | None:
 async def diff_page(ctx: Ctx) -> Response:
     """Two outputs of one item word by word: ``?item=<position>&a=<variant>&b=<variant>``
     (variant positions; the baseline and the second variant by default)."""
-    exp_id = _exp_id(ctx)
+    exp_id = exp_id_of(ctx)
     q = ctx.request.query_params
     item = _position(q.get("item"))
     if exp_id is None or item is None:
-        return _missing(ctx)
+        return missing(ctx)
     experiment = await ctx.run(results_store.get_experiment, ctx.engine, ctx.org_id, exp_id)
     if experiment is None:
-        return _missing(ctx)
+        return missing(ctx)
     cells = await ctx.run(results_store.item_cells, ctx.engine, ctx.org_id, exp_id, item)
     by_position = {v["position"]: v for v in experiment["variants"]}
     a, b = _position(q.get("a")), _position(q.get("b"))
@@ -164,21 +158,21 @@ async def diff_page(ctx: Ctx) -> Response:
 
 
 async def export(ctx: Ctx) -> Response:
-    exp_id, fmt = _exp_id(ctx), ctx.request.path_params["fmt"]
+    exp_id, fmt = exp_id_of(ctx), ctx.request.path_params["fmt"]
     if exp_id is None or fmt not in ("csv", "jsonl"):
-        return _missing(ctx)
+        return missing(ctx)
     response = await export_response(ctx.engine, ctx.org_id, exp_id, fmt)
-    return _missing(ctx) if response is None else response
+    return missing(ctx) if response is None else response
 
 
 async def promote_action(ctx: Ctx) -> Response:
     """Step one shows the move; step two (``confirm=promote``) makes it."""
-    exp_id = _exp_id(ctx)
+    exp_id = exp_id_of(ctx)
     if exp_id is None:
-        return _missing(ctx)
+        return missing(ctx)
     experiment = await ctx.run(results_store.get_experiment, ctx.engine, ctx.org_id, exp_id)
     if experiment is None:
-        return _missing(ctx)
+        return missing(ctx)
     label = ctx.form.get("label", "production").strip()
     if not LABEL.fullmatch(label):
         message = "A label is 1 to 64 characters: lowercase letters, digits, '-' and '_'."
