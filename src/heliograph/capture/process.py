@@ -14,6 +14,31 @@ from heliograph.capture.writer import make_writer
 from heliograph.config import load_settings
 from heliograph.store.engine import make_engine
 
+WATCH_S = 0.2
+
+
+class StopAsked:
+    """SIGTERM only raises this flag. The handler runs on the main thread, which may be inside
+    ``stop.wait()`` holding the Event's lock: ``Event.set()`` from there deadlocked, leaving a
+    writer stuck for ever with the spool lock. ``watch`` turns the flag into ``stop.set()``."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def on_signal(self, sig: int, _frame: FrameType | None) -> None:
+        self.signals.append(sig)  # atomic, takes no lock
+
+
+def watch(stop: threading.Event, asked: StopAsked, parent: int) -> None:
+    """Stop when asked to, or when the server is gone: an orphaned writer would hold the
+    spool lock forever."""
+    while not stop.wait(WATCH_S):
+        if asked.signals:
+            stop.set()
+        elif os.getppid() != parent:
+            logging.getLogger(__name__).warning("server process gone; writer stopping")
+            stop.set()
+
 
 def writer_main() -> None:
     """Entry point of the writer process started by ``heliograph serve``."""
@@ -27,20 +52,12 @@ def writer_main() -> None:
     with contextlib.suppress(OSError):
         os.nice(10)
 
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
+    asked = StopAsked()
     parent = os.getppid()
-
-    def watch_parent() -> None:
-        # An orphaned writer would hold the spool lock forever: leave with the server.
-        while not stop.wait(1.0):
-            if os.getppid() != parent:
-                logging.getLogger(__name__).warning("server process gone; writer stopping")
-                stop.set()
-
-    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
-    signal.signal(signal.SIGTERM, on_signal)
+    threading.Thread(
+        target=watch, args=(stop, asked, parent), name="parent-watch", daemon=True
+    ).start()
+    signal.signal(signal.SIGTERM, asked.on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     engine = make_engine(settings.sqlalchemy_url)
     writer = make_writer(settings, engine, parallel=True)
