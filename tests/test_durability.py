@@ -133,7 +133,16 @@ def test_sigkill_under_load_loses_nothing(tmp_path: Path, mock: MockUpstream) ->
             serve.kill()
         assert load.completed, "no request completed before the kill"
         streams_before = sum(1 for t in load.sent if t not in load.completed)
+        dead = [p for p in (serve.home / "spool").iterdir() if p.is_dir()]
+        assert dead, "the killed gateway left no spool directory"
         serve.start()
+        # The new writer reads the dead directories to their end, records their in-flight
+        # requests as interrupted, then removes them: until then the count may stand still
+        # for a while on a busy machine (the restart starts a writer and a job process).
+        deadline = time.monotonic() + 60
+        while any(p.exists() for p in dead) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(p.exists() for p in dead), "the dead spool was never drained"
         rows = settle(serve.base_url, admin_key)
     finally:
         serve.stop()
