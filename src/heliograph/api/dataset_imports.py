@@ -28,8 +28,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from heliograph.api.auth import require
-from heliograph.api.datasets import by, dataset_name, item_api, json_object, missing
+from heliograph.api.datasets import by, dataset_name, item_api, missing
 from heliograph.api.params import check_params
+from heliograph.api.query import read_json_object
 from heliograph.api.requests import parse_tree
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.evals.dataset_files import read_items
@@ -223,7 +224,7 @@ async def from_requests(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name = dataset_name(request)
-    doc = await json_object(request)
+    doc = await read_json_object(request)
     allowed = {"ids", "filter", "params", "dry_run", "limit", "expected"}
     if set(doc) - allowed or ("ids" in doc) == ("filter" in doc or "params" in doc):
         raise ApiError(

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from heliograph.api.auth import require
 from heliograph.api.params import check_params
 from heliograph.api.prompts import DESCRIPTION_RULE, NAME, description_problem
-from heliograph.api.query import read_json
+from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.auth.keys import KeyInfo
 from heliograph.evals.dataset_items import Item, ItemError, check_item
@@ -66,13 +66,6 @@ def item_id(request: Request) -> str:
     return value
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    doc = await read_json(request)
-    if not isinstance(doc, dict):
-        raise ApiError(400, "body must be a JSON object", "invalid_json")
-    return doc
-
-
 def dataset_api(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": row["name"],
@@ -103,7 +96,7 @@ def item_api(row: dict[str, Any]) -> dict[str, Any]:
 async def create_dataset(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
-    doc = await json_object(request)
+    doc = await read_json_object(request)
     name, description = doc.get("name"), doc.get("description", "")
     if not isinstance(name, str) or name_problem(name):
         raise ApiError(400, NAME_RULE, "invalid_parameter")
@@ -149,7 +142,7 @@ async def update_dataset(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name = dataset_name(request)
-    doc = await json_object(request)
+    doc = await read_json_object(request)
     if set(doc) != {"description"}:
         raise ApiError(400, 'body must be {"description": "..."}', "invalid_parameter")
     if description_problem(doc["description"]):
@@ -219,7 +212,7 @@ async def add_items(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name = dataset_name(request)
-    doc = await json_object(request)
+    doc = await read_json_object(request)
     if set(doc) == {"items"}:
         given = doc["items"]
         if not isinstance(given, list) or not 1 <= len(given) <= MAX_ITEMS_PER_POST:
@@ -252,7 +245,7 @@ async def replace_item(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name, ident = dataset_name(request), item_id(request)
-    item = _checked(await json_object(request))
+    item = _checked(await read_json_object(request))
     try:
         row = await run_in_threadpool(
             dataset_store.replace_item,

@@ -15,8 +15,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph.api.auth import require
-from heliograph.api.datasets import by, json_object
+from heliograph.api.datasets import by
 from heliograph.api.params import check_params
+from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.evals.specs import NAME, SpecError, parse_spec
 from heliograph.store import evaluators as store
@@ -57,7 +58,7 @@ def _spec(doc: dict[str, Any]) -> dict[str, Any]:
 async def create_evaluator(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
-    spec = _spec(await json_object(request))
+    spec = _spec(await read_json_object(request))
     try:
         row = await run_in_threadpool(
             store.create_evaluator,
@@ -94,7 +95,7 @@ async def put_evaluator(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name = _name(request)
-    doc = await json_object(request)
+    doc = await read_json_object(request)
     doc.setdefault("name", name)
     if doc["name"] != name:
         raise ApiError(

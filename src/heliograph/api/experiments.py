@@ -18,9 +18,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph.api.auth import require
-from heliograph.api.datasets import by, json_object, name_problem
+from heliograph.api.datasets import by, name_problem
 from heliograph.api.experiment_results import EXP_ID
 from heliograph.api.params import check_params
+from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.evals import experiments as engine_
 from heliograph.evals.experiment_specs import MAX_EVALUATORS, MAX_VARIANTS, VariantError
@@ -144,7 +145,7 @@ def check_body(doc: dict[str, Any]) -> dict[str, Any]:
 async def create_experiment(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
-    doc = check_body(await json_object(request))
+    doc = check_body(await read_json_object(request))
     state = request.app.state
     try:
         if doc.get("dry_run"):

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph.api.auth import require
-from heliograph.api.query import read_json
+from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.store import feedback as feedback_store
 
@@ -61,17 +61,10 @@ async def _apply(request: Request, rid: str, write: Callable[[], bool]) -> None:
         await asyncio.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
 
-async def _object(request: Request) -> dict[str, Any]:
-    doc = await read_json(request)
-    if not isinstance(doc, dict):
-        raise ApiError(400, "body must be a JSON object", "invalid_json")
-    return doc
-
-
 async def feedback(request: Request) -> Response:
     info = await require(request, "write")
     rid = request.path_params["request_id"]
-    doc = await _object(request)
+    doc = await read_json_object(request)
     rating = doc.get("rating")
     if not isinstance(rating, bool):
         raise ApiError(
@@ -116,7 +109,7 @@ def parse_scores(doc: dict[str, Any]) -> dict[str, float | int]:
 async def score(request: Request) -> Response:
     info = await require(request, "write")
     rid = request.path_params["request_id"]
-    scores = parse_scores(await _object(request))
+    scores = parse_scores(await read_json_object(request))
     engine = request.app.state.engine
     await _apply(request, rid, lambda: feedback_store.set_scores(engine, info.org_id, rid, scores))
     return JSONResponse({"data": {"request_id": rid, "scores": scores}, "error": None})

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from heliograph.api.auth import require
 from heliograph.api.params import check_params
-from heliograph.api.query import read_json
+from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.evals.online import RuleError, check_rule
 from heliograph.store import online_eval as store
@@ -81,9 +81,7 @@ def missing(value: str) -> ApiError:
 
 
 async def _body(request: Request, *, partial: bool) -> dict[str, Any]:
-    doc = await read_json(request)
-    if not isinstance(doc, dict):
-        raise ApiError(400, "body must be a JSON object", "invalid_json")
+    doc = await read_json_object(request)
     try:
         return check_rule(doc, partial=partial)
     except RuleError as exc:

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from heliograph.api.auth import require
 from heliograph.api.params import check_params
-from heliograph.api.query import read_json
+from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.auth.keys import KeyInfo
 from heliograph.prompts.templates import InputError, TemplateError
@@ -58,13 +58,6 @@ def _by(info: KeyInfo) -> str:
     return f"key:{info.id}"
 
 
-async def _object(request: Request) -> dict[str, Any]:
-    doc = await read_json(request)
-    if not isinstance(doc, dict):
-        raise ApiError(400, "body must be a JSON object", "invalid_json")
-    return doc
-
-
 def _prompt_name(request: Request) -> str:
     name: str = request.path_params["name"]
     if not NAME.fullmatch(name):  # never stored, so never found
@@ -97,7 +90,7 @@ def version_api(row: dict[str, Any]) -> dict[str, Any]:
 async def create_prompt(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
-    doc = await _object(request)
+    doc = await read_json_object(request)
     name, description = doc.get("name"), doc.get("description", "")
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ApiError(
@@ -206,7 +199,7 @@ async def create_version(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name = _prompt_name(request)
-    doc = await _object(request)
+    doc = await read_json_object(request)
     try:
         fields = check_version(doc)
     except TemplateError as exc:
@@ -249,7 +242,7 @@ async def move_label(request: Request) -> Response:
             "starting with a letter or digit",
             "invalid_parameter",
         )
-    doc = await _object(request)
+    doc = await read_json_object(request)
     _, version = _selector(None, doc.get("version"))
     if version is None or set(doc) != {"version"}:
         raise ApiError(400, 'body must be {"version": <number>}', "invalid_parameter")
@@ -302,7 +295,7 @@ async def update_prompt(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name = _prompt_name(request)
-    doc = await _object(request)
+    doc = await read_json_object(request)
     if set(doc) != {"description"}:
         raise ApiError(400, 'body must be {"description": "..."}', "invalid_parameter")
     if description_problem(doc["description"]):
@@ -333,7 +326,7 @@ async def compile_prompt(request: Request) -> Response:
     info = await require(request, "read")
     check_params(request, ())
     name = _prompt_name(request)
-    doc = await _object(request)
+    doc = await read_json_object(request)
     if set(doc) - {"inputs", "label", "version"}:
         raise ApiError(400, "body may hold only inputs, label and version", "invalid_parameter")
     label, version = _selector(doc.get("label"), doc.get("version"))

@@ -43,6 +43,14 @@ async def read_json(request: Request, *, empty: Any = None) -> Any:
         raise ApiError(400, "body must be JSON", "invalid_json") from exc
 
 
+async def read_json_object(request: Request, *, empty: Any = None) -> dict[str, Any]:
+    """The body as a JSON object, or the API's 400 (one spelling for every endpoint)."""
+    doc = await read_json(request, empty=empty)
+    if not isinstance(doc, dict):
+        raise ApiError(400, "body must be a JSON object", "invalid_json")
+    return doc
+
+
 def _integer(doc: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = doc.get(name)
     if value is None:
@@ -71,16 +79,9 @@ def _sort(value: Any) -> tuple[str, bool]:
     return key, direction == "asc"
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    doc = await read_json(request, empty={})
-    if not isinstance(doc, dict):
-        raise ApiError(400, "body must be a JSON object", "invalid_json")
-    return doc
-
-
 async def query(request: Request) -> Response:
     info = await require(request, "read")
-    doc = await _body(request)
+    doc = await read_json_object(request, empty={})
     where = parse_tree(doc.get("filter", "all"))
     offset = _integer(doc, "offset", 0, 0, MAX_OFFSET)
     limit = _integer(doc, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -101,7 +102,7 @@ async def query(request: Request) -> Response:
 
 async def count(request: Request) -> Response:
     info = await require(request, "read")
-    doc = await _body(request)
+    doc = await read_json_object(request, empty={})
     where = parse_tree(doc.get("filter", "all"))
     total = await run_in_threadpool(
         query_store.count_requests, request.app.state.engine, info.org_id, where
