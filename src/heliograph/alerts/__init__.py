@@ -1,0 +1,1 @@
+"""Alerts, notification channels and record webhooks: what leaves Heliograph on its own."""
