@@ -21,7 +21,7 @@ from heliograph.capture.frames import PromptFrame
 from heliograph.gateway.prompt_cache import PromptCache
 from heliograph.gateway.prompt_wire import WireError, Writer, ollama_show, writer_for
 from heliograph.prompts.templates import InputError, check_inputs
-from heliograph.prompts.versions import Version, render
+from heliograph.prompts.versions import Version, render_checked
 
 STEM = b'"prompt'  # then _id" (the body form) or : (a virtual model's name)
 TAILS = (b'_id"', b":")
@@ -92,7 +92,7 @@ async def render_body(
     version = await find(cache, org_id, name, number, label)
     try:
         given = check_inputs({} if inputs is None else inputs)
-        messages = [] if writer is ollama_show else render(version, given)
+        messages = [] if writer is ollama_show else render_checked(version, given)
         writer(doc, version, messages, virtual)
     except InputError as exc:
         raise PromptRefused(exc.status, str(exc), exc.code) from exc

@@ -90,7 +90,11 @@ def render(version: Version, inputs: object) -> list[dict[str, str]]:
     (400, naming it), or a rendering longer than MAX_RENDERED_CHARS (413, found before
     anything is rendered).
     """
-    given = check_inputs(inputs)
+    return render_checked(version, check_inputs(inputs))
+
+
+def render_checked(version: Version, given: Mapping[str, str]) -> list[dict[str, str]]:
+    """``render`` for inputs ``check_inputs`` already passed (the gateway checks them once)."""
     values: dict[str, str] = {}
     for name, default in version.defaults.items():
         value = given.get(name, default)
