@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0016"
+    assert current_revision(engine) == "0017"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
@@ -96,5 +96,19 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     queue = {c["name"] for c in inspect(engine).get_columns("eval_queue")}
     assert {"lease_owner", "lease_until"} <= queue
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0016"
+    # budgets (migration 0017): a budget on the old organization, settled and reserved
+    from heliograph.store import budgets as budget_store
+    from heliograph.store.budgets import Settlement
+
+    fields = {
+        "name": "team", "scope": {"user_id": "u"}, "window": "day", "timezone": "UTC",
+        "limit_unit": "requests", "limit_amount": 3, "action": "block", "thresholds": [80],
+    }  # fmt: skip
+    budget = budget_store.create_budget(engine, "o1", fields, None)
+    assert budget_store.reserve(engine, budget["id"], 3, (0, 0, 0), "h1", 1, 1, 60_000) == (1, 1)
+    budget_store.settle(engine, [Settlement(budget["id"], "h1", 0, 1, 0, 1)])
+    assert budget_store.usage(engine, budget["id"], (0, 0, 0)) == (1, 0)
+    assert "budget_note" in {c["name"] for c in inspect(engine).get_columns("requests")}
+    migrate(engine)  # idempotent
+    assert current_revision(engine) == "0017"
     engine.dispose()

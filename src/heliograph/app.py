@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from heliograph import web
 from heliograph.api import analytics as analytics_api
+from heliograph.api import budgets as budgets_api
 from heliograph.api import costs as costs_api
 from heliograph.api import dataset_imports as dataset_imports_api
 from heliograph.api import datasets as datasets_api
@@ -41,10 +42,14 @@ from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
 from heliograph.api.responses import ApiError, JSONResponse, api_error_handler
 from heliograph.auth.keys import KeyCache
+from heliograph.budgets.cache import BudgetCache
+from heliograph.budgets.guard import BudgetGuard
+from heliograph.budgets.ledger import make_ledger
 from heliograph.capture.builder import make_pricebook
 from heliograph.capture.spool import SpoolWriter
 from heliograph.capture.writer import Writer, make_writer
 from heliograph.config import Settings, load_settings
+from heliograph.gateway.budget_check import BudgetCheck
 from heliograph.gateway.policies import Policies
 from heliograph.gateway.prompt_cache import PromptCache
 from heliograph.gateway.proxy import Gateway
@@ -94,6 +99,7 @@ class HeliographApp:
                 *costs_api.routes,
                 *analytics_api.routes,
                 *prompts_api.routes,
+                *budgets_api.routes,
                 *dataset_imports_api.routes,  # before datasets_api's items/{item_id}
                 *datasets_api.routes,
                 *experiments_api.routes,
@@ -130,11 +136,23 @@ class HeliographApp:
         except Exception as exc:  # the store may be down: traffic first, prompts on reload
             log.warning("could not load prompts: %s", exc)
         gateway.prompts = prompts
+        pricebook = make_pricebook(settings)
+        budget_cache = BudgetCache(engine, settings.key_refresh_interval)
+        try:
+            await asyncio.to_thread(budget_cache.load)
+        except Exception as exc:  # the store may be down: budgets on the next reload
+            log.warning("could not load budgets: %s", exc)
+        ledger = make_ledger(engine, settings.redis_url)
+        guard = BudgetGuard(ledger, settings.budget_reservation_ttl_s, settings.budget_unpriced)
+        gateway.budgets = BudgetCheck(budget_cache, guard, pricebook, settings.budget_output_tokens)
         self.gateway = gateway
-        state.gateway, state.pricebook = gateway, make_pricebook(settings)
+        state.gateway, state.pricebook = gateway, pricebook
+        state.budgets, state.ledger = budget_cache, ledger
         tasks = [
             asyncio.create_task(keys.run(), name="key-refresh"),
             asyncio.create_task(prompts.run(), name="prompt-refresh"),
+            asyncio.create_task(budget_cache.run(), name="budget-refresh"),
+            asyncio.create_task(guard.run(), name="budget-leases"),
         ]
         stop = threading.Event()
         writer_thread = None
@@ -159,6 +177,9 @@ class HeliographApp:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):  # unused reservations go back at once
+                await asyncio.wait_for(guard.release_idle(0), 2.0)
+            await ledger.close()
             await session.close()
             spool.close()
             stop.set()

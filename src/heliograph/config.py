@@ -151,6 +151,36 @@ class Settings(BaseSettings):
         default=None,
         description="Shorthand for HELIOGRAPH_UPSTREAM_OPENAI_API_KEY.",
     )
+    budgets: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Budgets of the default organization, a JSON list (or [[budgets]] tables), "
+        'as the budgets API takes them: {"name": "team", "window": "month", "limit_usd": 50, '
+        '"scope": {"user_id": "alice"}, "action": "block"}. Kept in step with the store at '
+        "start; budgets made in the dashboard or API are left alone.",
+    )
+    budget_unpriced: Literal["block", "allow"] = Field(
+        default="block",
+        description="What a blocking USD budget does with a model that has no known price: "
+        "block (its cost could not be counted, so the limit could not hold), or allow and "
+        "note it on the record. Local servers (Ollama, vLLM, ...) are priced 0 and unaffected.",
+    )
+    budget_output_tokens: int = Field(
+        default=4096,
+        gt=0,
+        description="Output tokens a budget reserves for a request that sets no max_tokens "
+        "(or max_completion_tokens, max_output_tokens, num_predict).",
+    )
+    budget_reservation_ttl_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds after which a budget reservation whose record never arrived "
+        "(a gateway killed mid-request) is freed.",
+    )
+    budget_timezone: str = Field(
+        default="UTC",
+        description="Time zone of budgets' calendar windows (day, week, month) when a budget "
+        "names none.",
+    )
     upstream_timeout: float = Field(
         default=600.0,
         gt=0,
@@ -302,6 +332,33 @@ class Settings(BaseSettings):
         for name in value:
             if name in RESERVED_NAMES or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
                 raise ValueError(f"upstream name {name!r} is reserved or not a lower-case slug")
+        return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _check_budgets(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from heliograph.budgets.rules import BudgetError, check_budget
+
+        names = set()
+        for i, item in enumerate(value):
+            try:
+                name = check_budget(item)["name"]
+            except BudgetError as exc:
+                raise ValueError(f"budget {i + 1}: {exc}") from exc
+            if name in names:
+                raise ValueError(f"budget {i + 1}: the name {name!r} is used twice")
+            names.add(name)
+        return value
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
     @field_validator("prices")

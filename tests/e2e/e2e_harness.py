@@ -105,8 +105,9 @@ class Heliograph(ServeProcess):
                 self.pump.join(5)
                 raise RuntimeError("serve exited:\n" + self.output())
             if self._ready():
-                self.write_key = self.key("write key")
-                self.admin_key = self.key("admin key")
+                # Printed on the first start only: a restart keeps the keys it had.
+                self.write_key = self.write_key or self.key("write key")
+                self.admin_key = self.admin_key or self.key("admin key")
                 return self
             time.sleep(0.1)
         self.stop()

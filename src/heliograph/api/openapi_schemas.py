@@ -50,6 +50,7 @@ def record_fields() -> dict[str, Any]:
         "served_by",
         "omitted",
         "model_override",
+        "budget_note",
         "user_name",
         "user_email",
         "user_role",

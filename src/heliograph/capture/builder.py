@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from heliograph.budgets.settle import Pending, settlements_of
 from heliograph.capture.charges import Charge, charge_of
 from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.record import RecordRows, build_record, provider_of
@@ -42,11 +43,13 @@ class Built:
 
     batch: RecordBatch = field(default_factory=RecordBatch)
     charges: list[Charge] = field(default_factory=list)
+    settlements: list[Pending] = field(default_factory=list)
     last_used: dict[str, int] = field(default_factory=dict)
 
     def extend(self, other: Built) -> None:
         self.batch.extend(other.batch)
         self.charges += other.charges
+        self.settlements += other.settlements
         for key, ms in other.last_used.items():
             self.last_used[key] = max(self.last_used.get(key, 0), ms)
 
@@ -74,6 +77,7 @@ class Builder:
             charge = charge_of(rec)
             if charge is not None:
                 out.charges.append(charge)
+            out.settlements += settlements_of(rec)
             key_id = rec.request.get("key_id")
             if key_id:
                 created = rec.request["created_at"]

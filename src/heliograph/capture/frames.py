@@ -74,7 +74,7 @@ class EndFrame(TypedDict, total=False):
 
     id: Required[str]
     st: int  # HTTP status sent to the client (499: the client left before the answer)
-    state: str  # ok, error or cancelled (interrupted needs no end frame)
+    state: str  # ok, error, cancelled or refused (interrupted needs no end frame)
     err: str | None  # why it failed, in words
     lat: float  # milliseconds from arrival to the last byte sent
     ttfb: float  # milliseconds from arrival to the upstream's response headers
@@ -86,6 +86,10 @@ class EndFrame(TypedDict, total=False):
     srv: str  # upstream that answered, or "cache"
     cache: str  # hit or miss, when the cache was asked
     rlk: str  # rate-limit counter checked; the writer charges cost to the same one
+    # Budgets the request counts against: [budget id, hold id or None, window key, amount
+    # reserved, unit, spend bucket] each; the writer settles them with the real usage.
+    bud: list[list[Any]]
+    bnote: str  # budgets admitted unpriced or unchecked (ledger down), for the record
 
 
 START_KEYS = frozenset(StartFrame.__annotations__)

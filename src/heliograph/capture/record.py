@@ -51,6 +51,7 @@ class RecordRows:
     rate_limit_key: str | None = None  # the counter the gateway checked, charged the same
     groups: list[dict[str, Any]] = field(default_factory=list)  # request_groups rows
     person: Person | None = None  # what the end-user directory learns
+    budgets: list[list[Any]] | None = None  # the end frame's "bud": usage to settle
 
 
 def splice(body: bytes, end: EndFrame) -> tuple[bytes, list[Any], bool]:
@@ -289,6 +290,7 @@ def build_record(
         "served_by": clean(done.get("srv"), 64),
         "omitted": _omitted(omit_request, omit_response),
         "model_override": clean(md.get("model"), 255),
+        "budget_note": clean(done.get("bnote"), 255),
         **ow,
         **_prompt_columns(md),
     }
@@ -317,6 +319,7 @@ def build_record(
         done.get("rlk"),
         groups,
         person_of(md, request_row),
+        done.get("bud"),
     )
 
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from heliograph.budgets.settle import BudgetSettler
 from heliograph.capture.builder import (
     Builder,
     Built,
@@ -39,7 +40,8 @@ from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
-from heliograph.store.inserts import RecordBatch, insert_batch, insert_records, split_batch
+from heliograph.store.budgets import Settlement
+from heliograph.store.inserts import insert_batch, insert_records, split_batch
 from heliograph.store.salvage import refused, salvaged
 
 log = logging.getLogger(__name__)
@@ -98,12 +100,14 @@ class Writer:
         poll_interval: float = 0.05,
         pricebook: PriceBook | None = None,
         charger: CentsCharger | None = None,
+        settler: BudgetSettler | None = None,
         pool: ProcessPoolExecutor | None = None,
         pool_factory: Callable[[], ProcessPoolExecutor | None] | None = None,
     ) -> None:
         self.engine = engine
         self.builder = Builder(body_cap, pricebook)
         self.charger = charger
+        self.settler = settler
         self.pool_factory = pool_factory  # to replace a pool whose helper died
         self.pool = pool if pool is not None or pool_factory is None else pool_factory()
         self.spool_root = spool_root
@@ -266,19 +270,26 @@ class Writer:
             try:
                 with self.engine.begin() as conn:
                     inserted = insert_batch(conn, built.batch)
+                    self._settle_in(conn, built, inserted)
             except Exception as exc:
                 if not refused(exc):
                     raise  # the store is unavailable: retried from the checkpoint
-                inserted = self._insert_each(built.batch)
+                inserted = self._insert_each(built)
             try:
                 key_store.touch_keys(self.engine, built.last_used)
             except Exception as exc:
                 log.warning("could not update key last-use times: %s", exc)
             if self.charger is not None and built.charges:
                 self.charger.charge(c for c in built.charges if c.request_id in inserted)
+            if self.settler is not None and built.settlements:
+                self.settler.after_commit(_settled(built, inserted))
         state.spool.save_checkpoint(checkpoint)
 
-    def _insert_each(self, batch: RecordBatch) -> set[str]:
+    def _settle_in(self, conn: Connection, built: Built, inserted: set[str]) -> None:
+        if self.settler is not None and built.settlements:
+            self.settler.in_transaction(conn, _settled(built, inserted))
+
+    def _insert_each(self, built: Built) -> set[str]:
         """A batch the store refused: each record on its own, so one bad record cannot block
         the rest for ever; a record refused alone is kept as its checked essentials.
 
@@ -286,12 +297,15 @@ class Writer:
         a schema out of step): nothing is cut down, and the batch stays in the spool to be
         retried.
         """
+        batch = built.batch
         inserted: set[str] = set()
         refusals: list[tuple[str, BaseException]] = []
         for rid, one in split_batch(batch).items():
             try:
                 with self.engine.begin() as conn:
-                    inserted |= insert_batch(conn, one)
+                    new = insert_batch(conn, one)
+                    self._settle_in(conn, built, new)
+                inserted |= new
             except Exception as exc:
                 if not refused(exc):
                     raise
@@ -355,6 +369,11 @@ def chunked(jobs: list[Job]) -> list[list[Job]]:
     return chunks
 
 
+def _settled(built: Built, inserted: set[str]) -> list[Settlement]:
+    """The settlements of records this commit stored for the first time."""
+    return [p.settlement for p in built.settlements if p.request_id in inserted]
+
+
 def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -> Writer:
     """A writer configured from settings (used by the app and by the writer process)."""
     pricebook = make_pricebook(settings)
@@ -368,5 +387,6 @@ def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -
         poll_interval=settings.writer_poll_interval,
         pricebook=pricebook,
         charger=CentsCharger(engine, settings.redis_url),
+        settler=BudgetSettler(settings.redis_url),
         pool_factory=(lambda: make_pool(settings)) if parallel else None,
     )

@@ -9,6 +9,7 @@ import click
 
 from heliograph.auth.bootstrap import bootstrap
 from heliograph.auth.users import ensure_admin
+from heliograph.budgets.config import sync_budgets
 from heliograph.capture.process import writer_main
 from heliograph.cli.banner import client_lines
 from heliograph.cli.location import location_options, open_store, settings_for, store_name
@@ -50,6 +51,7 @@ def serve(
     engine = open_store(settings, create=True)
     first = bootstrap(engine)
     admin = ensure_admin(engine, settings)
+    sync_budgets(engine, settings)
     engine.dispose()
     base = settings.base_url()
     if first is not None:

@@ -16,11 +16,13 @@ import time
 import aiohttp
 
 from heliograph.auth.keys import KeyCache, KeyInfo
+from heliograph.budgets.guard import Verdict
 from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import SpoolWriter
 from heliograph.config import Settings, UpstreamConfig
 from heliograph.gateway import prompt_models
+from heliograph.gateway.budget_check import BudgetCheck
 from heliograph.gateway.exchange import Exchange
 from heliograph.gateway.openwebui import IdentityRefused, OpenWebUIIdentity
 from heliograph.gateway.policies import Policies
@@ -54,6 +56,7 @@ class Gateway:
         self.relay = Relay(settings, spool, session)
         self.policies: Policies | None = None  # set by the app once shared state exists
         self.prompts: PromptCache | None = None  # set by the app once the store is open
+        self.budgets: BudgetCheck | None = None  # set by the app once the store is open
         self.max_body = settings.max_body_bytes
         self.redactor = HeaderRedactor()
         self.watches = Watches()
@@ -148,9 +151,25 @@ class Gateway:
                 prompted.code,
             )
             return
+        checked = self.budgets
+        if checked is not None and checked.applies(info.org_id):
+            verdict = await checked.check(
+                info.org_id, info.id or None, scan.md, body, rest, protocol,
+                served.provider, served.name, wall,
+            )  # fmt: skip
+            if verdict.refused is not None:  # recorded, never forwarded
+                await relay.refuse(
+                    send, {"id": rid}, t0, id_headers, protocol, 429, verdict.message,
+                    "budget_exceeded", state="refused",
+                )  # fmt: skip
+                return
+            id_headers = id_headers + verdict.headers
+        else:
+            verdict = None
         await self._dispatch(
-            receive, send, scan, start, body, rest, query, served, protocol, t0, id_headers
-        )
+            receive, send, scan, start, body, rest, query, served, protocol, t0, id_headers,
+            verdict,
+        )  # fmt: skip
 
     def _prompt_upstream(
         self, named: str | None, routed: Upstream, rest: str, protocol: str, scan: Scanned
@@ -267,6 +286,7 @@ class Gateway:
         protocol: str,
         t0: float,
         id_headers: IdHeaders,
+        verdict: Verdict | None = None,
     ) -> None:
         """Send the request on (through the policies when it asked for features) and answer."""
         method = start["m"]
@@ -280,6 +300,11 @@ class Gateway:
         forward = scan.forward
         forward.append(("accept-encoding", "identity"))
         end: EndFrame = {"id": start["id"]}
+        if verdict is not None:
+            if verdict.entries:
+                end["bud"] = verdict.entries
+            if verdict.note:
+                end["bnote"] = verdict.note
         keyed = self.upstreams[start["up"]]
         if upstream is not keyed:
             end["srv"] = upstream.name  # a prompt's upstream serves it

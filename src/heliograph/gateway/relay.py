@@ -124,13 +124,14 @@ class Relay:
         status: int,
         message: str,
         code: str,
+        state: str = "error",
     ) -> None:
         """Answer an error instead of calling the upstream, and record it."""
         reply = await self.reply_error(send, status, message, code, id_headers, protocol)
         end.update(
             {
                 "st": status,
-                "state": "error",
+                "state": state,
                 "err": message,
                 "lat": ms_since(t0),
                 "ct": "application/json",

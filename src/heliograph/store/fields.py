@@ -136,11 +136,16 @@ FIELDS: tuple[Field, ...] = (
     _text("session_path", requests.c.session_path, "Session path (Helicone-Session-Path)"),
     _text("session_name", requests.c.session_name, "Session name (Helicone-Session-Name)"),
     _text("request_id", requests.c.id, "Record id", "id"),
-    _text("state", requests.c.state, "ok, error, cancelled or interrupted"),
+    _text("state", requests.c.state, "ok, error, cancelled, interrupted or refused (by a budget)"),
     _text("kind", requests.c.kind, "llm, or other for calls that are not model calls"),
     _text("endpoint", requests.c.endpoint, "Upstream path, e.g. /v1/chat/completions"),
     _text("served_by", requests.c.served_by, "Upstream that answered after a fallback"),
     _text("model_override", requests.c.model_override, "Model named by Helicone-Model-Override"),
+    _text(
+        "budget_note",
+        requests.c.budget_note,
+        "Budgets that let the request through unpriced or unchecked",
+    ),
     Field("status", "number", requests.c.status, "HTTP status", minimum=0, maximum=999),
     Field(
         "latency",

@@ -103,6 +103,7 @@ requests = Table(
     Column("served_by", String(64)),
     Column("omitted", String(16)),
     Column("model_override", String(255)),
+    Column("budget_note", String(255)),  # budgets admitted unpriced or unchecked (0017)
     # Open WebUI (migration 0007): who asked, as it said, and why
     Column("user_name", String(255)),
     Column("user_email", String(320)),
@@ -567,3 +568,47 @@ jobs = Table(
 )
 Index("ix_jobs_status", jobs.c.status, jobs.c.created_at)
 Index("ix_jobs_ref", jobs.c.kind, jobs.c.ref_id)
+
+# Budgets (migration 0017): limits enforced before forwarding. ``seq`` is bumped to lock a
+# budget's row while a reservation or a settlement reads and changes its usage.
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("scope", JSON, nullable=False),  # {"user_id"?, "key_id"?, "property"?, "model"?, ...}
+    Column("window", String(8), nullable=False),  # "<N>h", "day", "week", "month"
+    Column("timezone", String(64), nullable=False),
+    Column("limit_unit", String(10), nullable=False),  # "usd" (nano-USD), "tokens", "requests"
+    Column("limit_amount", BigInteger, nullable=False),
+    Column("action", String(8), nullable=False),  # "block" or "alert"
+    Column("thresholds", JSON, nullable=False),  # warning percentages
+    Column("source", String(10), nullable=False),  # "api" or "config"
+    Column("seq", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_budgets_org_name"),
+)
+
+# Settled usage per budget and bucket (a calendar window's start, or a rolling bucket).
+budget_spend = Table(
+    "budget_spend",
+    metadata,
+    Column("budget_id", String(36), primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+)
+
+# Reservations not yet settled: one row per gateway lease, expiring if never settled.
+budget_holds = Table(
+    "budget_holds",
+    metadata,
+    Column("hold_id", String(120), primary_key=True),
+    Column("budget_id", String(36), nullable=False),
+    Column("wk", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),  # ms
+)
+Index("ix_budget_holds_budget", budget_holds.c.budget_id, budget_holds.c.wk)

@@ -1,0 +1,1 @@
+"""Budgets: spending, token and request limits enforced before the upstream is called."""

@@ -1,0 +1,271 @@
+"""The budget check on the request path: reserve before forwarding, refuse when it cannot.
+
+Every request that a blocking budget covers reserves its estimate in the shared ledger before
+the upstream is called, so concurrent requests cannot all see the same remaining amount. To
+keep that off the database for almost every request, each worker reserves in **leases**: a
+reservation larger than one request (1/16 of what the budget had left, at least the request's
+own estimate), from which it then admits requests in memory. Far from the limit a lease covers
+many requests; near it, leases shrink to single requests, so the sum of everything reserved by
+all workers never exceeds the limit. What a worker has reserved and not used goes back to the
+ledger after ``IDLE_RELEASE_S`` without use, and every lease expires ``ttl`` after it was last
+topped up, so a killed worker's reservations free themselves.
+
+The writer settles each record: its estimate leaves the lease's hold, its real usage (cost,
+tokens, one request) is added to the budget's spend. Alert-only budgets reserve nothing; their
+usage is settled the same way so they show spent and remaining.
+
+A ledger that cannot answer (store or Redis down) admits the request, logged and noted on the
+record: traffic never stops because the database did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from heliograph.budgets.ledger import Ledger
+from heliograph.budgets.rules import NUSD_PER_USD, Budget, RequestFacts
+from heliograph.budgets.windows import Span, bucket_of, span
+
+log = logging.getLogger(__name__)
+LEASE_SHARE = 16  # a lease takes 1/16 of what the budget has left
+IDLE_RELEASE_S = 2.0
+EXHAUSTED_RECHECK_S = 1.0  # an exhausted budget is asked again at most this often per worker
+
+
+@dataclass(slots=True)
+class Lease:
+    hold_id: str
+    wk: int
+    left: int = 0  # reserved in the ledger, not yet given to a request
+    room: int = 0  # what the budget had left after the last grant (all workers)
+    expires: float = 0.0  # monotonic: the hold expires in the ledger around then
+    used_at: float = 0.0
+    exhausted_at: float = -1e9
+
+
+@dataclass
+class Verdict:
+    """What the check decided: refused (with the message), or admitted with what to settle."""
+
+    refused: Budget | None = None
+    message: str = ""
+    entries: list[list[Any]] = field(default_factory=list)  # the end frame's "bud"
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    note: str | None = None  # on the record: unpriced or unchecked budgets
+
+
+class BudgetGuard:
+    """One per gateway worker: its leases, the ledger, and the settings that shape a check."""
+
+    def __init__(
+        self, ledger: Ledger, ttl_s: float, unpriced: str, now: Any = time.monotonic
+    ) -> None:
+        self.ledger = ledger
+        self.ttl_ms = int(ttl_s * 1000)
+        self.unpriced = unpriced  # "block" or "allow"
+        self.worker = uuid.uuid4().hex[:12]
+        self.leases: dict[str, Lease] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.clock = now
+        self._serial = 0
+
+    async def check(
+        self,
+        budgets: tuple[Budget, ...],
+        facts: RequestFacts,
+        amounts: Mapping[str, int | None],
+        started: float,
+    ) -> Verdict:
+        """Reserve for every budget that covers the request; ``amounts`` by unit (usd None:
+        no known price); ``started`` the request's wall-clock time."""
+        verdict = Verdict()
+        taken: list[tuple[Budget, Lease, int]] = []
+        notes: list[str] = []
+        tightest: tuple[float, Budget, int] | None = None
+        for budget in budgets:
+            if not budget.scope.matches(facts):
+                continue
+            window = span(budget, started)
+            bucket = bucket_of(budget, started)
+            amount = amounts[budget.unit]
+            if amount is None:  # a USD budget and a model with no known price
+                if budget.blocks and self.unpriced == "block":
+                    self._give_back(taken)
+                    verdict.refused = budget
+                    verdict.message = _unpriced_message(budget, facts.model)
+                    return verdict
+                notes.append(f"unpriced: {budget.name}")
+                verdict.entries.append([budget.id, None, window.wk, 0, budget.unit, bucket])
+                continue
+            if not budget.blocks:
+                verdict.entries.append([budget.id, None, window.wk, 0, budget.unit, bucket])
+                continue
+            try:
+                lease = await self._take(budget, window, amount)
+            except Exception as exc:  # the ledger is down: admit, and say so on the record
+                log.warning("budget %s unchecked (ledger unavailable): %s", budget.name, exc)
+                notes.append(f"unchecked: {budget.name}")
+                verdict.entries.append([budget.id, None, window.wk, 0, budget.unit, bucket])
+                continue
+            if lease is None:
+                self._give_back(taken)
+                verdict.refused = budget
+                verdict.message = refusal_message(budget, window, started)
+                return verdict
+            taken.append((budget, lease, amount))
+            verdict.entries.append(
+                [budget.id, lease.hold_id, window.wk, amount, budget.unit, bucket]
+            )
+            remaining = max(lease.room + lease.left, 0)
+            share = remaining / budget.limit if budget.limit else 0.0
+            if tightest is None or share < tightest[0]:
+                tightest = (share, budget, int(window.resets_at - started))
+        if tightest is not None:
+            _, budget, reset_s = tightest
+            lease = self.leases[budget.id]
+            verdict.headers = budget_headers(budget, max(lease.room + lease.left, 0), reset_s)
+        verdict.note = "; ".join(notes) or None
+        return verdict
+
+    async def _take(self, budget: Budget, window: Span, amount: int) -> Lease | None:
+        """The lease ``amount`` was taken from, or None when the budget cannot cover it."""
+        lease = self._usable(budget, window, amount)
+        if lease is not None:
+            return lease
+        lock = self.locks.get(budget.id)
+        if lock is None:
+            lock = self.locks[budget.id] = asyncio.Lock()
+        async with lock:
+            lease = self._usable(budget, window, amount)
+            if lease is not None:
+                return lease
+            now = self.clock()
+            lease = self.leases.get(budget.id)
+            if lease is None or lease.wk != window.wk or lease.expires <= now:
+                if lease is not None and lease.left and lease.expires > now:
+                    self._release_later(budget.id, lease, lease.left)
+                self._serial += 1
+                hold = f"{self.worker}:{self._serial}:{budget.id}"
+                lease = self.leases[budget.id] = Lease(hold, window.wk)
+            elif now - lease.exhausted_at < EXHAUSTED_RECHECK_S:
+                return None
+            need = amount - lease.left
+            want = max(need, lease.room // LEASE_SHARE)
+            result = await self.ledger.reserve(
+                budget.id, budget.limit, window, lease.hold_id, need, want, self.ttl_ms
+            )
+            if result is None:  # deleted since the cache loaded it: nothing to hold to
+                lease.left += need
+            else:
+                granted, used = result
+                lease.room = budget.limit - used
+                if not granted:
+                    lease.exhausted_at = now
+                    return None
+                lease.left += granted
+                lease.expires = now + self.ttl_ms / 1000 * 0.9
+            lease.left -= amount
+            lease.used_at = now
+            return lease
+
+    def _usable(self, budget: Budget, window: Span, amount: int) -> Lease | None:
+        lease = self.leases.get(budget.id)
+        if lease is None or lease.wk != window.wk or lease.left < amount:
+            return None
+        now = self.clock()
+        if lease.expires <= now:
+            return None
+        lease.left -= amount
+        lease.used_at = now
+        return lease
+
+    def _give_back(self, taken: list[tuple[Budget, Lease, int]]) -> None:
+        """A request refused by a later budget: what earlier ones reserved returns to them."""
+        for budget, lease, amount in taken:
+            if self.leases.get(budget.id) is lease:
+                lease.left += amount
+
+    def _release_later(self, budget_id: str, lease: Lease, amount: int) -> None:
+        task = asyncio.ensure_future(self._release(budget_id, lease.wk, lease.hold_id, amount))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _release(self, budget_id: str, wk: int, hold_id: str, amount: int) -> None:
+        try:
+            await self.ledger.release(budget_id, wk, hold_id, amount)
+        except Exception as exc:  # it expires anyway
+            log.warning("could not release a budget reservation: %s", exc)
+
+    async def release_idle(self, idle_s: float = IDLE_RELEASE_S) -> None:
+        """Give back what leases hold unused, once idle (and everything with ``idle_s`` 0)."""
+        now = self.clock()
+        for budget_id, lease in list(self.leases.items()):
+            if lease.left > 0 and now - lease.used_at >= idle_s and lease.expires > now:
+                amount, lease.left = lease.left, 0
+                await self._release(budget_id, lease.wk, lease.hold_id, amount)
+
+    async def run(self) -> None:
+        """Return idle leases forever; started by the app's lifespan."""
+        while True:
+            await asyncio.sleep(IDLE_RELEASE_S / 2)
+            await self.release_idle()
+
+
+def refusal_message(budget: Budget, window: Span, now: float) -> str:
+    """What a person reads in their chat: which budget, its limit, when it resets."""
+    when = datetime.fromtimestamp(window.resets_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    wait = _duration(window.resets_at - now)
+    period = _period(budget)
+    return (
+        f"Budget '{budget.name}' is used up: its limit is {budget.limit_text()} {period}. "
+        f"It resets at {when} (in {wait}). Ask your Heliograph admin to raise it."
+    )
+
+
+def _unpriced_message(budget: Budget, model: str | None) -> str:
+    return (
+        f"Budget '{budget.name}' limits spending in USD, and model {model or '(none)'!r} has no "
+        "known price, so its cost cannot be counted. Ask your Heliograph admin to declare a "
+        "price for it ([[prices]] in config.toml) or to set budget_unpriced = 'allow'."
+    )
+
+
+def _period(budget: Budget) -> str:
+    if budget.window in ("day", "week", "month"):
+        return f"per calendar {budget.window} ({budget.timezone})"
+    return f"per rolling {budget.window[:-1]} hour(s)"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    if seconds < 3600:
+        return f"{max(seconds // 60, 1)} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} days"
+
+
+def budget_headers(budget: Budget, remaining: int, reset_s: int) -> list[tuple[bytes, bytes]]:
+    """Heliograph's remaining-budget headers and Helicone's rate-limit headers."""
+    if budget.unit == "usd":
+        text = f"{remaining / NUSD_PER_USD:.6f}".rstrip("0").rstrip(".")
+        limit, left, unit = budget.limit // 10_000_000, remaining // 10_000_000, "cents"
+    else:
+        text, limit, left = str(remaining), budget.limit, remaining
+        unit = "request" if budget.unit == "requests" else "token"
+    window_s = budget.rolling_s or max(reset_s, 0)
+    return [
+        (b"heliograph-budget", budget.name.encode("utf-8", "replace")[:200]),
+        (b"heliograph-budget-remaining", text.encode()),
+        (b"heliograph-budget-unit", budget.unit.encode()),
+        (b"helicone-ratelimit-limit", str(limit).encode()),
+        (b"helicone-ratelimit-remaining", str(left).encode()),
+        (b"helicone-ratelimit-policy", f"{limit};w={window_s};u={unit}".encode()),
+        (b"helicone-ratelimit-reset", str(max(reset_s, 0)).encode()),
+    ]

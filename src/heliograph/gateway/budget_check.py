@@ -1,0 +1,86 @@
+"""The budget policy on the gateway path: who the request is, what it may cost, and the
+guard's verdict. Only organizations with budgets come here; the rest pay one dict lookup.
+
+The request's facts are decided as the record will decide them (the same user precedence,
+the model as sent upstream after any prompt rendering), so a budget's scope and the record it
+is later settled from agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from heliograph.budgets.cache import BudgetCache
+from heliograph.budgets.estimate import estimate
+from heliograph.budgets.guard import BudgetGuard, Verdict
+from heliograph.budgets.rules import RequestFacts
+from heliograph.capture.frames import MetaFrame
+from heliograph.gateway.headers import user_of
+from heliograph.pricing.book import PriceBook
+
+
+class BudgetCheck:
+    def __init__(
+        self, cache: BudgetCache, guard: BudgetGuard, prices: PriceBook, output_tokens: int
+    ) -> None:
+        self.cache = cache
+        self.guard = guard
+        self.prices = prices
+        self.output_tokens = output_tokens
+
+    def applies(self, org_id: str) -> bool:
+        return bool(self.cache.for_org(org_id))
+
+    async def check(
+        self,
+        org_id: str,
+        key_id: str | None,
+        md: MetaFrame,
+        body: bytes,
+        rest: str,
+        protocol: str,
+        provider: str,
+        upstream: str,
+        started: float,
+    ) -> Verdict:
+        doc = _document(body)
+        model = md.get("model") or _model(doc)
+        facts = RequestFacts(
+            key_id=key_id,
+            user_id=user_of(md, _body_user(doc, protocol)),
+            properties=md.get("props") or {},
+            model=model,
+            upstream=upstream,
+        )
+        budgets = self.cache.for_org(org_id)
+        amounts: dict[str, int | None] = {"requests": 1, "tokens": 0, "usd": 0}
+        if any(b.unit != "requests" for b in budgets):
+            est = estimate(doc, rest, model, provider, upstream, self.prices, self.output_tokens)
+            amounts["tokens"], amounts["usd"] = est.tokens, est.cost_nusd
+        return await self.guard.check(budgets, facts, amounts, started)
+
+
+def _document(body: bytes) -> dict[str, Any]:
+    if not body or body[:1] not in (b"{", b" ", b"\n", b"\t", b"\r"):
+        return {}
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _model(doc: dict[str, Any]) -> str | None:
+    model = doc.get("model")
+    return model if isinstance(model, str) else None
+
+
+def _body_user(doc: dict[str, Any], protocol: str) -> str | None:
+    if protocol == "anthropic":
+        metadata = doc.get("metadata")
+        user = metadata.get("user_id") if isinstance(metadata, dict) else None
+    else:
+        user = doc.get("user")
+    return user if isinstance(user, str) and user else None
