@@ -59,6 +59,7 @@ def spooling(tmp_path: Path, mock: MockUpstream) -> Iterator[LiveGateway]:
         writer="off",
         max_stored_body_bytes=1024,
         upstreams={"backup": {"url": mock.url}},
+        budget_unpriced="allow",
     )
     gw = LiveGateway(settings).start()
     try:
@@ -111,6 +112,10 @@ def _traffic(gw: LiveGateway) -> None:
     httpx.post(f"{prompts}/p/versions", json=version, headers=admin).raise_for_status()
     named = {**CHAT, "prompt_id": "p", "prompt_version": 1, "inputs": {"mood": "brief"}}
     assert post(named).status_code == 200
+    budget = {"name": "b", "window": "day", "limit_usd": 100, "scope": {"property": {"env": "b"}}}
+    httpx.post(f"{gw.base_url}/api/v1/budgets", json=budget, headers=admin).raise_for_status()
+    unpriced = post({**CHAT, "model": "mystery-model"}, **{"Helicone-Property-Env": "b"})
+    assert unpriced.status_code == 200  # admitted and noted: the price is unknown
     with pytest.raises(httpx.TimeoutException):
         post(timeout=0.3, **{"x-mock-delay-ms": "3000"})
     time.sleep(0.5)  # the gateway notices the client left and records it
@@ -130,7 +135,7 @@ def test_every_declared_frame_key_is_written_and_read(spooling: LiveGateway) -> 
             else:
                 ends[header["id"]] = header
                 bodies[header["id"]] = frame.body
-    assert len(starts) == 11 and starts.keys() == ends.keys()
+    assert len(starts) == 12 and starts.keys() == ends.keys()
     written_start = set().union(*(s.keys() for s in starts.values()))
     written_meta = set().union(*(s.get("md", {}).keys() for s in starts.values()))
     written_end = set().union(*(e.keys() for e in ends.values()))
