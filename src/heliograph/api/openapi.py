@@ -323,6 +323,7 @@ def document() -> dict[str, Any]:
         openapi_experiments,
         openapi_online_eval,
         openapi_prompts,
+        openapi_webhooks,
     )
 
     return {
@@ -341,7 +342,8 @@ def document() -> dict[str, Any]:
         | openapi_prompts.paths()
         | openapi_datasets.paths()
         | openapi_experiment_results.paths()
-        | openapi_experiments.paths(),
+        | openapi_experiments.paths()
+        | openapi_webhooks.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
@@ -349,7 +351,8 @@ def document() -> dict[str, Any]:
             | openapi_prompts.schemas()
             | openapi_datasets.schemas()
             | openapi_experiment_results.schemas()
-            | openapi_experiments.schemas(),
+            | openapi_experiments.schemas()
+            | openapi_webhooks.schemas(),
         },
     }
 

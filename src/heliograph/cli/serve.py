@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from heliograph.alerts.webhook_config import sync_config_webhooks
 from heliograph.auth.bootstrap import bootstrap
 from heliograph.auth.users import ensure_admin
 from heliograph.capture.process import writer_main
@@ -50,6 +51,7 @@ def serve(
     engine = open_store(settings, create=True)
     first = bootstrap(engine)
     admin = ensure_admin(engine, settings)
+    sync_config_webhooks(engine, settings)
     engine.dispose()
     base = settings.base_url()
     if first is not None:
