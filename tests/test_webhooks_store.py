@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 
 from heliograph.alerts.webhook_specs import check_endpoint
-from heliograph.store import orgs
+from heliograph.store import orgs, webhooks
 from heliograph.store import webhook_queue as queue
-from heliograph.store import webhooks
 from heliograph.store.inserts import insert_batch, pack_records
 from heliograph.store.schema import webhook_deliveries, webhook_outbox
 from query_support import row
@@ -180,7 +179,7 @@ def test_claim_leases_each_delivery_to_one_owner(engine: Engine, two_orgs: tuple
         == "delivered"
     )
     log = queue.deliveries(engine, a, hook["id"])
-    done = [r for r in log if r["id"] == first[0].id][0]
+    done = next(r for r in log if r["id"] == first[0].id)
     assert done["status"] == "delivered" and done["attempts"] == 2 and done["last_status"] == 200
     assert webhooks.get_endpoint(engine, a, hook["id"])["last_success_at"] is not None  # type: ignore[index]
 
