@@ -111,8 +111,14 @@ class _UpstreamEnvSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """The settings table; ``heliograph settings`` prints it and the README documents it."""
 
+    # Errors name the setting and the problem but never echo its value: a webhook's secret or
+    # a database password must not end up in a log.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+        hide_input_in_errors=True,
     )
 
     home: Path = Field(
