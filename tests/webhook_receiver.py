@@ -35,8 +35,16 @@ class Hit:
 
 
 class Receiver:
-    def __init__(self, *, fail_first: int = 0, stall_first: int = 0, stall_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        fail_first: int = 0,
+        stall_first: int = 0,
+        stall_s: float = 0.0,
+        redirect_to: str | None = None,
+    ) -> None:
         self.port = free_port()
+        self.redirect_to = redirect_to
         self.fail_first = fail_first
         self.stall_first = stall_first
         self.stall_s = stall_s
@@ -87,6 +95,9 @@ class Receiver:
             self._record(Hit(path, headers, body, None))
             await asyncio.sleep(self.stall_s)
             return web.Response(status=200)
+        if self.redirect_to is not None:
+            self._record(Hit(path, headers, body, 307))
+            return web.Response(status=307, headers={"Location": self.redirect_to})
         status = 500 if n <= self.stall_first + self.fail_first else 200
         self._record(Hit(path, headers, body, status))
         return web.Response(status=status, text="down for a while" if status == 500 else "ok")
