@@ -156,7 +156,7 @@ def test_claim_leases_each_delivery_to_one_owner(engine: Engine, two_orgs: tuple
     hook = endpoint(engine, a)
     store_records(engine, records(a, 5), frozenset({a}))
     queue.fan_out(engine)
-    assert queue.due_endpoints(engine) == [hook["id"]]
+    assert queue.enabled_endpoints(engine) == [hook["id"]]
     first = queue.claim(engine, hook["id"], "p1", 3, 60_000)
     second = queue.claim(engine, hook["id"], "p2", 10, 60_000)
     assert len(first) == 3 and len(second) == 2
@@ -236,7 +236,7 @@ def test_disabled_endpoint_is_not_sent_and_test_events(
     hook = endpoint(engine, a)
     delivery = queue.enqueue_test(engine, a, hook["id"])
     webhooks.update_endpoint(engine, a, hook["id"], {"enabled": False})
-    assert queue.due_endpoints(engine) == []
+    assert queue.enabled_endpoints(engine) == []
     assert queue.claim(engine, hook["id"], "p", 5, 60_000) == []
     webhooks.update_endpoint(engine, a, hook["id"], {"enabled": True})
     [entry] = queue.claim(engine, hook["id"], "p", 5, 60_000)

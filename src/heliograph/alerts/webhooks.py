@@ -129,14 +129,16 @@ class Sender:
         return int(self.settings.webhook_timeout_s * 1000) + LEASE_MARGIN_MS
 
     async def tick(self) -> int:
-        """Fan out, then start sends for every endpoint with due deliveries and room."""
+        """Fan out, then start sends of due deliveries for every endpoint with room."""
         await asyncio.to_thread(queue.fan_out, self.engine)
         if self.session is None:
             self.session = aiohttp.ClientSession()
         started = 0
-        for endpoint_id in await asyncio.to_thread(queue.due_endpoints, self.engine):
+        for endpoint_id in await asyncio.to_thread(queue.enabled_endpoints, self.engine):
             running = self.in_flight.setdefault(endpoint_id, set())
             room = self.settings.webhook_concurrency - len(running)
+            if room <= 0:
+                continue
             claimed = await asyncio.to_thread(
                 queue.claim, self.engine, endpoint_id, self.owner, room, self.lease_ms
             )

@@ -133,14 +133,13 @@ def enqueue_test(engine: Engine, org_id: str, endpoint_id: str) -> str:
     return str(row["id"])
 
 
-def due_endpoints(engine: Engine) -> list[str]:
-    """Enabled endpoints with a delivery due now (the sender's round)."""
-    now = now_ms()
+def enabled_endpoints(engine: Engine) -> list[str]:
+    """Every enabled endpoint (the sender's round): each is then claimed from on its own
+    index range, so a long backlog of one endpoint is never scanned for another's."""
     query = (
-        select(d.c.endpoint_id)
-        .join(webhook_endpoints, webhook_endpoints.c.id == d.c.endpoint_id)
-        .where(webhook_endpoints.c.enabled.is_(True), _due(now))
-        .distinct()
+        select(webhook_endpoints.c.id)
+        .where(webhook_endpoints.c.enabled.is_(True))
+        .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
     )
     with engine.connect() as conn:
         return list(conn.execute(query).scalars())
