@@ -24,7 +24,7 @@ import openai
 import pytest
 from e2e_harness import Heliograph
 
-from conftest import free_port
+from conftest import create_pg_database, free_port
 from heliograph.alerts import signing
 from mock_upstream import MockUpstream
 from serve_process import ServeProcess
@@ -123,8 +123,21 @@ def check_hit(hit: Hit, secret: str, stored: dict[str, Any], with_bodies: bool) 
     assert doc["model"] == stored["model"]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_env(request: pytest.FixtureRequest, upstream: MockUpstream) -> Iterator[dict[str, str]]:
+    """The server's environment, with its store on SQLite (the default) or PostgreSQL."""
+    if request.param == "sqlite":
+        yield env(upstream)
+        return
+    url, drop = create_pg_database(request.getfixturevalue("pg_admin"))
+    try:
+        yield {**env(upstream), "HELIOGRAPH_DATABASE_URL": url}
+    finally:
+        drop()
+
+
 def test_every_record_reaches_every_receiver_across_a_sigkill(
-    tmp_path: Path, upstream: MockUpstream
+    tmp_path: Path, store_env: dict[str, str]
 ) -> None:
     flaky = Receiver(fail_first=6).start()
     stalling = Receiver(stall_first=3, stall_s=TIMEOUT_S + 2.5).start()
@@ -132,7 +145,7 @@ def test_every_record_reaches_every_receiver_across_a_sigkill(
     home = tmp_path / "home"
     home.mkdir()
     (home / "config.toml").write_text(config_toml(healthy.url("config")))
-    server = Heliograph(home, free_port(), env=env(upstream)).start()
+    server = Heliograph(home, free_port(), env=store_env).start()
     try:
         listed = api(server, "GET", "/api/v1/webhooks").json()["data"]
         assert [(e["name"], e["source"]) for e in listed] == [("from-config", "config")]
