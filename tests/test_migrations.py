@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0017"
+    assert current_revision(engine) == "0018"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
@@ -95,6 +95,10 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert "reason" in {c["name"] for c in inspect(engine).get_columns("request_scores")}
     queue = {c["name"] for c in inspect(engine).get_columns("eval_queue")}
     assert {"lease_owner", "lease_until"} <= queue
+    # record webhooks (migration 0018): endpoints, the outbox, the delivery log
+    assert {"webhook_endpoints", "webhook_outbox", "webhook_deliveries"} <= set(
+        inspect(engine).get_table_names()
+    )
     migrate(engine)  # idempotent
     # budgets (migration 0017): a budget on the old organization, settled and reserved
     from heliograph.store import budgets as budget_store
@@ -109,6 +113,5 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     budget_store.settle(engine, [Settlement(budget["id"], "h1", 0, 1, 0, 1)])
     assert budget_store.usage(engine, budget["id"], (0, 0, 0)) == (1, 0)
     assert "budget_note" in {c["name"] for c in inspect(engine).get_columns("requests")}
-    migrate(engine)  # idempotent
-    assert current_revision(engine) == "0017"
+    assert current_revision(engine) == "0018"
     engine.dispose()

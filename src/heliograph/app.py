@@ -40,6 +40,7 @@ from heliograph.api import openapi as openapi_api
 from heliograph.api import prompts as prompts_api
 from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
+from heliograph.api import webhooks as webhooks_api
 from heliograph.api.responses import ApiError, JSONResponse, api_error_handler
 from heliograph.auth.keys import KeyCache
 from heliograph.budgets.cache import BudgetCache
@@ -106,6 +107,7 @@ class HeliographApp:
                 *evaluators_api.routes,
                 *experiment_results_api.routes,  # /api/v1/experiments/<id>/results ...
                 *online_eval_api.routes,
+                *webhooks_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],

@@ -111,8 +111,14 @@ class _UpstreamEnvSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """The settings table; ``heliograph settings`` prints it and the README documents it."""
 
+    # Errors name the setting and the problem but never echo its value: a webhook's secret or
+    # a database password must not end up in a log.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+        hide_input_in_errors=True,
     )
 
     home: Path = Field(
@@ -242,6 +248,45 @@ class Settings(BaseSettings):
         "lands later than this after its start (a longer stream, a store outage) is not "
         "sampled.",
     )
+    # Record webhooks (alerts.webhooks): endpoints from config.toml and delivery limits.
+    webhooks: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Record webhook endpoints kept in config.toml ([[webhooks]] tables: name, "
+        "url, secret, optional filter (the Requests page's parameters), enabled, "
+        "include_bodies), synced into the store's default organization at start and marked as "
+        "coming from config; as an environment variable, a JSON list of the same objects.",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds one webhook delivery attempt may take (connect, send, answer) "
+        "before it counts as failed and is retried.",
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Hours a webhook delivery is retried (exponential backoff with jitter) "
+        "before it is marked failed in the delivery log.",
+    )
+    webhook_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Webhook deliveries in flight at once per endpoint (per job process).",
+    )
+    webhook_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Largest request or response body put in a webhook payload of an "
+        "endpoint with include_bodies; a longer one is left out and marked truncated.",
+    )
+    webhook_log_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Days finished webhook deliveries (delivered or failed) stay in the "
+        "delivery log.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis for the response cache and rate-limit counters shared by several "
@@ -370,6 +415,15 @@ class Settings(BaseSettings):
             PriceOverride.from_dict(item)  # raises on unknown keys or bad numbers
         return value
 
+    @field_validator("webhooks")
+    @classmethod
+    def _check_webhooks(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not value:
+            return value
+        from heliograph.alerts.webhook_specs import check_config_endpoints
+
+        return check_config_endpoints(value)  # raises naming the entry and field
+
     def resolved_upstreams(self) -> dict[str, UpstreamConfig]:
         """Built-ins merged with configured upstreams; ones without a URL are left out."""
         merged: dict[str, UpstreamConfig] = {}
@@ -418,6 +472,8 @@ class Settings(BaseSettings):
                     }
                     for k, u in self.resolved_upstreams().items()
                 }
+            elif name == "webhooks":
+                value = [{**w, "secret": "**********"} for w in value]
             elif name == "database_url" and value and "@" in value:
                 scheme, _, rest = value.partition("://")
                 creds, _, host = rest.rpartition("@")

@@ -47,7 +47,7 @@ async def _reload(request: Request) -> None:
 
 async def _one(request: Request, org_id: str) -> Budget:
     row = await run_in_threadpool(
-        budget_store.get_budget, request.app.state.engine, org_id, request.path_params["id"]
+        budget_store.get_budget, request.app.state.engine, org_id, request.path_params["budget_id"]
     )
     if row is None:
         raise ApiError(404, "No such budget in this organization.", "not_found")
@@ -130,7 +130,7 @@ def _not_config(budget: Budget) -> None:
 routes = [
     Route("/api/v1/budgets", list_budgets, methods=["GET"]),
     Route("/api/v1/budgets", create_budget, methods=["POST"]),
-    Route("/api/v1/budgets/{id}", get_budget, methods=["GET"]),
-    Route("/api/v1/budgets/{id}", replace_budget, methods=["PUT"]),
-    Route("/api/v1/budgets/{id}", delete_budget, methods=["DELETE"]),
+    Route("/api/v1/budgets/{budget_id}", get_budget, methods=["GET"]),
+    Route("/api/v1/budgets/{budget_id}", replace_budget, methods=["PUT"]),
+    Route("/api/v1/budgets/{budget_id}", delete_budget, methods=["DELETE"]),
 ]

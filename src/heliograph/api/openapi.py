@@ -318,11 +318,13 @@ def paths() -> dict[str, Any]:
 @functools.cache
 def document() -> dict[str, Any]:
     from heliograph.api import (  # built on these helpers
+        openapi_budgets,
         openapi_datasets,
         openapi_experiment_results,
         openapi_experiments,
         openapi_online_eval,
         openapi_prompts,
+        openapi_webhooks,
     )
 
     return {
@@ -339,17 +341,21 @@ def document() -> dict[str, Any]:
         "paths": paths()
         | openapi_online_eval.paths()
         | openapi_prompts.paths()
+        | openapi_budgets.paths()
         | openapi_datasets.paths()
         | openapi_experiment_results.paths()
-        | openapi_experiments.paths(),
+        | openapi_experiments.paths()
+        | openapi_webhooks.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
             | openapi_online_eval.schemas()
             | openapi_prompts.schemas()
+            | openapi_budgets.schemas()
             | openapi_datasets.schemas()
             | openapi_experiment_results.schemas()
-            | openapi_experiments.schemas(),
+            | openapi_experiments.schemas()
+            | openapi_webhooks.schemas(),
         },
     }
 

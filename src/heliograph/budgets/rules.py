@@ -9,6 +9,7 @@ because the gateway runs it for every request of an organization that has budget
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -205,10 +206,10 @@ def _limit(name: str, value: object, unit: str) -> int:
         raise BudgetError(f"{name}: a number >= 0")
     if unit != "usd" and value != int(value):
         raise BudgetError(f"{name}: a whole number")
-    amount = round(value * NUSD_PER_USD) if unit == "usd" else int(value)
-    if amount > MAX_LIMIT:
+    scale = NUSD_PER_USD if unit == "usd" else 1
+    if not math.isfinite(value) or value * scale > MAX_LIMIT:
         raise BudgetError(f"{name}: too large")
-    return amount
+    return round(value * scale) if unit == "usd" else int(value)
 
 
 def _window_ok(window: str) -> bool:

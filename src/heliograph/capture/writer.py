@@ -40,8 +40,15 @@ from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
+from heliograph.store import webhooks
 from heliograph.store.budgets import Settlement
-from heliograph.store.inserts import insert_batch, insert_records, split_batch
+from heliograph.store.inserts import (
+    REQUESTS,
+    RecordBatch,
+    insert_batch,
+    insert_records,
+    split_batch,
+)
 from heliograph.store.salvage import refused, salvaged
 
 log = logging.getLogger(__name__)
@@ -115,6 +122,7 @@ class Writer:
         self.poll_interval = poll_interval
         self._dirs: dict[Path, _DirState] = {}
         self._lock_fd = -1
+        self.webhook_orgs = webhooks.OrgCache(engine)
 
     # -- locking -----------------------------------------------------------------------------
     def acquire(self, blocking: bool = False) -> bool:
@@ -268,9 +276,11 @@ class Writer:
     def _commit(self, state: _DirState, built: Built, checkpoint: Position) -> None:
         if built.batch.ids:
             try:
+                orgs = self.webhook_orgs.get()
                 with self.engine.begin() as conn:
                     inserted = insert_batch(conn, built.batch)
                     self._settle_in(conn, built, inserted)
+                    _outbox(conn, built.batch, inserted, orgs)
             except Exception as exc:
                 if not refused(exc):
                     raise  # the store is unavailable: retried from the checkpoint
@@ -300,11 +310,13 @@ class Writer:
         batch = built.batch
         inserted: set[str] = set()
         refusals: list[tuple[str, BaseException]] = []
+        orgs = self.webhook_orgs.get()
         for rid, one in split_batch(batch).items():
             try:
                 with self.engine.begin() as conn:
                     new = insert_batch(conn, one)
                     self._settle_in(conn, built, new)
+                    _outbox(conn, one, new, orgs)
                 inserted |= new
             except Exception as exc:
                 if not refused(exc):
@@ -319,7 +331,9 @@ class Writer:
             log.error("record %s refused by the store (%s); storing its essentials", rid, reason)
             try:
                 with self.engine.begin() as conn:
-                    inserted |= insert_records(conn, [salvaged(rows[rid], reason, now_ms)], [], [])
+                    new = insert_records(conn, [salvaged(rows[rid], reason, now_ms)], [], [])
+                    _outbox(conn, RecordBatch(requests=[rows[rid]]), new, orgs)
+                    inserted |= new
             except Exception as again:
                 if not refused(again):
                     raise
@@ -344,6 +358,16 @@ class Writer:
             self.drain()
         except Exception as exc:
             log.warning("final drain failed, records stay in the spool: %s", exc)
+
+
+_ORG = REQUESTS.names.index("org_id")
+
+
+def _outbox(conn: Connection, batch: RecordBatch, inserted: set[str], orgs: frozenset[str]) -> None:
+    """Queue the batch's new records for webhooks, in the transaction that inserted them."""
+    if orgs and inserted:
+        new = ((row[0], row[_ORG]) for row in batch.requests if row[0] in inserted)
+        webhooks.add_to_outbox(conn, new, orgs)
 
 
 Pending = list[tuple[Built | Future[Built], list[Job]]]

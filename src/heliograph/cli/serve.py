@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from heliograph.alerts.webhook_config import sync_config_webhooks
 from heliograph.auth.bootstrap import bootstrap
 from heliograph.auth.users import ensure_admin
 from heliograph.budgets.config import sync_budgets
@@ -52,6 +53,7 @@ def serve(
     first = bootstrap(engine)
     admin = ensure_admin(engine, settings)
     sync_budgets(engine, settings)
+    sync_config_webhooks(engine, settings)
     engine.dispose()
     base = settings.base_url()
     if first is not None:

@@ -612,3 +612,77 @@ budget_holds = Table(
     Column("expires_at", BigInteger, nullable=False),  # ms
 )
 Index("ix_budget_holds_budget", budget_holds.c.budget_id, budget_holds.c.wk)
+
+# Record webhooks (0018). An endpoint receives an organization's records, or those matching
+# its filter (the Requests page's parameters). The writer adds one outbox row per new record
+# of an organization with an enabled endpoint, in the transaction that stores the record; the
+# job process fans each outbox row out to a delivery per matching endpoint and sends those
+# under a lease (a guarded UPDATE), with backoff, until delivered or given up.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("filter", JSON, nullable=False),  # the Requests page's filter parameters
+    Column("secret", String(200), nullable=False),  # the signing secret, never shown again
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("include_bodies", Boolean, nullable=False, server_default=false()),
+    Column("source", String(10), nullable=False),  # api (API and dashboard) or config
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("last_error_at", BigInteger),
+    Column("last_success_at", BigInteger),
+)
+Index(
+    "uq_webhook_endpoints_org_name",
+    webhook_endpoints.c.org_id,
+    webhook_endpoints.c.name,
+    unique=True,
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("org_id", String(36), nullable=False),
+    Column("created_at", BigInteger, nullable=False),  # when the record was stored
+)
+Index("ix_webhook_outbox_time", webhook_outbox.c.created_at)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("endpoint_id", String(36), nullable=False),
+    Column("org_id", String(36), nullable=False),
+    Column("request_id", String(36), nullable=False),
+    Column("event", String(40), nullable=False),  # record.created, or test
+    Column("status", String(12), nullable=False),  # pending delivered failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease_owner", String(80)),
+    Column("lease_until", BigInteger),
+    Column("last_status", Integer),  # the receiver's last HTTP status
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger),
+)
+Index(
+    "uq_webhook_deliveries_endpoint_request",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.request_id,
+    unique=True,
+)
+Index(
+    "ix_webhook_deliveries_due",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.status,
+    webhook_deliveries.c.next_attempt_at,
+)
+Index(
+    "ix_webhook_deliveries_log", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.created_at
+)

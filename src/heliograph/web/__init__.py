@@ -35,6 +35,7 @@ from heliograph.web import (
     sessions,
     settings_page,
     tasks,
+    webhooks_page,
 )
 from heliograph.web.context import PASSWORD_PATH, REPLAY_FORM_BYTES, UI, Ctx, page
 
@@ -98,6 +99,19 @@ def _experiment_routes(ui: UI) -> list[BaseRoute]:
         ),
         Route("/review", page(ui, review.review_page), methods=["GET"]),
         Route("/review", page(ui, review.save_action, admin=True), methods=["POST"]),
+    ]
+
+
+def _webhook_routes(ui: UI) -> list[BaseRoute]:
+    here, one = "/settings/webhooks", "/settings/webhooks/{endpoint_id}"
+    return [
+        Route(here, page(ui, webhooks_page.webhooks_page), methods=["GET"]),
+        Route(here, page(ui, webhooks_page.create_action, admin=True), methods=["POST"]),
+        Route(
+            f"{one}/enabled", page(ui, webhooks_page.toggle_action, admin=True), methods=["POST"]
+        ),
+        Route(f"{one}/delete", page(ui, webhooks_page.delete_action, admin=True), methods=["POST"]),
+        Route(f"{one}/test", page(ui, webhooks_page.test_action, admin=True), methods=["POST"]),
     ]
 
 
@@ -201,6 +215,7 @@ def routes() -> list[BaseRoute]:
         Route("/settings", page(ui, settings_page.settings_page), methods=["GET"]),
         Route("/settings/openwebui", page(ui, openwebui_page.openwebui_page), methods=["GET"]),
         *_evaluation_routes(ui),
+        *_webhook_routes(ui),
         Route(
             "/settings/keys",
             page(ui, settings_page.create_key_action, admin=True),
