@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0016"
+    assert current_revision(engine) == "0019"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
@@ -96,5 +96,5 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     queue = {c["name"] for c in inspect(engine).get_columns("eval_queue")}
     assert {"lease_owner", "lease_until"} <= queue
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0016"
+    assert current_revision(engine) == "0019"
     engine.dispose()

@@ -11,9 +11,11 @@ from heliograph.jobs.runner import Registry
 
 
 def register_all(registry: Registry) -> Registry:
+    from heliograph.alerts import jobs as alert_jobs
     from heliograph.evals import online
     from heliograph.evals import runner as experiment_runner
 
     experiment_runner.register(registry)
     online.register(registry)
+    alert_jobs.register(registry)
     return registry
