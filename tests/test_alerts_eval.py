@@ -174,7 +174,9 @@ def test_outbox_claims_once_and_backs_off(engine: Engine, tmp_path: Path) -> Non
     assert len(first) == 1 and first[0]["kind"] == "webhook" and first[0]["attempts"] == 1
     assert alert_state.claim(engine, "b", NOW, 60_000, 10) == []  # held by a
     assert alert_state.finish(engine, first[0]["id"], "b", NOW, error="x") is False
-    assert alert_state.finish(engine, first[0]["id"], "a", NOW, error="HTTP 500", retry_at=NOW + 5000)
+    assert alert_state.finish(
+        engine, first[0]["id"], "a", NOW, error="HTTP 500", retry_at=NOW + 5000
+    )
     assert alert_state.claim(engine, "b", NOW + 1000, 60_000, 10) == []  # not due yet
     again = alert_state.claim(engine, "b", NOW + 5000, 60_000, 10)
     assert len(again) == 1 and again[0]["attempts"] == 2
@@ -217,5 +219,12 @@ def test_bad_definitions_name_the_field() -> None:
         definitions.check_channel({"name": "x", "kind": "slack", "url": "ftp://x"})
     with pytest.raises(DefinitionError, match="password: required with a username"):
         definitions.check_channel(
-            {"name": "m", "kind": "email", "host": "h", "username": "u", "from": "a@b.c", "to": ["d@e.f"]}
+            {
+                "name": "m",
+                "kind": "email",
+                "host": "h",
+                "username": "u",
+                "from": "a@b.c",
+                "to": ["d@e.f"],
+            }
         )

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph import web
+from heliograph.api import alerts as alerts_api
 from heliograph.api import analytics as analytics_api
 from heliograph.api import costs as costs_api
 from heliograph.api import dataset_imports as dataset_imports_api
@@ -100,6 +101,7 @@ class HeliographApp:
                 *evaluators_api.routes,
                 *experiment_results_api.routes,  # /api/v1/experiments/<id>/results ...
                 *online_eval_api.routes,
+                *alerts_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],

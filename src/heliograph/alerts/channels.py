@@ -53,7 +53,8 @@ def summary(msg: dict[str, Any]) -> tuple[str, str]:
     detail = (
         f"{rule['metric_label']} = {_number(msg['value'])} {rule['unit']} "
         f"(alert when {rule['comparison']} {_number(rule['threshold'])}) over the last "
-        f"{rule['window']}" + (f", {count} requests" if count is not None else "")
+        f"{rule['window']}"
+        + (f", {count} requests" if count is not None else "")
         + (f"; filter {scope}" if scope else "")
     )
     return title, detail
@@ -141,27 +142,30 @@ def email_message(msg: dict[str, Any], config: dict[str, Any]) -> EmailMessage:
 
 
 async def _post(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], timeout: float
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], timeout_s: float
 ) -> None:
     try:
         async with session.post(
             url,
             data=body,
             headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers},
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
             allow_redirects=False,
         ) as answer:
             text = (await answer.content.read(MAX_ANSWER)).decode("utf-8", "replace")
             if not 200 <= answer.status < 300:
                 raise SendError(f"HTTP {answer.status}: {text[:200]}")
     except TimeoutError as exc:
-        raise SendError(f"no answer within {timeout:g} s") from exc
+        raise SendError(f"no answer within {timeout_s:g} s") from exc
     except aiohttp.ClientError as exc:
         raise SendError(f"could not reach the receiver: {type(exc).__name__}") from exc
 
 
 def _smtp_send(
-    config: dict[str, Any], password: str | None, mail: EmailMessage, timeout: float,
+    config: dict[str, Any],
+    password: str | None,
+    mail: EmailMessage,
+    timeout: float,
     context: ssl.SSLContext | None,
 ) -> None:
     context = context or ssl.create_default_context()
@@ -195,12 +199,12 @@ async def send(
     msg: dict[str, Any],
     delivery: str,
     session: aiohttp.ClientSession,
-    timeout: float,
+    timeout_s: float,
     ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Deliver ``msg`` through ``channel`` (a stored row: kind, config, secrets) once."""
     kind, config, secrets = channel["kind"], channel["config"], channel["secrets"]
-    timeout = float(config.get("timeout_s") or timeout)
+    timeout = float(config.get("timeout_s") or timeout_s)
     if kind == "email":
         mail = email_message(msg, config)
         await asyncio.to_thread(

@@ -40,7 +40,12 @@ CHANNEL_FIELDS = {
     "discord": ("url", "timeout_s"),
     "email": ("host", "port", "security", "username", "password", "from", "to", "timeout_s"),
 }
-SECRET_FIELDS = {"webhook": ("secret",), "slack": ("url",), "discord": ("url",), "email": ("password",)}
+SECRET_FIELDS = {
+    "webhook": ("secret",),
+    "slack": ("url",),
+    "discord": ("url",),
+    "email": ("password",),
+}
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -223,7 +228,9 @@ def check_channel(
     if current is not None:
         merged.update(name=current["name"], enabled=current["enabled"], **current["config"])
         merged.update(current["secrets"])
-    merged.update({k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in doc.items()})
+    merged.update(
+        {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in doc.items()}
+    )
     name = merged.get("name")
     if not isinstance(name, str) or not NAME.fullmatch(name) or not name.strip():
         raise DefinitionError("name", "required: 1 to 100 characters, no control characters")
@@ -311,7 +318,10 @@ def check_config(value: Any, env: Mapping[str, str]) -> dict[str, list[dict[str,
         names[checked["name"]] = checked["name"]
         secret_keys = SECRET_FIELDS[checked["kind"]]
         channels.append(
-            {k: SecretStr(v) if k in secret_keys and isinstance(v, str) else v for k, v in resolved.items()}
+            {
+                k: SecretStr(v) if k in secret_keys and isinstance(v, str) else v
+                for k, v in resolved.items()
+            }
         )
     rules: list[dict[str, Any]] = []
     for i, doc in enumerate(value.get("rules") or []):

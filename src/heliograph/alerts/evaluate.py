@@ -83,7 +83,9 @@ def decide(rule: dict[str, Any], reading: Reading, now: int) -> Transition | Non
     return None
 
 
-def message(rule: dict[str, Any], change: Transition, event_id: str, base_url: str) -> dict[str, Any]:
+def message(
+    rule: dict[str, Any], change: Transition, event_id: str, base_url: str
+) -> dict[str, Any]:
     """The notification as every channel renders it (stored with the queued notification)."""
     spec = METRICS.get(rule["metric"])
     return {

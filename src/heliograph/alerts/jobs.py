@@ -41,7 +41,8 @@ def retry_at(attempts: int, now: int) -> int | None:
     """When the attempt after ``attempts`` failed ones runs, or None: give up."""
     if attempts >= MAX_ATTEMPTS:
         return None
-    return now + min(BACKOFF_MS * 2 ** (attempts - 1), MAX_BACKOFF_MS)
+    delay: int = min(BACKOFF_MS * 2 ** (attempts - 1), MAX_BACKOFF_MS)
+    return now + delay
 
 
 def sync_config(engine: Any, settings: Any) -> bool:
@@ -65,7 +66,7 @@ async def deliver(
     owner: str,
     now: int,
     session: aiohttp.ClientSession,
-    timeout: float,
+    timeout_s: float,
     ssl_context: Any = None,
 ) -> tuple[int, int]:
     """Send the due notifications: (sent, failed attempts)."""
@@ -81,7 +82,7 @@ async def deliver(
             error = "the channel is disabled"
         else:
             try:
-                await channels.send(row, row["payload"], row["id"], session, timeout, ssl_context)
+                await channels.send(row, row["payload"], row["id"], session, timeout_s, ssl_context)
             except channels.SendError as exc:
                 error = str(exc)
             except Exception as exc:  # never let one channel stop the others
@@ -120,7 +121,9 @@ async def alerts_tick(context: Any) -> None:
         )
         if report.transitions or report.errors:
             log.info("alerts: %s", report)
-    await deliver(engine, context.owner, alerts.now_ms(), state.session, settings.alerts_send_timeout_s)
+    await deliver(
+        engine, context.owner, alerts.now_ms(), state.session, settings.alerts_send_timeout_s
+    )
 
 
 def register(registry: Any) -> None:

@@ -125,9 +125,7 @@ METRICS: dict[str, Metric] = {
     "cost_usd": Metric("cost (USD)", "USD", _stats_metric(lambda s: s.cost_nusd / 1e9)),
     "requests": Metric("requests", "requests", _stats_metric(lambda s: float(s.requests))),
     "error_rate": Metric("error rate", "ratio 0-1", _stats_metric(_error_rate)),
-    "p95_latency_ms": Metric(
-        "p95 latency", "ms", _stats_metric(_p95_latency), percentile=True
-    ),
+    "p95_latency_ms": Metric("p95 latency", "ms", _stats_metric(_p95_latency), percentile=True),
     "p95_ttft_ms": Metric(
         "p95 time to first token", "ms", _stats_metric(_p95_ttft), percentile=True
     ),

@@ -318,6 +318,7 @@ def paths() -> dict[str, Any]:
 @functools.cache
 def document() -> dict[str, Any]:
     from heliograph.api import (  # built on these helpers
+        openapi_alerts,
         openapi_datasets,
         openapi_experiment_results,
         openapi_experiments,
@@ -341,7 +342,8 @@ def document() -> dict[str, Any]:
         | openapi_prompts.paths()
         | openapi_datasets.paths()
         | openapi_experiment_results.paths()
-        | openapi_experiments.paths(),
+        | openapi_experiments.paths()
+        | openapi_alerts.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
@@ -349,7 +351,8 @@ def document() -> dict[str, Any]:
             | openapi_prompts.schemas()
             | openapi_datasets.schemas()
             | openapi_experiment_results.schemas()
-            | openapi_experiments.schemas(),
+            | openapi_experiments.schemas()
+            | openapi_alerts.schemas(),
         },
     }
 

@@ -194,7 +194,9 @@ def finish(
     return bool(done)
 
 
-def deliveries(engine: Engine, org_id: str, event_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+def deliveries(
+    engine: Engine, org_id: str, event_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
     """Per event, how its notifications went (channel, status, attempts, last error)."""
     if not event_ids:
         return {}

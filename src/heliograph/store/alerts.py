@@ -106,7 +106,9 @@ def _drop_channel_from_rules(conn: Connection, org_id: str, channel_id: str) -> 
     for rule_id, channels in conn.execute(query).all():
         if channel_id in (channels or []):
             kept = [c for c in channels if c != channel_id]
-            conn.execute(update(alert_rules).where(alert_rules.c.id == rule_id).values(channels=kept))
+            conn.execute(
+                update(alert_rules).where(alert_rules.c.id == rule_id).values(channels=kept)
+            )
 
 
 def channel_refs(engine: Engine, org_id: str) -> dict[str, str]:
@@ -168,7 +170,9 @@ def update_rule(
     where = (alert_rules.c.org_id == org_id, alert_rules.c.id == rule_id)
     try:
         with engine.begin() as conn:
-            done = conn.execute(update(alert_rules).where(*where).values(**rule, updated_at=now_ms()))
+            done = conn.execute(
+                update(alert_rules).where(*where).values(**rule, updated_at=now_ms())
+            )
     except IntegrityError as exc:
         raise DuplicateName(rule["name"]) from exc
     return get_rule(engine, org_id, rule_id) if done.rowcount else None
@@ -248,14 +252,23 @@ def sync_config(
             if found is None:
                 conn.execute(
                     insert(alert_rules).values(
-                        id=str(uuid.uuid4()), org_id=org_id, source="config", state="ok",
-                        state_since=now, version=0, created_at=now, created_by="config",
-                        updated_at=now, **rule,
+                        id=str(uuid.uuid4()),
+                        org_id=org_id,
+                        source="config",
+                        state="ok",
+                        state_since=now,
+                        version=0,
+                        created_at=now,
+                        created_by="config",
+                        updated_at=now,
+                        **rule,
                     )
                 )
             elif found.source == "config":
                 conn.execute(
-                    update(alert_rules).where(alert_rules.c.id == found.id).values(**rule, updated_at=now)
+                    update(alert_rules)
+                    .where(alert_rules.c.id == found.id)
+                    .values(**rule, updated_at=now)
                 )
         for name, found in existing.items():
             if found.source == "config" and name not in wanted:
@@ -278,14 +291,20 @@ def _sync_channels(
             channel_id = str(uuid.uuid4())
             conn.execute(
                 insert(alert_channels).values(
-                    id=channel_id, org_id=org_id, source="config", created_at=now,
-                    updated_at=now, **channel,
+                    id=channel_id,
+                    org_id=org_id,
+                    source="config",
+                    created_at=now,
+                    updated_at=now,
+                    **channel,
                 )
             )
             ids[channel["name"]] = channel_id
         elif found.source == "config":
             conn.execute(
-                update(alert_channels).where(alert_channels.c.id == found.id).values(**channel, updated_at=now)
+                update(alert_channels)
+                .where(alert_channels.c.id == found.id)
+                .values(**channel, updated_at=now)
             )
     wanted = {c["name"] for c in channels}
     for name, found in existing.items():

@@ -660,4 +660,8 @@ Index(
     alert_notifications.c.channel_id,
     unique=True,
 )
-Index("ix_alert_notifications_due", alert_notifications.c.status, alert_notifications.c.next_attempt_at)
+Index(
+    "ix_alert_notifications_due",
+    alert_notifications.c.status,
+    alert_notifications.c.next_attempt_at,
+)

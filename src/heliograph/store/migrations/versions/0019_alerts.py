@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
     )
-    op.create_index(
-        "uq_alert_channels_org_name", "alert_channels", ["org_id", "name"], unique=True
-    )
+    op.create_index("uq_alert_channels_org_name", "alert_channels", ["org_id", "name"], unique=True)
     op.create_table(
         "alert_rules",
         sa.Column("id", sa.String(36), primary_key=True),
