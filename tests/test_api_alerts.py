@@ -30,7 +30,7 @@ def call(gw: LiveGateway, method: str, path: str, key: str, body: Any = None) ->
 class _Hook(BaseHTTPRequestHandler):
     got: list[tuple[str, bytes]]
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.got.append((self.headers.get(signing.HEADER, ""), body))
         self.send_response(204)

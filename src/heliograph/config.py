@@ -38,6 +38,7 @@ RESERVED_NAMES = frozenset(
     {
         "api",
         "v1",
+        "alerts",
         "health",
         "login",
         "logout",
