@@ -1,8 +1,8 @@
 """The alerts' work in the job process: config sync, evaluation rounds, notification sends.
 
-One periodic tick (``TICK_S``, registered in ``jobs.kinds``): the first syncs the rules and
-channels of ``config.toml`` into the store; every tick sends the due notifications of the
-outbox (so a firing is delivered within a second or two of its transition); and when
+``heliograph serve`` syncs the rules and channels of ``config.toml`` into the store when it
+starts (``sync_config``), before it serves. One periodic tick (``TICK_S``, registered in
+``jobs.kinds``): every tick sends the due notifications of the outbox (so a firing is delivered within a second or two of its transition); and when
 ``alerts_interval_s`` has passed since this process last evaluated, it evaluates every rule.
 Several job processes (replicas) each evaluate and send: transitions and sends are taken
 through guarded UPDATEs in the store (``store.alert_state``), so nothing happens twice.
@@ -32,7 +32,6 @@ MAX_BACKOFF_MS = 3_600_000
 
 @dataclass
 class _State:
-    synced: bool = False
     last_evaluated: int | None = None
     session: aiohttp.ClientSession | None = None
 
@@ -107,8 +106,6 @@ async def alerts_tick(context: Any) -> None:
     """The job process's periodic task (``context`` is a ``jobs.runner.JobContext``)."""
     state: _State = context.extras.setdefault("alerts", _State())
     settings, engine = context.settings, context.engine
-    if not state.synced:
-        state.synced = await asyncio.to_thread(sync_config, engine, settings)
     if state.session is None:
         state.session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         context.extras.setdefault("closers", []).append(state.session.close)

@@ -14,6 +14,7 @@ from heliograph.cli.banner import client_lines
 from heliograph.cli.location import location_options, open_store, settings_for, store_name
 from heliograph.config import export_environment, settings_markdown, settings_table
 from heliograph.httpserver import server_options
+from heliograph.alerts import jobs as alert_jobs
 from heliograph.jobs.process import jobs_main
 from heliograph.jobs.supervisor import Supervisor
 from heliograph.store.engine import current_revision
@@ -50,6 +51,7 @@ def serve(
     engine = open_store(settings, create=True)
     first = bootstrap(engine)
     admin = ensure_admin(engine, settings)
+    alert_jobs.sync_config(engine, settings)  # [[alerts.*]] of config.toml, before serving
     engine.dispose()
     base = settings.base_url()
     if first is not None:
