@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from heliograph.alerts import jobs as alert_jobs
 from heliograph.auth.bootstrap import bootstrap
 from heliograph.auth.users import ensure_admin
 from heliograph.capture.process import writer_main
@@ -14,7 +15,6 @@ from heliograph.cli.banner import client_lines
 from heliograph.cli.location import location_options, open_store, settings_for, store_name
 from heliograph.config import export_environment, settings_markdown, settings_table
 from heliograph.httpserver import server_options
-from heliograph.alerts import jobs as alert_jobs
 from heliograph.jobs.process import jobs_main
 from heliograph.jobs.supervisor import Supervisor
 from heliograph.store.engine import current_revision
