@@ -95,6 +95,18 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert "reason" in {c["name"] for c in inspect(engine).get_columns("request_scores")}
     queue = {c["name"] for c in inspect(engine).get_columns("eval_queue")}
     assert {"lease_owner", "lease_until"} <= queue
+    # alerts (migration 0019): rules, channels, events and the notification outbox
+    assert {"alert_rules", "alert_channels", "alert_events", "alert_notifications"} <= set(
+        inspect(engine).get_table_names()
+    )
+    from heliograph.alerts.definitions import check_channel, check_rule
+    from heliograph.store import alerts as alert_store
+
+    hook = check_channel({"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/h"})
+    alert_store.create_channel(engine, "o1", hook)
+    doc = {"name": "r", "metric": "requests", "window": "1h", "comparison": ">", "threshold": 1}
+    rule = check_rule({**doc, "channels": ["hook"]}, alert_store.channel_refs(engine, "o1"))
+    assert alert_store.create_rule(engine, "o1", rule, None)["state"] == "ok"
     migrate(engine)  # idempotent
     assert current_revision(engine) == "0019"
     engine.dispose()

@@ -284,7 +284,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Alert rules and channels from config.toml ([[alerts.rules]] and "
         "[[alerts.channels]] tables, see the Alerts section), synced into the store of the "
-        "default organization when the job process starts and marked as from config; a "
+        "default organization when `heliograph serve` starts and marked as from config; a "
         'channel\'s value "${NAME}" is read from the environment variable NAME.',
     )
     alerts_interval_s: float = Field(
