@@ -304,6 +304,8 @@ class Settings(BaseSettings):
     @field_validator("alerts", mode="before")
     @classmethod
     def _check_alerts(cls, value: Any) -> dict[str, list[dict[str, Any]]]:
+        if not value:
+            return {}
         from heliograph.alerts.definitions import check_config
 
         if isinstance(value, str):

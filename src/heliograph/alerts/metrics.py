@@ -93,7 +93,11 @@ def _cache_hit_rate(m: MetricInput) -> Reading:
 def spool_backlog(root: Path) -> tuple[int, float | None]:
     """(bytes not yet committed by the writer, ms time of the oldest commit still behind)."""
     backlog, oldest = 0, None
-    for spool in spool_dirs(root):
+    try:
+        found = spool_dirs(root)
+    except FileNotFoundError:  # the writer removed a drained directory while we listed
+        found = spool_dirs(root)
+    for spool in found:
         pos = spool.read_pos
         pending = 0
         for number in spool.segments():
@@ -107,7 +111,10 @@ def spool_backlog(root: Path) -> tuple[int, float | None]:
         if pending:
             backlog += pending
             mark = spool.path / CHECKPOINT
-            since = (mark if mark.exists() else spool.path).stat().st_mtime * 1000
+            try:
+                since = (mark if mark.exists() else spool.path).stat().st_mtime * 1000
+            except FileNotFoundError:  # drained and removed just now
+                continue
             oldest = since if oldest is None else min(oldest, since)
     return backlog, oldest
 
