@@ -20,6 +20,7 @@ import asyncio
 import smtplib
 import ssl
 import time
+import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -246,3 +247,15 @@ def test_message(channel_name: str, base_url: str, at: int) -> dict[str, Any]:
         "request_count": None,
         "url": f"{base_url}/alerts",
     }
+
+
+async def send_test(channel: dict[str, Any], base_url: str, timeout_s: float) -> str | None:
+    """Send the test notification through ``channel`` now: None, or why it did not arrive
+    (the API's and the dashboard's "send test notification")."""
+    msg = test_message(channel["name"], base_url, int(time.time() * 1000))
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        try:
+            await send(channel, msg, f"test-{uuid.uuid4()}", session, timeout_s)
+        except SendError as exc:
+            return str(exc)
+    return None

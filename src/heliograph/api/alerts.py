@@ -10,11 +10,9 @@ returned: a channel shows a masked hint of each. Rows from ``config.toml`` are r
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
-import aiohttp
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -295,22 +293,10 @@ async def delete_channel(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def send_test(row: dict[str, Any], settings: Any) -> str | None:
-    """Send the test notification through ``row`` now: None, or why it did not arrive."""
-    msg = senders.test_message(row["name"], settings.base_url(), int(time.time() * 1000))
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        try:
-            await senders.send(
-                row, msg, f"test-{uuid.uuid4()}", session, settings.alerts_send_timeout_s
-            )
-        except senders.SendError as exc:
-            return str(exc)
-    return None
-
-
 async def test_channel(request: Request) -> Response:
     _, _, row = await _channel(request, "admin")
-    error = await send_test(row, request.app.state.settings)
+    settings = request.app.state.settings
+    error = await senders.send_test(row, settings.base_url(), settings.alerts_send_timeout_s)
     return JSONResponse({"ok": error is None, "error": error})
 
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.responses import RedirectResponse, Response
 
+from heliograph.alerts.channels import send_test
 from heliograph.alerts.definitions import (
     CHANNEL_FIELDS,
     CHANNEL_KINDS,
@@ -27,7 +28,6 @@ from heliograph.alerts.definitions import (
     hint,
 )
 from heliograph.alerts.metrics import METRICS
-from heliograph.api.alerts import send_test
 from heliograph.store import alert_state
 from heliograph.store import alerts as store
 from heliograph.web.context import Ctx
@@ -188,7 +188,8 @@ async def test_channel_action(ctx: Ctx) -> Response:
     channel = await _channel(ctx)
     if channel is None:
         return ctx.not_found("No such channel in your organization.")
-    error = await send_test(channel, ctx.settings)
+    settings = ctx.settings
+    error = await send_test(channel, settings.base_url(), settings.alerts_send_timeout_s)
     return await _page(ctx, tested={"id": channel["id"], "name": channel["name"], "error": error})
 
 
