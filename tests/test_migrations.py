@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0018"
+    assert current_revision(engine) == "0019"
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
@@ -113,5 +113,18 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     budget_store.settle(engine, [Settlement(budget["id"], "h1", 0, 1, 0, 1)])
     assert budget_store.usage(engine, budget["id"], (0, 0, 0)) == (1, 0)
     assert "budget_note" in {c["name"] for c in inspect(engine).get_columns("requests")}
-    assert current_revision(engine) == "0018"
+    # alerts (migration 0019): rules, channels, events and the notification outbox
+    assert {"alert_rules", "alert_channels", "alert_events", "alert_notifications"} <= set(
+        inspect(engine).get_table_names()
+    )
+    from heliograph.alerts.definitions import check_channel, check_rule
+    from heliograph.store import alerts as alert_store
+
+    hook = check_channel({"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/h"})
+    alert_store.create_channel(engine, "o1", hook)
+    doc = {"name": "r", "metric": "requests", "window": "1h", "comparison": ">", "threshold": 1}
+    rule = check_rule({**doc, "channels": ["hook"]}, alert_store.channel_refs(engine, "o1"))
+    assert alert_store.create_rule(engine, "o1", rule, None)["state"] == "ok"
+    migrate(engine)  # idempotent
+    assert current_revision(engine) == "0019"
     engine.dispose()

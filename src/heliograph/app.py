@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph import web
+from heliograph.api import alerts as alerts_api
 from heliograph.api import analytics as analytics_api
 from heliograph.api import budgets as budgets_api
 from heliograph.api import costs as costs_api
@@ -108,6 +109,7 @@ class HeliographApp:
                 *experiment_results_api.routes,  # /api/v1/experiments/<id>/results ...
                 *online_eval_api.routes,
                 *webhooks_api.routes,
+                *alerts_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],

@@ -38,6 +38,7 @@ RESERVED_NAMES = frozenset(
     {
         "api",
         "v1",
+        "alerts",
         "health",
         "login",
         "logout",
@@ -353,6 +354,40 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(default=False, description="Log every HTTP request (slower).")
 
+    # ---- Alerts: rules over the rollups and notification channels (heliograph.alerts) ----
+    alerts: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Alert rules and channels from config.toml ([[alerts.rules]] and "
+        "[[alerts.channels]] tables, see the Alerts section), synced into the store of the "
+        "default organization when `heliograph serve` starts and marked as from config; a "
+        'channel\'s value "${NAME}" is read from the environment variable NAME.',
+    )
+    alerts_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two evaluations of the alert rules by the job process.",
+    )
+    alerts_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Seconds one notification may take (webhook answer, SMTP session) before "
+        "it counts as failed and is retried with exponential backoff.",
+    )
+
+    @field_validator("alerts", mode="before")
+    @classmethod
+    def _check_alerts(cls, value: Any) -> dict[str, list[dict[str, Any]]]:
+        if not value:
+            return {}
+        from heliograph.alerts.definitions import check_config
+
+        if isinstance(value, str):
+            value = orjson.loads(value)
+        env = {k: v for k, v in os.environ.items() if k.isupper()}
+        return check_config(value, env)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -578,6 +613,8 @@ def _reveal(value: Any) -> Any:
         return value.get_secret_value()
     if isinstance(value, dict):
         return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value

@@ -318,6 +318,7 @@ def paths() -> dict[str, Any]:
 @functools.cache
 def document() -> dict[str, Any]:
     from heliograph.api import (  # built on these helpers
+        openapi_alerts,
         openapi_budgets,
         openapi_datasets,
         openapi_experiment_results,
@@ -345,7 +346,8 @@ def document() -> dict[str, Any]:
         | openapi_datasets.paths()
         | openapi_experiment_results.paths()
         | openapi_experiments.paths()
-        | openapi_webhooks.paths(),
+        | openapi_webhooks.paths()
+        | openapi_alerts.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
@@ -355,7 +357,8 @@ def document() -> dict[str, Any]:
             | openapi_datasets.schemas()
             | openapi_experiment_results.schemas()
             | openapi_experiments.schemas()
-            | openapi_webhooks.schemas(),
+            | openapi_webhooks.schemas()
+            | openapi_alerts.schemas(),
         },
     }
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from heliograph.alerts import jobs as alert_jobs
 from heliograph.alerts.webhook_config import sync_config_webhooks
 from heliograph.auth.bootstrap import bootstrap
 from heliograph.auth.users import ensure_admin
@@ -54,6 +55,7 @@ def serve(
     admin = ensure_admin(engine, settings)
     sync_budgets(engine, settings)
     sync_config_webhooks(engine, settings)
+    alert_jobs.sync_config(engine, settings)  # [[alerts.*]] of config.toml, before serving
     engine.dispose()
     base = settings.base_url()
     if first is not None:

@@ -11,6 +11,7 @@ from heliograph.jobs.runner import Registry
 
 
 def register_all(registry: Registry) -> Registry:
+    from heliograph.alerts import jobs as alert_jobs
     from heliograph.alerts import webhooks
     from heliograph.evals import online
     from heliograph.evals import runner as experiment_runner
@@ -18,4 +19,5 @@ def register_all(registry: Registry) -> Registry:
     experiment_runner.register(registry)
     online.register(registry)
     webhooks.register(registry)
+    alert_jobs.register(registry)
     return registry

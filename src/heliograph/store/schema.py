@@ -686,3 +686,101 @@ Index(
 Index(
     "ix_webhook_deliveries_log", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.created_at
 )
+
+# ---- Alerts (migration 0019): rules over the rollups, channels, history, an outbox ------------
+# A rule's state changes with one guarded UPDATE (its ``version``), in the transaction that
+# stores the event and queues one notification per channel, so a transition is recorded and
+# notified once however many evaluators run; the outbox survives a restart of the job process.
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # webhook slack discord email
+    Column("config", JSON, nullable=False),  # what may be shown: host, port, to, ...
+    Column("secrets", JSON, nullable=False),  # never shown back in full
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("source", String(10), nullable=False, server_default="api"),  # api config
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("uq_alert_channels_org_name", alert_channels.c.org_id, alert_channels.c.name, unique=True)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("metric", String(40), nullable=False),
+    Column("filter", JSON, nullable=False),  # the Requests page's filter parameters
+    Column("window_s", Integer, nullable=False),
+    Column("comparison", String(2), nullable=False),  # > >= < <=
+    Column("threshold", Float, nullable=False),
+    Column("min_requests", Integer, nullable=False, server_default="0"),
+    Column("cooldown_s", Integer, nullable=False, server_default="0"),
+    Column("channels", JSON, nullable=False),  # channel ids
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("source", String(10), nullable=False, server_default="api"),
+    Column("state", String(10), nullable=False, server_default="ok"),  # ok firing resolved
+    Column("state_since", BigInteger),
+    Column("version", Integer, nullable=False, server_default="0"),  # guards transitions
+    Column("last_value", Float),
+    Column("last_count", BigInteger),
+    Column("last_evaluated_at", BigInteger),
+    Column("last_fired_at", BigInteger),  # the last notified firing (cooldown)
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(80)),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("uq_alert_rules_org_name", alert_rules.c.org_id, alert_rules.c.name, unique=True)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("rule_id", String(36), nullable=False),
+    Column("rule_name", String(100), nullable=False),
+    Column("kind", String(10), nullable=False),  # firing resolved
+    Column("metric", String(40), nullable=False),
+    Column("comparison", String(2), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("value", Float),
+    Column("request_count", BigInteger),
+    Column("notified", Boolean, nullable=False),  # false: held back by the cooldown
+    Column("at", BigInteger, nullable=False),
+)
+Index("ix_alert_events_org_at", alert_events.c.org_id, alert_events.c.at)
+Index("ix_alert_events_rule_at", alert_events.c.rule_id, alert_events.c.at)
+
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organizations.id"), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("channel_id", String(36), nullable=False),
+    Column("payload", JSON, nullable=False),  # the message, as of the transition
+    Column("status", String(10), nullable=False),  # pending sent failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease_owner", String(80)),
+    Column("lease_until", BigInteger),
+    Column("last_error", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger),
+)
+Index(
+    "uq_alert_notifications_event_channel",
+    alert_notifications.c.event_id,
+    alert_notifications.c.channel_id,
+    unique=True,
+)
+Index(
+    "ix_alert_notifications_due",
+    alert_notifications.c.status,
+    alert_notifications.c.next_attempt_at,
+)

@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from heliograph.web import (
+    alerts,
     compare,
     dashboard,
     dataset_upload,
@@ -115,6 +116,27 @@ def _webhook_routes(ui: UI) -> list[BaseRoute]:
     ]
 
 
+def _alert_routes(ui: UI) -> list[BaseRoute]:
+    rule, channel = "/alerts/rules/{rule_id}", "/alerts/channels/{channel_id}"
+    return [
+        Route("/alerts", page(ui, alerts.alerts_page), methods=["GET"]),
+        Route("/alerts/rules", page(ui, alerts.create_rule_action, admin=True), methods=["POST"]),
+        Route(f"{rule}/toggle", page(ui, alerts.toggle_rule_action, admin=True), methods=["POST"]),
+        Route(f"{rule}/delete", page(ui, alerts.delete_rule_action, admin=True), methods=["POST"]),
+        Route(
+            "/alerts/channels", page(ui, alerts.create_channel_action, admin=True), methods=["POST"]
+        ),
+        Route(
+            f"{channel}/test", page(ui, alerts.test_channel_action, admin=True), methods=["POST"]
+        ),
+        Route(
+            f"{channel}/delete",
+            page(ui, alerts.delete_channel_action, admin=True),
+            methods=["POST"],
+        ),
+    ]
+
+
 def _evaluation_routes(ui: UI) -> list[BaseRoute]:
     here = "/settings/evaluations"
     one = "/evaluators/{name}"
@@ -216,6 +238,7 @@ def routes() -> list[BaseRoute]:
         Route("/settings/openwebui", page(ui, openwebui_page.openwebui_page), methods=["GET"]),
         *_evaluation_routes(ui),
         *_webhook_routes(ui),
+        *_alert_routes(ui),
         Route(
             "/settings/keys",
             page(ui, settings_page.create_key_action, admin=True),
