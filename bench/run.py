@@ -12,11 +12,13 @@ gateway ("proxied") -- so the difference is what the gateway adds:
 * rss        -- 100,000 proxied requests, then the gateway's VmRSS must be at most 150 MB;
 * prompt     -- a body naming a managed prompt vs a plain one, through the same gateway:
                 added p50 at most 0.1 ms at c=1, req/s within 10 % at c=32 (prompt_bench.py).
+* budget     -- the same plain request with 20 budgets configured (5 covering it) vs none:
+                added p50 at most 0.1 ms at c=1, req/s within 10 % at c=32 (budget_bench.py).
 
 Prints a table, writes ``bench/results/<timestamp>.json`` and exits 0 only if every check
 passed. The benchmarks themselves live in ``suites.py``; see ``bench/README.md``. Usage::
 
-    python bench/run.py [--quick] [--only latency,throughput,stream,rss,prompt]
+    python bench/run.py [--quick] [--only latency,throughput,stream,rss,prompt,budget]
     python bench/run.py --gateway-url http://127.0.0.1:8080 --key KEY --mock-url URL
 """
 
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import budget_bench as bb
 import processes as pr
 import prompt_bench as pb
 import stream_client as sc
@@ -49,8 +52,8 @@ import wrk_runner as wr
 from suites import CHUNK_DELAY_MS, FULL, QUICK, Check, Config, Target, heading, sides
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHES = (*suites.BENCHES, "prompt")
-RUNNERS = {**suites.RUNNERS, "prompt": pb.bench_prompt}
+BENCHES = (*suites.BENCHES, "prompt", "budget")
+RUNNERS = {**suites.RUNNERS, "prompt": pb.bench_prompt, "budget": bb.bench_budget}
 
 
 # -- setting up ----------------------------------------------------------------------------------
@@ -241,6 +244,7 @@ def run(
         base, key, admin_key, gateway_pid = start_gateway(procs, run_dir, mock_port)
         proxied_url = f"{base}/v1/{key}/chat/completions"
     target = Target(direct_url, proxied_url, gateway_pid, mock_pid)
+    target.api_base, target.admin_key = base, admin_key
     if "prompt" in args.only and base and admin_key and proxied_url:
         pb.create_prompt(base, admin_key)
         wait_prompt(proxied_url)

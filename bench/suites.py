@@ -69,6 +69,8 @@ class Target:
     mock_pid: int | None
     checks: list[Check] = field(default_factory=list)
     prompt_ready: bool = False  # the prompt benchmark's prompt exists and renders
+    api_base: str | None = None  # the gateway's base URL, for benchmarks that configure it
+    admin_key: str | None = None
 
     def check(self, bench: str, figure: str, value: str, target: str, passed: bool) -> None:
         self.checks.append(Check(bench, figure, value, target, passed))

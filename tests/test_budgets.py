@@ -212,3 +212,23 @@ def test_refusal_message_says_which_limit_and_when() -> None:
     text = refusal_message(budget, span(budget, now), now)
     assert text.startswith("Budget 'n' is used up: its limit is 1 requests per calendar day (UTC).")
     assert "It resets at 2026-12-05 00:00 UTC (in 1 h 30 min)." in text
+
+
+def test_budget_percent_alert_metric_reads_the_fullest_budget(
+    engine: Engine, tmp_path: Any
+) -> None:
+    from heliograph.alerts.definitions import check_rule
+    from heliograph.alerts.metrics import MetricInput, measure
+
+    org = create_org(engine, "o")
+    now = time.time()
+    small = _budget(engine, org, name="small", limit_requests=4)
+    _budget(engine, org, name="big", limit_requests=100)
+    window = span(small, now)
+    given = MetricInput(engine, tmp_path, org, {}, int(now * 1000) - 60_000, int(now * 1000))
+    assert measure("budget_percent", given).value == 0.0
+    budget_store.settle(engine, [Settlement(small.id, None, window.wk, 0, window.first, 3)])
+    assert measure("budget_percent", given).value == 75.0
+    doc = {"name": "r", "metric": "budget_percent", "window": "5m", "comparison": ">=",
+           "threshold": 80}  # fmt: skip
+    assert check_rule(doc, {})["metric"] == "budget_percent"

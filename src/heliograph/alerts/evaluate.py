@@ -110,12 +110,17 @@ def message(
 
 
 def evaluate_rule(
-    engine: Engine, spool_root: Path, rule: dict[str, Any], now: int, base_url: str
+    engine: Engine,
+    spool_root: Path,
+    rule: dict[str, Any],
+    now: int,
+    base_url: str,
+    redis_url: str | None = None,
 ) -> bool:
     """Measure one rule at ``now`` and store what follows; True if a transition was stored."""
-    given = MetricInput(
-        engine, spool_root, rule["org_id"], rule["filter"] or {}, now - rule["window_s"] * 1000, now
-    )
+    since = now - rule["window_s"] * 1000
+    params = rule["filter"] or {}
+    given = MetricInput(engine, spool_root, rule["org_id"], params, since, now, redis_url)
     reading = measure(rule["metric"], given)
     change = decide(rule, reading, now)
     if change is None:
@@ -130,14 +135,16 @@ def evaluate_rule(
     return alert_state.transition(engine, change, payloads, event_id)
 
 
-def evaluate(engine: Engine, spool_root: Path, now: int, base_url: str) -> Report:
+def evaluate(
+    engine: Engine, spool_root: Path, now: int, base_url: str, redis_url: str | None = None
+) -> Report:
     """One evaluation of every enabled rule at ``now``; a rule that fails is logged, kept
     with its error (shown on the alerts page), and tried again next time."""
     evaluated = transitions = errors = 0
     for rule in alerts.enabled_rules(engine):
         evaluated += 1
         try:
-            transitions += evaluate_rule(engine, spool_root, rule, now, base_url)
+            transitions += evaluate_rule(engine, spool_root, rule, now, base_url, redis_url)
         except Exception as exc:
             errors += 1
             log.exception("alert rule %s could not be evaluated", rule["id"])

@@ -114,7 +114,12 @@ async def alerts_tick(context: Any) -> None:
     if state.last_evaluated is None or now - state.last_evaluated >= interval_ms:
         state.last_evaluated = now
         report = await asyncio.to_thread(
-            evaluate.evaluate, engine, settings.spool_dir, now, settings.base_url()
+            evaluate.evaluate,
+            engine,
+            settings.spool_dir,
+            now,
+            settings.base_url(),
+            settings.redis_url,
         )
         if report.transitions or report.errors:
             log.info("alerts: %s", report)

@@ -6,9 +6,9 @@ computed from (None for figures that are not about requests, such as the spool b
 ``min_requests`` then does not gate). Adding a metric is one entry in ``METRICS``; the rule
 checks, the API's enum, the OpenAPI document and the dashboard's form all read this table.
 
-Budget thresholds plug in here: an entry ``"budget_used_pct"`` whose function reads the
-budget's spend and limit (from ``store`` through the budgets module) and returns
-``Reading(percent, None)``, with ``filterable=False``, and rules over it work unchanged.
+``budget_percent`` is the highest share of its limit any of the organization's budgets has
+used in its current window (settled usage, from the budgets' ledger): a rule ``>= 80`` fires
+when any budget crosses 80 %, and the event's value says how far the fullest one is.
 
 Request metrics read the rollups (see ``store.alert_metrics``). The spool and writer
 metrics read the spool directory of this host (the job process runs beside the writer, on
@@ -40,6 +40,7 @@ class MetricInput:
     params: Mapping[str, str]  # the rule's filter (Requests page parameters)
     since_ms: int
     until_ms: int
+    redis_url: str | None = None  # where budget usage lives, when not in the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,13 @@ def _writer_lag(m: MetricInput) -> Reading:
     return Reading(0.0 if oldest is None else max(0.0, (m.until_ms - oldest) / 1000), None)
 
 
+def _budget_percent(m: MetricInput) -> Reading:
+    from heliograph.budgets.ledger import read_percentages
+
+    shares = read_percentages(m.engine, m.redis_url, m.org_id, m.until_ms / 1000)
+    return Reading(max(shares.values()) if shares else None, None)
+
+
 METRICS: dict[str, Metric] = {
     "cost_usd": Metric("cost (USD)", "USD", _stats_metric(lambda s: s.cost_nusd / 1e9)),
     "requests": Metric("requests", "requests", _stats_metric(lambda s: float(s.requests))),
@@ -145,6 +153,9 @@ METRICS: dict[str, Metric] = {
     ),
     "spool_backlog_bytes": Metric("spool backlog", "bytes", _backlog, filterable=False),
     "writer_lag_s": Metric("writer lag", "seconds", _writer_lag, filterable=False),
+    "budget_percent": Metric(
+        "budget used (the fullest budget)", "percent", _budget_percent, filterable=False
+    ),
 }
 
 

@@ -184,3 +184,38 @@ class RedisLedger(Ledger):
 
 def make_ledger(engine: Engine, redis_url: str | None) -> Ledger:
     return RedisLedger(redis_url) if redis_url else StoreLedger(engine)
+
+
+def read_percentages(
+    engine: Engine, redis_url: str | None, org_id: str, now: float
+) -> dict[str, float]:
+    """Each of the organization's budgets: the percent of its limit settled in its current
+    window (blocking, for the job process's alert rules)."""
+    from heliograph.budgets.rules import Budget
+    from heliograph.budgets.windows import span
+
+    client = None
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url, socket_timeout=TIMEOUT_S)
+    out: dict[str, float] = {}
+    try:
+        for row in budget_store.list_budgets(engine, org_id):
+            budget = Budget.from_row(row)
+            window = span(budget, now)
+            if client is None:
+                spent, _ = budget_store.usage(
+                    engine, budget.id, (window.wk, window.first, window.last)
+                )
+            else:
+                raw = client.hgetall(_keys(budget.id, window.wk)[0])
+                spent = sum(int(v) for k, v in raw.items() if window.first <= int(k) <= window.last)
+            if budget.limit:
+                out[budget.name] = 100.0 * spent / budget.limit
+            else:
+                out[budget.name] = 100.0 if spent else 0.0
+    finally:
+        if client is not None:
+            client.close()
+    return out
