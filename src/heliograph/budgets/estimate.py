@@ -10,6 +10,7 @@ output: the upstream cannot bill more output tokens than the cap.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,20 +42,58 @@ def output_cap(doc: Mapping[str, Any], default: int) -> int:
     return default
 
 
+class Rates:
+    """Per-token prices of the models requests name, worked out once per model.
+
+    The price book's exact cost is made for the writer (tiers, cache parts, rational
+    arithmetic); a reservation needs an upper bound, fast. Each model's price of a million
+    input and of a million output tokens is asked once; a tiered price is taken at its
+    million-token tier, the dearest one, so the bound holds.
+    """
+
+    def __init__(self, prices: PriceBook, size: int = 4096) -> None:
+        self.prices = prices
+        self.size = size
+        self._per_token: dict[tuple[str, str | None, str], tuple[float, float] | None] = {}
+
+    def per_token(
+        self, provider: str, model: str | None, upstream: str
+    ) -> tuple[float, float] | None:
+        key = (provider, model, upstream)
+        found = self._per_token.get(key, False)
+        if found is not False:
+            return found  # type: ignore[return-value]
+        million = 1_000_000
+        book = self.prices
+        inp = book.cost(provider=provider, model=model, usage=Usage(million, 0), upstream=upstream)
+        out = book.cost(provider=provider, model=model, usage=Usage(0, million), upstream=upstream)
+        if inp.known and out.known:
+            rates: tuple[float, float] | None = (
+                (inp.total_nusd or 0) / million,
+                (out.total_nusd or 0) / million,
+            )
+        elif not inp.known and inp.source == "gpu-hour":
+            rates = (0.0, 0.0)  # priced by duration: settled at its real cost
+        else:
+            rates = None
+        if len(self._per_token) >= self.size:
+            self._per_token.clear()
+        self._per_token[key] = rates
+        return rates
+
+
 def estimate(
     doc: Mapping[str, Any],
     rest: str,
     model: str | None,
     provider: str,
     upstream: str,
-    prices: PriceBook,
+    rates: Rates,
     default_output: int,
 ) -> Estimate:
     prompt = estimate_prompt_tokens(doc, rest, model) or 0
     output = output_cap(doc, default_output)
-    cost = prices.cost(
-        provider=provider, model=model, usage=Usage(prompt, output), upstream=upstream
-    )
-    if not cost.known and cost.source == "gpu-hour":
-        return Estimate(prompt + output, 0)  # priced by duration: settled at its real cost
-    return Estimate(prompt + output, cost.total_nusd if cost.known else None)
+    per_token = rates.per_token(provider, model, upstream)
+    if per_token is None:
+        return Estimate(prompt + output, None)
+    return Estimate(prompt + output, math.ceil(prompt * per_token[0] + output * per_token[1]))

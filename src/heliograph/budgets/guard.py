@@ -31,12 +31,13 @@ from typing import Any
 
 from heliograph.budgets.ledger import Ledger
 from heliograph.budgets.rules import NUSD_PER_USD, Budget, RequestFacts
-from heliograph.budgets.windows import Span, bucket_of, span
+from heliograph.budgets.windows import Span, span
 
 log = logging.getLogger(__name__)
 LEASE_SHARE = 16  # a lease takes 1/16 of what the budget has left
 IDLE_RELEASE_S = 2.0
-EXHAUSTED_RECHECK_S = 1.0  # an exhausted budget is asked again at most this often per worker
+EXHAUSTED_RECHECK_S = 1.0
+MATCH_CACHE = 4096  # an exhausted budget is asked again at most this often per worker
 
 
 @dataclass(slots=True)
@@ -75,6 +76,12 @@ class BudgetGuard:
         self.locks: dict[str, asyncio.Lock] = {}
         self.clock = now
         self._serial = 0
+        self._spans: dict[str, Span] = {}  # budget id -> its window now (until it moves on)
+        # Which budgets cover a request, by who and what it is; for one tuple of budgets
+        # (a reload makes a new tuple, and the answers start again).
+        self._matched: dict[tuple[Any, ...], tuple[Budget, ...]] = {}
+        self._matched_for: tuple[Budget, ...] = ()
+        self._prop_names: tuple[str, ...] = ()
 
     async def check(
         self,
@@ -89,11 +96,11 @@ class BudgetGuard:
         taken: list[tuple[Budget, Lease, int]] = []
         notes: list[str] = []
         tightest: tuple[float, Budget, int] | None = None
-        for budget in budgets:
-            if not budget.scope.matches(facts):
-                continue
-            window = span(budget, started)
-            bucket = bucket_of(budget, started)
+        for budget in self._matching(budgets, facts):
+            window = self._spans.get(budget.id)
+            if window is None or not window.last <= started < window.resets_at:
+                window = self._spans[budget.id] = span(budget, started)
+            bucket = window.last  # the bucket spend made now is counted in
             amount = amounts[budget.unit]
             if amount is None:  # a USD budget and a model with no known price
                 if budget.blocks and self.unpriced == "block":
@@ -133,6 +140,26 @@ class BudgetGuard:
             verdict.headers = budget_headers(budget, max(lease.room + lease.left, 0), reset_s)
         verdict.note = "; ".join(notes) or None
         return verdict
+
+    def _matching(self, budgets: tuple[Budget, ...], facts: RequestFacts) -> tuple[Budget, ...]:
+        if budgets is not self._matched_for:
+            self._matched, self._matched_for = {}, budgets
+            names = {b.scope.property[0] for b in budgets if b.scope.property is not None}
+            self._prop_names = tuple(sorted(names))
+        props = facts.properties
+        key = (
+            facts.key_id,
+            facts.user_id,
+            facts.model,
+            facts.upstream,
+            *(props.get(name) for name in self._prop_names),
+        )
+        found = self._matched.get(key)
+        if found is None:
+            if len(self._matched) >= MATCH_CACHE:
+                self._matched.clear()
+            found = self._matched[key] = tuple(b for b in budgets if b.scope.matches(facts))
+        return found
 
     async def _take(self, budget: Budget, window: Span, amount: int) -> Lease | None:
         """The lease ``amount`` was taken from, or None when the budget cannot cover it."""

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from heliograph.budgets.cache import BudgetCache
-from heliograph.budgets.estimate import estimate
+from heliograph.budgets.estimate import Rates, estimate
 from heliograph.budgets.guard import BudgetGuard, Verdict
 from heliograph.budgets.rules import RequestFacts
 from heliograph.capture.frames import MetaFrame
@@ -27,7 +27,7 @@ class BudgetCheck:
     ) -> None:
         self.cache = cache
         self.guard = guard
-        self.prices = prices
+        self.rates = Rates(prices)
         self.output_tokens = output_tokens
 
     def applies(self, org_id: str) -> bool:
@@ -57,7 +57,7 @@ class BudgetCheck:
         budgets = self.cache.for_org(org_id)
         amounts: dict[str, int | None] = {"requests": 1, "tokens": 0, "usd": 0}
         if any(b.unit != "requests" for b in budgets):
-            est = estimate(doc, rest, model, provider, upstream, self.prices, self.output_tokens)
+            est = estimate(doc, rest, model, provider, upstream, self.rates, self.output_tokens)
             amounts["tokens"], amounts["usd"] = est.tokens, est.cost_nusd
         return await self.guard.check(budgets, facts, amounts, started)
 

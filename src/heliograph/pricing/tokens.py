@@ -26,7 +26,7 @@ import importlib.machinery
 import importlib.util
 import warnings
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol, cast
@@ -79,6 +79,7 @@ def _bindings() -> Any:
         return importlib.import_module("bpe_openai._bindings")
 
 
+@lru_cache(maxsize=1024)
 def encoding_for_model(model: str | None) -> str:
     """cl100k_base for gpt-4 / gpt-3.5 / ada-002 / embedding-3; o200k_base otherwise."""
     name = (model or "").strip().lower().rsplit("/", 1)[-1].removeprefix("ft:")

@@ -15,7 +15,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from heliograph.store.schema import budget_holds, budget_spend, budgets
@@ -223,6 +224,31 @@ def settle(engine: Engine, items: Iterable[Settlement]) -> None:
         settle_with(conn, items)
 
 
+# Settlement runs in every writer batch: statements built once, executed for many rows.
+_LOCK_MANY = update(budgets).where(budgets.c.id == bindparam("b_id")).values(seq=budgets.c.seq + 1)
+_LOWER_MANY = (
+    update(budget_holds)
+    .where(budget_holds.c.hold_id == bindparam("h_id"))
+    .values(
+        amount=case(
+            (budget_holds.c.amount > bindparam("amt"), budget_holds.c.amount - bindparam("amt")),
+            else_=0,
+        )
+    )
+)
+
+
+def _spend_upsert(dialect: Any) -> Any:
+    stmt = dialect.insert(budget_spend)
+    return stmt.on_conflict_do_update(
+        index_elements=["budget_id", "bucket"],
+        set_={"amount": budget_spend.c.amount + stmt.excluded.amount},
+    )
+
+
+_SPEND = {"postgresql": _spend_upsert(postgresql), "sqlite": _spend_upsert(sqlite)}
+
+
 def settle_with(conn: Connection, items: Iterable[Settlement]) -> None:
     """``settle`` inside the caller's transaction: the writer's, which inserts the records,
     so a record and its usage are stored together or not at all."""
@@ -234,22 +260,19 @@ def settle_with(conn: Connection, items: Iterable[Settlement]) -> None:
         spend[(item.budget_id, item.bucket)] += item.actual
     if not spend:
         return
-    for budget_id in sorted({b for b, _ in spend}):  # one order: no deadlock
-        _lock(conn, budget_id)
-    for hold_id, amount in holds.items():
-        _lower_hold(conn, hold_id, amount)
-    for (budget_id, bucket), amount in spend.items():
-        if not amount:
-            continue
-        stmt = _dialect_insert(conn.engine, budget_spend).values(
-            budget_id=budget_id, bucket=bucket, amount=amount
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["budget_id", "bucket"],
-                set_={"amount": budget_spend.c.amount + stmt.excluded.amount},
-            )
-        )
+    name = conn.dialect.name
+    if name == "postgresql":  # SQLite's one writer already runs alone
+        ids = sorted({b for b, _ in spend})  # one order: no deadlock
+        conn.execute(_LOCK_MANY, [{"b_id": b} for b in ids])
+    if holds:
+        conn.execute(_LOWER_MANY, [{"h_id": h, "amt": a} for h, a in holds.items()])
+    rows = [
+        {"budget_id": b, "bucket": bucket, "amount": amount}
+        for (b, bucket), amount in spend.items()
+        if amount
+    ]
+    if rows:
+        conn.execute(_SPEND[name], rows)
 
 
 def usage(engine: Engine, budget_id: str, span: tuple[int, int, int]) -> tuple[int, int]:
