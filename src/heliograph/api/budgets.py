@@ -18,7 +18,14 @@ from heliograph.api.auth import require
 from heliograph.api.params import check_params
 from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
-from heliograph.budgets.rules import Budget, BudgetError, check_budget
+from heliograph.budgets.rules import (
+    Budget,
+    BudgetError,
+    check_budget,
+    config_owned,
+    duplicate_name,
+    unknown_key,
+)
 from heliograph.budgets.status import standing
 from heliograph.store import budgets as budget_store
 from heliograph.store import keys as key_store
@@ -35,8 +42,7 @@ async def _checked(request: Request, org_id: str, doc: dict[str, Any]) -> dict[s
         engine = request.app.state.engine
         keys = await run_in_threadpool(key_store.list_keys, engine, org_id)
         if not any(k["id"] == key_id for k in keys):
-            msg = f"scope.key_id: no key with id {key_id!r} in this organization (use its id)"
-            raise ApiError(400, msg, "invalid_parameter")
+            raise ApiError(400, unknown_key(key_id), "invalid_parameter")
     return fields
 
 
@@ -83,8 +89,7 @@ async def create_budget(request: Request) -> Response:
             f"key:{info.id}",
         )
     except budget_store.DuplicateBudget as exc:
-        msg = f"A budget named {fields['name']!r} already exists in this organization."
-        raise ApiError(409, msg, "conflict") from exc
+        raise ApiError(409, duplicate_name(fields["name"]), "conflict") from exc
     await _reload(request)
     budget = Budget.from_row(row)
     return JSONResponse(await standing(budget, request.app.state.ledger), status_code=201)
@@ -101,8 +106,7 @@ async def replace_budget(request: Request) -> Response:
             budget_store.update_budget, request.app.state.engine, info.org_id, budget.id, fields
         )
     except budget_store.DuplicateBudget as exc:
-        msg = f"A budget named {fields['name']!r} already exists in this organization."
-        raise ApiError(409, msg, "conflict") from exc
+        raise ApiError(409, duplicate_name(fields["name"]), "conflict") from exc
     if row is None:
         raise ApiError(404, "No such budget in this organization.", "not_found")
     await _reload(request)
@@ -123,8 +127,7 @@ async def delete_budget(request: Request) -> Response:
 
 def _not_config(budget: Budget) -> None:
     if budget.source == "config":
-        msg = f"Budget {budget.name!r} is defined in config.toml; change it there."
-        raise ApiError(409, msg, "defined_in_config")
+        raise ApiError(409, config_owned(budget.name), "defined_in_config")
 
 
 routes = [

@@ -150,6 +150,19 @@ class Budget:
         )
 
 
+def config_owned(name: str) -> str:
+    """Why a config.toml budget is not changed here; the API and the dashboard say the same."""
+    return f"Budget {name!r} is defined in config.toml; change it there."
+
+
+def duplicate_name(name: str) -> str:
+    return f"A budget named {name!r} already exists in this organization."
+
+
+def unknown_key(key_id: str) -> str:
+    return f"scope.key_id: no key with id {key_id!r} in this organization (use its id)"
+
+
 def amount_text(unit: str, amount: int) -> str:
     if unit == "usd":
         return f"${amount / NUSD_PER_USD:,.2f}"

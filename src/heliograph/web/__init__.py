@@ -11,6 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from heliograph.web import (
     alerts,
+    budgets_page,
     compare,
     dashboard,
     dataset_upload,
@@ -113,6 +114,17 @@ def _webhook_routes(ui: UI) -> list[BaseRoute]:
         ),
         Route(f"{one}/delete", page(ui, webhooks_page.delete_action, admin=True), methods=["POST"]),
         Route(f"{one}/test", page(ui, webhooks_page.test_action, admin=True), methods=["POST"]),
+    ]
+
+
+def _budget_routes(ui: UI) -> list[BaseRoute]:
+    here, one = "/settings/budgets", "/settings/budgets/{budget_id}"
+    return [
+        Route(here, page(ui, budgets_page.budgets_page), methods=["GET"]),
+        Route(here, page(ui, budgets_page.create_action, admin=True), methods=["POST"]),
+        Route(f"{one}/edit", page(ui, budgets_page.edit_page), methods=["GET"]),
+        Route(one, page(ui, budgets_page.update_action, admin=True), methods=["POST"]),
+        Route(f"{one}/delete", page(ui, budgets_page.delete_action, admin=True), methods=["POST"]),
     ]
 
 
@@ -238,6 +250,7 @@ def routes() -> list[BaseRoute]:
         Route("/settings/openwebui", page(ui, openwebui_page.openwebui_page), methods=["GET"]),
         *_evaluation_routes(ui),
         *_webhook_routes(ui),
+        *_budget_routes(ui),
         *_alert_routes(ui),
         Route(
             "/settings/keys",
