@@ -14,7 +14,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,20 @@ def estimate_nusd(text: str) -> int:
     cost = PriceBook().cost(provider="openai", model=MODEL, usage=Usage(prompt, MAX_TOKENS))
     assert cost.known and cost.total_nusd
     return cost.total_nusd
+
+
+@pytest.fixture
+def opened() -> Iterator[Callable[[Any], Any]]:
+    """Keeps the clients a test makes, and closes them (and their sockets) at its end."""
+    made: list[Any] = []
+
+    def keep(client: Any) -> Any:
+        made.append(client)
+        return client
+
+    yield keep
+    for client in made:
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +234,7 @@ def _wait_count(serve: Heliograph, filters: dict[str, str], n: int, timeout: flo
 
 
 def test_token_budget_settles_headers_and_protocol_shapes(
-    upstream: MockUpstream, tmp_path: Path
+    upstream: MockUpstream, tmp_path: Path, opened: Callable[[Any], Any]
 ) -> None:
     """A token quota (what a local model needs): the remaining amount in the headers, the
     real tokens settled from the stored record, and a refusal in Anthropic's own shape."""
@@ -239,7 +253,7 @@ def test_token_budget_settles_headers_and_protocol_shapes(
             timeout=15,
         )  # fmt: skip
         assert made.status_code == 201, made.text
-        client = openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0)
+        client = opened(openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0))
         rid = new_id()
         raw = client.chat.completions.with_raw_response.create(
             model=MODEL,
@@ -284,8 +298,8 @@ def test_token_budget_settles_headers_and_protocol_shapes(
                   "limit_requests": 0},
             timeout=15,
         ).raise_for_status()  # fmt: skip
-        claude_client = anthropic.Anthropic(
-            base_url=serve.url("anthropic"), api_key="sk-ant-x", max_retries=0
+        claude_client = opened(
+            anthropic.Anthropic(base_url=serve.url("anthropic"), api_key="sk-ant-x", max_retries=0)
         )
         with pytest.raises(anthropic.RateLimitError) as refused_a:
             claude_client.messages.create(
@@ -303,7 +317,7 @@ def test_token_budget_settles_headers_and_protocol_shapes(
 
 
 def test_unpriced_models_blocked_by_default_and_flagged_when_allowed(
-    upstream: MockUpstream, tmp_path: Path
+    upstream: MockUpstream, tmp_path: Path, opened: Callable[[Any], Any]
 ) -> None:
     config = """\
 [[budgets]]
@@ -315,7 +329,7 @@ limit_usd = 5
     env = {"HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url}
     serve = _serve(tmp_path / "block", env, config)
     try:
-        client = openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0)
+        client = opened(openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0))
         with pytest.raises(openai.RateLimitError) as refused:
             client.chat.completions.create(
                 model="mystery-model-7",
@@ -332,7 +346,7 @@ limit_usd = 5
         serve.stop()
     serve = _serve(tmp_path / "allow", {**env, "HELIOGRAPH_BUDGET_UNPRICED": "allow"}, config)
     try:
-        client = openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0)
+        client = opened(openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0))
         rid = new_id()
         client.chat.completions.create(
             model="mystery-model-7",
@@ -345,7 +359,9 @@ limit_usd = 5
         serve.stop()
 
 
-def test_orphaned_reservation_expires(upstream: MockUpstream, tmp_path: Path) -> None:
+def test_orphaned_reservation_expires(
+    upstream: MockUpstream, tmp_path: Path, opened: Callable[[Any], Any]
+) -> None:
     """A gateway killed mid-request never settles its reservation: it frees itself."""
     config = """\
 budget_reservation_ttl_s = 4
@@ -358,7 +374,9 @@ limit_requests = 1
     env = {"HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url}
     home = tmp_path / "home"
     serve = _serve(home, env, config)
-    client = openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0, timeout=30)
+    client = opened(
+        openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0, timeout=30)
+    )
 
     def hanging() -> None:
         with contextlib.suppress(openai.APIError):
@@ -380,7 +398,7 @@ limit_requests = 1
     killed_at = time.monotonic()
     serve.start()
     try:
-        client = openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0)
+        client = opened(openai.OpenAI(base_url=serve.url("v1"), api_key="sk-x", max_retries=0))
         with pytest.raises(openai.RateLimitError):  # still held by the dead gateway's lease
             client.chat.completions.create(model=MODEL, messages=_messages("too soon"))  # type: ignore[arg-type]
         time.sleep(max(0.0, 4.5 - (time.monotonic() - killed_at)))

@@ -17,9 +17,10 @@ from typing import Any
 
 from heliograph.pricing.book import PriceBook
 from heliograph.pricing.cost import Usage
-from heliograph.pricing.tokens import estimate_prompt_tokens
+from heliograph.pricing.tokens import REPLY_PRIMING, count_text_tokens, estimate_prompt_tokens
 
 CAP_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+WHOLE_BODY_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,22 @@ class Rates:
         return rates
 
 
+def prompt_tokens(body: bytes, doc: Mapping[str, Any], rest: str, model: str | None) -> int:
+    """Prompt tokens, counted offline, never fewer than the upstream will bill.
+
+    A body of at most ``WHOLE_BODY_BYTES`` without images is counted whole, as text: its
+    messages, and the JSON around them, which costs more tokens than the chat framing the
+    upstream adds (3 per message), so the count is a bound, in one call to the tokenizer.
+    Larger bodies, and bodies with images (whose bytes say nothing of their tokens), are
+    walked message by message like the writer does.
+    """
+    if len(body) <= WHOLE_BODY_BYTES and b"image" not in body and b"audio" not in body:
+        return count_text_tokens(body.decode("utf-8", "replace"), model) + REPLY_PRIMING
+    return estimate_prompt_tokens(doc, rest, model) or 0
+
+
 def estimate(
+    body: bytes,
     doc: Mapping[str, Any],
     rest: str,
     model: str | None,
@@ -91,7 +107,7 @@ def estimate(
     rates: Rates,
     default_output: int,
 ) -> Estimate:
-    prompt = estimate_prompt_tokens(doc, rest, model) or 0
+    prompt = prompt_tokens(body, doc, rest, model)
     output = output_cap(doc, default_output)
     per_token = rates.per_token(provider, model, upstream)
     if per_token is None:

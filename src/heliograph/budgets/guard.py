@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from heliograph.budgets.ledger import Ledger
@@ -95,12 +96,13 @@ class BudgetGuard:
         verdict = Verdict()
         taken: list[tuple[Budget, Lease, int]] = []
         notes: list[str] = []
-        tightest: tuple[float, Budget, int] | None = None
+        entries = verdict.entries
+        tightest: tuple[float, Budget, Lease, int] | None = None
+        spans = self._spans
         for budget in self._matching(budgets, facts):
-            window = self._spans.get(budget.id)
+            window = spans.get(budget.id)
             if window is None or not window.last <= started < window.resets_at:
-                window = self._spans[budget.id] = span(budget, started)
-            bucket = window.last  # the bucket spend made now is counted in
+                window = spans[budget.id] = span(budget, started)
             amount = amounts[budget.unit]
             if amount is None:  # a USD budget and a model with no known price
                 if budget.blocks and self.unpriced == "block":
@@ -109,34 +111,40 @@ class BudgetGuard:
                     verdict.message = _unpriced_message(budget, facts.model)
                     return verdict
                 notes.append(f"unpriced: {budget.name}")
-                verdict.entries.append([budget.id, None, window.wk, 0, budget.unit, bucket])
+                entries.append([budget.id, None, window.wk, 0, budget.unit, window.last])
                 continue
             if not budget.blocks:
-                verdict.entries.append([budget.id, None, window.wk, 0, budget.unit, bucket])
+                entries.append([budget.id, None, window.wk, 0, budget.unit, window.last])
                 continue
-            try:
-                lease = await self._take(budget, window, amount)
-            except Exception as exc:  # the ledger is down: admit, and say so on the record
-                log.warning("budget %s unchecked (ledger unavailable): %s", budget.name, exc)
-                notes.append(f"unchecked: {budget.name}")
-                verdict.entries.append([budget.id, None, window.wk, 0, budget.unit, bucket])
-                continue
-            if lease is None:
-                self._give_back(taken)
-                verdict.refused = budget
-                verdict.message = refusal_message(budget, window, started)
-                return verdict
+            lease = self.leases.get(budget.id)
+            if (  # the usual case: this worker's lease covers it, no await at all
+                lease is not None
+                and lease.wk == window.wk
+                and lease.left >= amount
+                and lease.expires > (now := self.clock())
+            ):
+                lease.left -= amount
+                lease.used_at = now
+            else:
+                try:
+                    lease = await self._take(budget, window, amount)
+                except Exception as exc:  # the ledger is down: admit, and say so
+                    log.warning("budget %s unchecked (ledger unavailable): %s", budget.name, exc)
+                    notes.append(f"unchecked: {budget.name}")
+                    entries.append([budget.id, None, window.wk, 0, budget.unit, window.last])
+                    continue
+                if lease is None:
+                    self._give_back(taken)
+                    verdict.refused = budget
+                    verdict.message = refusal_message(budget, window, started)
+                    return verdict
             taken.append((budget, lease, amount))
-            verdict.entries.append(
-                [budget.id, lease.hold_id, window.wk, amount, budget.unit, bucket]
-            )
-            remaining = max(lease.room + lease.left, 0)
-            share = remaining / budget.limit if budget.limit else 0.0
+            entries.append([budget.id, lease.hold_id, window.wk, amount, budget.unit, window.last])
+            share = (lease.room + lease.left) / budget.limit if budget.limit else 0.0
             if tightest is None or share < tightest[0]:
-                tightest = (share, budget, int(window.resets_at - started))
+                tightest = (share, budget, lease, int(window.resets_at - started))
         if tightest is not None:
-            _, budget, reset_s = tightest
-            lease = self.leases[budget.id]
+            _, budget, lease, reset_s = tightest
             verdict.headers = budget_headers(budget, max(lease.room + lease.left, 0), reset_s)
         verdict.note = "; ".join(notes) or None
         return verdict
@@ -280,19 +288,30 @@ def _duration(seconds: float) -> str:
 
 def budget_headers(budget: Budget, remaining: int, reset_s: int) -> list[tuple[bytes, bytes]]:
     """Heliograph's remaining-budget headers and Helicone's rate-limit headers."""
+    name, limit, policy = _static_headers(budget)
+    reset = str(max(reset_s, 0)).encode()
     if budget.unit == "usd":
-        text = f"{remaining / NUSD_PER_USD:.6f}".rstrip("0").rstrip(".")
-        limit, left, unit = budget.limit // 10_000_000, remaining // 10_000_000, "cents"
+        text = f"{remaining / NUSD_PER_USD:.6f}".rstrip("0").rstrip(".").encode()
+        left = str(remaining // 10_000_000).encode()
     else:
-        text, limit, left = str(remaining), budget.limit, remaining
-        unit = "request" if budget.unit == "requests" else "token"
-    window_s = budget.rolling_s or max(reset_s, 0)
+        text = left = str(remaining).encode()
     return [
-        (b"heliograph-budget", budget.name.encode("utf-8", "replace")[:200]),
-        (b"heliograph-budget-remaining", text.encode()),
-        (b"heliograph-budget-unit", budget.unit.encode()),
-        (b"helicone-ratelimit-limit", str(limit).encode()),
-        (b"helicone-ratelimit-remaining", str(left).encode()),
-        (b"helicone-ratelimit-policy", f"{limit};w={window_s};u={unit}".encode()),
-        (b"helicone-ratelimit-reset", str(max(reset_s, 0)).encode()),
+        (b"heliograph-budget", name),
+        (b"heliograph-budget-remaining", text),
+        (b"helicone-ratelimit-limit", limit),
+        (b"helicone-ratelimit-remaining", left),
+        (b"helicone-ratelimit-policy", policy),
+        (b"helicone-ratelimit-reset", reset),
     ]
+
+
+@lru_cache(maxsize=1024)
+def _static_headers(budget: Budget) -> tuple[bytes, bytes, bytes]:
+    """The name, limit and policy headers of a budget, which do not change per request."""
+    if budget.unit == "usd":
+        limit, unit = budget.limit // 10_000_000, "cents"
+    else:
+        limit, unit = budget.limit, "request" if budget.unit == "requests" else "token"
+    window_s = budget.rolling_s or {"day": 86400, "week": 7 * 86400}.get(budget.window, 31 * 86400)
+    name = budget.name.encode("utf-8", "replace")[:200]
+    return name, str(limit).encode(), f"{limit};w={window_s};u={unit}".encode()

@@ -57,7 +57,9 @@ class BudgetCheck:
         budgets = self.cache.for_org(org_id)
         amounts: dict[str, int | None] = {"requests": 1, "tokens": 0, "usd": 0}
         if any(b.unit != "requests" for b in budgets):
-            est = estimate(doc, rest, model, provider, upstream, self.rates, self.output_tokens)
+            est = estimate(
+                body, doc, rest, model, provider, upstream, self.rates, self.output_tokens
+            )
             amounts["tokens"], amounts["usd"] = est.tokens, est.cost_nusd
         return await self.guard.check(budgets, facts, amounts, started)
 
