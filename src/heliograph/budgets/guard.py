@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from heliograph.budgets.ledger import Ledger
@@ -83,6 +82,7 @@ class BudgetGuard:
         self._matched: dict[tuple[Any, ...], tuple[Budget, ...]] = {}
         self._matched_for: tuple[Budget, ...] = ()
         self._prop_names: tuple[str, ...] = ()
+        self._headers: dict[str, tuple[Budget, tuple[bytes, bytes, bytes]]] = {}
 
     async def check(
         self,
@@ -145,7 +145,11 @@ class BudgetGuard:
                 tightest = (share, budget, lease, int(window.resets_at - started))
         if tightest is not None:
             _, budget, lease, reset_s = tightest
-            verdict.headers = budget_headers(budget, max(lease.room + lease.left, 0), reset_s)
+            static = self._headers.get(budget.id)
+            if static is None or static[0] is not budget:  # new, or reloaded since
+                static = self._headers[budget.id] = (budget, static_headers(budget))
+            remaining = max(lease.room + lease.left, 0)
+            verdict.headers = budget_headers(budget, remaining, reset_s, static[1])
         verdict.note = "; ".join(notes) or None
         return verdict
 
@@ -286,9 +290,14 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 86400} days"
 
 
-def budget_headers(budget: Budget, remaining: int, reset_s: int) -> list[tuple[bytes, bytes]]:
+def budget_headers(
+    budget: Budget,
+    remaining: int,
+    reset_s: int,
+    static: tuple[bytes, bytes, bytes] | None = None,
+) -> list[tuple[bytes, bytes]]:
     """Heliograph's remaining-budget headers and Helicone's rate-limit headers."""
-    name, limit, policy = _static_headers(budget)
+    name, limit, policy = static or static_headers(budget)
     reset = str(max(reset_s, 0)).encode()
     if budget.unit == "usd":
         text = f"{remaining / NUSD_PER_USD:.6f}".rstrip("0").rstrip(".").encode()
@@ -305,8 +314,7 @@ def budget_headers(budget: Budget, remaining: int, reset_s: int) -> list[tuple[b
     ]
 
 
-@lru_cache(maxsize=1024)
-def _static_headers(budget: Budget) -> tuple[bytes, bytes, bytes]:
+def static_headers(budget: Budget) -> tuple[bytes, bytes, bytes]:
     """The name, limit and policy headers of a budget, which do not change per request."""
     if budget.unit == "usd":
         limit, unit = budget.limit // 10_000_000, "cents"
