@@ -232,3 +232,23 @@ def test_budget_percent_alert_metric_reads_the_fullest_budget(
     doc = {"name": "r", "metric": "budget_percent", "window": "5m", "comparison": ">=",
            "threshold": 80}  # fmt: skip
     assert check_rule(doc, {})["metric"] == "budget_percent"
+
+
+def test_one_worker_serves_two_organizations_budgets(engine: Engine) -> None:
+    """The guard keeps each organization's matches apart: alternating requests of two
+    organizations each count against their own budget only."""
+    first, second = create_org(engine, "a"), create_org(engine, "b")
+    one = _budget(engine, first, name="a", limit_requests=3)
+    two = _budget(engine, second, name="b", limit_requests=5)
+    guard = BudgetGuard(StoreLedger(engine), 600, "block")
+    amounts = {"requests": 1, "tokens": 0, "usd": 0}
+
+    async def run() -> tuple[int, int]:
+        admitted = [0, 0]
+        for i in range(20):
+            budget = (one, two)[i % 2]
+            verdict = await guard.check((budget,), FACTS, amounts, time.time())
+            admitted[i % 2] += verdict.refused is None
+        return admitted[0], admitted[1]
+
+    assert asyncio.run(run()) == (3, 5)

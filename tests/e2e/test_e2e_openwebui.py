@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import openai
 import pytest
@@ -385,3 +386,45 @@ def test_openwebui_lists_both_connections_models(stack: Stack) -> None:
     ``/models`` or ``/api/tags`` call fails)."""
     ids = stack.webui.model_ids(stack.token, {OPENAI_MODEL, OLLAMA_MODEL})
     assert {OPENAI_MODEL, OLLAMA_MODEL} <= ids
+
+
+def test_budget_refusal_reaches_the_chat_as_written(stack: Stack, mocks: Mocks) -> None:
+    """A user over a blocking budget asks in Open WebUI: Open WebUI answers the chat with
+    Heliograph's message as it is (which budget, its limit, when it resets), nothing reaches
+    the upstream, and the refusal is recorded."""
+    if stack.mode != "headers":
+        pytest.skip("one identity mode is enough: the budget sees the same user in both")
+    webui, server = stack.webui, stack.heliograph
+    admin = {"Authorization": f"Bearer {server.admin_key}"}
+    budgets = f"{server.base_url}/api/v1/budgets"
+    made = httpx.post(
+        budgets,
+        headers=admin,
+        json={"name": "owui-user-quota", "scope": {"user_id": stack.user_id},
+              "window": "day", "limit_requests": 0},
+        timeout=15,
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    try:
+        conn = CONNECTIONS["openai"]
+        chat_id = webui.new_chat(stack.token, conn.model)
+        text = f"Over budget {uuid.uuid4().hex}"
+        resp = webui.call(
+            "POST",
+            "/api/chat/completions",
+            stack.token,
+            json={"model": conn.model, "messages": [{"role": "user", "content": text}],
+                  "stream": False, "chat_id": chat_id, "id": str(uuid.uuid4())},
+        )  # fmt: skip
+        shown = resp.text
+        assert resp.status_code >= 400, shown
+        assert "Budget 'owui-user-quota' is used up" in shown, shown
+        assert "0 requests per calendar day (UTC)" in shown and "resets at" in shown, shown
+        assert "Ask your Heliograph admin to raise it." in shown, shown
+        [record] = session_records(server, chat_id, 1)
+        assert record["state"] == "refused" and record["status"] == 429, record
+        assert record["user_id"] == stack.user_id
+        assert mocks.openai.recorder.calls(text) == 0  # never forwarded
+    finally:
+        budget_id = made.json()["id"]
+        httpx.delete(f"{budgets}/{budget_id}", headers=admin, timeout=15)

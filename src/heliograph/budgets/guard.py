@@ -77,11 +77,11 @@ class BudgetGuard:
         self.clock = now
         self._serial = 0
         self._spans: dict[str, Span] = {}  # budget id -> its window now (until it moves on)
-        # Which budgets cover a request, by who and what it is; for one tuple of budgets
-        # (a reload makes a new tuple, and the answers start again).
-        self._matched: dict[tuple[Any, ...], tuple[Budget, ...]] = {}
-        self._matched_for: tuple[Budget, ...] = ()
-        self._prop_names: tuple[str, ...] = ()
+        # Per organization, which budgets cover a request, by who and what it is: for one
+        # tuple of its budgets (a reload makes a new tuple, and the answers start again).
+        self._match_state: dict[
+            str, tuple[tuple[Budget, ...], tuple[str, ...], dict[tuple[Any, ...], Any]]
+        ] = {}
         self._headers: dict[str, tuple[Budget, tuple[bytes, bytes, bytes]]] = {}
 
     async def check(
@@ -154,23 +154,27 @@ class BudgetGuard:
         return verdict
 
     def _matching(self, budgets: tuple[Budget, ...], facts: RequestFacts) -> tuple[Budget, ...]:
-        if budgets is not self._matched_for:
-            self._matched, self._matched_for = {}, budgets
+        if not budgets:
+            return ()
+        org_id = budgets[0].org_id
+        state = self._match_state.get(org_id)
+        if state is None or state[0] is not budgets:  # first, or reloaded since
             names = {b.scope.property[0] for b in budgets if b.scope.property is not None}
-            self._prop_names = tuple(sorted(names))
+            state = self._match_state[org_id] = (budgets, tuple(sorted(names)), {})
+        _, prop_names, matched = state
         props = facts.properties
         key = (
             facts.key_id,
             facts.user_id,
             facts.model,
             facts.upstream,
-            *(props.get(name) for name in self._prop_names),
+            *(props.get(name) for name in prop_names),
         )
-        found = self._matched.get(key)
+        found = matched.get(key)
         if found is None:
-            if len(self._matched) >= MATCH_CACHE:
-                self._matched.clear()
-            found = self._matched[key] = tuple(b for b in budgets if b.scope.matches(facts))
+            if len(matched) >= MATCH_CACHE:
+                matched.clear()
+            found = matched[key] = tuple(b for b in budgets if b.scope.matches(facts))
         return found
 
     async def _take(self, budget: Budget, window: Span, amount: int) -> Lease | None:
@@ -248,6 +252,11 @@ class BudgetGuard:
             if lease.left > 0 and now - lease.used_at >= idle_s and lease.expires > now:
                 amount, lease.left = lease.left, 0
                 await self._release(budget_id, lease.wk, lease.hold_id, amount)
+            elif lease.expires <= now:  # its hold expired: a deleted or long-idle budget
+                del self.leases[budget_id]
+                self.locks.pop(budget_id, None)
+                self._spans.pop(budget_id, None)
+                self._headers.pop(budget_id, None)
 
     async def run(self) -> None:
         """Return idle leases forever; started by the app's lifespan."""
