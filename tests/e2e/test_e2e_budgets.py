@@ -311,6 +311,16 @@ def test_token_budget_settles_headers_and_protocol_shapes(
         assert isinstance(a_body, dict) and a_body["type"] == "error"
         assert "Budget 'claude-none' is used up" in a_body["error"]["message"]
         assert claude.recorder.snapshot() == []
+        # Listing models is no model call: an exhausted budget leaves it alone.
+        httpx.post(
+            f"{serve.base_url}/api/v1/budgets",
+            headers=_admin(serve),
+            json={"name": "nothing-left", "window": "day", "limit_requests": 0},
+            timeout=15,
+        ).raise_for_status()
+        assert [m.id for m in client.models.list()]
+        with pytest.raises(openai.RateLimitError):
+            client.chat.completions.create(model=MODEL, messages=_messages("x"), user="bob")  # type: ignore[arg-type]
     finally:
         serve.stop()
         claude.stop()

@@ -19,6 +19,10 @@ from heliograph.budgets.rules import RequestFacts
 from heliograph.capture.frames import MetaFrame
 from heliograph.gateway.headers import user_of
 from heliograph.pricing.book import PriceBook
+from heliograph.providers import anthropic as anthropic_wire
+from heliograph.providers import ollama as ollama_wire
+from heliograph.providers import openai as openai_wire
+from heliograph.providers.openai import normalise_endpoint
 
 
 class BudgetCheck:
@@ -30,8 +34,10 @@ class BudgetCheck:
         self.rates = Rates(prices)
         self.output_tokens = output_tokens
 
-    def applies(self, org_id: str) -> bool:
-        return bool(self.cache.for_org(org_id))
+    def applies(self, org_id: str, protocol: str, method: str, rest: str) -> bool:
+        """Whether budgets are checked: the organization has some, and this is a model call
+        (generation or embeddings); model lists, lookups and management never count."""
+        return bool(self.cache.for_org(org_id)) and model_call(protocol, method, rest)
 
     async def check(
         self,
@@ -62,6 +68,18 @@ class BudgetCheck:
             )
             amounts["tokens"], amounts["usd"] = est.tokens, est.cost_nusd
         return await self.guard.check(budgets, facts, amounts, started)
+
+
+def model_call(protocol: str, method: str, rest: str) -> bool:
+    if method != "POST":
+        return False
+    if protocol == "ollama" and rest.startswith("/v1/"):  # Ollama's OpenAI-compatible API
+        protocol, rest = "openai", rest[3:]
+    if protocol == "anthropic":
+        return anthropic_wire.is_llm_call(method, rest)
+    if protocol == "ollama":
+        return ollama_wire.is_llm_call(method, rest)
+    return openai_wire.is_llm_call(method, normalise_endpoint(rest)[0])
 
 
 def _document(body: bytes) -> dict[str, Any]:

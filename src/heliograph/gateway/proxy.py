@@ -152,7 +152,7 @@ class Gateway:
             )
             return
         checked = self.budgets
-        if checked is not None and checked.applies(info.org_id):
+        if checked is not None and checked.applies(info.org_id, protocol, start["m"], rest):
             verdict = await checked.check(
                 info.org_id, info.id or None, scan.md, body, rest, protocol,
                 served.provider, served.name, wall,
