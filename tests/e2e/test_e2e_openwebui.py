@@ -388,12 +388,12 @@ def test_openwebui_lists_both_connections_models(stack: Stack) -> None:
     assert {OPENAI_MODEL, OLLAMA_MODEL} <= ids
 
 
-def test_budget_refusal_reaches_the_chat_as_written(stack: Stack, mocks: Mocks) -> None:
+def test_budget_refusal_reaches_the_chat_as_written(stacks: dict[str, Stack], mocks: Mocks) -> None:
     """A user over a blocking budget asks in Open WebUI: Open WebUI answers the chat with
     Heliograph's message as it is (which budget, its limit, when it resets), nothing reaches
-    the upstream, and the refusal is recorded."""
-    if stack.mode != "headers":
-        pytest.skip("one identity mode is enough: the budget sees the same user in both")
+    the upstream, and the refusal is recorded. One identity mode is enough: the budget sees
+    the same user in both."""
+    stack = stacks["headers"]
     webui, server = stack.webui, stack.heliograph
     admin = {"Authorization": f"Bearer {server.admin_key}"}
     budgets = f"{server.base_url}/api/v1/budgets"
