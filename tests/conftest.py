@@ -47,6 +47,22 @@ def _pg_available() -> str | None:
         return str(exc)
 
 
+def redis_ready(url: str) -> str:
+    """``url`` once its Redis answers, emptied: CI fails without one, elsewhere the test skips."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2)
+        client.ping()
+        client.flushdb()
+        client.close()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"Redis is required in CI but unreachable: {exc}")
+        pytest.skip(f"Redis not reachable at {url}: {exc}")
+    return url
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> str:
     problem = _pg_available()

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import IN_CI, LiveGateway, gateway_settings
+from conftest import LiveGateway, gateway_settings, redis_ready
 from mock_upstream import DEFAULT_TEXT, MockUpstream
 
 REDIS_URL = os.environ.get("HELIOGRAPH_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -227,18 +227,7 @@ def test_rate_limit_shared_by_two_processes_on_one_store(
 
 @pytest.fixture
 def redis_url() -> str:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-        client.ping()
-        client.flushdb()
-        client.close()
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"Redis is required in CI but unreachable: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
+    return redis_ready(REDIS_URL)
 
 
 def test_rate_limit_and_cache_shared_through_redis(

@@ -24,7 +24,7 @@ import openai
 import pytest
 from e2e_harness import Heliograph, new_id
 
-from conftest import IN_CI, create_pg_database, free_port
+from conftest import create_pg_database, free_port, redis_ready
 from heliograph.pricing.book import PriceBook
 from heliograph.pricing.cost import Usage
 from heliograph.pricing.tokens import estimate_prompt_tokens
@@ -74,21 +74,6 @@ def upstream() -> Iterator[MockUpstream]:
         yield mock
     finally:
         mock.stop()
-
-
-def _redis_ready() -> str:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-        client.ping()
-        client.flushdb()
-        client.close()
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"Redis is required in CI but unreachable: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return REDIS_URL
 
 
 def _serve(home: Path, env: dict[str, str], config: str = "", workers: int = 1) -> Heliograph:
@@ -164,7 +149,7 @@ def test_200_concurrent_clients_against_a_budget_worth_10(
         url, drop = create_pg_database(request.getfixturevalue("pg_admin"))
         env["HELIOGRAPH_DATABASE_URL"] = url
     if backend == "redis":
-        env["HELIOGRAPH_REDIS_URL"] = _redis_ready()
+        env["HELIOGRAPH_REDIS_URL"] = redis_ready(REDIS_URL)
     serve = _serve(tmp_path / "home", env, BOUND_CONFIG.format(), workers=2)
     try:
         text = f"bounded {new_id()}"
