@@ -252,3 +252,18 @@ def test_one_worker_serves_two_organizations_budgets(engine: Engine) -> None:
         return admitted[0], admitted[1]
 
     assert asyncio.run(run()) == (3, 5)
+
+
+def test_prune_drops_spend_no_window_reaches_and_expired_holds(engine: Engine) -> None:
+    from heliograph.budgets.jobs import KEEP_S
+
+    org = create_org(engine, "o")
+    budget = _budget(engine, org, limit_requests=10)
+    now = int(time.time())
+    old, recent = now - KEEP_S - 60, now - 60
+    budget_store.settle(engine, [Settlement(budget.id, None, 0, 0, old, 2)])
+    budget_store.settle(engine, [Settlement(budget.id, None, 0, 0, recent, 3)])
+    assert budget_store.reserve(engine, budget.id, 10, (0, 0, 0), "gone", 1, 1, 1) is not None
+    time.sleep(0.01)
+    assert budget_store.prune_spend(engine, now - KEEP_S) == 1
+    assert budget_store.usage(engine, budget.id, (0, 0, now)) == (3, 0)

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from heliograph.alerts.metrics import METRICS
-from heliograph.store import alert_metrics, filter_params
-from heliograph.store.filters import FilterError
+from heliograph.evals import online as online_rules
+from heliograph.evals.online import RuleError
+from heliograph.store import alert_metrics
 
 COMPARISONS = (">", ">=", "<", "<=")
 CHANNEL_KINDS = ("webhook", "slack", "discord", "email")
@@ -28,7 +29,6 @@ WINDOW = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_WINDOW_S, MAX_WINDOW_S = 60, 7 * 86400
 MAX_COOLDOWN_S = 7 * 86400
-MAX_FILTER_PARAMS = 50
 MAX_RECIPIENTS = 50
 RULE_FIELDS = (
     *("name", "metric", "filter", "window", "comparison", "threshold"),
@@ -78,31 +78,11 @@ def format_window(seconds: int) -> str:
 
 
 def check_filter(doc: object) -> dict[str, str]:
-    """The Requests page's filter parameters, each parsed by the one filter parser."""
-    if doc is None:
-        return {}
-    if not isinstance(doc, Mapping) or len(doc) > MAX_FILTER_PARAMS:
-        raise DefinitionError(
-            "filter", f"must be an object of at most {MAX_FILTER_PARAMS} Requests page parameters"
-        )
-    out: dict[str, str] = {}
-    for name, value in doc.items():
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, int | float):
-            value = str(value)
-        if not isinstance(name, str) or not filter_params.is_filter_param(name):
-            raise DefinitionError(f"filter.{name}", "not a filter parameter of the Requests page")
-        if not isinstance(value, str):
-            raise DefinitionError(f"filter.{name}", "must be a string")
-        if not value:
-            continue
-        try:
-            filter_params.parse_one(name, value)
-        except FilterError as exc:
-            raise DefinitionError(f"filter.{name}", str(exc)) from exc
-        out[name] = value
-    return out
+    """The Requests page's filter parameters, checked as online evaluation rules check them."""
+    try:
+        return online_rules.check_filter(doc)
+    except RuleError as exc:
+        raise DefinitionError(exc.field, exc.problem) from exc
 
 
 def _number(doc: Mapping[str, Any], field: str, low: float, high: float) -> float:

@@ -178,10 +178,8 @@ class BudgetGuard:
         return found
 
     async def _take(self, budget: Budget, window: Span, amount: int) -> Lease | None:
-        """The lease ``amount`` was taken from, or None when the budget cannot cover it."""
-        lease = self._usable(budget, window, amount)
-        if lease is not None:
-            return lease
+        """The lease ``amount`` was taken from, or None when the budget cannot cover it (the
+        caller found the lease short: this refills it, one refill per budget at a time)."""
         lock = self.locks.get(budget.id)
         if lock is None:
             lock = self.locks[budget.id] = asyncio.Lock()

@@ -70,6 +70,11 @@ return 0
 """
 
 
+def _spent_in(buckets: dict[Any, Any], span: Span) -> int:
+    """The spend a Redis hash of buckets holds within the window."""
+    return sum(int(v) for k, v in buckets.items() if span.first <= int(k) <= span.last)
+
+
 def _keys(budget_id: str, wk: int) -> tuple[str, str, str]:
     base = f"hg:b:{{{budget_id}}}"
     return f"{base}:spend", f"{base}:holds:{wk}", f"{base}:exp:{wk}"
@@ -156,9 +161,8 @@ class RedisLedger(Ledger):
         spend = await self.redis.hgetall(spend_key)
         held_raw = await self.redis.hgetall(holds)
         expiries = await self.redis.hgetall(exp)
-        spent = sum(int(v) for k, v in spend.items() if span.first <= int(k) <= span.last)
         held = sum(int(v) for k, v in held_raw.items() if int(expiries.get(k, 0)) > now)
-        return spent, held
+        return _spent_in(spend, span), held
 
     def settle(self, items: Sequence[Settlement]) -> None:
         if self._sync is None:
@@ -209,8 +213,7 @@ def read_percentages(
                     engine, budget.id, (window.wk, window.first, window.last)
                 )
             else:
-                raw = client.hgetall(_keys(budget.id, window.wk)[0])
-                spent = sum(int(v) for k, v in raw.items() if window.first <= int(k) <= window.last)
+                spent = _spent_in(client.hgetall(_keys(budget.id, window.wk)[0]), window)
             if budget.limit:
                 out[budget.name] = 100.0 * spent / budget.limit
             else:

@@ -13,6 +13,7 @@ from heliograph.jobs.runner import Registry
 def register_all(registry: Registry) -> Registry:
     from heliograph.alerts import jobs as alert_jobs
     from heliograph.alerts import webhooks
+    from heliograph.budgets import jobs as budget_jobs
     from heliograph.evals import online
     from heliograph.evals import runner as experiment_runner
 
@@ -20,4 +21,5 @@ def register_all(registry: Registry) -> Registry:
     online.register(registry)
     webhooks.register(registry)
     alert_jobs.register(registry)
+    budget_jobs.register(registry)
     return registry

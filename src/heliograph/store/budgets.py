@@ -142,7 +142,10 @@ def _lock(conn: Connection, budget_id: str) -> bool:
     return bool(done.rowcount)
 
 
-def _used(conn: Connection, budget_id: str, wk: int, first: int, last: int, now: int) -> int:
+def _spent_held(
+    conn: Connection, budget_id: str, wk: int, first: int, last: int, now: int
+) -> tuple[int, int]:
+    """(settled spend in buckets first..last, unexpired holds under window key wk)."""
     spent = conn.execute(
         select(func.coalesce(func.sum(budget_spend.c.amount), 0)).where(
             budget_spend.c.budget_id == budget_id,
@@ -157,7 +160,7 @@ def _used(conn: Connection, budget_id: str, wk: int, first: int, last: int, now:
             budget_holds.c.expires_at > now,
         )
     ).scalar_one()
-    return int(spent) + int(held)
+    return int(spent), int(held)
 
 
 def reserve(
@@ -182,7 +185,7 @@ def reserve(
                 budget_holds.c.budget_id == budget_id, budget_holds.c.expires_at <= now
             )
         )
-        used = _used(conn, budget_id, wk, first, last, now)
+        used = sum(_spent_held(conn, budget_id, wk, first, last, now))
         room = limit - used
         if room < need:
             return 0, used
@@ -280,20 +283,14 @@ def usage(engine: Engine, budget_id: str, span: tuple[int, int, int]) -> tuple[i
     wk, first, last = span
     now = _now()
     with engine.connect() as conn:
-        total = _used(conn, budget_id, wk, first, last, now)
-        spent = conn.execute(
-            select(func.coalesce(func.sum(budget_spend.c.amount), 0)).where(
-                budget_spend.c.budget_id == budget_id,
-                budget_spend.c.bucket >= first,
-                budget_spend.c.bucket <= last,
-            )
-        ).scalar_one()
-    return int(spent), total - int(spent)
+        return _spent_held(conn, budget_id, wk, first, last, now)
 
 
 def prune_spend(engine: Engine, before: int) -> int:
-    """Drop spend buckets older than any window can reach (epoch seconds)."""
+    """Drop spend buckets older than any window can reach (epoch seconds), and holds that
+    expired (a reservation only sweeps its own budget's)."""
     with engine.begin() as conn:
+        conn.execute(delete(budget_holds).where(budget_holds.c.expires_at <= _now()))
         return int(
             conn.execute(delete(budget_spend).where(budget_spend.c.bucket < before)).rowcount
         )
