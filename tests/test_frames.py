@@ -90,6 +90,7 @@ def _traffic(gw: LiveGateway) -> None:
         "Helicone-RateLimit-Policy": "100;w=60;s=user",
         "X-OpenWebUI-User-Email": "a%40b.c",
         "X-OpenWebUI-User-Id": "owui",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     }
     assert post(**meta).status_code == 200
     owui = {

@@ -50,7 +50,8 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0019"
+    assert current_revision(engine) == "0020"
+    assert "trace_id IS NOT NULL" in index_sql(engine, "ix_requests_org_trace")
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
     columns = {c["name"] for c in inspect(engine).get_columns("requests")}
@@ -67,6 +68,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert row["protocol"] == "openai" and row["tokens_estimated"] is False
     assert row["task"] is None and row["user_groups"] == [] and row["identity"] is None
     assert row["prompt_name"] is None and row["prompt_inputs"] is None
+    assert row["source"] == "gateway" and row["trace_id"] is None  # 0020's default
     with engine.connect() as conn:  # the stored request was rolled up as a chat
         tasks = conn.execute(text("SELECT task, model, requests FROM rollup_task_hourly")).all()
     assert [tuple(t) for t in tasks] == [("", "gpt-4o", 1)]
@@ -126,5 +128,6 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     rule = check_rule({**doc, "channels": ["hook"]}, alert_store.channel_refs(engine, "o1"))
     assert alert_store.create_rule(engine, "o1", rule, None)["state"] == "ok"
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0019"
+    assert current_revision(engine) == "0020"
+    assert "trace_id IS NOT NULL" in index_sql(engine, "ix_requests_org_trace")
     engine.dispose()

@@ -34,7 +34,7 @@ def obj(props: dict[str, Any], *required: str, **extra: Any) -> dict[str, Any]:
 
 def record_fields() -> dict[str, Any]:
     """Every field of ``store.requests.to_api`` (a test keeps this list exact)."""
-    text = ("kind", "provider", "upstream", "method", "endpoint", "state")
+    text = ("kind", "provider", "upstream", "method", "endpoint", "state", "source")
     opt_text = (
         "model",
         "response_model",
@@ -59,6 +59,9 @@ def record_fields() -> dict[str, Any]:
         "message_id",
         "prompt_name",
         "prompt_label",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
     )
     opt_int = (
         "prompt_tokens",

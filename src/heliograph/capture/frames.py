@@ -50,6 +50,9 @@ class MetaFrame(TypedDict, total=False):
     model: str  # Model-Override (the model name used for cost)
     ratelimit: str  # RateLimit-Policy, as sent
     prompt: PromptFrame  # the managed prompt the body named (issue 15)
+    # The client's W3C traceparent, validated: [trace id, its span (our parent), the span id
+    # the gateway sent upstream in its place, trace flags], lower-case hex.
+    trace: list[str]
 
 
 class StartFrame(TypedDict):

@@ -293,6 +293,7 @@ def build_record(
         "budget_note": clean(done.get("bnote"), 255),
         **ow,
         **_prompt_columns(md),
+        **_trace_columns(md),
     }
     body_row = _body_row(
         start,
@@ -333,6 +334,19 @@ def _prompt_columns(md: MetaFrame) -> dict[str, Any]:
         "prompt_version": clamp_int(prompt["v"]),
         "prompt_label": clean(prompt.get("label"), 100),
         "prompt_inputs": prompt.get("inputs"),
+    }
+
+
+def _trace_columns(md: MetaFrame) -> dict[str, Any]:
+    """The W3C trace context: the client's trace and span (the parent), the gateway's span."""
+    trace = md.get("trace")
+    if not trace:
+        return {"trace_id": None, "span_id": None, "parent_span_id": None, "source": "gateway"}
+    return {
+        "trace_id": trace[0],
+        "parent_span_id": trace[1],
+        "span_id": trace[2],
+        "source": "gateway",
     }
 
 

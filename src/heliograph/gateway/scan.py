@@ -17,6 +17,7 @@ from heliograph.capture.frames import MetaFrame
 from heliograph.gateway.features import FEATURE_HEADERS, redact_fallbacks
 from heliograph.gateway.headers import OPENWEBUI, read_openwebui, read_ours
 from heliograph.gateway.redact import REDACTED, HeaderRedactor
+from heliograph.gateway.traceparent import child
 from heliograph.gateway.upstreams import HOP_BY_HOP
 
 
@@ -103,6 +104,13 @@ def scan_headers(
             scan.has_auth = True
         elif name == "cache-control":
             scan.cache_control = value
+        elif name == "traceparent":
+            joined = child(value)
+            if joined is not None:  # our span goes upstream, as the client's span's child
+                md["trace"], sent = joined
+                saved.append((name, value))
+                forward.append((name, sent))
+                continue
         elif name.startswith(OPENWEBUI):
             token = read_openwebui(md, name, value)
             if token is not None:

@@ -130,6 +130,14 @@ FIELDS: tuple[Field, ...] = (
         requests.c.prompt_label,
         "Label the prompt version was found by, e.g. production (none for a version number)",
     ),
+    _text("trace_id", requests.c.trace_id, "W3C trace id (32 hex digits) the request belongs to"),
+    _text("span_id", requests.c.span_id, "The record's own span id (16 hex digits)"),
+    _text(
+        "parent_span_id",
+        requests.c.parent_span_id,
+        "Span the request was made under: the client's traceparent, or the ingested parent",
+    ),
+    _text("source", requests.c.source, "How the record arrived: gateway, or otlp (ingested)"),
     _text(
         "session_id", requests.c.session_id, "Session (Helicone-Session-Id, or Open WebUI's chat)"
     ),

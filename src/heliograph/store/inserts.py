@@ -33,6 +33,8 @@ def _defaults(table: Table) -> dict[str, Any]:
                 out[column.name] = False
             elif isinstance(arg, str) and isinstance(column.type, Integer):
                 out[column.name] = int(arg)
+            elif isinstance(arg, str):
+                out[column.name] = arg
     return out
 
 

@@ -78,6 +78,10 @@ LIST_COLUMNS = [
     requests.c.prompt_version,
     requests.c.prompt_label,
     requests.c.prompt_inputs,
+    requests.c.trace_id,
+    requests.c.span_id,
+    requests.c.parent_span_id,
+    requests.c.source,
 ]
 COLD_START_MS = 1000.0
 
@@ -252,6 +256,10 @@ def to_api(row: dict[str, Any]) -> dict[str, Any]:
         "prompt_version": row.get("prompt_version"),
         "prompt_label": row.get("prompt_label"),
         "prompt_inputs": row.get("prompt_inputs"),
+        "trace_id": row.get("trace_id"),
+        "span_id": row.get("span_id"),
+        "parent_span_id": row.get("parent_span_id"),
+        "source": row.get("source") or "gateway",
     }
 
 

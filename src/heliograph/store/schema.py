@@ -117,6 +117,13 @@ requests = Table(
     Column("prompt_version", Integer),
     Column("prompt_label", String(100)),
     Column("prompt_inputs", JSON),  # the inputs substituted, an object of text
+    # Trace context (migration 0020): the W3C trace the request belongs to, lower-case hex.
+    # A gateway record's span is the child of the client's traceparent; an ingested (OTLP)
+    # record keeps its own span's ids. ``source`` says which: gateway or otlp.
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+    Column("parent_span_id", String(16)),
+    Column("source", String(16), nullable=False, server_default="gateway"),
 )
 
 Index("ix_requests_org_created", requests.c.org_id, requests.c.created_at, requests.c.id)
@@ -139,6 +146,13 @@ Index(  # partial: most requests name no prompt (migration 0013); the prompt pag
     requests.c.prompt_version,
     sqlite_where=requests.c.prompt_name.is_not(None),
     postgresql_where=requests.c.prompt_name.is_not(None),
+)
+Index(  # partial: the trace view joins a trace's records (migration 0020)
+    "ix_requests_org_trace",
+    requests.c.org_id,
+    requests.c.trace_id,
+    sqlite_where=requests.c.trace_id.is_not(None),
+    postgresql_where=requests.c.trace_id.is_not(None),
 )
 
 request_bodies = Table(
