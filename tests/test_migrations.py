@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0020"
+    assert current_revision(engine) == "0021"
     assert "trace_id IS NOT NULL" in index_sql(engine, "ix_requests_org_trace")
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
@@ -128,6 +128,6 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     rule = check_rule({**doc, "channels": ["hook"]}, alert_store.channel_refs(engine, "o1"))
     assert alert_store.create_rule(engine, "o1", rule, None)["state"] == "ok"
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0020"
+    assert current_revision(engine) == "0021"
     assert "trace_id IS NOT NULL" in index_sql(engine, "ix_requests_org_trace")
     engine.dispose()

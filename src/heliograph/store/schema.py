@@ -798,3 +798,26 @@ Index(
     alert_notifications.c.status,
     alert_notifications.c.next_attempt_at,
 )
+
+# Spans ingested over OTLP (migration 0021) that are not LLM calls, or that are and became
+# records (``request_id``): agents, tools, MCP calls, retrieval. They give the trace view its
+# tree; LLM calls themselves are records (``requests.trace_id``), joined by trace id.
+spans = Table(
+    "spans",
+    metadata,
+    Column("org_id", String(36), ForeignKey("organizations.id"), primary_key=True),
+    Column("trace_id", String(32), primary_key=True),  # lower-case hex
+    Column("span_id", String(16), primary_key=True),
+    Column("parent_span_id", String(16)),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(12), nullable=False),  # internal server client producer consumer
+    Column("service", String(255)),  # the resource's service.name
+    Column("start_ns", BigInteger, nullable=False),  # Unix nanoseconds
+    Column("end_ns", BigInteger, nullable=False),
+    Column("status", String(8), nullable=False),  # unset ok error
+    Column("status_message", Text),
+    Column("attributes", JSON),  # the span's attributes, flattened to name -> value
+    Column("request_id", String(36)),  # the record an LLM span became, if any
+    Column("created_at", BigInteger, nullable=False),  # when it was stored, ms (retention)
+)
+Index("ix_spans_org_start", spans.c.org_id, spans.c.start_ns)
