@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -70,6 +71,32 @@ return 0
 """
 
 
+# KEYS: a once-marker, then (holds, expiries, spend) per settlement. ARGV: the marker's TTL in
+# seconds, the spend TTL, then (hold id or "", estimate, bucket, actual) per settlement.
+# Applied at most once per marker: a batch re-sent after a lost reply is not counted twice.
+_SETTLE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then return 0 end
+local spend_ttl = tonumber(ARGV[2])
+for i = 0, (#KEYS - 1) / 3 - 1 do
+  local holds, exp, spend = KEYS[2 + 3 * i], KEYS[3 + 3 * i], KEYS[4 + 3 * i]
+  local hold, est = ARGV[3 + 4 * i], tonumber(ARGV[4 + 4 * i])
+  local bucket, actual = ARGV[5 + 4 * i], tonumber(ARGV[6 + 4 * i])
+  if hold ~= '' and est > 0 and redis.call('HEXISTS', holds, hold) == 1 then
+    if redis.call('HINCRBY', holds, hold, -est) <= 0 then
+      redis.call('HDEL', holds, hold)
+      redis.call('HDEL', exp, hold)
+    end
+  end
+  if actual > 0 then
+    redis.call('HINCRBY', spend, bucket, actual)
+    redis.call('EXPIRE', spend, spend_ttl)
+  end
+end
+return 1
+"""
+SETTLED_MARKER_TTL_S = 86400
+
+
 def _spent_in(buckets: dict[Any, Any], span: Span) -> int:
     """The spend a Redis hash of buckets holds within the window."""
     return sum(int(v) for k, v in buckets.items() if span.first <= int(k) <= span.last)
@@ -96,7 +123,7 @@ class Ledger(ABC):
         """(settled spend, held) in the window."""
 
     @abstractmethod
-    def settle(self, items: Sequence[Settlement]) -> None: ...
+    def settle(self, items: Sequence[Settlement], once: str = "") -> bool: ...
 
     async def close(self) -> None:
         return None
@@ -127,8 +154,9 @@ class StoreLedger(Ledger):
         result: tuple[int, int] = await self._call(budget_store.usage, budget_id, where)
         return result
 
-    def settle(self, items: Sequence[Settlement]) -> None:
-        budget_store.settle(self.engine, items)
+    def settle(self, items: Sequence[Settlement], once: str = "") -> bool:
+        budget_store.settle(self.engine, items)  # one transaction: no once-marker needed
+        return True
 
 
 class RedisLedger(Ledger):
@@ -139,6 +167,7 @@ class RedisLedger(Ledger):
         self.url = url
         self.redis = aioredis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=1)
         self._sync: redis.Redis | None = None
+        self._settle: Any = None
         self._reserve = self.redis.register_script(_RESERVE)
         self._lower = self.redis.register_script(_LOWER)
 
@@ -164,21 +193,21 @@ class RedisLedger(Ledger):
         held = sum(int(v) for k, v in held_raw.items() if int(expiries.get(k, 0)) > now)
         return _spent_in(spend, span), held
 
-    def settle(self, items: Sequence[Settlement]) -> None:
+    def settle(self, items: Sequence[Settlement], once: str = "") -> bool:
+        """Apply settlements atomically, at most once per ``once`` (a fresh id per batch when
+        empty); False when ``once`` was applied already."""
         if self._sync is None:
             import redis
 
             self._sync = redis.Redis.from_url(self.url, socket_timeout=TIMEOUT_S)
-        lower = self._sync.register_script(_LOWER)
-        pipe = self._sync.pipeline(transaction=True)
+            self._settle = self._sync.register_script(_SETTLE)
+        keys = [f"hg:settled:{once or uuid.uuid4().hex}"]
+        args: list[int | str] = [SETTLED_MARKER_TTL_S, SPEND_TTL_S]
         for item in items:
             spend_key, holds, exp = _keys(item.budget_id, item.wk)
-            if item.hold_id is not None and item.estimate:
-                lower(keys=[holds, exp], args=[item.hold_id, item.estimate], client=pipe)
-            if item.actual:
-                pipe.hincrby(spend_key, str(item.bucket), item.actual)
-                pipe.expire(spend_key, SPEND_TTL_S)
-        pipe.execute()
+            keys += (holds, exp, spend_key)
+            args += (item.hold_id or "", item.estimate, item.bucket, item.actual)
+        return bool(self._settle(keys=keys, args=args))
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -3,14 +3,18 @@
 With the store as the ledger, settlements are written in the same transaction that inserts
 the records, so each record is settled exactly once, even when the writer is killed and its
 spool replayed (a replayed record is not new, so it is not settled again). With Redis they are
-sent right after the commit, retried a few times; one that still fails is logged, and its
-reservation expires on its own.
+sent right after the commit, each batch under a once-marker so a batch re-sent after a lost
+reply counts once. While Redis is unreachable they wait in the writer (bounded, oldest dropped
+past ``MAX_PENDING``) and are re-sent with backoff, without holding up the records; only a
+writer killed during an outage loses what was waiting, and those reservations expire.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -22,7 +26,9 @@ from heliograph.store import budgets as budget_store
 from heliograph.store.budgets import Settlement
 
 log = logging.getLogger(__name__)
-REDIS_TRIES = 3
+MAX_PENDING = 200_000  # settlements waiting for Redis (about 200 bytes each)
+CHUNK = 500  # settlements per script call
+MAX_BACKOFF_S = 30.0
 
 
 class Pending(NamedTuple):
@@ -62,8 +68,15 @@ def _actual(row: dict[str, Any], unit: str, estimate: int) -> int:
 
 
 class BudgetSettler:
+    """Settles in the store's transaction, or in Redis after the commit (see the module)."""
+
     def __init__(self, redis_url: str | None) -> None:
         self.redis = RedisLedger(redis_url) if redis_url else None
+        self.pending: deque[tuple[str, list[Settlement]]] = deque()  # (once-marker, chunk)
+        self.waiting = 0  # settlements in ``pending``
+        self.failures = 0
+        self.next_try = 0.0
+        self.dropped = 0
 
     def in_transaction(self, conn: Connection, items: Sequence[Settlement]) -> None:
         if self.redis is None and items:
@@ -72,12 +85,43 @@ class BudgetSettler:
     def after_commit(self, items: Sequence[Settlement]) -> None:
         if self.redis is None or not items:
             return
-        for attempt in range(REDIS_TRIES):
+        for i in range(0, len(items), CHUNK):
+            chunk = list(items[i : i + CHUNK])
+            self.pending.append((uuid.uuid4().hex, chunk))
+            self.waiting += len(chunk)
+        while self.waiting > MAX_PENDING and len(self.pending) > 1:
+            _, chunk = self.pending.popleft()
+            self.waiting -= len(chunk)
+            self.dropped += len(chunk)
+            log.error(
+                "budget settlements waiting for Redis passed %d: dropped the oldest %d "
+                "(%d so far); their reservations expire",
+                MAX_PENDING,
+                len(chunk),
+                self.dropped,
+            )
+        self.retry()
+
+    def retry(self) -> None:
+        """Send what waits, oldest first; on failure, back off (the writer calls this after
+        every batch and when idle, so nothing waits for new traffic)."""
+        if self.redis is None or not self.pending or time.monotonic() < self.next_try:
+            return
+        while self.pending:
+            once, chunk = self.pending[0]
             try:
-                self.redis.settle(items)
-                return
+                self.redis.settle(chunk, once)
             except Exception as exc:
-                if attempt == REDIS_TRIES - 1:
-                    log.warning("could not settle %d budget usages in Redis: %s", len(items), exc)
-                else:
-                    time.sleep(0.2 * (attempt + 1))
+                self.failures += 1
+                delay = min(0.2 * 2 ** min(self.failures, 8), MAX_BACKOFF_S)
+                self.next_try = time.monotonic() + delay
+                if self.failures == 1 or self.failures % 50 == 0:
+                    log.warning(
+                        "budget settlements wait for Redis (%d waiting): %s", self.waiting, exc
+                    )
+                return
+            self.pending.popleft()
+            self.waiting -= len(chunk)
+        if self.failures:
+            log.info("budget settlements sent to Redis again after %d failures", self.failures)
+        self.failures = 0

@@ -352,6 +352,8 @@ class Writer:
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = self.poll_interval
+            if self.settler is not None:
+                self.settler.retry()  # budget settlements that wait for Redis
             if result.records == 0:
                 stop.wait(self.poll_interval)
         try:
