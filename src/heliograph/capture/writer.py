@@ -122,7 +122,6 @@ class Writer:
         self.poll_interval = poll_interval
         self._dirs: dict[Path, _DirState] = {}
         self._lock_fd = -1
-        self.webhook_orgs = webhooks.OrgCache(engine)
 
     # -- locking -----------------------------------------------------------------------------
     def acquire(self, blocking: bool = False) -> bool:
@@ -276,11 +275,10 @@ class Writer:
     def _commit(self, state: _DirState, built: Built, checkpoint: Position) -> None:
         if built.batch.ids:
             try:
-                orgs = self.webhook_orgs.get()
                 with self.engine.begin() as conn:
                     inserted = insert_batch(conn, built.batch)
                     self._settle_in(conn, built, inserted)
-                    _outbox(conn, built.batch, inserted, orgs)
+                    _outbox(conn, built.batch, inserted)
             except Exception as exc:
                 if not refused(exc):
                     raise  # the store is unavailable: retried from the checkpoint
@@ -310,13 +308,12 @@ class Writer:
         batch = built.batch
         inserted: set[str] = set()
         refusals: list[tuple[str, BaseException]] = []
-        orgs = self.webhook_orgs.get()
         for rid, one in split_batch(batch).items():
             try:
                 with self.engine.begin() as conn:
                     new = insert_batch(conn, one)
                     self._settle_in(conn, built, new)
-                    _outbox(conn, one, new, orgs)
+                    _outbox(conn, one, new)
                 inserted |= new
             except Exception as exc:
                 if not refused(exc):
@@ -332,7 +329,7 @@ class Writer:
             try:
                 with self.engine.begin() as conn:
                     new = insert_records(conn, [salvaged(rows[rid], reason, now_ms)], [], [])
-                    _outbox(conn, RecordBatch(requests=[rows[rid]]), new, orgs)
+                    _outbox(conn, RecordBatch(requests=[rows[rid]]), new)
                     inserted |= new
             except Exception as again:
                 if not refused(again):
@@ -365,9 +362,10 @@ class Writer:
 _ORG = REQUESTS.names.index("org_id")
 
 
-def _outbox(conn: Connection, batch: RecordBatch, inserted: set[str], orgs: frozenset[str]) -> None:
+def _outbox(conn: Connection, batch: RecordBatch, inserted: set[str]) -> None:
     """Queue the batch's new records for webhooks, in the transaction that inserted them."""
-    if orgs and inserted:
+    orgs = webhooks.enabled_orgs(conn) if inserted else frozenset()
+    if orgs:
         new = ((row[0], row[_ORG]) for row in batch.requests if row[0] in inserted)
         webhooks.add_to_outbox(conn, new, orgs)
 
