@@ -15,7 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import LiveGateway, free_port, gateway_settings
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter, spool_dirs
 from heliograph.store.inserts import REQUESTS
-from heliograph.telemetry.prometheus import OTHER_MODEL, RecordMetrics, operation_of
+from heliograph.telemetry.prometheus import (
+    DURATION_BUCKETS,
+    OTHER_MODEL,
+    RecordMetrics,
+    observe_many,
+    operation_of,
+)
 from heliograph.telemetry.scrape import SpoolCollector, backlog_records
 from mock_upstream import MockUpstream
 
@@ -136,6 +142,34 @@ def test_model_label_values_are_capped() -> None:
         if n == "gen_ai_client_token_usage_count"
     }
     assert genai_models == {"client-model-0", "client-model-1", OTHER_MODEL}
+
+
+def test_bulk_observation_equals_observing_one_by_one() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    amounts = [0.0, 0.01, 0.011, 0.5, 1.28, 1.2800001, 3.0, 700.0, float("inf"), 2.0, 0.01]
+    registry = CollectorRegistry()
+    bulk = Histogram("bulk", "", buckets=DURATION_BUCKETS, registry=registry)
+    single = Histogram("single", "", buckets=DURATION_BUCKETS, registry=registry)
+    observe_many(bulk, amounts)
+    for amount in amounts:
+        single.observe(amount)
+    text = generate_latest(registry).decode()
+    bulk_samples = {(n[4:], lab): v for (n, lab), v in samples(text).items() if n[:4] == "bulk"}
+    one_samples = {(n[6:], lab): v for (n, lab), v in samples(text).items() if n[:6] == "single"}
+    bulk_samples.pop(("_created", ()))
+    one_samples.pop(("_created", ()))
+    assert bulk_samples == one_samples
+    assert bulk_samples[("_count", ())] == len(amounts)
+    # a child without the expected internals is observed value by value
+    seen: list[float] = []
+
+    class Plain:
+        def observe(self, amount: float) -> None:
+            seen.append(amount)
+
+    observe_many(Plain(), amounts)
+    assert seen == amounts
 
 
 def test_operation_names() -> None:

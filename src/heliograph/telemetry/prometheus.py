@@ -7,9 +7,10 @@ multiprocess mode keeps these values in files under ``<home>/metrics`` that the 
 workers' ``/metrics`` reads; in an app with an embedded writer they live in this object's
 registry.
 
-Cost matters (the writer sustains thousands of records a second): counters are summed per
-label set over a batch and incremented once per label set; histograms observe each record
-through label children cached here.
+Cost matters (the writer sustains thousands of records a second, and in multiprocess mode
+each increment is a locked write to a memory-mapped file): counters are summed per label set
+over a batch and incremented once per label set, and a histogram's observations of a batch
+are sorted into its buckets here and added with one increment per bucket touched.
 
 Model names come from clients, so at most ``max_models`` distinct ones become label values;
 the rest are counted as ``model="other"``. The other labels are bounded by configuration
@@ -18,7 +19,9 @@ the rest are counted as ``model="other"``. The other labels are bounded by confi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
@@ -49,7 +52,8 @@ _COLUMNS = (
     "ttft_ms", "output_tokens_per_s", "prompt_tokens", "completion_tokens", "cached_tokens",
     "reasoning_tokens", "cost_nusd", "cache_hit",
 )  # fmt: skip
-_PICK = [REQUESTS.names.index(name) for name in _COLUMNS]
+_PICK = operator.itemgetter(*(REQUESTS.names.index(name) for name in _COLUMNS))
+MAX_ENDPOINTS = 512  # endpoint -> operation name memo; paths come from clients, so bounded
 _TOKEN_TYPES = ("input", "output", "cached", "reasoning")
 
 
@@ -78,6 +82,7 @@ class RecordMetrics:
         self.max_models = max_models
         self._models: set[str] = set()
         self._children: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        self._operations: dict[str | None, str] = {}
         r = self.registry
         pm = ("provider", "model")
         genai = ("gen_ai_provider_name", "gen_ai_request_model", "gen_ai_operation_name")
@@ -188,9 +193,18 @@ class RecordMetrics:
             )
         return found
 
+    def _operation(self, endpoint: str | None) -> str:
+        found = self._operations.get(endpoint)
+        if found is None:
+            found = operation_of(endpoint)
+            if len(self._operations) < MAX_ENDPOINTS:
+                self._operations[endpoint] = found
+        return found
+
     def observe(self, rows: Iterable[tuple[Any, ...]], inserted: set[str]) -> None:
         """Count a committed batch: ``rows`` in the store's column order, of which the ids in
         ``inserted`` were new (a replayed record is not counted twice)."""
+        observed: dict[tuple[str, str, str], tuple[list[float], ...]] = {}
         requests: dict[tuple[str, str, str, str, str], int] = {}
         tokens: dict[tuple[str, str, str], int] = {}
         cost: dict[tuple[str, str], int] = {}
@@ -199,7 +213,7 @@ class RecordMetrics:
         written = 0
         for row in rows:
             (rid, provider, upstream, name, status, state, error, endpoint, latency, ttft,
-             speed, tin, tout, tcached, treason, nusd, hit) = [row[i] for i in _PICK]  # fmt: skip
+             speed, tin, tout, tcached, treason, nusd, hit) = _PICK(row)  # fmt: skip
             if rid not in inserted:
                 continue
             written += 1
@@ -219,21 +233,28 @@ class RecordMetrics:
                 refused["budget"] += 1
             elif status == 429 and error and error.startswith(REFUSED_MESSAGE):
                 refused["rate_limit"] += 1
-            dur, first, rate, g_dur, g_first, g_in, g_out = self._histograms(
-                provider, model, operation_of(endpoint)
-            )
+            hk = (provider, model, self._operation(endpoint))
+            lists = observed.get(hk)
+            if lists is None:
+                lists = observed[hk] = ([], [], [], [], [])
             if latency is not None:
-                dur.observe(latency / 1000.0)
-                g_dur.observe(latency / 1000.0)
+                lists[0].append(latency / 1000.0)
             if ttft is not None:
-                first.observe(ttft / 1000.0)
-                g_first.observe(ttft / 1000.0)
+                lists[1].append(ttft / 1000.0)
             if speed is not None:
-                rate.observe(speed)
+                lists[2].append(speed)
             if tin is not None:
-                g_in.observe(tin)
+                lists[3].append(tin)
             if tout is not None:
-                g_out.observe(tout)
+                lists[4].append(tout)
+        for hk, (durations, ttfts, speeds, tins, touts) in observed.items():
+            dur, first, rate, g_dur, g_first, g_in, g_out = self._histograms(*hk)
+            for child, got in (
+                (dur, durations), (g_dur, durations), (first, ttfts), (g_first, ttfts),
+                (rate, speeds), (g_in, tins), (g_out, touts),
+            ):  # fmt: skip
+                if got:
+                    observe_many(child, got)
         for rk, n in requests.items():
             self.requests.labels(*rk).inc(n)
         for tk, n in tokens.items():
@@ -250,3 +271,27 @@ class RecordMetrics:
 
     def store_error(self, count: int = 1) -> None:
         self.store_errors.inc(count)
+
+
+def observe_many(child: Any, amounts: Sequence[float]) -> None:
+    """``child.observe(a)`` for each amount, with one increment per bucket touched.
+
+    prometheus_client has no bulk observation, so this does what ``Histogram.observe`` does
+    (the sum, then the first bucket whose upper bound holds the amount) over its internals
+    (``_upper_bounds``, ``_buckets``, ``_sum``); if those change shape, it falls back to
+    observing one by one (a test compares the two).
+    """
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if not bounds or buckets is None or len(buckets) != len(bounds) or total is None:
+        for amount in amounts:
+            child.observe(amount)
+        return
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1
+    total.inc(sum(amounts))
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(count)
