@@ -3,6 +3,8 @@ measured at scrape time, and who may read /metrics, against an in-process app.""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,12 @@ import httpx
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
 
 from conftest import LiveGateway, free_port, gateway_settings
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter, spool_dirs
+from heliograph.capture.writer import Writer
+from heliograph.store.engine import make_engine
 from heliograph.store.inserts import REQUESTS
 from heliograph.telemetry.prometheus import (
     DURATION_BUCKETS,
@@ -296,3 +301,43 @@ def test_separate_listener_serves_without_a_key(gw: LiveGateway) -> None:
     assert resp.status_code == 200
     found = samples(resp.text)
     assert total(found, "heliograph_requests_total", model="gpt-4o-mini", status="200") == 1
+
+
+# ------------------------------------------------------------------ the writer counts
+
+
+def test_writer_counts_written_records_and_store_errors(engine: Engine, tmp_path: Path) -> None:
+    """A record the store refuses is a store error (and is still written as its essentials);
+    a store that cannot be reached is one too, and nothing is counted as written then."""
+    from test_writer_refused import spool_records
+
+    metrics = RecordMetrics()
+    spool_records(tmp_path / "spool", 12, {3: {"ts": 1e300}})
+    writer = Writer(engine, tmp_path / "spool", batch_size=50, metrics=metrics)
+    assert writer.drain().records == 12
+    assert writer.drain().records == 0
+    found = exposition(metrics)
+    assert total(found, "heliograph_records_written_total") == 12
+    assert total(found, "heliograph_requests_total", model="gpt-4o-mini", status="200") == 12
+    assert total(found, "heliograph_store_errors_total") == 1
+
+    down = make_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    spool_records(tmp_path / "spool2", 2, {})
+    failing = RecordMetrics()
+    unreachable = Writer(down, tmp_path / "spool2", poll_interval=0.01, metrics=failing)
+    stop = threading.Event()
+    thread = threading.Thread(target=unreachable.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if total(exposition(failing), "heliograph_store_errors_total") >= 1:
+                break
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(10)
+    counted = exposition(failing)
+    assert total(counted, "heliograph_store_errors_total") >= 1
+    assert total(counted, "heliograph_records_written_total") == 0
+    down.dispose()

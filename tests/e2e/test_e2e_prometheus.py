@@ -33,7 +33,7 @@ WAIT_S = 60.0
 MAX_MODELS = 3  # config.toml's metrics_max_models: the fourth model is counted as "other"
 CONFIG = """\
 metrics_max_models = {max_models}
-metrics_listen = "127.0.0.1:{listen}"
+metrics_listen = "{listen}"
 
 [[budgets]]
 name = "one-request"
@@ -75,18 +75,22 @@ def upstream() -> Iterator[MockUpstream]:
 
 
 @pytest.fixture(scope="module")
+def listen() -> str:
+    """The unauthenticated metrics listener's address (config.toml's metrics_listen)."""
+    return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream
+    tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream, listen: str
 ) -> Iterator[Heliograph]:
     home = tmp_path_factory.mktemp("prom-home")
-    listen = free_port()
     (home / "config.toml").write_text(CONFIG.format(max_models=MAX_MODELS, listen=listen))
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
         "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",
     }
     serve = Heliograph(home, free_port(), workers=2, env=env)
-    serve.listen = f"127.0.0.1:{listen}"  # type: ignore[attr-defined]
     try:
         serve.start()
         yield serve
@@ -182,7 +186,7 @@ def chat(serve: Heliograph, model: str, text: str, *, stream: bool = False, **he
     return 200
 
 
-def test_prometheus_reads_what_was_sent(server: Heliograph, tmp_path: Path) -> None:
+def test_prometheus_reads_what_was_sent(server: Heliograph, listen: str, tmp_path: Path) -> None:
     binary = prometheus_binary()
     created = httpx.post(
         server.base_url + "/api/v1/keys",
@@ -215,7 +219,7 @@ def test_prometheus_reads_what_was_sent(server: Heliograph, tmp_path: Path) -> N
     send("o3-mini", 200, "ok")  # the fourth: counted as "other"
     total = len(sent)
 
-    prometheus = Prometheus(binary, tmp_path, read_key, server.port, server.listen)  # type: ignore[attr-defined]
+    prometheus = Prometheus(binary, tmp_path, read_key, server.port, listen)
     try:
         prometheus.wait("sum(heliograph_records_written_total{job='heliograph'})", total)
         assert prometheus.values('up{job="heliograph"}') == {(): 1.0}
@@ -272,16 +276,49 @@ def test_prometheus_reads_what_was_sent(server: Heliograph, tmp_path: Path) -> N
         assert usage == {("input",): tokens[("input",)], ("output",): tokens[("output",)]}
         prometheus.wait("sum(heliograph_spool_backlog_records{job='heliograph'})", 0)
 
+        # the writer process kept them in prometheus_client's multiprocess files in the home
+        assert list((server.home / "metrics").glob("counter_*.db")), "no multiprocess files"
         # the private listener of metrics_listen serves the same series without a key
         prometheus.wait('sum(heliograph_requests_total{job="heliograph-private"})', total)
     finally:
         prometheus.stop()
 
 
-def test_scrape_with_a_write_key_is_refused(server: Heliograph) -> None:
+def test_scrape_with_a_write_key_is_refused(server: Heliograph, listen: str) -> None:
     for key, status in ((server.write_key, 403), ("", 401), (server.admin_key, 200)):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         resp = httpx.get(server.base_url + "/metrics", headers=headers, timeout=10)
         assert resp.status_code == status, (key[:6], resp.text[:200])
-    resp = httpx.get(f"http://{server.listen}/metrics", timeout=10)  # type: ignore[attr-defined]
+    resp = httpx.get(f"http://{listen}/metrics", timeout=10)
     assert resp.status_code == 200 and "heliograph_spool_backlog_bytes" in resp.text
+
+
+def test_without_a_writer_the_backlog_shows(tmp_path: Path, upstream: MockUpstream) -> None:
+    """HELIOGRAPH_WRITER=off: no record series (nothing is written), and the spool gauges
+    count the records waiting, scraped from either worker."""
+    env = {"HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url, "HELIOGRAPH_WRITER": "off"}
+    serve = Heliograph(tmp_path / "home", free_port(), workers=2, env=env)
+    try:
+        serve.start()
+        for _ in range(3):
+            assert chat(serve, "gpt-4o-mini", "Say hello to nobody") == 200
+        headers = {"Authorization": f"Bearer {serve.admin_key}"}
+        deadline = time.monotonic() + WAIT_S
+        gauges: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            resp = httpx.get(serve.base_url + "/metrics", headers=headers, timeout=10)
+            assert resp.status_code == 200, resp.text[:300]
+            gauges = {
+                line.split()[0]: float(line.split()[1])
+                for line in resp.text.splitlines()
+                if line.startswith("heliograph_") and " " in line
+            }
+            if gauges.get("heliograph_spool_backlog_records") == 3:
+                break
+            time.sleep(0.2)
+        assert gauges.get("heliograph_spool_backlog_records") == 3, gauges
+        assert gauges["heliograph_spool_backlog_bytes"] > 0
+        assert gauges["heliograph_writer_lag_seconds"] > 0
+        assert not any(name.startswith("heliograph_requests_total") for name in gauges)
+    finally:
+        serve.stop()
