@@ -11,7 +11,10 @@ unauthenticated listener of `metrics_listen` serves the same series.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph, genai_cost
+from e2e_harness import Heliograph, descendants, genai_cost
 
 from conftest import IN_CI, free_port
 from mock_upstream import MockUpstream, prompt_tokens_for
@@ -280,8 +283,34 @@ def test_prometheus_reads_what_was_sent(server: Heliograph, listen: str, tmp_pat
         assert list((server.home / "metrics").glob("counter_*.db")), "no multiprocess files"
         # the private listener of metrics_listen serves the same series without a key
         prometheus.wait('sum(heliograph_requests_total{job="heliograph-private"})', total)
+
+        # a writer process that dies is restarted by serve: its successor's counts add to the
+        # dead one's (its files stay), so no counter goes back
+        os.kill(writer_pid(server), signal.SIGKILL)
+        for _ in range(2):
+            send("gpt-4o-mini", 200, "ok")
+        prometheus.wait("sum(heliograph_records_written_total{job='heliograph'})", total + 2)
+        after = prometheus.values(
+            "sum by (model) (heliograph_requests_total{job='heliograph', status='200'})", "model"
+        )
+        assert after[("gpt-4o-mini",)] == expected[("gpt-4o-mini", "200", "ok")] + 2
+        resets = prometheus.values("sum(resets(heliograph_records_written_total[5m]))")
+        assert resets == {(): 0.0}
     finally:
         prometheus.stop()
+
+
+def writer_pid(server: Heliograph) -> int:
+    """The writer process of the server: the one holding the spool's writer lock."""
+    assert server.proc is not None
+    lock = str(server.home / "spool" / "writer.lock")
+    for pid in descendants(server.proc.pid):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == lock:
+                        return pid
+    raise AssertionError("no process holds the writer lock")
 
 
 def test_scrape_with_a_write_key_is_refused(server: Heliograph, listen: str) -> None:

@@ -1,2 +1,1 @@
-"""Heliograph in the monitoring people already run: Prometheus metrics (this package's
-``prometheus`` and ``scrape`` modules)."""
+"""Telemetry interop: Prometheus metrics, OpenTelemetry export, OTLP ingest."""
