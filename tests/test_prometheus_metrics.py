@@ -18,12 +18,14 @@ from sqlalchemy import Engine
 from conftest import LiveGateway, free_port, gateway_settings
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter, spool_dirs
 from heliograph.capture.writer import Writer
+from heliograph.config import Settings
 from heliograph.store.engine import make_engine
 from heliograph.store.inserts import REQUESTS
 from heliograph.telemetry.prometheus import (
     DURATION_BUCKETS,
     OTHER_MODEL,
     RecordMetrics,
+    local_upstreams,
     observe_many,
     operation_of,
 )
@@ -77,9 +79,9 @@ def exposition(metrics: RecordMetrics) -> Samples:
 
 
 def test_batch_counts_new_records_once_with_sums_and_histograms() -> None:
-    metrics = RecordMetrics()
+    metrics = RecordMetrics(local=frozenset({"ollama"}))
     rows = [
-        row("a", cached_tokens=4, reasoning_tokens=2, ttft_ms=250.0),
+        row("a", cached_tokens=4, reasoning_tokens=2, ttft_ms=250.0, output_tokens_per_s=900.0),
         row("b", status=500, state="error", prompt_tokens=3, completion_tokens=None, cost_nusd=0),
         row("c", model="llama3", provider="ollama", upstream="ollama", output_tokens_per_s=42.0),
         row("d", cache_hit=True, latency_ms=2.0),
@@ -106,7 +108,9 @@ def test_batch_counts_new_records_once_with_sums_and_histograms() -> None:
     assert le1 == 1  # 2 ms; the 1.5 s ones are above 1.28
     assert total(found, "heliograph_time_to_first_token_seconds_count") == 1
     assert total(found, "heliograph_time_to_first_token_seconds_sum") == pytest.approx(0.25)
+    # output speed of local models only (a cloud answer's speed is mostly network and queue)
     assert total(found, "heliograph_output_tokens_per_second_sum", model="llama3") == 42.0
+    assert total(found, "heliograph_output_tokens_per_second_count") == 1
     genai = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini"}
     chat = {**genai, "gen_ai_operation_name": "chat"}
     assert total(found, "gen_ai_client_operation_duration_seconds_count", **chat) == 3
@@ -341,3 +345,17 @@ def test_writer_counts_written_records_and_store_errors(engine: Engine, tmp_path
     assert total(counted, "heliograph_store_errors_total") >= 1
     assert total(counted, "heliograph_records_written_total") == 0
     down.dispose()
+
+
+def test_local_upstreams_follow_the_dashboards_rule(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path,
+        upstreams={
+            "myllm": {"url": "http://10.0.0.5:8000/v1"},  # a private address: local
+            "openai": {"url": "http://127.0.0.1:9/v1", "local": False},  # said so: cloud
+            "boxllm": {"url": "https://llm.example.com/v1", "local": True},
+        },
+    )
+    local = local_upstreams(settings)
+    assert {"myllm", "boxllm", "ollama"} <= local
+    assert not local & {"openai", "groq", "anthropic"}

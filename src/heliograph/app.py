@@ -60,7 +60,7 @@ from heliograph.gateway.routing import parse_route
 from heliograph.gateway.state import RedisState, SharedState, StoreState
 from heliograph.store.engine import make_engine, migrate
 from heliograph.telemetry import scrape
-from heliograph.telemetry.prometheus import RecordMetrics
+from heliograph.telemetry.prometheus import record_metrics
 from heliograph.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -163,9 +163,7 @@ class HeliographApp:
         ]
         stop = threading.Event()
         writer_thread = None
-        metrics = (
-            RecordMetrics(settings.metrics_max_models) if settings.writer == "embedded" else None
-        )
+        metrics = record_metrics(settings) if settings.writer == "embedded" else None
         state.metrics_registry = scrape.scrape_registry(settings, metrics)
         listener = None
         if settings.metrics_listen:

@@ -13,7 +13,7 @@ from heliograph.capture.builder import tune_gc
 from heliograph.capture.writer import make_writer
 from heliograph.config import load_settings
 from heliograph.store.engine import make_engine
-from heliograph.telemetry.prometheus import RecordMetrics, multiprocess
+from heliograph.telemetry.prometheus import multiprocess, record_metrics
 
 WATCH_S = 0.2
 
@@ -63,7 +63,7 @@ def writer_main() -> None:
     engine = make_engine(settings.sqlalchemy_url)
     metrics = None
     if multiprocess():  # the gateway workers read these from <home>/metrics
-        metrics = RecordMetrics(settings.metrics_max_models)
+        metrics = record_metrics(settings)
     else:
         logging.getLogger(__name__).warning("no Prometheus multiprocess directory: no metrics")
     writer = make_writer(settings, engine, parallel=True, metrics=metrics)

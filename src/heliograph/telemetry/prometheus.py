@@ -26,6 +26,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 
+from heliograph.config import Settings
 from heliograph.gateway.ratelimit import REFUSED_MESSAGE
 from heliograph.store.inserts import REQUESTS
 
@@ -74,12 +75,33 @@ def operation_of(endpoint: str | None) -> str:
     return "other"
 
 
+def local_upstreams(settings: Settings) -> frozenset[str]:
+    """The upstreams serving local models, by the dashboard's rule (``_LOCAL``, else known
+    local servers and private addresses)."""
+    from heliograph.web.dashboard import is_local
+
+    upstreams = settings.resolved_upstreams()
+    return frozenset(name for name in upstreams if is_local(name, upstreams))
+
+
+def record_metrics(settings: Settings) -> RecordMetrics:
+    """The series as this server's settings shape them."""
+    return RecordMetrics(settings.metrics_max_models, local=local_upstreams(settings))
+
+
 class RecordMetrics:
     """The record-derived series and their per-batch observation."""
 
-    def __init__(self, max_models: int = 100, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        max_models: int = 100,
+        *,
+        local: frozenset[str] = frozenset(),
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.max_models = max_models
+        self.local = local  # upstreams whose output speed is observed
         self._models: set[str] = set()
         self._children: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self._operations: dict[str | None, str] = {}
@@ -138,8 +160,8 @@ class RecordMetrics:
         )
         self.speed = Histogram(
             "heliograph_output_tokens_per_second",
-            "Output tokens per second (the server's figure when it reports one, as local "
-            "servers do).",
+            "Output tokens per second of local models (the server's own figure when it "
+            "reports one, as Ollama does).",
             pm,
             buckets=SPEED_BUCKETS,
             registry=r,
@@ -241,7 +263,7 @@ class RecordMetrics:
                 lists[0].append(latency / 1000.0)
             if ttft is not None:
                 lists[1].append(ttft / 1000.0)
-            if speed is not None:
+            if speed is not None and upstream in self.local:
                 lists[2].append(speed)
             if tin is not None:
                 lists[3].append(tin)
