@@ -59,6 +59,8 @@ from heliograph.gateway.relay import Receive, Scope, Send
 from heliograph.gateway.routing import parse_route
 from heliograph.gateway.state import RedisState, SharedState, StoreState
 from heliograph.store.engine import make_engine, migrate
+from heliograph.telemetry import scrape
+from heliograph.telemetry.prometheus import record_metrics
 from heliograph.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class HeliographApp:
                 *online_eval_api.routes,
                 *webhooks_api.routes,
                 *alerts_api.routes,
+                *scrape.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],
@@ -160,8 +163,13 @@ class HeliographApp:
         ]
         stop = threading.Event()
         writer_thread = None
+        metrics = record_metrics(settings) if settings.writer == "embedded" else None
+        state.metrics_registry = scrape.scrape_registry(settings, metrics)
+        listener = None
+        if settings.metrics_listen:
+            listener = scrape.start_listener(settings.metrics_listen, state.metrics_registry)
         if settings.writer == "embedded":
-            writer = make_writer(settings, engine)
+            writer = make_writer(settings, engine, metrics=metrics)
             writer_thread = threading.Thread(
                 target=_run_writer, args=(writer, stop), name="heliograph-writer", daemon=True
             )
@@ -189,6 +197,7 @@ class HeliographApp:
             stop.set()
             if writer_thread is not None:
                 await asyncio.to_thread(writer_thread.join, 30)
+            await asyncio.to_thread(scrape.stop_listener, listener)
             engine.dispose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -50,6 +50,7 @@ from heliograph.store.inserts import (
     split_batch,
 )
 from heliograph.store.salvage import refused, salvaged
+from heliograph.telemetry.prometheus import RecordMetrics
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,10 @@ class Writer:
         settler: BudgetSettler | None = None,
         pool: ProcessPoolExecutor | None = None,
         pool_factory: Callable[[], ProcessPoolExecutor | None] | None = None,
+        metrics: RecordMetrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics
         self.builder = Builder(body_cap, pricebook)
         self.charger = charger
         self.settler = settler
@@ -291,7 +294,17 @@ class Writer:
                 self.charger.charge(c for c in built.charges if c.request_id in inserted)
             if self.settler is not None and built.settlements:
                 self.settler.after_commit(_settled(built, inserted))
+            self._observe(built, inserted)
         state.spool.save_checkpoint(checkpoint)
+
+    def _observe(self, built: Built, inserted: set[str]) -> None:
+        """Count the new records in the Prometheus series; a fault there never stops the
+        writer (the records are committed: the checkpoint must move)."""
+        if self.metrics is not None and inserted:
+            try:
+                self.metrics.observe(built.batch.requests, inserted)
+            except Exception:
+                log.exception("could not count a batch in the Prometheus metrics")
 
     def _settle_in(self, conn: Connection, built: Built, inserted: set[str]) -> None:
         if self.settler is not None and built.settlements:
@@ -321,6 +334,8 @@ class Writer:
                 refusals.append((rid, exc))
         if len(refusals) >= SYSTEMIC_FAILURES and not inserted:
             raise refusals[0][1]
+        if self.metrics is not None and refusals:
+            self.metrics.store_error(len(refusals))
         rows = {row[0]: row for row in batch.requests}
         now_ms = int(time.time() * 1000)
         for rid, error in refusals:
@@ -345,6 +360,8 @@ class Writer:
                 result = self.drain()
             except Exception as exc:
                 log.warning("store unavailable, records wait in the spool: %s", exc)
+                if self.metrics is not None:
+                    self.metrics.store_error()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
@@ -398,7 +415,13 @@ def _settled(built: Built, inserted: set[str]) -> list[Settlement]:
     return [p.settlement for p in built.settlements if p.request_id in inserted]
 
 
-def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -> Writer:
+def make_writer(
+    settings: Settings,
+    engine: Engine,
+    *,
+    parallel: bool = False,
+    metrics: RecordMetrics | None = None,
+) -> Writer:
     """A writer configured from settings (used by the app and by the writer process)."""
     pricebook = make_pricebook(settings)
     if parallel:  # the writer process: load prices at start, not on the first record
@@ -413,4 +436,5 @@ def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -
         charger=CentsCharger(engine, settings.redis_url),
         settler=BudgetSettler(settings.redis_url),
         pool_factory=(lambda: make_pool(settings)) if parallel else None,
+        metrics=metrics,
     )

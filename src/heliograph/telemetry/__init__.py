@@ -1,0 +1,1 @@
+"""Telemetry interop: Prometheus metrics, OpenTelemetry export, OTLP ingest."""
