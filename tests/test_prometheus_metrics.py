@@ -290,6 +290,9 @@ def test_metrics_need_a_read_key(gw: LiveGateway) -> None:
     assert scrape(gw, None).status_code == 401
     assert scrape(gw, "hg-not-a-key").status_code == 401
     assert scrape(gw, gw.org.write_key).status_code == 403
+    # the series are the whole server's: org-b (not the first organization) may not read them
+    assert scrape(gw, gw.other.read_key).status_code == 403
+    assert scrape(gw, gw.other.admin_key).status_code == 403
     for key in (gw.org.read_key, gw.org.admin_key):
         resp = scrape(gw, key)
         assert resp.status_code == 200

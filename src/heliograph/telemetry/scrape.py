@@ -29,8 +29,10 @@ from starlette.routing import Route
 
 from heliograph.alerts.metrics import spool_backlog
 from heliograph.api.auth import require
+from heliograph.api.responses import ApiError
 from heliograph.capture.spool import spool_dirs
 from heliograph.config import Settings
+from heliograph.store.orgs import first_org
 from heliograph.telemetry.prometheus import RecordMetrics
 
 log = logging.getLogger(__name__)
@@ -119,8 +121,15 @@ def stop_listener(server: WSGIServer | None) -> None:
 
 
 async def metrics(request: Request) -> Response:
-    """The Prometheus exposition, for a read (or admin) key."""
-    await require(request, "read")
+    """The Prometheus exposition, for a read (or admin) key of the default organization: the
+    series cover the whole server, so another organization's key must not read them."""
+    info = await require(request, "read")
+    if info.org_id != await run_in_threadpool(first_org, request.app.state.engine):
+        raise ApiError(
+            403,
+            "Metrics cover the whole server: only keys of the default organization read them.",
+            "insufficient_scope",
+        )
     registry: CollectorRegistry = request.app.state.metrics_registry
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     body = await run_in_threadpool(encoder, registry)
