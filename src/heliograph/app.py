@@ -19,9 +19,6 @@ from typing import Any
 import aiohttp
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from heliograph import web
 from heliograph.api import alerts as alerts_api
@@ -35,6 +32,7 @@ from heliograph.api import experiment_results as experiment_results_api
 from heliograph.api import experiments as experiments_api
 from heliograph.api import export as export_api
 from heliograph.api import feedback as feedback_api
+from heliograph.api import health as health_api
 from heliograph.api import keys as keys_api
 from heliograph.api import online_eval as online_eval_api
 from heliograph.api import openapi as openapi_api
@@ -42,7 +40,8 @@ from heliograph.api import prompts as prompts_api
 from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
 from heliograph.api import webhooks as webhooks_api
-from heliograph.api.responses import ApiError, JSONResponse, api_error_handler
+from heliograph.api.health import StoreWatch
+from heliograph.api.responses import ApiError, api_error_handler
 from heliograph.auth.keys import KeyCache
 from heliograph.budgets.cache import BudgetCache
 from heliograph.budgets.guard import BudgetGuard
@@ -67,10 +66,6 @@ log = logging.getLogger(__name__)
 HELICONE_API_PREFIX = "/v1/request/"
 
 
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
 def make_upstream_session(settings: Settings) -> aiohttp.ClientSession:
     """The pooled upstream client; tests may pass their own factory to ``create_app``."""
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
@@ -92,7 +87,7 @@ class HeliographApp:
         self.upstreams = settings.resolved_upstreams()
         self.web = Starlette(
             routes=[
-                Route("/health", health),
+                *health_api.routes,
                 # Before requests_api: /api/v1/requests/{request_id} would take "export".
                 *export_api.routes,
                 *query_api.routes,
@@ -130,6 +125,7 @@ class HeliographApp:
         keys = KeyCache(engine, settings.key_refresh_interval)
         await asyncio.to_thread(keys.load)
         state.engine, state.keys, state.settings = engine, keys, settings
+        state.store_watch = StoreWatch(engine)
         spool = SpoolWriter(settings.spool_dir, settings.spool_segment_bytes)
         session = self.session_factory(settings)
         gateway = Gateway(settings, keys, spool, session, self.upstreams)

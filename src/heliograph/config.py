@@ -356,6 +356,21 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(default=False, description="Log every HTTP request (slower).")
 
+    # ---- Health checks for orchestrators (heliograph.api.health) ----
+    ready_store_grace_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds the store may stay unreachable before /health/ready fails (the "
+        "gateway keeps serving and spooling meanwhile; readiness tells a load balancer to "
+        "prefer another replica).",
+    )
+    ready_max_spool_bytes: int = Field(
+        default=1 << 30,
+        gt=0,
+        description="Spool backlog (bytes the writer has not stored yet) above which "
+        "/health/ready fails.",
+    )
+
     # ---- Prometheus metrics (heliograph.telemetry) ----
     metrics_listen: str | None = Field(
         default=None,

@@ -79,9 +79,12 @@ def serve(
     writer = "off" if settings.writer == "off" else "external"
     if writer == "off":
         click.echo("Writer: off (HELIOGRAPH_WRITER=off): records stay in the spool.")
-    # Counters of the previous run go (prometheus_client's rule); the listener, if any, is
-    # this process's, so the gateway workers do not each try to bind its address.
-    scrape.reset_metrics_dir(settings.metrics_dir)
+    # Counters of the previous run go (prometheus_client's rule), unless a separate
+    # `heliograph writer` may be counting there now; the listener, if any, is this
+    # process's, so the gateway workers do not each try to bind its address.
+    if writer != "off":
+        scrape.reset_metrics_dir(settings.metrics_dir)
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
     handed = {"writer": writer, "auto_migrate": False, "metrics_listen": None}
     export_environment(settings.model_copy(update=handed))
     listener = None
