@@ -1,0 +1,1 @@
+"""Telemetry interop: Heliograph's records as OpenTelemetry spans, and other monitoring."""
