@@ -370,7 +370,7 @@ class Settings(BaseSettings):
     )
     otel_export_queue: int = Field(
         default=20_000,
-        gt=0,
+        ge=1000,
         description="Spans waiting to be sent at most; when the collector is slower or down, "
         "newer spans are dropped (counted, and logged at most once a minute) rather than "
         "holding up the writer.",

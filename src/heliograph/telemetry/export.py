@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 DEFAULT_PROTOCOL = "http/protobuf"
 WARN_EVERY_S = 60.0
+SDK_EXPORT_BATCH = 512
 CLOSE_TIMEOUT_S = 10.0  # the writer's supervisor kills it after 30 s
 _SOURCE = REQUESTS.names.index("source")
 _NAMES = REQUESTS.names
@@ -152,6 +153,9 @@ class SpanExport:
             _Counting(exporter, self),
             max_queue_size=queue_size,
             schedule_delay_millis=schedule_delay_ms,
+            # the SDK's default export batch (512, or OTEL_BSP_MAX_EXPORT_BATCH_SIZE) unless
+            # the queue is smaller than that
+            max_export_batch_size=queue_size if queue_size < SDK_EXPORT_BATCH else None,
         )
 
     def send(self, batch: RecordBatch, inserted: set[str]) -> int:
