@@ -174,11 +174,12 @@ def test_the_gateway_span_joins_the_applications_trace(
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         assert "traceparent" in carrier
-        reply = client(serve).chat.completions.create(
-            model="gpt-4o-mini",
-            messages=[{"role": "user", "content": f"Say hello {text}"}],
-            extra_headers={**carrier, "Helicone-Request-Id": rid, "Helicone-User-Id": "alice"},
-        )
+        with client(serve) as llm:
+            reply = llm.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"Say hello {text}"}],
+                extra_headers={**carrier, "Helicone-Request-Id": rid, "Helicone-User-Id": "alice"},
+            )
     assert reply.choices[0].message.content
     context = app_span.get_span_context()
     app_trace, app_span_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
@@ -234,11 +235,12 @@ def test_the_gateway_span_joins_the_applications_trace(
 
 def test_an_untraced_call_gets_its_own_stable_trace(serve: Heliograph, receiver: Receiver) -> None:
     rid, text = new_id(), marker()
-    client(serve).embeddings.create(
-        model="text-embedding-3-small",
-        input=f"hello {text}",
-        extra_headers={"Helicone-Request-Id": rid},
-    )
+    with client(serve) as llm:
+        llm.embeddings.create(
+            model="text-embedding-3-small",
+            input=f"hello {text}",
+            extra_headers={"Helicone-Request-Id": rid},
+        )
     record = serve.record(rid)
     assert record["trace_id"] is None
     _, span = receiver.span_of(rid)
@@ -260,8 +262,8 @@ def test_an_upstream_error_is_an_error_span(
     with provider.get_tracer("shop-assistant").start_as_current_span("retry-later") as app_span:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        with pytest.raises(openai.RateLimitError):
-            client(serve).chat.completions.create(
+        with client(serve) as llm, pytest.raises(openai.RateLimitError):
+            llm.chat.completions.create(
                 model="gpt-4o-mini",
                 messages=[{"role": "user", "content": "hi"}],
                 extra_headers={**carrier, "Helicone-Request-Id": rid, "x-mock-status": "429"},
