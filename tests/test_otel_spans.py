@@ -104,30 +104,48 @@ def test_a_traced_record_is_a_client_span_in_the_clients_trace() -> None:
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o-mini",
         "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
-        "gen_ai.request.stream": True,
         "gen_ai.usage.input_tokens": 14,
         "gen_ai.usage.output_tokens": 5,
         "gen_ai.usage.cache_read.input_tokens": 3,
         "gen_ai.usage.cache_creation.input_tokens": 2,
         "gen_ai.usage.reasoning.output_tokens": 1,
         "gen_ai.conversation.id": "sess-1",
-        "gen_ai.response.time_to_first_chunk": 0.012,
         "server.address": "api.openai.com",
         "server.port": 443,
-        "http.request.method": "POST",
         "http.response.status_code": 200,
         "user.id": "alice",
         "heliograph.user_id": "alice",
         "heliograph.record_id": RID,
-        "heliograph.org_id": "org-1",
         "heliograph.cost_usd": 12_345 / 1e9,
         "heliograph.ttft_ms": 12.0,
         "heliograph.upstream": "openai",
         "heliograph.state": "ok",
-        "heliograph.cache_hit": False,
-        "heliograph.endpoint": "/chat/completions",
         "heliograph.properties.environment": "prod",
     }
+
+
+def test_what_is_unknown_empty_or_default_is_left_out() -> None:
+    plain = row(cached_tokens=0, cache_write_tokens=None, reasoning_tokens=0, user_id=None)
+    plain.update(session_id=None, properties=None, ttft_ms=None, response_model=None)
+    attrs = record_span(plain, SETUP).attributes or {}
+    assert sorted(attrs) == [
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "heliograph.cost_usd",
+        "heliograph.record_id",
+        "heliograph.state",
+        "heliograph.upstream",
+        "http.response.status_code",
+        "server.address",
+        "server.port",
+    ]
+    hit = record_span(row(cache_hit=True, retries=2, served_by="backup"), SETUP).attributes
+    assert hit is not None
+    assert (hit["heliograph.cache_hit"], hit["heliograph.retries"]) == (True, 2)
+    assert hit["heliograph.served_by"] == "backup" and "server.address" not in hit
 
 
 def test_an_untraced_record_gets_stable_ids_from_its_record_id() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import operator
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from heliograph import __version__
 from heliograph.config import Settings, otel_environment
 from heliograph.store.inserts import REQUESTS, RecordBatch
 from heliograph.telemetry.content import content_attributes
-from heliograph.telemetry.spans import SpanSetup, operation_name, record_span
+from heliograph.telemetry.spans import COLUMNS, SpanSetup, operation_name, record_span
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ WARN_EVERY_S = 60.0
 SDK_EXPORT_BATCH = 512
 CLOSE_TIMEOUT_S = 10.0  # the writer's supervisor kills it after 30 s
 _SOURCE = REQUESTS.names.index("source")
-_NAMES = REQUESTS.names
+_PICK = operator.itemgetter(*(REQUESTS.names.index(c) for c in COLUMNS))
 
 
 class ExportSetupError(Exception):
@@ -178,7 +179,7 @@ class SpanExport:
             else {}
         )
         for values in keep:
-            row = dict(zip(_NAMES, values, strict=True))
+            row = dict(zip(COLUMNS, _PICK(values), strict=True))
             content = None
             if bodies:
                 content = content_attributes(bodies.get(values[0]), operation_name(row))

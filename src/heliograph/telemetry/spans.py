@@ -62,6 +62,42 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     (":streamGenerateContent", "generate_content"),
 )
 
+# The record columns a span is made of (the writer picks just these out of its row tuples).
+COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "provider",
+    "upstream",
+    "method",
+    "endpoint",
+    "model",
+    "response_model",
+    "status",
+    "state",
+    "error",
+    "latency_ms",
+    "ttft_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nusd",
+    "cost_known",
+    "user_id",
+    "session_id",
+    "properties",
+    "cache_hit",
+    "served_by",
+    "retries",
+    "tokens_estimated",
+    "prompt_name",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+)
+
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
 SCOPE = InstrumentationScope("heliograph", __version__)
@@ -167,59 +203,54 @@ def error_type(row: Mapping[str, Any]) -> str | None:
 def record_attributes(
     row: Mapping[str, Any], operation: str | None, setup: SpanSetup
 ) -> dict[str, AttributeValue]:
-    """The span's attributes: GenAI conventions first, then Heliograph's own."""
+    """The span's attributes: GenAI conventions first, then Heliograph's own.
+
+    Encoding attributes is most of what a span costs the writer (the SDK's encoder builds two
+    protobuf objects per attribute), so what is unknown, empty or the default is left out:
+    no cache or reasoning tokens, no user, no cache hit, no retries."""
     out: dict[str, AttributeValue] = {}
 
     def put(key: str, value: Any) -> None:
         if value is not None:
             out[key] = value
 
+    def positive(key: str, value: Any) -> None:
+        if value:
+            out[key] = value
+
     put("gen_ai.operation.name", operation)
     put("gen_ai.provider.name", provider_name(row.get("provider")))
     put("gen_ai.request.model", row.get("model"))
     put("gen_ai.response.model", row.get("response_model"))
-    if operation is not None:
-        put("gen_ai.request.stream", bool(row.get("stream")))
     put("gen_ai.usage.input_tokens", row.get("prompt_tokens"))
     put("gen_ai.usage.output_tokens", row.get("completion_tokens"))
-    put("gen_ai.usage.cache_read.input_tokens", row.get("cached_tokens"))
-    put("gen_ai.usage.cache_creation.input_tokens", row.get("cache_write_tokens"))
-    put("gen_ai.usage.reasoning.output_tokens", row.get("reasoning_tokens"))
-    put("gen_ai.conversation.id", row.get("session_id"))
-    put("gen_ai.prompt.name", row.get("prompt_name"))
-    ttft = row.get("ttft_ms")
-    if ttft is not None:
-        put("gen_ai.response.time_to_first_chunk", ttft / 1000.0)
+    positive("gen_ai.usage.cache_read.input_tokens", row.get("cached_tokens"))
+    positive("gen_ai.usage.cache_creation.input_tokens", row.get("cache_write_tokens"))
+    positive("gen_ai.usage.reasoning.output_tokens", row.get("reasoning_tokens"))
+    positive("gen_ai.conversation.id", row.get("session_id"))
+    positive("gen_ai.prompt.name", row.get("prompt_name"))
     put("error.type", error_type(row))
     upstream = row.get("served_by") or row.get("upstream")
     server = setup.servers.get(str(upstream)) if upstream else None
     if server is not None:
         out["server.address"], out["server.port"] = server
-    put("http.request.method", row.get("method"))
-    if row.get("status"):
-        out["http.response.status_code"] = row["status"]
+    positive("http.response.status_code", row.get("status"))
     user = row.get("user_id")
-    put("user.id", user)
-    put("heliograph.user_id", user)
+    if user:
+        out["user.id"] = out["heliograph.user_id"] = user
     put("heliograph.record_id", row.get("id"))
-    put("heliograph.org_id", row.get("org_id"))
     if row.get("cost_known") and row.get("cost_nusd") is not None:
         out["heliograph.cost_usd"] = row["cost_nusd"] / 1e9
-    put("heliograph.ttft_ms", ttft)
+    put("heliograph.ttft_ms", row.get("ttft_ms"))
     put("heliograph.upstream", row.get("upstream"))
     if row.get("served_by") and row["served_by"] != row.get("upstream"):
         out["heliograph.served_by"] = row["served_by"]
     put("heliograph.state", row.get("state"))
-    put("heliograph.cache_hit", bool(row.get("cache_hit")))
-    put("heliograph.endpoint", row.get("endpoint"))
-    put("heliograph.output_tokens_per_s", row.get("output_tokens_per_s"))
+    if row.get("cache_hit"):
+        out["heliograph.cache_hit"] = True
     if row.get("tokens_estimated"):
         out["heliograph.tokens_estimated"] = True
-    if row.get("retries"):
-        out["heliograph.retries"] = row["retries"]
-    put("heliograph.session.name", row.get("session_name"))
-    put("heliograph.session.path", row.get("session_path"))
-    put("heliograph.prompt.version", row.get("prompt_version"))
+    positive("heliograph.retries", row.get("retries"))
     for name, value in _properties(row.get("properties")).items():
         out[f"heliograph.properties.{name}"] = str(value)
     return out
