@@ -13,6 +13,7 @@ default, and an upstream error arrives with status ERROR and ``error.type``.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import openai
+import orjson
 import pytest
 from e2e_harness import Heliograph, marker, new_id, received
 from opentelemetry import propagate
@@ -277,3 +279,63 @@ def test_an_upstream_error_is_an_error_span(
     attrs = attributes(span.attributes)
     assert attrs["error.type"] == "429"
     assert attrs["http.response.status_code"] == 429
+
+
+def test_content_goes_out_when_the_setting_says_so(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Receiver, upstream: MockUpstream
+) -> None:
+    env = {
+        "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
+        "HELIOGRAPH_OTEL_CAPTURE_CONTENT": "true",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{receiver.port}/v1/traces",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_SERVICE_NAME": "llm-gateway",
+    }
+    server = Heliograph(tmp_path_factory.mktemp("otel-content"), free_port(), env=env)
+    try:
+        server.start()
+        assert any("with message content" in line for line in server.lines), server.output()
+        rid, text = new_id(), marker()
+        with client(server) as llm:
+            llm.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"Say hello {text}"}],
+                temperature=0.3,
+                extra_headers={"Helicone-Request-Id": rid},
+            )
+        record = server.record(rid)
+        resource, span = receiver.span_of(rid)
+    finally:
+        server.stop()
+    assert resource["service.name"] == "llm-gateway"  # OTEL_SERVICE_NAME wins
+    attrs = attributes(span.attributes)
+    assert orjson.loads(attrs["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": f"Say hello {text}"}]}
+    ]
+    [answer] = orjson.loads(attrs["gen_ai.output.messages"])
+    assert answer["role"] == "assistant" and answer["finish_reason"] == "stop"
+    assert (
+        answer["parts"][0]["content"] == record["response_body"]["choices"][0]["message"]["content"]
+    )
+    assert attrs["gen_ai.request.temperature"] == pytest.approx(0.3)
+
+
+def test_grpc_without_its_extra_stops_serve_with_a_clear_error(
+    tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream
+) -> None:
+    env = {
+        "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+    }
+    server = Heliograph(tmp_path_factory.mktemp("otel-grpc"), free_port(), env=env)
+    if importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is not None:
+        try:
+            server.start()
+            assert any("OpenTelemetry export: on (grpc" in line for line in server.lines)
+        finally:
+            server.stop()
+        return
+    with pytest.raises(RuntimeError, match="serve exited") as failed:
+        server.start(timeout=60)
+    assert "pip install 'heliograph[grpc]'" in str(failed.value)
