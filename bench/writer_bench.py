@@ -194,6 +194,7 @@ def run(
     processes: int = 2,
     batch_size: int | None = None,
     existing: int = 0,
+    metrics: bool = False,
     otel: str | None = None,
 ) -> Result:
     """Drain ``records`` spooled records with the writer as ``heliograph serve`` builds it;
@@ -208,7 +209,15 @@ def run(
         migrate(engine)
         # The writer process's own configuration: prices loaded, helper processes started,
         # garbage collection tuned (as capture/process.py does).
-        writer = make_writer(settings, engine, parallel=True)
+        counted = None
+        if metrics:  # the Prometheus series, as the writer process of `heliograph serve` counts
+            from heliograph.telemetry.prometheus import RecordMetrics, multiprocess
+
+            counted = RecordMetrics()
+            print(
+                f"  Prometheus metrics on ({'multiprocess files' if multiprocess() else 'in memory'})"
+            )
+        writer = make_writer(settings, engine, parallel=True, metrics=counted)
         tune_gc()
         if existing:
             prefill(writer, settings.spool_dir, existing)
@@ -269,6 +278,12 @@ def main() -> None:
         help="records stored before the timed drain (untimed), e.g. 1000000",
     )
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="count the Prometheus series too (run with PROMETHEUS_MULTIPROC_DIR=<empty dir> "
+        "for the multiprocess files `heliograph serve` uses)",
+    )
+    parser.add_argument(
         "--otel",
         choices=["off", "on", "both"],
         default="off",
@@ -287,6 +302,7 @@ def main() -> None:
                     args.processes,
                     args.batch_size,
                     args.existing,
+                    args.metrics,
                     otel=sink_url if otel else None,
                 )
                 report("SQLite:" if not otel else "SQLite+otel:", result, args.records)
@@ -304,7 +320,9 @@ def main() -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             url = args.pg.rsplit("/", 1)[0] + "/" + name
-            result = run(url, args.records, args.processes, args.batch_size, args.existing)
+            result = run(
+                url, args.records, args.processes, args.batch_size, args.existing, args.metrics
+            )
             report("PostgreSQL:", result, args.records)
         finally:
             with psycopg.connect(args.pg, autocommit=True) as conn:

@@ -82,7 +82,7 @@ class Policies:
             decision = await ratelimit.check(self.state, features.rate_limit, key)
             ex.extra_headers += decision.headers()
             if not decision.allowed:
-                msg = f"Rate limit exceeded: policy {features.rate_limit.raw!r}."
+                msg = f"{ratelimit.REFUSED_MESSAGE}{features.rate_limit.raw!r}."
                 await self._refuse(ex, 429, msg, "rate_limited")
                 return
         cache_key = None

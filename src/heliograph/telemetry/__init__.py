@@ -1,1 +1,1 @@
-"""Telemetry interop: Heliograph's records as OpenTelemetry spans, and other monitoring."""
+"""Telemetry interop: Prometheus metrics, OpenTelemetry export, OTLP ingest."""
