@@ -211,14 +211,17 @@ class HeliographApp:
 
 def _run_writer(writer: Writer, stop: threading.Event) -> None:
     """Embedded writer: waits for the spool-root lock, then drains until stopped."""
-    while not stop.is_set():
-        if writer.acquire():
-            try:
-                writer.run(stop)
-            finally:
-                writer.release()
-            return
-        stop.wait(1.0)
+    try:
+        while not stop.is_set():
+            if writer.acquire():
+                try:
+                    writer.run(stop)
+                finally:
+                    writer.release()
+                return
+            stop.wait(1.0)
+    finally:
+        writer.close()  # sends what OpenTelemetry export still holds, if on
 
 
 def create_app(settings: Settings | None = None, *, session_factory: Any = None) -> HeliographApp:

@@ -387,6 +387,28 @@ class Settings(BaseSettings):
         'lifetime); further models are counted under model="other".',
     )
 
+    # ---- OpenTelemetry export (heliograph.telemetry.export); the exporter itself reads the
+    # standard OTEL_EXPORTER_OTLP_* variables ----
+    otel_export: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Export every gateway record as an OpenTelemetry span (GenAI semantic "
+        "conventions) from the writer, over OTLP. auto: on when OTEL_EXPORTER_OTLP_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (and OTEL_SDK_DISABLED is not true); on: "
+        "always (default endpoint http://localhost:4318); off: never.",
+    )
+    otel_capture_content: bool = Field(
+        default=False,
+        description="Put the messages (gen_ai.input.messages, gen_ai.output.messages, "
+        "gen_ai.system_instructions) and the request's sampling parameters on exported spans.",
+    )
+    otel_export_queue: int = Field(
+        default=20_000,
+        ge=1000,
+        description="Spans waiting to be sent at most; when the collector is slower or down, "
+        "newer spans are dropped (counted, and logged at most once a minute) rather than "
+        "holding up the writer.",
+    )
+
     # ---- Alerts: rules over the rollups and notification channels (heliograph.alerts) ----
     alerts: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,
@@ -659,6 +681,13 @@ def _reveal(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def otel_environment() -> dict[str, str]:
+    """The standard ``OTEL_*`` variables of this process. The OpenTelemetry SDK reads them
+    itself; Heliograph looks only at whether an endpoint is set and which protocol is asked
+    for (see :mod:`heliograph.telemetry.export`)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
 
 
 def client_environment() -> tuple[str | None, str | None]:

@@ -50,6 +50,7 @@ from heliograph.store.inserts import (
     split_batch,
 )
 from heliograph.store.salvage import refused, salvaged
+from heliograph.telemetry.export import SpanExport, make_span_export
 from heliograph.telemetry.prometheus import RecordMetrics
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,11 @@ class Writer:
         pool: ProcessPoolExecutor | None = None,
         pool_factory: Callable[[], ProcessPoolExecutor | None] | None = None,
         metrics: RecordMetrics | None = None,
+        spans: SpanExport | None = None,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
+        self.spans = spans  # OpenTelemetry export of committed records, if on
         self.builder = Builder(body_cap, pricebook)
         self.charger = charger
         self.settler = settler
@@ -274,6 +277,9 @@ class Writer:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+        if self.spans is not None:
+            self.spans.close()
+            self.spans = None
 
     def _commit(self, state: _DirState, built: Built, checkpoint: Position) -> None:
         if built.batch.ids:
@@ -295,6 +301,7 @@ class Writer:
             if self.settler is not None and built.settlements:
                 self.settler.after_commit(_settled(built, inserted))
             self._observe(built, inserted)
+            self._export(built, inserted)
         state.spool.save_checkpoint(checkpoint)
 
     def _observe(self, built: Built, inserted: set[str]) -> None:
@@ -305,6 +312,14 @@ class Writer:
                 self.metrics.observe(built.batch.requests, inserted)
             except Exception:
                 log.exception("could not count a batch in the Prometheus metrics")
+
+    def _export(self, built: Built, inserted: set[str]) -> None:
+        """Queue the new records' spans (off the writer's thread from there on)."""
+        if self.spans is not None and inserted:
+            try:
+                self.spans.send(built.batch, inserted)
+            except Exception:  # telemetry must never hold up the records
+                log.exception("OpenTelemetry export of a batch failed; its spans are lost")
 
     def _settle_in(self, conn: Connection, built: Built, inserted: set[str]) -> None:
         if self.settler is not None and built.settlements:
@@ -437,4 +452,5 @@ def make_writer(
         settler=BudgetSettler(settings.redis_url),
         pool_factory=(lambda: make_pool(settings)) if parallel else None,
         metrics=metrics,
+        spans=make_span_export(settings),
     )

@@ -21,6 +21,7 @@ from heliograph.jobs.process import jobs_main
 from heliograph.jobs.supervisor import Supervisor
 from heliograph.store.engine import current_revision
 from heliograph.telemetry import scrape
+from heliograph.telemetry.export import ExportSetupError, describe
 
 log = logging.getLogger("heliograph")
 
@@ -74,6 +75,12 @@ def serve(
         else:
             click.echo("  with the password from HELIOGRAPH_ADMIN_PASSWORD")
     click.echo(f"Store: {store_name(settings)} (home: {settings.home})")
+    try:  # the writer process exports; a setup that cannot work stops here, not there
+        otel = describe(settings)
+    except ExportSetupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if otel is not None:
+        click.echo(otel)
     # The writer runs beside the server, unless it is switched off (records then wait in the
     # spool until a server with a writer starts on the same home).
     writer = "off" if settings.writer == "off" else "external"
