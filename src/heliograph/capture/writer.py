@@ -50,7 +50,7 @@ from heliograph.store.inserts import (
     split_batch,
 )
 from heliograph.store.salvage import refused, salvaged
-from heliograph.telemetry.export import SpanExport, make_span_export
+from heliograph.telemetry.export import Spans, make_span_export
 from heliograph.telemetry.prometheus import RecordMetrics
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class Writer:
         pool: ProcessPoolExecutor | None = None,
         pool_factory: Callable[[], ProcessPoolExecutor | None] | None = None,
         metrics: RecordMetrics | None = None,
-        spans: SpanExport | None = None,
+        spans: Spans | None = None,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
@@ -452,5 +452,5 @@ def make_writer(
         settler=BudgetSettler(settings.redis_url),
         pool_factory=(lambda: make_pool(settings)) if parallel else None,
         metrics=metrics,
-        spans=make_span_export(settings),
+        spans=make_span_export(settings, in_process=not parallel),
     )

@@ -17,6 +17,7 @@ import operator
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.resources import (
@@ -43,6 +44,18 @@ SDK_EXPORT_BATCH = 512
 CLOSE_TIMEOUT_S = 10.0  # the writer's supervisor kills it after 30 s
 _SOURCE = REQUESTS.names.index("source")
 _PICK = operator.itemgetter(*(REQUESTS.names.index(c) for c in COLUMNS))
+
+
+def rows_to_send(
+    batch: RecordBatch, inserted: set[str], capture_content: bool
+) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
+    """The span columns of the batch's newly stored gateway records, and their bodies when
+    content is captured. Records ingested over OTLP (source "otlp") came from the
+    application's own telemetry and are not sent back."""
+    rows = [_PICK(r) for r in batch.requests if r[0] in inserted and r[_SOURCE] != "otlp"]
+    if not rows or not capture_content:
+        return rows, {}
+    return rows, {b[0]: b for b in batch.bodies if b[0] in inserted}
 
 
 class ExportSetupError(Exception):
@@ -111,6 +124,18 @@ def upstream_servers(settings: Settings) -> dict[str, tuple[str, int]]:
     return out
 
 
+class Spans(Protocol):
+    """What the writer needs of an export, in this process or in a child one."""
+
+    def send(self, batch: RecordBatch, inserted: set[str]) -> int: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+    def flush(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class _Counting(SpanExporter):
     """Wraps the real exporter to learn when spans leave the queue and how sending went."""
 
@@ -160,11 +185,13 @@ class SpanExport:
         )
 
     def send(self, batch: RecordBatch, inserted: set[str]) -> int:
-        """Queue the spans of the batch's newly stored gateway records; how many were queued.
+        """Queue the spans of the batch's newly stored gateway records; how many were queued."""
+        rows, bodies = rows_to_send(batch, inserted, self.setup.capture_content)
+        return self.send_rows(rows, bodies)
 
-        Records ingested over OTLP (source "otlp") came from the application's own
-        telemetry and are not sent back."""
-        rows = [r for r in batch.requests if r[0] in inserted and r[_SOURCE] != "otlp"]
+    def send_rows(self, rows: list[tuple[Any, ...]], bodies: dict[str, Any]) -> int:
+        """Queue the spans of picked rows (``COLUMNS`` order); ``bodies`` by record id when
+        content is captured."""
         if not rows:
             return 0
         with self._lock:
@@ -173,13 +200,8 @@ class SpanExport:
             self.waiting += len(keep)
         if len(keep) < len(rows):
             self._dropped(len(rows) - len(keep))
-        bodies = (
-            {b[0]: b for b in batch.bodies if b[0] in inserted}
-            if self.setup.capture_content
-            else {}
-        )
         for values in keep:
-            row = dict(zip(COLUMNS, _PICK(values), strict=True))
+            row = dict(zip(COLUMNS, values, strict=True))
             content = None
             if bodies:
                 content = content_attributes(bodies.get(values[0]), operation_name(row))
@@ -244,14 +266,27 @@ def make_span_export(
     settings: Settings,
     env: Mapping[str, str] | None = None,
     exporter: SpanExporter | None = None,
-) -> SpanExport | None:
+    *,
+    in_process: bool = True,
+) -> Spans | None:
     """The export the settings and the ``OTEL_*`` variables ask for, or None.
 
-    ``exporter`` replaces the OTLP exporter (tests). An exporter that cannot be built is
-    logged and export stays off: records are never held up by their telemetry."""
+    ``exporter`` replaces the OTLP exporter (tests). ``in_process=False`` (the writer process
+    of ``heliograph serve``) makes and sends the spans in a child process. An exporter that
+    cannot be built is logged and export stays off: records are never held up by their
+    telemetry."""
     env = otel_environment() if env is None else env
     if exporter is None and not wanted(settings.otel_export, env):
         return None
+    if exporter is None and not in_process:
+        try:  # a configuration that cannot work is said here, once
+            otlp_exporter(env).shutdown()
+        except ExportSetupError as exc:
+            log.error("OpenTelemetry export is off: %s", exc)
+            return None
+        from heliograph.telemetry.export_process import ProcessSpanExport
+
+        return ProcessSpanExport(settings.otel_capture_content)
     if exporter is None:
         try:
             exporter = otlp_exporter(env)
