@@ -1,0 +1,453 @@
+"""Traces: the span tree of one trace, and the latest traces, for the trace view and its API.
+
+A trace's nodes come from two tables. ``spans`` holds what applications sent over OTLP (agent,
+tool and retrieval spans, and LLM spans whose ``request_id`` names the record they became);
+``requests`` holds LLM calls with a ``trace_id``: gateway records (a client's ``traceparent``
+made them children of the client's span) and ingested ones (``source = 'otlp'``, with the same
+span id as their span row). An ingested span and its record are one node; a gateway record is
+a node of its own, timed by ``created_at`` and its latency. A node whose parent is absent (the
+client's span was never ingested) is a root with a note. The tree is bounded: a runaway trace
+shows its first ``MAX_NODES`` nodes by start time and says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, Engine, and_, case, cast, func, literal, select, union_all
+
+from heliograph.store.requests import iso_ms, usd
+from heliograph.store.schema import requests, spans
+
+MAX_NODES = 2000
+MAX_LIST = 500
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
+FAILED = ("error", "interrupted")
+NO_PARENT = "parent span not recorded"
+IN_A_LOOP = "parent links form a loop"
+MS = 1_000_000  # nanoseconds
+RECORD_COLUMNS = (
+    requests.c.id,
+    requests.c.created_at,
+    requests.c.latency_ms,
+    requests.c.kind,
+    requests.c.provider,
+    requests.c.endpoint,
+    requests.c.model,
+    requests.c.status,
+    requests.c.state,
+    requests.c.error,
+    requests.c.prompt_tokens,
+    requests.c.completion_tokens,
+    requests.c.total_tokens,
+    requests.c.cost_nusd,
+    requests.c.cost_known,
+    requests.c.user_id,
+    requests.c.session_id,
+    requests.c.trace_id,
+    requests.c.span_id,
+    requests.c.parent_span_id,
+    requests.c.source,
+)
+OPERATIONS = (  # endpoint suffix -> GenAI operation name, for a gateway record's node name
+    ("/chat/completions", "chat"),
+    ("/messages", "chat"),
+    ("/api/chat", "chat"),
+    ("/completions", "text_completion"),
+    ("/api/generate", "text_completion"),
+    ("/embeddings", "embeddings"),
+    ("/api/embed", "embeddings"),
+)
+
+
+def valid_trace_id(value: str) -> bool:
+    """32 lower-case hex digits, not all zero (W3C); anything else cannot name a trace."""
+    return bool(TRACE_ID.fullmatch(value)) and value != "0" * 32
+
+
+@dataclass
+class TraceTree:
+    """A trace's nodes in display order (depth first, siblings by start)."""
+
+    trace_id: str
+    nodes: list[dict[str, Any]]
+    start_ns: int
+    duration_ms: float
+    truncated: bool
+    llm_calls: int = 0
+    errors: int = 0
+    cost_usd: float | None = None
+    unpriced: int = 0
+    services: list[str] = field(default_factory=list)
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "start": iso_ms(self.start_ns // MS),
+            "duration_ms": self.duration_ms,
+            "span_count": len(self.nodes),
+            "llm_calls": self.llm_calls,
+            "errors": self.errors,
+            "cost_usd": self.cost_usd,
+            "unpriced": self.unpriced,
+            "services": self.services,
+            "truncated": self.truncated,
+            "max_nodes": MAX_NODES,
+            "nodes": self.nodes,
+        }
+
+
+def _operation(endpoint: str | None) -> str:
+    for suffix, name in OPERATIONS:
+        if (endpoint or "").endswith(suffix):
+            return name
+    return endpoint or "call"
+
+
+def _request(row: dict[str, Any]) -> dict[str, Any]:
+    """What a node shows of its record (the request page has the rest)."""
+    known = bool(row["cost_known"])
+    return {
+        "id": row["id"],
+        "source": row["source"] or "gateway",
+        "model": row["model"],
+        "provider": row["provider"],
+        "status": row["status"],
+        "state": row["state"],
+        "error": row["error"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "total_tokens": row["total_tokens"],
+        "cost_usd": usd(row["cost_nusd"]) if known else None,
+        "cost_known": known,
+        "latency_ms": row["latency_ms"],
+        "user_id": row["user_id"],
+        "session_id": row["session_id"],
+    }
+
+
+def _record_status(row: dict[str, Any]) -> str:
+    return "ok" if row["state"] == "ok" else ("error" if row["state"] in FAILED else "unset")
+
+
+def _span_node(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "span_id": row["span_id"],
+        "parent_span_id": row["parent_span_id"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "service": row["service"],
+        "source": "otlp",
+        "start_ns": int(row["start_ns"]),
+        "end_ns": max(int(row["end_ns"]), int(row["start_ns"])),
+        "status": row["status"],
+        "status_message": row["status_message"],
+        "attributes": row["attributes"] if isinstance(row["attributes"], dict) else {},
+        "request": None,
+        "request_id": row["request_id"],
+    }
+
+
+def _record_node(row: dict[str, Any], key: str) -> dict[str, Any]:
+    start = int(row["created_at"]) * MS
+    return {
+        "span_id": key,
+        "parent_span_id": row["parent_span_id"],
+        "name": f"{_operation(row['endpoint'])} {row['model'] or ''}".strip(),
+        "kind": "client",
+        "service": "heliograph",
+        "source": row["source"] or "gateway",
+        "start_ns": start,
+        "end_ns": start + int((row["latency_ms"] or 0) * MS),
+        "status": _record_status(row),
+        "status_message": row["error"],
+        "attributes": {},
+        "request": _request(row),
+        "request_id": row["id"],
+    }
+
+
+def _attach(node: dict[str, Any], row: dict[str, Any]) -> None:
+    """An ingested LLM span and its record: one node, the span's timing, the record linked."""
+    node["request"] = _request(row)
+    if _record_status(row) == "error":
+        node["status"] = "error"
+        node["status_message"] = node["status_message"] or row["error"]
+
+
+def _load(engine: Engine, org_id: str, trace_id: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """Span rows and record rows of the trace (each capped one past the bound), and records
+    named by spans that did not carry the trace id themselves."""
+    span_q = (
+        select(spans)
+        .where(spans.c.org_id == org_id, spans.c.trace_id == trace_id)
+        .order_by(spans.c.start_ns, spans.c.span_id)
+        .limit(MAX_NODES + 1)
+    )
+    rec_q = (
+        select(*RECORD_COLUMNS)
+        .where(requests.c.org_id == org_id, requests.c.trace_id == trace_id)
+        .order_by(requests.c.created_at, requests.c.id)
+        .limit(MAX_NODES + 1)
+    )
+    with engine.connect() as conn:
+        span_rows = [dict(r._mapping) for r in conn.execute(span_q)]
+        rec_rows = [dict(r._mapping) for r in conn.execute(rec_q)]
+        have = {r["id"] for r in rec_rows}
+        missing = sorted({s["request_id"] for s in span_rows if s["request_id"]} - have)
+        extra = []
+        for i in range(0, len(missing), 500):
+            q = select(*RECORD_COLUMNS).where(
+                requests.c.org_id == org_id, requests.c.id.in_(missing[i : i + 500])
+            )
+            extra += [dict(r._mapping) for r in conn.execute(q)]
+    return span_rows, rec_rows, extra
+
+
+def _nodes(span_rows: list[Any], rec_rows: list[Any], extra: list[Any]) -> dict[str, Any]:
+    """Nodes by span id: spans, then records merged into their span or added as their own."""
+    nodes: dict[str, dict[str, Any]] = {}
+    for row in span_rows:
+        nodes.setdefault(row["span_id"], _span_node(row))
+    by_request = {n["request_id"]: n for n in nodes.values() if n["request_id"]}
+    for row in [*rec_rows, *extra]:
+        linked = by_request.get(row["id"])
+        if linked is None and row["span_id"] in nodes and nodes[row["span_id"]]["request"] is None:
+            linked = nodes[row["span_id"]]  # an ingested record whose span did not name it
+        if linked is not None:
+            if linked["request"] is None:
+                _attach(linked, row)
+            continue
+        if row["trace_id"] is None:
+            continue  # named by a span of this trace but belongs to none: the span shows it
+        key = row["span_id"] if row["span_id"] and row["span_id"] not in nodes else row["id"]
+        nodes[key] = _record_node(row, key)
+    return nodes
+
+
+def _order(nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Depth-first, children by start; orphans and loops of parent links become roots with a
+    note (a loop is entered at its earliest node)."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    roots = []
+    for node in nodes.values():
+        parent = node["parent_span_id"]
+        node["note"] = None
+        if parent == node["span_id"]:
+            node["note"] = IN_A_LOOP
+            roots.append(node)
+        elif parent and parent in nodes:
+            children.setdefault(parent, []).append(node)
+        else:
+            node["note"] = NO_PARENT if parent else None
+            roots.append(node)
+
+    def key(n: dict[str, Any]) -> tuple[int, str]:
+        return n["start_ns"], n["span_id"]
+
+    def walk(root: dict[str, Any], seen: set[str], out: list[dict[str, Any]]) -> None:
+        stack = [(root, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if node["span_id"] in seen:
+                continue
+            seen.add(node["span_id"])
+            node["depth"] = depth
+            node["children"] = len(children.get(node["span_id"], ()))
+            out.append(node)
+            kids = sorted(children.get(node["span_id"], ()), key=key, reverse=True)
+            stack.extend((kid, depth + 1) for kid in kids)
+
+    reached: set[str] = set()
+    for root in roots:
+        walk(root, reached, [])
+    for node in sorted(nodes.values(), key=key):  # unreachable: inside a loop
+        if node["span_id"] not in reached:
+            node["note"] = IN_A_LOOP
+            roots.append(node)
+            walk(node, reached, [])
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for root in sorted(roots, key=key):
+        walk(root, seen, out)
+    return out
+
+
+def _finish(trace_id: str, ordered: list[dict[str, Any]], truncated: bool) -> TraceTree:
+    start = min(n["start_ns"] for n in ordered)
+    end = max(n["end_ns"] for n in ordered)
+    for n in ordered:
+        n["start"] = iso_ms(n["start_ns"] // MS)
+        n["offset_ms"] = (n["start_ns"] - start) / MS
+        n["duration_ms"] = (n["end_ns"] - n["start_ns"]) / MS
+        n.setdefault("note", None)
+        del n["end_ns"], n["request_id"]
+    calls = [n["request"] for n in ordered if n["request"]]
+    priced = [c["cost_usd"] for c in calls if c["cost_known"]]
+    return TraceTree(
+        trace_id=trace_id,
+        nodes=ordered,
+        start_ns=start,
+        duration_ms=(end - start) / MS,
+        truncated=truncated,
+        llm_calls=len(calls),
+        errors=sum(1 for n in ordered if n["status"] == "error"),
+        cost_usd=sum(priced) if priced else None,
+        unpriced=len(calls) - len(priced),
+        services=sorted({n["service"] for n in ordered if n["service"]}),
+    )
+
+
+def trace_tree(engine: Engine, org_id: str, trace_id: str) -> TraceTree | None:
+    """The trace's tree in this organization, or None when it has no span and no record."""
+    if not valid_trace_id(trace_id):
+        return None
+    nodes = _nodes(*_load(engine, org_id, trace_id))
+    if not nodes:
+        return None
+    kept = sorted(nodes.values(), key=lambda n: (n["start_ns"], n["span_id"]))[:MAX_NODES]
+    truncated = len(nodes) > MAX_NODES
+    return _finish(trace_id, _order({n["span_id"]: n for n in kept}), truncated)
+
+
+def _span_groups(org_id: str, since_ms: int | None, until_ms: int | None) -> Any:
+    c = spans.c
+    conds = [c.org_id == org_id]
+    if since_ms is not None:
+        conds.append(c.start_ns >= since_ms * MS)
+    if until_ms is not None:
+        conds.append(c.start_ns < until_ms * MS)
+    return (
+        select(
+            c.trace_id.label("trace_id"),
+            cast(func.min(c.start_ns) / MS, BigInteger).label("start_ms"),
+            cast(func.max(c.end_ns) / MS, BigInteger).label("end_ms"),
+            func.count().label("spans"),
+            literal(0).label("llm"),
+            literal(0).label("cost"),
+            literal(0).label("unpriced"),
+            func.sum(case((c.status == "error", 1), else_=0)).label("errors"),
+        )
+        .where(*conds)
+        .group_by(c.trace_id)
+    )
+
+
+def _record_groups(org_id: str, since_ms: int | None, until_ms: int | None) -> Any:
+    c = requests.c
+    conds = [c.org_id == org_id, c.trace_id.is_not(None)]
+    if since_ms is not None:
+        conds.append(c.created_at >= since_ms)
+    if until_ms is not None:
+        conds.append(c.created_at < until_ms)
+    gateway = c.source != "otlp"  # an ingested record is counted with its span row
+    return (
+        select(
+            c.trace_id.label("trace_id"),
+            func.min(c.created_at).label("start_ms"),
+            cast(func.max(c.created_at + func.coalesce(c.latency_ms, 0)), BigInteger).label(
+                "end_ms"
+            ),
+            func.sum(case((gateway, 1), else_=0)).label("spans"),
+            func.count().label("llm"),
+            func.sum(case((c.cost_known.is_(True), c.cost_nusd), else_=0)).label("cost"),
+            func.sum(case((c.cost_known.is_(True), 0), else_=1)).label("unpriced"),
+            func.sum(case((and_(gateway, c.state.in_(FAILED)), 1), else_=0)).label("errors"),
+        )
+        .where(*conds)
+        .group_by(c.trace_id)
+    )
+
+
+def _root_names(engine: Engine, org_id: str, ids: Iterable[str]) -> dict[str, str]:
+    """Each trace's first parentless span's name (else its first span's)."""
+    c = spans.c
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=c.trace_id,
+            order_by=(case((c.parent_span_id.is_(None), 0), else_=1), c.start_ns, c.span_id),
+        )
+        .label("rank")
+    )
+    inner = (
+        select(c.trace_id, c.name, rank)
+        .where(c.org_id == org_id, c.trace_id.in_(list(ids)))
+        .subquery()
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(select(inner.c.trace_id, inner.c.name).where(inner.c.rank == 1))
+        return {r.trace_id: r.name for r in rows}
+
+
+def _first_records(engine: Engine, org_id: str, ids: list[str]) -> dict[str, str]:
+    """For traces with no span: a name from each one's first record."""
+    c = requests.c
+    q = (
+        select(c.trace_id, c.endpoint, c.model)
+        .where(c.org_id == org_id, c.trace_id.in_(ids))
+        .order_by(c.created_at, c.id)
+    )
+    out: dict[str, str] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(q):
+            out.setdefault(r.trace_id, f"{_operation(r.endpoint)} {r.model or ''}".strip())
+    return out
+
+
+def recent_traces(
+    engine: Engine,
+    org_id: str,
+    limit: int = 50,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> list[dict[str, Any]]:
+    """The latest traces first (by their first span or record in the window), with figures
+    over what the window holds of each."""
+    parts = union_all(
+        _span_groups(org_id, since_ms, until_ms), _record_groups(org_id, since_ms, until_ms)
+    ).subquery()
+    p = parts.c
+    start = func.min(p.start_ms)
+    q = (
+        select(
+            p.trace_id,
+            start.label("start_ms"),
+            func.max(p.end_ms).label("end_ms"),
+            func.sum(p.spans).label("spans"),
+            func.sum(p.llm).label("llm"),
+            func.sum(p.cost).label("cost"),
+            func.sum(p.unpriced).label("unpriced"),
+            func.sum(p.errors).label("errors"),
+        )
+        .group_by(p.trace_id)
+        .order_by(start.desc(), p.trace_id.desc())
+        .limit(max(1, min(limit, MAX_LIST)))
+    )
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(q)]
+    names = _root_names(engine, org_id, [r["trace_id"] for r in rows])
+    nameless = [r["trace_id"] for r in rows if r["trace_id"] not in names]
+    if nameless:
+        names |= _first_records(engine, org_id, nameless)
+    out = []
+    for r in rows:
+        llm, unpriced = int(r["llm"] or 0), int(r["unpriced"] or 0)
+        out.append(
+            {
+                "trace_id": r["trace_id"],
+                "root_name": names.get(r["trace_id"], ""),
+                "start": iso_ms(int(r["start_ms"])),
+                "start_ms": int(r["start_ms"]),
+                "duration_ms": max(0, int(r["end_ms"]) - int(r["start_ms"])),
+                "span_count": int(r["spans"] or 0),
+                "llm_calls": llm,
+                "cost_usd": usd(int(r["cost"] or 0)) if llm > unpriced else None,
+                "unpriced": unpriced,
+                "errors": int(r["errors"] or 0),
+            }
+        )
+    return out
