@@ -41,6 +41,7 @@ from heliograph.api import openapi as openapi_api
 from heliograph.api import prompts as prompts_api
 from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
+from heliograph.api import traces as traces_api
 from heliograph.api import webhooks as webhooks_api
 from heliograph.api.responses import ApiError, JSONResponse, api_error_handler
 from heliograph.auth.keys import KeyCache
@@ -110,6 +111,7 @@ class HeliographApp:
                 *online_eval_api.routes,
                 *webhooks_api.routes,
                 *alerts_api.routes,
+                *traces_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],

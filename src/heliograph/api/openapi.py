@@ -325,6 +325,7 @@ def document() -> dict[str, Any]:
         openapi_experiments,
         openapi_online_eval,
         openapi_prompts,
+        openapi_traces,
         openapi_webhooks,
     )
 
@@ -347,7 +348,8 @@ def document() -> dict[str, Any]:
         | openapi_experiment_results.paths()
         | openapi_experiments.paths()
         | openapi_webhooks.paths()
-        | openapi_alerts.paths(),
+        | openapi_alerts.paths()
+        | openapi_traces.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
@@ -358,7 +360,8 @@ def document() -> dict[str, Any]:
             | openapi_experiment_results.schemas()
             | openapi_experiments.schemas()
             | openapi_webhooks.schemas()
-            | openapi_alerts.schemas(),
+            | openapi_alerts.schemas()
+            | openapi_traces.schemas(),
         },
     }
 
