@@ -41,6 +41,11 @@ def test_trace_list_and_waterfall(gateway_any: LiveGateway) -> None:
         assert re.findall(r'<tr data-trace="([0-9a-f]+)"', listing) == [TRACE]
         assert f'href="/traces/{TRACE}' in listing and "agent plan-trip" in listing
         assert 'href="/traces" aria-current="page"' in listing
+        opened = web.http.get("/traces", params={"trace_id": f" {TRACE.upper()} "})
+        assert opened.status_code == 303 and opened.headers["location"] == f"/traces/{TRACE}"
+        wrong = web.get("/traces", trace_id=HOSTILE)
+        assert wrong.status_code == 200 and "A trace id is 32 hex digits" in wrong.text
+        assert HOSTILE not in wrong.text
         page = web.get(f"/traces/{TRACE}")
         assert page.status_code == 200
         text = page.text

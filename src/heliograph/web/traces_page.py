@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from heliograph.store import traces
 from heliograph.web.context import Ctx
+from heliograph.web.format import path, query_url
 
 PAGE_SIZE = 100
 MAX_INDENT = 15  # deeper spans share the last indent class (their depth is still written)
@@ -50,6 +51,10 @@ def waterfall(tree: traces.TraceTree) -> list[dict[str, Any]]:
 
 
 async def traces_page(ctx: Ctx) -> Response:
+    wanted = ctx.request.query_params.get("trace_id", "").strip().lower()
+    if wanted and traces.valid_trace_id(wanted):  # a trace id pasted from logs: open it
+        return RedirectResponse(query_url(path("traces", wanted), ctx.keep()), 303)
+    problem = "A trace id is 32 hex digits (not all zero)." if wanted else ""
     window = await ctx.window()
     rows = await ctx.run(
         traces.recent_traces,
@@ -59,7 +64,7 @@ async def traces_page(ctx: Ctx) -> Response:
         window.since_ms,
         window.until_ms,
     )
-    return ctx.render("traces.html", window=window, rows=rows, page_size=PAGE_SIZE)
+    return ctx.render("traces.html", window=window, rows=rows, page_size=PAGE_SIZE, problem=problem)
 
 
 async def trace_page(ctx: Ctx) -> Response:
