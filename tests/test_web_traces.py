@@ -9,8 +9,10 @@ import html
 import re
 
 import httpx
+import pytest
 
 from conftest import LiveGateway
+from heliograph.store import traces
 from trace_support import AGENT, HOSTILE, LLM, LOST, TOOL, TRACE, seed_trace
 from web_support import WebClient, add_user, send
 
@@ -95,3 +97,15 @@ def test_other_organizations_do_not_see_the_trace(gateway_any: LiveGateway) -> N
         assert web.get(f"/traces/{TRACE}").status_code == 404
         listing = web.get("/traces", range="30d").text
         assert TRACE not in listing and "No traces in this time range" in listing
+
+
+def test_a_cut_trace_says_so(gateway: LiveGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_trace(gateway)
+    gateway.wait_records(3)
+    add_user(gateway, "t@example.com")
+    with WebClient(gateway, "t@example.com") as web:
+        assert 'id="truncated"' not in web.get(f"/traces/{TRACE}").text
+        monkeypatch.setattr(traces, "MAX_NODES", 3)
+        page = web.get(f"/traces/{TRACE}").text
+        assert 'id="truncated"' in page and "more than 3 spans" in page
+        assert [r["span"] for r in rows(page)] == [AGENT, TOOL, LLM]
