@@ -215,8 +215,9 @@ def _nodes(span_rows: list[Any], rec_rows: list[Any], extra: list[Any]) -> dict[
     by_request = {n["request_id"]: n for n in nodes.values() if n["request_id"]}
     for row in [*rec_rows, *extra]:
         linked = by_request.get(row["id"])
-        if linked is None and row["span_id"] in nodes and nodes[row["span_id"]]["request"] is None:
-            linked = nodes[row["span_id"]]  # an ingested record whose span did not name it
+        same = nodes.get(row["span_id"]) if row["span_id"] else None
+        if linked is None and same is not None and same["request_id"] is None:
+            linked = same  # an ingested record whose span did not name it
         if linked is not None:
             if linked["request"] is None:
                 _attach(linked, row)
