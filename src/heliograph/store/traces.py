@@ -324,8 +324,8 @@ def _span_groups(org_id: str, since_ms: int | None, until_ms: int | None) -> Any
     return (
         select(
             c.trace_id.label("trace_id"),
-            cast(func.min(c.start_ns) / MS, BigInteger).label("start_ms"),
-            cast(func.max(c.end_ns) / MS, BigInteger).label("end_ms"),
+            (func.min(c.start_ns) // MS).label("start_ms"),  # integer division: exact
+            (func.max(c.end_ns) // MS).label("end_ms"),
             func.count().label("spans"),
             literal(0).label("llm"),
             literal(0).label("cost"),
