@@ -42,7 +42,6 @@ NODE = obj(
             "description": "Recorded by the gateway, or ingested over OTLP.",
         },
         "start": DATE,
-        "start_ns": INT,
         "offset_ms": {"type": "number", "description": "From the start of the trace."},
         "duration_ms": NUM,
         "depth": COUNT,

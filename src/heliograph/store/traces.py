@@ -285,7 +285,7 @@ def _finish(trace_id: str, ordered: list[dict[str, Any]], truncated: bool) -> Tr
         n["offset_ms"] = (n["start_ns"] - start) / MS
         n["duration_ms"] = (n["end_ns"] - n["start_ns"]) / MS
         n.setdefault("note", None)
-        del n["end_ns"], n["request_id"]
+        del n["start_ns"], n["end_ns"], n["request_id"]  # ns overflow JSON's safe integers
     calls = [n["request"] for n in ordered if n["request"]]
     priced = [c["cost_usd"] for c in calls if c["cost_known"]]
     return TraceTree(
