@@ -197,17 +197,27 @@ def test_loops_and_a_record_named_only_by_its_span(engine: Engine) -> None:
 def test_a_record_reusing_a_span_id_named_by_another_record(engine: Engine) -> None:
     seed(
         engine,
-        [span("c" * 16, None, 0, 100, name="llm span", request_id="mine")],
+        [
+            span("c" * 16, None, 0, 100, name="llm span", request_id="mine"),
+            span("f" * 16, None, 200, 100, name="unnamed llm span"),  # names no record
+        ],
         [
             record("stray", -50, span_id="c" * 16),  # same span id, stored first
             record("mine", 0, source="otlp", span_id="c" * 16),
             record("plain", 10, span_id="e" * 16, parent_span_id="c" * 16),
+            record("by-span-id", 200, source="otlp", span_id="f" * 16),
         ],
     )
     tree = traces.trace_tree(engine, ORG, TRACE)
     assert tree is not None
     got = [(n["span_id"], n["request"]["id"], n["depth"]) for n in tree.nodes]
-    assert got == [("stray", "stray", 0), ("c" * 16, "mine", 0), ("e" * 16, "plain", 1)]
+    assert got == [
+        ("stray", "stray", 0),
+        ("c" * 16, "mine", 0),
+        ("e" * 16, "plain", 1),
+        ("f" * 16, "by-span-id", 0),  # merged by its span id
+    ]
+    assert tree.nodes[-1]["name"] == "unnamed llm span" and tree.llm_calls == 4
 
 
 def test_a_runaway_trace_is_cut_and_says_so(
