@@ -1,5 +1,6 @@
-"""store.traces on both dialects: a trace's tree (spans and records joined, ingested span and
-record as one node, orphans, loops, truncation, organizations) and the latest traces."""
+"""store.traces and store.trace_list on both dialects: a trace's tree (spans and records
+joined, an ingested span and its record one node, orphans, loops, truncation, organizations)
+and the latest traces."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert
 
-from heliograph.store import traces
+from heliograph.store import trace_list, traces
 from heliograph.store.inserts import insert_records
 from heliograph.store.schema import organizations
 from heliograph.store.spans import insert_spans
@@ -248,7 +249,7 @@ def test_recent_traces(engine: Engine) -> None:
     )
     old = "2" * 32
     seed(engine, [span("5" * 16, None, -10 * 86_400_000, 5, trace_id=old, name="old")], [])
-    got = traces.recent_traces(engine, ORG, 10, since_ms=T0 - 60_000)
+    got = trace_list.recent_traces(engine, ORG, 10, since_ms=T0 - 60_000)
     assert [t["trace_id"] for t in got] == [second, TRACE]
     solo, agent = got
     assert solo["root_name"] == "chat gpt-4o-mini" and solo["span_count"] == 2
@@ -258,9 +259,9 @@ def test_recent_traces(engine: Engine) -> None:
     assert agent["span_count"] == 5  # 3 spans + 2 gateway records; the ingested one once
     assert agent["llm_calls"] == 3 and agent["errors"] == 2 and agent["unpriced"] == 1
     assert agent["duration_ms"] == 1600 and agent["cost_usd"] == pytest.approx(3000 / 1e9)
-    everything = traces.recent_traces(engine, ORG, 10)
+    everything = trace_list.recent_traces(engine, ORG, 10)
     assert [t["trace_id"] for t in everything] == [second, TRACE, old]
-    assert [t["trace_id"] for t in traces.recent_traces(engine, ORG, 1)] == [second]
-    theirs = traces.recent_traces(engine, OTHER, 10)
+    assert [t["trace_id"] for t in trace_list.recent_traces(engine, ORG, 1)] == [second]
+    theirs = trace_list.recent_traces(engine, OTHER, 10)
     assert [(t["trace_id"], t["root_name"]) for t in theirs] == [(TRACE, "their secret")]
-    assert traces.recent_traces(engine, "nobody", 10) == []
+    assert trace_list.recent_traces(engine, "nobody", 10) == []

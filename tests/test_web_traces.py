@@ -22,7 +22,9 @@ def rows(page: str) -> list[dict[str, str]]:
     out = []
     for attrs, body in re.findall(r"<tr (data-span=[^>]*)>(.*?)</tr>", page, re.S):
         row = {k: html.unescape(v) for k, v in re.findall(r'data-([a-z]+)="([^"]*)"', attrs)}
-        row["indent"] = re.search(r'class="span-name ind-(\d+)"', body).group(1)  # type: ignore[union-attr]
+        indent = re.search(r'class="span-name ind-(\d+)"', body)
+        assert indent, body
+        row["indent"] = indent.group(1)
         bar = re.search(r'<rect class="(\w+)" x="([\d.]+)" y="1" width="([\d.]+)"', body)
         assert bar, body
         row["bar"], row["x"], row["w"] = bar.groups()

@@ -6,7 +6,7 @@ from typing import Any
 
 from heliograph.api.openapi import TIME, error, op, q
 from heliograph.api.openapi_schemas import BOOL, INT, NUM, STR, nullable, obj, ref
-from heliograph.store.traces import MAX_LIST
+from heliograph.store.trace_list import MAX_LIST
 
 DATE: dict[str, Any] = {"type": "string", "format": "date-time"}
 HEX32: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{32}$"}

@@ -12,7 +12,7 @@ from heliograph.api.auth import require
 from heliograph.api.params import check_params
 from heliograph.api.requests import parse_time
 from heliograph.api.responses import ApiError, JSONResponse
-from heliograph.store import traces
+from heliograph.store import trace_list, traces
 
 LIST_PARAMS = ("limit", "since", "until")
 
@@ -25,12 +25,14 @@ async def list_traces(request: Request) -> Response:
         limit = int(q.get("limit", "50"))
     except ValueError as exc:
         raise ApiError(400, "limit must be an integer", "invalid_parameter") from exc
-    if not 1 <= limit <= traces.MAX_LIST:
-        raise ApiError(400, f"limit must be between 1 and {traces.MAX_LIST}", "invalid_parameter")
+    if not 1 <= limit <= trace_list.MAX_LIST:
+        raise ApiError(
+            400, f"limit must be between 1 and {trace_list.MAX_LIST}", "invalid_parameter"
+        )
     since = parse_time(q["since"], "since") if q.get("since") else None
     until = parse_time(q["until"], "until") if q.get("until") else None
     rows = await run_in_threadpool(
-        traces.recent_traces, request.app.state.engine, info.org_id, limit, since, until
+        trace_list.recent_traces, request.app.state.engine, info.org_id, limit, since, until
     )
     return JSONResponse({"data": rows})
 

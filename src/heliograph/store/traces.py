@@ -7,23 +7,22 @@ made them children of the client's span) and ingested ones (``source = 'otlp'``,
 span id as their span row). An ingested span and its record are one node; a gateway record is
 a node of its own, timed by ``created_at`` and its latency. A node whose parent is absent (the
 client's span was never ingested) is a root with a note. The tree is bounded: a runaway trace
-shows its first ``MAX_NODES`` nodes by start time and says so.
+shows its first ``MAX_NODES`` nodes by start time and says so. The list of the latest traces
+is ``store.trace_list``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, and_, case, cast, func, literal, select, union_all
+from sqlalchemy import Engine, select
 
 from heliograph.store.requests import iso_ms, usd
 from heliograph.store.schema import requests, spans
 
 MAX_NODES = 2000
-MAX_LIST = 500
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
 FAILED = ("error", "interrupted")
 NO_PARENT = "parent span not recorded"
@@ -100,7 +99,8 @@ class TraceTree:
         }
 
 
-def _operation(endpoint: str | None) -> str:
+def operation(endpoint: str | None) -> str:
+    """The GenAI operation a record's endpoint performs (chat, embeddings...), for its name."""
     for suffix, name in OPERATIONS:
         if (endpoint or "").endswith(suffix):
             return name
@@ -156,7 +156,7 @@ def _record_node(row: dict[str, Any], key: str) -> dict[str, Any]:
     return {
         "span_id": key,
         "parent_span_id": row["parent_span_id"],
-        "name": f"{_operation(row['endpoint'])} {row['model'] or ''}".strip(),
+        "name": f"{operation(row['endpoint'])} {row['model'] or ''}".strip(),
         "kind": "client",
         "service": "heliograph",
         "source": row["source"] or "gateway",
@@ -312,143 +312,3 @@ def trace_tree(engine: Engine, org_id: str, trace_id: str) -> TraceTree | None:
     kept = sorted(nodes.values(), key=lambda n: (n["start_ns"], n["span_id"]))[:MAX_NODES]
     truncated = len(nodes) > MAX_NODES
     return _finish(trace_id, _order({n["span_id"]: n for n in kept}), truncated)
-
-
-def _span_groups(org_id: str, since_ms: int | None, until_ms: int | None) -> Any:
-    c = spans.c
-    conds = [c.org_id == org_id]
-    if since_ms is not None:
-        conds.append(c.start_ns >= since_ms * MS)
-    if until_ms is not None:
-        conds.append(c.start_ns < until_ms * MS)
-    return (
-        select(
-            c.trace_id.label("trace_id"),
-            (func.min(c.start_ns) // MS).label("start_ms"),  # integer division: exact
-            (func.max(c.end_ns) // MS).label("end_ms"),
-            func.count().label("spans"),
-            literal(0).label("llm"),
-            literal(0).label("cost"),
-            literal(0).label("unpriced"),
-            func.sum(case((c.status == "error", 1), else_=0)).label("errors"),
-        )
-        .where(*conds)
-        .group_by(c.trace_id)
-    )
-
-
-def _record_groups(org_id: str, since_ms: int | None, until_ms: int | None) -> Any:
-    c = requests.c
-    conds = [c.org_id == org_id, c.trace_id.is_not(None)]
-    if since_ms is not None:
-        conds.append(c.created_at >= since_ms)
-    if until_ms is not None:
-        conds.append(c.created_at < until_ms)
-    gateway = c.source != "otlp"  # an ingested record is counted with its span row
-    return (
-        select(
-            c.trace_id.label("trace_id"),
-            func.min(c.created_at).label("start_ms"),
-            cast(func.max(c.created_at + func.coalesce(c.latency_ms, 0)), BigInteger).label(
-                "end_ms"
-            ),
-            func.sum(case((gateway, 1), else_=0)).label("spans"),
-            func.count().label("llm"),
-            func.sum(case((c.cost_known.is_(True), c.cost_nusd), else_=0)).label("cost"),
-            func.sum(case((c.cost_known.is_(True), 0), else_=1)).label("unpriced"),
-            func.sum(case((and_(gateway, c.state.in_(FAILED)), 1), else_=0)).label("errors"),
-        )
-        .where(*conds)
-        .group_by(c.trace_id)
-    )
-
-
-def _root_names(engine: Engine, org_id: str, ids: Iterable[str]) -> dict[str, str]:
-    """Each trace's first parentless span's name (else its first span's)."""
-    c = spans.c
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=c.trace_id,
-            order_by=(case((c.parent_span_id.is_(None), 0), else_=1), c.start_ns, c.span_id),
-        )
-        .label("rank")
-    )
-    inner = (
-        select(c.trace_id, c.name, rank)
-        .where(c.org_id == org_id, c.trace_id.in_(list(ids)))
-        .subquery()
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(select(inner.c.trace_id, inner.c.name).where(inner.c.rank == 1))
-        return {r.trace_id: r.name for r in rows}
-
-
-def _first_records(engine: Engine, org_id: str, ids: list[str]) -> dict[str, str]:
-    """For traces with no span: a name from each one's first record."""
-    c = requests.c
-    q = (
-        select(c.trace_id, c.endpoint, c.model)
-        .where(c.org_id == org_id, c.trace_id.in_(ids))
-        .order_by(c.created_at, c.id)
-    )
-    out: dict[str, str] = {}
-    with engine.connect() as conn:
-        for r in conn.execute(q):
-            out.setdefault(r.trace_id, f"{_operation(r.endpoint)} {r.model or ''}".strip())
-    return out
-
-
-def recent_traces(
-    engine: Engine,
-    org_id: str,
-    limit: int = 50,
-    since_ms: int | None = None,
-    until_ms: int | None = None,
-) -> list[dict[str, Any]]:
-    """The latest traces first (by their first span or record in the window), with figures
-    over what the window holds of each."""
-    parts = union_all(
-        _span_groups(org_id, since_ms, until_ms), _record_groups(org_id, since_ms, until_ms)
-    ).subquery()
-    p = parts.c
-    start = func.min(p.start_ms)
-    q = (
-        select(
-            p.trace_id,
-            start.label("start_ms"),
-            func.max(p.end_ms).label("end_ms"),
-            func.sum(p.spans).label("spans"),
-            func.sum(p.llm).label("llm"),
-            func.sum(p.cost).label("cost"),
-            func.sum(p.unpriced).label("unpriced"),
-            func.sum(p.errors).label("errors"),
-        )
-        .group_by(p.trace_id)
-        .order_by(start.desc(), p.trace_id.desc())
-        .limit(max(1, min(limit, MAX_LIST)))
-    )
-    with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(q)]
-    names = _root_names(engine, org_id, [r["trace_id"] for r in rows])
-    nameless = [r["trace_id"] for r in rows if r["trace_id"] not in names]
-    if nameless:
-        names |= _first_records(engine, org_id, nameless)
-    out = []
-    for r in rows:
-        llm, unpriced = int(r["llm"] or 0), int(r["unpriced"] or 0)
-        out.append(
-            {
-                "trace_id": r["trace_id"],
-                "root_name": names.get(r["trace_id"], ""),
-                "start": iso_ms(int(r["start_ms"])),
-                "start_ms": int(r["start_ms"]),
-                "duration_ms": max(0, int(r["end_ms"]) - int(r["start_ms"])),
-                "span_count": int(r["spans"] or 0),
-                "llm_calls": llm,
-                "cost_usd": usd(int(r["cost"] or 0)) if llm > unpriced else None,
-                "unpriced": unpriced,
-                "errors": int(r["errors"] or 0),
-            }
-        )
-    return out

@@ -2,10 +2,10 @@
 tool, retrieval) with the LLM calls inside them, gateway-recorded and ingested alike, each
 opening its request page.
 
-Both pages read ``store.traces``, as ``GET /api/v1/traces[/<id>]`` does. The waterfall is
-server-rendered: a table row per span, indented by depth (CSS classes, since the page's
-Content-Security-Policy allows no inline style), with an SVG bar placed by its start and
-length on the trace's timeline; a span's attributes open in a ``<details>``.
+Both pages read ``store.trace_list`` and ``store.traces``, as ``GET /api/v1/traces[/<id>]``
+does. The waterfall is server-rendered: a table row per span, indented by depth (CSS classes,
+since the page's Content-Security-Policy allows no inline style), with an SVG bar placed by
+its start and length on the trace's timeline; a span's attributes open in a ``<details>``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from starlette.responses import RedirectResponse, Response
 
-from heliograph.store import traces
+from heliograph.store import trace_list, traces
 from heliograph.web.context import Ctx
 from heliograph.web.format import path, query_url
 
@@ -57,7 +57,7 @@ async def traces_page(ctx: Ctx) -> Response:
     problem = "A trace id is 32 hex digits (not all zero)." if wanted else ""
     window = await ctx.window()
     rows = await ctx.run(
-        traces.recent_traces,
+        trace_list.recent_traces,
         ctx.engine,
         ctx.org_id,
         PAGE_SIZE,
