@@ -54,6 +54,8 @@ def test_waterfall_order_indent_and_click_through(browser: Any, live: LiveGatewa
 
     tab.click("nav[aria-label=Main] >> text=Traces")
     tab.wait_for_url("**/traces**")
+    assert tab.locator("#traces tbody tr").count() == 1
+    screenshot(tab, "traces-list")
     tab.click(f"tr[data-trace='{TRACE}'] a")
     tab.wait_for_url(f"**/traces/{TRACE}**")
 
