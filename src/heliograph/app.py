@@ -39,6 +39,7 @@ from heliograph.api import openapi as openapi_api
 from heliograph.api import prompts as prompts_api
 from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
+from heliograph.api import traces as traces_api
 from heliograph.api import webhooks as webhooks_api
 from heliograph.api.health import StoreWatch
 from heliograph.api.responses import ApiError, api_error_handler
@@ -108,6 +109,7 @@ class HeliographApp:
                 *webhooks_api.routes,
                 *alerts_api.routes,
                 *scrape.routes,
+                *traces_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],

@@ -343,6 +343,7 @@ def document() -> dict[str, Any]:
         openapi_experiments,
         openapi_online_eval,
         openapi_prompts,
+        openapi_traces,
         openapi_webhooks,
     )
 
@@ -365,7 +366,8 @@ def document() -> dict[str, Any]:
         | openapi_experiment_results.paths()
         | openapi_experiments.paths()
         | openapi_webhooks.paths()
-        | openapi_alerts.paths(),
+        | openapi_alerts.paths()
+        | openapi_traces.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
@@ -376,7 +378,8 @@ def document() -> dict[str, Any]:
             | openapi_experiment_results.schemas()
             | openapi_experiments.schemas()
             | openapi_webhooks.schemas()
-            | openapi_alerts.schemas(),
+            | openapi_alerts.schemas()
+            | openapi_traces.schemas(),
         },
     }
 
