@@ -59,6 +59,7 @@ from heliograph.gateway.relay import Receive, Scope, Send
 from heliograph.gateway.routing import parse_route
 from heliograph.gateway.state import RedisState, SharedState, StoreState
 from heliograph.store.engine import make_engine, migrate
+from heliograph.telemetry.otlp_route import OtlpIngest, is_traces_path
 from heliograph.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class HeliographApp:
         self.settings = settings
         self.session_factory = session_factory or make_upstream_session
         self.gateway: Gateway | None = None
+        self.ingest: OtlpIngest | None = None
         self.upstreams = settings.resolved_upstreams()
         self.web = Starlette(
             routes=[
@@ -150,6 +152,7 @@ class HeliographApp:
         guard = BudgetGuard(ledger, settings.budget_reservation_ttl_s, settings.budget_unpriced)
         gateway.budgets = BudgetCheck(budget_cache, guard, pricebook, settings.budget_output_tokens)
         self.gateway = gateway
+        self.ingest = OtlpIngest(settings, keys, spool)
         state.gateway, state.pricebook = gateway, pricebook
         state.budgets, state.ledger = budget_cache, ledger
         tasks = [
@@ -175,7 +178,7 @@ class HeliographApp:
         try:
             yield
         finally:
-            self.gateway = None
+            self.gateway = self.ingest = None
             await gateway.policies.close()
             await gateway.watches.close()
             for task in tasks:
@@ -196,6 +199,9 @@ class HeliographApp:
             path: str = scope["path"]
             if path.startswith(HELICONE_API_PREFIX):  # Helicone's query/feedback API, not OpenAI
                 await self.web(scope, receive, send)
+                return
+            if self.ingest is not None and is_traces_path(path):  # OTLP ingest, not OpenAI
+                await self.ingest(scope, receive, send)
                 return
             route = parse_route(path, self.upstreams)
             if route is not None:

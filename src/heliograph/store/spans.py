@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from heliograph.store.schema import spans
@@ -25,3 +25,14 @@ def insert_spans(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
         fresh = stmt.on_conflict_do_nothing(index_elements=["org_id", "trace_id", "span_id"])
         added += len(conn.execute(fresh.returning(spans.c.span_id)).all())
     return added
+
+
+def spans_of_trace(engine: Engine, org_id: str, trace_id: str) -> list[dict[str, Any]]:
+    """One organization's stored spans of one trace, earliest first."""
+    query = (
+        select(spans)
+        .where(spans.c.org_id == org_id, spans.c.trace_id == trace_id.lower())
+        .order_by(spans.c.start_ns, spans.c.span_id)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
