@@ -198,6 +198,8 @@ def test_content_type_auth_and_method(live: LiveGateway) -> None:
     refused = post(live, body, key=live.org.read_key)
     assert refused.status_code == 403 and Status.FromString(refused.content).code == 7
     assert post(live, body, key=live.org.admin_key).status_code == 200
+    other_header = {"heliograph-auth": f"Bearer {live.org.write_key}"}
+    assert post(live, body, key="", headers=other_header).status_code == 200
     got = httpx.get(f"{live.base_url}/v1/traces", timeout=10)
     assert got.status_code == 405
 
