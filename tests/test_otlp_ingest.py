@@ -29,11 +29,10 @@ LIMIT = 64 * 1024
 
 
 @pytest.fixture
-def live(tmp_path: Path, mock: MockUpstream) -> Iterator[LiveGateway]:
+def live(tmp_path: Path, mock: MockUpstream, db_url: str) -> Iterator[LiveGateway]:
+    """The app on each store dialect, its embedded writer on."""
     mock.reset()
-    settings = gateway_settings(
-        tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", mock.url, otlp_max_body_bytes=LIMIT
-    )
+    settings = gateway_settings(tmp_path, db_url, mock.url, otlp_max_body_bytes=LIMIT)
     gw = LiveGateway(settings).start()
     try:
         yield gw
@@ -206,15 +205,21 @@ def test_content_type_auth_and_method(live: LiveGateway) -> None:
 
 def test_traces_path_is_never_proxied(live: LiveGateway, mock: MockUpstream) -> None:
     body = batch(trace(SpanSpec("x")))
-    for path in ("/v1/traces", "//v1/traces", "/v1//traces/"):
-        resp = httpx.post(
-            live.base_url + path,
-            content=body,
-            headers={**PROTOBUF, "authorization": f"Bearer {live.org.write_key}"},
-            timeout=10,
-        )
+    key = live.org.write_key
+    for path, auth in (
+        ("/v1/traces", True),
+        ("//v1/traces", True),
+        ("/v1//traces/", True),
+        (f"/v1/{key}/traces", False),  # the key in the path, as for the gateway
+        (f"/{key}/v1/traces", False),
+        ("/openai/traces", True),
+    ):
+        headers = {**PROTOBUF, "authorization": f"Bearer {key}"} if auth else PROTOBUF
+        resp = httpx.post(live.base_url + path, content=body, headers=headers, timeout=10)
         assert resp.status_code == 200, path
         assert "heliograph-id" not in resp.headers  # not a gateway answer
+    resp = httpx.post(f"{live.base_url}/v1/{live.org.read_key}/traces", content=body, timeout=10)
+    assert resp.status_code == 403
     time.sleep(0.2)
     assert mock.requests == []
 

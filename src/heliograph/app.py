@@ -59,7 +59,7 @@ from heliograph.gateway.relay import Receive, Scope, Send
 from heliograph.gateway.routing import parse_route
 from heliograph.gateway.state import RedisState, SharedState, StoreState
 from heliograph.store.engine import make_engine, migrate
-from heliograph.telemetry.otlp_route import OtlpIngest, is_traces_path
+from heliograph.telemetry.otlp_route import OtlpIngest, is_traces_route
 from heliograph.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -200,10 +200,10 @@ class HeliographApp:
             if path.startswith(HELICONE_API_PREFIX):  # Helicone's query/feedback API, not OpenAI
                 await self.web(scope, receive, send)
                 return
-            if self.ingest is not None and is_traces_path(path):  # OTLP ingest, not OpenAI
-                await self.ingest(scope, receive, send)
-                return
             route = parse_route(path, self.upstreams)
+            if route is not None and self.ingest is not None and is_traces_route(route):
+                await self.ingest(scope, receive, send, route.key)  # OTLP ingest, not OpenAI
+                return
             if route is not None:
                 await self.gateway.handle(scope, receive, send, route)
                 return

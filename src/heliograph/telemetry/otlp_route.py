@@ -5,8 +5,8 @@ within the same limit, decodes and checks the spans, and appends the accepted on
 process's spool as one trace frame: the answer is 200 only once the batch is durable, and
 the database is never touched here (the writer makes rows of the frame). Errors carry a
 ``google.rpc.Status`` in the request's encoding; rejected spans are reported as partial
-success. ``/v1/`` is also the OpenAI gateway's prefix, so the app sends this exact path here
-before gateway routing ever sees it.
+success. ``/v1/`` is also the OpenAI gateway's prefix: the app hands the OpenAI route's
+``/traces`` (key in a header or in the path, as for the gateway) here instead of upstream.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from heliograph.capture.ids import new_record_id
 from heliograph.capture.spool import KIND_TRACES, SpoolWriter
 from heliograph.config import Settings
 from heliograph.gateway.relay import Receive, Scope, Send
-from heliograph.gateway.routing import collapse_slashes
+from heliograph.gateway.routing import Route
 from heliograph.telemetry.otlp_decode import BadBatch, Decoded, TooLarge, decode_batch, decompress
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,11 @@ INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED = 3, 16, 7
 RESOURCE_EXHAUSTED, UNAVAILABLE, UNIMPLEMENTED = 8, 14, 12
 
 
-def is_traces_path(path: str) -> bool:
-    """True for ``/v1/traces`` however its slashes were doubled or trailed."""
-    if "//" in path:
-        path = collapse_slashes(path)
-    return path.rstrip("/") == TRACES_PATH
+def is_traces_route(route: Route) -> bool:
+    """True for the OpenAI route's ``/traces`` - ``/v1/traces``, ``/v1/<key>/traces``,
+    ``/<key>/v1/traces``, however its slashes were doubled or trailed. OpenAI has no such
+    API, and a trace batch (prompts included) must never be forwarded there."""
+    return route.upstream == "openai" and route.rest.rstrip("/") == "/traces"
 
 
 class OtlpIngest:
@@ -56,7 +56,9 @@ class OtlpIngest:
         self.max_bytes = settings.otlp_max_body_bytes
         self.max_future_ns = int(settings.otlp_max_future_s * 1e9)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, path_key: str | None = None
+    ) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         is_json = MEDIA_TYPES.get(media, True)
@@ -66,7 +68,7 @@ class OtlpIngest:
                 405, UNIMPLEMENTED, "Use POST to send OTLP traces.", [("allow", "POST")]
             )
             return
-        info = await self._key(headers)
+        info = await self._key(headers, path_key)
         if info is None:
             message = "A Heliograph write key is required: 'Authorization: Bearer <write-key>'."
             await reply.error(401, UNAUTHENTICATED, message)
@@ -108,13 +110,16 @@ class OtlpIngest:
     def _too_large(self) -> str:
         return f"The batch is larger than {self.max_bytes} bytes; send smaller batches."
 
-    async def _key(self, headers: dict[str, str]) -> KeyInfo | None:
+    async def _key(self, headers: dict[str, str], path_key: str | None) -> KeyInfo | None:
+        """The key in the path (``/v1/<key>/traces``), else in a Bearer header."""
+        key = path_key
         for name in ("authorization", "heliograph-auth"):
             value = headers.get(name, "")
-            if value[:7].lower() == "bearer ":
+            if key is None and value[:7].lower() == "bearer ":
                 key = value[7:].strip()
-                return self.keys.get(key) or await self.keys.lookup(key)
-        return None
+        if not key:
+            return None
+        return self.keys.get(key) or await self.keys.lookup(key)
 
     async def _decode(self, body: bytes, encoding: str, is_json: bool) -> Decoded:
         def work() -> Decoded:
