@@ -90,6 +90,7 @@ def test_openai_v2_latest_conventions() -> None:
     attributes["gen_ai.usage.cache_read.input_tokens"] = 100
     attributes["user.id"] = "alice"
     attributes["heliograph.property.Env"] = "prod"
+    attributes["gen_ai.system_instructions"] = '[{"type":"text","content":"Be brief."}]'
     row, request, response = one_record(attributes)
     assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (120, 30, 150)
     assert row["cached_tokens"] == 100 and row["session_id"] == "conv-9"
@@ -106,7 +107,10 @@ def test_openai_v2_latest_conventions() -> None:
     assert row["cost_cache_read_nusd"] == expected.cache_read_nusd > 0
     assert request == {
         "model": "gpt-4o-mini",
-        "messages": [{"role": "user", "content": "hi there"}],
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hi there"},
+        ],
     }
     assert response["usage"] == {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}
 

@@ -125,15 +125,18 @@ def _event_content(event: EventData) -> Any:
     return None
 
 
+def _system(value: Any) -> str:
+    """``gen_ai.system_instructions``: text parts (JSON), or plain text."""
+    doc = _json(value)
+    if isinstance(doc, list):
+        return "\n".join(_text(p.get("content", "")) for p in doc if isinstance(p, dict))
+    return doc if isinstance(doc, str) else ""
+
+
 def input_messages(attributes: dict[str, Any], events: list[EventData]) -> list[dict[str, Any]]:
     """The prompt, from whichever shape the span carries it in."""
-    system = _semconv(attributes.get("gen_ai.system_instructions"))
-    system_text = "\n".join(str(m.get("content") or "") for m in system)
-    if not system_text:
-        raw = _json(attributes.get("gen_ai.system_instructions"))
-        if isinstance(raw, list):  # a list of parts, not of messages
-            system_text = "\n".join(_text(p.get("content", "")) for p in raw if isinstance(p, dict))
-    head = [{"role": "system", "content": system_text}] if system_text else []
+    system = _system(attributes.get("gen_ai.system_instructions"))
+    head = [{"role": "system", "content": system}] if system else []
     found = _semconv(attributes.get("gen_ai.input.messages")) or _indexed(attributes, "prompt")
     if not found and "gen_ai.prompt" in attributes:
         found = _openlit(attributes["gen_ai.prompt"], "user")
