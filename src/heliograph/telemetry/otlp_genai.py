@@ -9,7 +9,9 @@ same code as a gateway record.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from heliograph.providers.analysis import Analysis
@@ -18,28 +20,32 @@ LLM_OPERATIONS = frozenset(
     {"chat", "text_completion", "generate_content", "embeddings", "completion", "embedding"}
 )
 # Heliograph provider names for the values of gen_ai.provider.name / gen_ai.system.
-PROVIDERS = {
-    "aws.bedrock": "bedrock",
-    "azure.ai.openai": "azure",
-    "azure.ai.inference": "azure",
-    "az.ai.openai": "azure",
-    "az.ai.inference": "azure",
-    "gcp.gemini": "gemini",
-    "gcp.vertex_ai": "google",
-    "gcp.gen_ai": "google",
-    "vertex_ai": "google",
-    "vertexai": "google",
-    "mistral_ai": "mistral",
-    "mistralai": "mistral",
-    "x_ai": "xai",
-    "togetherai": "together",
-}
-ENDPOINTS = {  # the OpenAI path of the body shape the record stores
-    "embeddings": "/embeddings",
-    "embedding": "/embeddings",
-    "text_completion": "/completions",
-    "completion": "/completions",
-}
+PROVIDERS: Mapping[str, str] = MappingProxyType(
+    {
+        "aws.bedrock": "bedrock",
+        "azure.ai.openai": "azure",
+        "azure.ai.inference": "azure",
+        "az.ai.openai": "azure",
+        "az.ai.inference": "azure",
+        "gcp.gemini": "gemini",
+        "gcp.vertex_ai": "google",
+        "gcp.gen_ai": "google",
+        "vertex_ai": "google",
+        "vertexai": "google",
+        "mistral_ai": "mistral",
+        "mistralai": "mistral",
+        "x_ai": "xai",
+        "togetherai": "together",
+    }
+)
+ENDPOINTS: Mapping[str, str] = MappingProxyType(  # the OpenAI path of the stored body shape
+    {
+        "embeddings": "/embeddings",
+        "embedding": "/embeddings",
+        "text_completion": "/completions",
+        "completion": "/completions",
+    }
+)
 PROVIDER = ("gen_ai.provider.name", "gen_ai.system")
 MODEL = ("gen_ai.request.model", "llm.request.model")
 RESPONSE_MODEL = ("gen_ai.response.model", "llm.response.model")

@@ -12,6 +12,8 @@ shape because the dashboard, search and replay already read it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -20,12 +22,14 @@ from heliograph.telemetry.otlp_decode import EventData
 
 _INDEXED = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
 MAX_INDEX = 1000
-ROLE_EVENTS = {
-    "gen_ai.system.message": "system",
-    "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant",
-    "gen_ai.tool.message": "tool",
-}
+ROLE_EVENTS: Mapping[str, str] = MappingProxyType(
+    {
+        "gen_ai.system.message": "system",
+        "gen_ai.user.message": "user",
+        "gen_ai.assistant.message": "assistant",
+        "gen_ai.tool.message": "tool",
+    }
+)
 
 
 def _json(value: Any) -> Any:

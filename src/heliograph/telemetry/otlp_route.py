@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from types import MappingProxyType
 
 import orjson
 from google.rpc.status_pb2 import Status
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 TRACES_PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-MEDIA_TYPES = {PROTOBUF: False, "application/protobuf": False, JSON: True}
+MEDIA_TYPES = MappingProxyType({PROTOBUF: False, "application/protobuf": False, JSON: True})
 INLINE_BYTES = 256 * 1024  # larger batches are decoded in a thread, off the event loop
 # google.rpc.Code values
 INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED = 3, 16, 7
