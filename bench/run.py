@@ -14,11 +14,13 @@ gateway ("proxied") -- so the difference is what the gateway adds:
                 added p50 at most 0.1 ms at c=1, req/s within 10 % at c=32 (prompt_bench.py).
 * budget     -- the same plain request with 20 budgets configured (5 covering it) vs none:
                 added p50 at most 0.1 ms at c=1, req/s within 10 % at c=32 (budget_bench.py).
+* slowstreams -- 2,000 concurrent streams at 10 tokens/s through one worker: added TTFB p99
+                at most 5 ms, no chunk held back, gateway RSS at most 300 MB (slow_streams.py).
 
 Prints a table, writes ``bench/results/<timestamp>.json`` and exits 0 only if every check
 passed. The benchmarks themselves live in ``suites.py``; see ``bench/README.md``. Usage::
 
-    python bench/run.py [--quick] [--only latency,throughput,stream,rss,prompt,budget]
+    python bench/run.py [--quick] [--only latency,throughput,stream,rss,prompt,budget,slowstreams]
     python bench/run.py --gateway-url http://127.0.0.1:8080 --key KEY --mock-url URL
 """
 
@@ -46,14 +48,20 @@ from urllib.parse import urlsplit
 import budget_bench as bb
 import processes as pr
 import prompt_bench as pb
+import slow_streams as ss
 import stream_client as sc
 import suites
 import wrk_runner as wr
 from suites import CHUNK_DELAY_MS, FULL, QUICK, Check, Config, Target, heading, sides
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHES = (*suites.BENCHES, "prompt", "budget")
-RUNNERS = {**suites.RUNNERS, "prompt": pb.bench_prompt, "budget": bb.bench_budget}
+BENCHES = (*suites.BENCHES, "prompt", "budget", "slowstreams")
+RUNNERS = {
+    **suites.RUNNERS,
+    "prompt": pb.bench_prompt,
+    "budget": bb.bench_budget,
+    "slowstreams": ss.bench_slow_streams,
+}
 
 
 # -- setting up ----------------------------------------------------------------------------------

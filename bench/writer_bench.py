@@ -5,6 +5,7 @@ request, and either a JSON answer or an SSE stream with a usage chunk), then tim
 ``Writer.drain()`` until the spool is empty, into SQLite and into PostgreSQL.
 
     python bench/writer_bench.py [--records 50000] [--pg postgresql://postgres@127.0.0.1/postgres]
+    python bench/writer_bench.py --otel both --skip-pg   # OpenTelemetry export off, then on
 
 Target (issue 2): at least 10,000 records/s into each store.
 """
@@ -18,9 +19,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+import otlp_sink
 import processes as pr
 from heliograph.capture.builder import tune_gc
 from heliograph.capture.frames import EndFrame, MetaFrame, StartFrame
@@ -156,6 +159,8 @@ class Result:
     rate: float
     seconds: float
     cpu: dict[str, float]  # per party, seconds during the timed drain
+    export: dict[str, int] | None = None  # OpenTelemetry export's counts, when on
+    flushed_rate: float = 0.0  # records/s until every span was also sent
 
 
 def drain_all(writer: Writer, spool_dir: Path, records: int) -> int:
@@ -189,16 +194,30 @@ def run(
     processes: int = 2,
     batch_size: int | None = None,
     existing: int = 0,
+    metrics: bool = False,
+    otel: str | None = None,
 ) -> Result:
-    """Drain ``records`` spooled records with the writer as ``heliograph serve`` builds it."""
+    """Drain ``records`` spooled records with the writer as ``heliograph serve`` builds it;
+    ``otel``: export spans to this OTLP endpoint (the standard variable, as users set it)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sized = {"writer_batch_size": batch_size} if batch_size else {}
+        sized: dict[str, Any] = {"writer_batch_size": batch_size} if batch_size else {}
+        if otel:
+            os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = otel
+        sized["otel_export"] = "on" if otel else "off"
         settings = Settings(home=Path(tmp), database_url=url, writer_processes=processes, **sized)
         engine = make_engine(settings.sqlalchemy_url)
         migrate(engine)
         # The writer process's own configuration: prices loaded, helper processes started,
         # garbage collection tuned (as capture/process.py does).
-        writer = make_writer(settings, engine, parallel=True)
+        counted = None
+        if metrics:  # the Prometheus series, as the writer process of `heliograph serve` counts
+            from heliograph.telemetry.prometheus import RecordMetrics, multiprocess
+
+            counted = RecordMetrics()
+            print(
+                f"  Prometheus metrics on ({'multiprocess files' if multiprocess() else 'in memory'})"
+            )
+        writer = make_writer(settings, engine, parallel=True, metrics=counted)
         tune_gc()
         if existing:
             prefill(writer, settings.spool_dir, existing)
@@ -212,12 +231,18 @@ def run(
         started = time.perf_counter()
         total = drain_all(writer, settings.spool_dir, records)
         elapsed = time.perf_counter() - started
+        export = None
+        flushed = elapsed
+        if writer.spans is not None:  # until the exporter's thread has sent every span
+            writer.spans.flush()
+            flushed = time.perf_counter() - started
+            export = writer.spans.stats()
         after = _cpu_by_party(helpers, on_postgres)
         cpu = {party: after[party] - before[party] for party in after}
         writer.close()
         engine.dispose()
         assert total == records, (total, records)
-        return Result(records / elapsed, elapsed, cpu)
+        return Result(records / elapsed, elapsed, cpu, export, records / flushed)
 
 
 def report(name: str, result: Result, records: int) -> None:
@@ -227,6 +252,11 @@ def report(name: str, result: Result, records: int) -> None:
         f"{name:11s} {result.rate:10,.0f} records/s  ({records:,} records in {result.seconds:.2f} s;"
         f" CPU us/record: {cpu}; total {sum(per_record.values()):.0f})  target >= 10,000"
     )
+    if result.export is not None:
+        print(
+            f"{'':11s} OpenTelemetry export: {result.export}; records/s until every span was "
+            f"sent: {result.flushed_rate:,.0f} (CPU above includes sending)"
+        )
 
 
 def main() -> None:
@@ -247,19 +277,41 @@ def main() -> None:
         default=0,
         help="records stored before the timed drain (untimed), e.g. 1000000",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="count the Prometheus series too (run with PROMETHEUS_MULTIPROC_DIR=<empty dir> "
+        "for the multiprocess files `heliograph serve` uses)",
+    )
+    parser.add_argument(
+        "--otel",
+        choices=["off", "on", "both"],
+        default="off",
+        help="OpenTelemetry export to an OTLP sink process (both: a run off, then one on)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        report(
-            "SQLite:",
-            run(
-                f"sqlite:///{tmp}/bench.db",
-                args.records,
-                args.processes,
-                args.batch_size,
-                args.existing,
-            ),
-            args.records,
-        )
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.otel]
+    sink, sink_url = otlp_sink.start() if True in modes else (None, "")
+    try:
+        for otel in modes:
+            with tempfile.TemporaryDirectory() as tmp:
+                before = otlp_sink.received(sink_url) if otel else 0
+                result = run(
+                    f"sqlite:///{tmp}/bench.db",
+                    args.records,
+                    args.processes,
+                    args.batch_size,
+                    args.existing,
+                    args.metrics,
+                    otel=sink_url if otel else None,
+                )
+                report("SQLite:" if not otel else "SQLite+otel:", result, args.records)
+                if otel:
+                    print(f"{'':11s} spans at the sink: {otlp_sink.received(sink_url) - before:,}")
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait(10)
     if not args.skip_pg:
         import psycopg
 
@@ -268,7 +320,9 @@ def main() -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             url = args.pg.rsplit("/", 1)[0] + "/" + name
-            result = run(url, args.records, args.processes, args.batch_size, args.existing)
+            result = run(
+                url, args.records, args.processes, args.batch_size, args.existing, args.metrics
+            )
             report("PostgreSQL:", result, args.records)
         finally:
             with psycopg.connect(args.pg, autocommit=True) as conn:

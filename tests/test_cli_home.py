@@ -225,3 +225,20 @@ def test_without_home_the_default_is_dot_heliograph(user_home: Path) -> None:
     done = heliograph(user_home, "keys", "list")
     assert_refused(done, user_home / ".heliograph")
     assert not (user_home / ".heliograph").exists()
+
+
+def test_bad_settings_are_named_without_a_traceback(tmp_path: Path, user_home: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        '[[alerts.rules]]\nname = "x"\nmetric = "nope"\nwindow = "5m"\n'
+        'comparison = ">"\nthreshold = 1\n'
+    )
+    for args in (("serve", "--port", "1"), ("settings",), ("writer",)):
+        done = heliograph(user_home, *args, "--home", home, HELIOGRAPH_WORKERS="many")
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert "invalid settings" in done.stderr
+        assert "workers (HELIOGRAPH_WORKERS): Input should be a valid integer" in done.stderr
+        assert "alerts (HELIOGRAPH_ALERTS): alerts.rules[0].metric: must be one of" in done.stderr
+    assert list(home.iterdir()) == [home / "config.toml"]  # nothing created

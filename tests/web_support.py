@@ -14,7 +14,17 @@ from heliograph.store.engine import make_engine
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-PAGES = ("/", "/requests", "/models", "/users", "/sessions", "/settings", "/tasks", "/groups")
+PAGES = (
+    "/",
+    "/requests",
+    "/models",
+    "/users",
+    "/sessions",
+    "/traces",
+    "/settings",
+    "/tasks",
+    "/groups",
+)
 
 
 def add_user(

@@ -19,9 +19,6 @@ from typing import Any
 import aiohttp
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from heliograph import web
 from heliograph.api import alerts as alerts_api
@@ -35,14 +32,17 @@ from heliograph.api import experiment_results as experiment_results_api
 from heliograph.api import experiments as experiments_api
 from heliograph.api import export as export_api
 from heliograph.api import feedback as feedback_api
+from heliograph.api import health as health_api
 from heliograph.api import keys as keys_api
 from heliograph.api import online_eval as online_eval_api
 from heliograph.api import openapi as openapi_api
 from heliograph.api import prompts as prompts_api
 from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
+from heliograph.api import traces as traces_api
 from heliograph.api import webhooks as webhooks_api
-from heliograph.api.responses import ApiError, JSONResponse, api_error_handler
+from heliograph.api.health import StoreWatch
+from heliograph.api.responses import ApiError, api_error_handler
 from heliograph.auth.keys import KeyCache
 from heliograph.budgets.cache import BudgetCache
 from heliograph.budgets.guard import BudgetGuard
@@ -59,15 +59,13 @@ from heliograph.gateway.relay import Receive, Scope, Send
 from heliograph.gateway.routing import parse_route
 from heliograph.gateway.state import RedisState, SharedState, StoreState
 from heliograph.store.engine import make_engine, migrate
+from heliograph.telemetry import scrape
 from heliograph.telemetry.otlp_route import OtlpIngest, is_traces_route
+from heliograph.telemetry.prometheus import record_metrics
 from heliograph.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 HELICONE_API_PREFIX = "/v1/request/"
-
-
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 def make_upstream_session(settings: Settings) -> aiohttp.ClientSession:
@@ -92,7 +90,7 @@ class HeliographApp:
         self.upstreams = settings.resolved_upstreams()
         self.web = Starlette(
             routes=[
-                Route("/health", health),
+                *health_api.routes,
                 # Before requests_api: /api/v1/requests/{request_id} would take "export".
                 *export_api.routes,
                 *query_api.routes,
@@ -112,6 +110,8 @@ class HeliographApp:
                 *online_eval_api.routes,
                 *webhooks_api.routes,
                 *alerts_api.routes,
+                *scrape.routes,
+                *traces_api.routes,
                 *web.routes(),
             ],
             middleware=[Middleware(SecurityHeaders)],
@@ -129,6 +129,7 @@ class HeliographApp:
         keys = KeyCache(engine, settings.key_refresh_interval)
         await asyncio.to_thread(keys.load)
         state.engine, state.keys, state.settings = engine, keys, settings
+        state.store_watch = StoreWatch(engine)
         spool = SpoolWriter(settings.spool_dir, settings.spool_segment_bytes)
         session = self.session_factory(settings)
         gateway = Gateway(settings, keys, spool, session, self.upstreams)
@@ -163,8 +164,13 @@ class HeliographApp:
         ]
         stop = threading.Event()
         writer_thread = None
+        metrics = record_metrics(settings) if settings.writer == "embedded" else None
+        state.metrics_registry = scrape.scrape_registry(settings, metrics)
+        listener = None
+        if settings.metrics_listen:
+            listener = scrape.start_listener(settings.metrics_listen, state.metrics_registry)
         if settings.writer == "embedded":
-            writer = make_writer(settings, engine)
+            writer = make_writer(settings, engine, metrics=metrics)
             writer_thread = threading.Thread(
                 target=_run_writer, args=(writer, stop), name="heliograph-writer", daemon=True
             )
@@ -192,6 +198,7 @@ class HeliographApp:
             stop.set()
             if writer_thread is not None:
                 await asyncio.to_thread(writer_thread.join, 30)
+            await asyncio.to_thread(scrape.stop_listener, listener)
             engine.dispose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -212,14 +219,17 @@ class HeliographApp:
 
 def _run_writer(writer: Writer, stop: threading.Event) -> None:
     """Embedded writer: waits for the spool-root lock, then drains until stopped."""
-    while not stop.is_set():
-        if writer.acquire():
-            try:
-                writer.run(stop)
-            finally:
-                writer.release()
-            return
-        stop.wait(1.0)
+    try:
+        while not stop.is_set():
+            if writer.acquire():
+                try:
+                    writer.run(stop)
+                finally:
+                    writer.release()
+                return
+            stop.wait(1.0)
+    finally:
+        writer.close()  # sends what OpenTelemetry export still holds, if on
 
 
 def create_app(settings: Settings | None = None, *, session_factory: Any = None) -> HeliographApp:

@@ -26,6 +26,7 @@ from pydantic_settings import (
 ENV_PREFIX = "HELIOGRAPH_"
 # Where `heliograph serve` puts its resolved settings for its child processes.
 HANDOFF_ENV = ENV_PREFIX + "HANDOFF_SETTINGS"
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def default_home() -> Path:
@@ -51,6 +52,7 @@ RESERVED_NAMES = frozenset(
         "demo",
         "docs",
         "openapi.json",
+        "metrics",
     }
 )
 
@@ -354,6 +356,59 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(default=False, description="Log every HTTP request (slower).")
 
+    # ---- Health checks for orchestrators (heliograph.api.health) ----
+    ready_store_grace_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds the store may stay unreachable before /health/ready fails (the "
+        "gateway keeps serving and spooling meanwhile; readiness tells a load balancer to "
+        "prefer another replica).",
+    )
+    ready_max_spool_bytes: int = Field(
+        default=1 << 30,
+        gt=0,
+        description="Spool backlog (bytes the writer has not stored yet) above which "
+        "/health/ready fails.",
+    )
+
+    # ---- Prometheus metrics (heliograph.telemetry) ----
+    metrics_listen: str | None = Field(
+        default=None,
+        description="host:port of a separate listener serving Prometheus metrics at /metrics "
+        "without authentication, for a private scrape network (default: off; /metrics on the "
+        "main port always needs a read key).",
+        pattern=r"^\S+:\d{1,5}$",
+    )
+    metrics_max_models: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Distinct model names the Prometheus series carry (per writer process "
+        'lifetime); further models are counted under model="other".',
+    )
+
+    # ---- OpenTelemetry export (heliograph.telemetry.export); the exporter itself reads the
+    # standard OTEL_EXPORTER_OTLP_* variables ----
+    otel_export: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Export every gateway record as an OpenTelemetry span (GenAI semantic "
+        "conventions) from the writer, over OTLP. auto: on when OTEL_EXPORTER_OTLP_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (and OTEL_SDK_DISABLED is not true); on: "
+        "always (default endpoint http://localhost:4318); off: never.",
+    )
+    otel_capture_content: bool = Field(
+        default=False,
+        description="Put the messages (gen_ai.input.messages, gen_ai.output.messages, "
+        "gen_ai.system_instructions) and the request's sampling parameters on exported spans.",
+    )
+    otel_export_queue: int = Field(
+        default=20_000,
+        ge=1000,
+        description="Spans waiting to be sent at most; when the collector is slower or down, "
+        "newer spans are dropped (counted, and logged at most once a minute) rather than "
+        "holding up the writer.",
+    )
+
     # ---- Alerts: rules over the rollups and notification channels (heliograph.alerts) ----
     alerts: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,
@@ -497,6 +552,11 @@ class Settings(BaseSettings):
     def spool_dir(self) -> Path:
         return self.home / "spool"
 
+    @property
+    def metrics_dir(self) -> Path:
+        """Where the writer process keeps Prometheus counters for the gateway workers."""
+        return self.home / "metrics"
+
     def base_url(self) -> str:
         """The URL clients use to reach this server."""
         if self.public_url:
@@ -604,6 +664,9 @@ def export_environment(settings: Settings) -> None:
     "openai"), and a file the parent found via ``--home`` is not looked up again elsewhere.
     """
     os.environ[HANDOFF_ENV] = handoff(settings)
+    # prometheus_client's multiprocess mode is chosen by this variable when a child imports
+    # it: the writer process then keeps its counters in files the gateway workers read.
+    os.environ[PROMETHEUS_MULTIPROC_ENV] = str(settings.metrics_dir)
 
 
 def handoff(settings: Settings) -> str:
@@ -630,6 +693,13 @@ def _reveal(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def otel_environment() -> dict[str, str]:
+    """The standard ``OTEL_*`` variables of this process. The OpenTelemetry SDK reads them
+    itself; Heliograph looks only at whether an endpoint is set and which protocol is asked
+    for (see :mod:`heliograph.telemetry.export`)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("OTEL_")}
 
 
 def client_environment() -> tuple[str | None, str | None]:

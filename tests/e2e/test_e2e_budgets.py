@@ -253,9 +253,22 @@ def test_token_budget_settles_headers_and_protocol_shapes(
         assert raw.headers["helicone-ratelimit-limit"] == "600"
         assert raw.headers["helicone-ratelimit-policy"] == "600;w=3600;u=token"
         record = serve.record(rid)
+        # With a RateLimit-Policy too, the Helicone headers are the policy's, each sent once.
+        both = client.chat.completions.with_raw_response.create(
+            model=MODEL,
+            messages=_messages("both"),  # type: ignore[arg-type]
+            max_tokens=10,
+            user="alice",
+            extra_headers={"Helicone-RateLimit-Policy": "50;w=60;s=user"},
+        )
+        assert both.headers.get_list("helicone-ratelimit-policy") == ["50;w=60;u=request;s=user"]
+        assert both.headers.get_list("helicone-ratelimit-limit") == ["50"]
+        assert both.headers["heliograph-budget"] == "alice-tokens"
+        both_record = serve.record(both.headers["heliograph-id"])
         budget = _wait_budget(serve, "alice-tokens", lambda b: b["reserved"] == 0)
-        assert budget["spent"] == record["total_tokens"] > 0
-        assert budget["remaining"] == 600 - record["total_tokens"]
+        spent = record["total_tokens"] + both_record["total_tokens"]
+        assert budget["spent"] == spent > 0
+        assert budget["remaining"] == 600 - spent
         # Another user is not in this budget's scope.
         other = client.chat.completions.with_raw_response.create(
             model=MODEL,

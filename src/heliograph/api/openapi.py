@@ -34,6 +34,22 @@ ERRORS = {
 }
 
 
+def ready_op() -> dict[str, Any]:
+    """Readiness: 200 ready, 503 not (the same body, saying why)."""
+    body = obj(
+        {
+            "status": {"enum": ["ready", "unready"]},
+            "problems": {"type": "array", "items": STR},
+            "store_down_s": {"type": "number", "minimum": 0},
+            "spool_backlog_bytes": {"type": "integer", "minimum": 0},
+        }
+    )
+    content = {"application/json": {"schema": body}}
+    out = op("Readiness: the store answers and the spool backlog is bounded.", "none", body)
+    out["responses"]["503"] = {"description": "Not ready (see problems)", "content": content}
+    return out
+
+
 def op(
     summary: str, scope: str, ok: Any, *, params: Any = (), body: Any = None, **more: Any
 ) -> dict[str, Any]:
@@ -134,6 +150,8 @@ def paths() -> dict[str, Any]:
     }
     return {
         "/health": {"get": op("Liveness.", "none", obj({"status": {"const": "ok"}}))},
+        "/health/live": {"get": op("Liveness.", "none", obj({"status": {"const": "ok"}}))},
+        "/health/ready": {"get": ready_op()},
         "/api/v1/requests": {
             "get": op(
                 "List records, newest first (cursor pagination).",
@@ -325,6 +343,7 @@ def document() -> dict[str, Any]:
         openapi_experiments,
         openapi_online_eval,
         openapi_prompts,
+        openapi_traces,
         openapi_webhooks,
     )
 
@@ -347,7 +366,8 @@ def document() -> dict[str, Any]:
         | openapi_experiment_results.paths()
         | openapi_experiments.paths()
         | openapi_webhooks.paths()
-        | openapi_alerts.paths(),
+        | openapi_alerts.paths()
+        | openapi_traces.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
@@ -358,7 +378,8 @@ def document() -> dict[str, Any]:
             | openapi_experiment_results.schemas()
             | openapi_experiments.schemas()
             | openapi_webhooks.schemas()
-            | openapi_alerts.schemas(),
+            | openapi_alerts.schemas()
+            | openapi_traces.schemas(),
         },
     }
 

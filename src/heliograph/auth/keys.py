@@ -76,8 +76,10 @@ def create_key(engine: Engine, *, org_id: str, name: str, scope: str) -> tuple[s
 class KeyCache:
     """Key hash -> KeyInfo, held in memory so authentication never waits on the database.
 
-    A background task reloads the whole table every few seconds; an unknown key triggers one
-    early reload (at most every 250 ms) so a key created a moment ago works at once.
+    A background task reloads the whole table every few seconds; an unknown key waits for a
+    reload that starts after it arrived (an early one, at most every 250 ms), so a key
+    created a moment ago, on this replica or another, works at once. Unknown keys arriving
+    together share that reload: a flood of bad keys costs four table reads a second.
     """
 
     MISS_RELOAD_INTERVAL = 0.25
@@ -87,10 +89,12 @@ class KeyCache:
         self.refresh_interval = refresh_interval
         self._keys: dict[str, KeyInfo] = {}
         self._last_load = 0.0
+        self._load_started = 0.0
         self._reload_lock = asyncio.Lock()
 
     def load(self) -> None:
         """Blocking reload (runs in a thread)."""
+        self._load_started = time.monotonic()
         rows = key_store.active_keys(self.engine)
         self._keys = {h: KeyInfo(kid, org, scope) for h, kid, org, scope in rows}
         self._last_load = time.monotonic()
@@ -105,11 +109,14 @@ class KeyCache:
         info = self._keys.get(hash_key(key))
         if info is not None or not looks_like_key(key):
             return info
+        arrived = time.monotonic()
         async with self._reload_lock:
-            info = self._keys.get(hash_key(key))
-            if info is None and time.monotonic() - self._last_load > self.MISS_RELOAD_INTERVAL:
+            if self._load_started < arrived:  # no reload has begun since this one arrived
+                wait = self.MISS_RELOAD_INTERVAL - (time.monotonic() - self._last_load)
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 await self._reload()
-                info = self._keys.get(hash_key(key))
+            info = self._keys.get(hash_key(key))
         return info
 
     async def _reload(self) -> None:

@@ -13,6 +13,7 @@ from heliograph.capture.builder import tune_gc
 from heliograph.capture.writer import make_writer
 from heliograph.config import load_settings
 from heliograph.store.engine import make_engine
+from heliograph.telemetry.prometheus import multiprocess, record_metrics
 
 WATCH_S = 0.2
 
@@ -60,7 +61,12 @@ def writer_main() -> None:
     signal.signal(signal.SIGTERM, asked.on_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     engine = make_engine(settings.sqlalchemy_url)
-    writer = make_writer(settings, engine, parallel=True)
+    metrics = None
+    if multiprocess():  # the gateway workers read these from <home>/metrics
+        metrics = record_metrics(settings)
+    else:
+        logging.getLogger(__name__).warning("no Prometheus multiprocess directory: no metrics")
+    writer = make_writer(settings, engine, parallel=True, metrics=metrics)
     tune_gc()
     while not stop.is_set() and not writer.acquire():
         stop.wait(0.5)

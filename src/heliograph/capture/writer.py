@@ -51,6 +51,8 @@ from heliograph.store.inserts import (
 )
 from heliograph.store.salvage import refused, salvaged
 from heliograph.store.spans import insert_spans
+from heliograph.telemetry.export import Spans, make_span_export
+from heliograph.telemetry.prometheus import RecordMetrics
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +113,12 @@ class Writer:
         settler: BudgetSettler | None = None,
         pool: ProcessPoolExecutor | None = None,
         pool_factory: Callable[[], ProcessPoolExecutor | None] | None = None,
+        metrics: RecordMetrics | None = None,
+        spans: Spans | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics
+        self.spans = spans  # OpenTelemetry export of committed records, if on
         self.builder = Builder(body_cap, pricebook)
         self.charger = charger
         self.settler = settler
@@ -123,7 +129,6 @@ class Writer:
         self.poll_interval = poll_interval
         self._dirs: dict[Path, _DirState] = {}
         self._lock_fd = -1
-        self.webhook_orgs = webhooks.OrgCache(engine)
 
     # -- locking -----------------------------------------------------------------------------
     def acquire(self, blocking: bool = False) -> bool:
@@ -275,15 +280,17 @@ class Writer:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+        if self.spans is not None:
+            self.spans.close()
+            self.spans = None
 
     def _commit(self, state: _DirState, built: Built, checkpoint: Position) -> None:
         if built.batch.ids or built.spans:
             try:
-                orgs = self.webhook_orgs.get()
                 with self.engine.begin() as conn:
                     inserted = insert_batch(conn, built.batch)
                     self._settle_in(conn, built, inserted)
-                    _outbox(conn, built.batch, inserted, orgs)
+                    _outbox(conn, built.batch, inserted)
                     insert_spans(conn, built.spans)
             except Exception as exc:
                 if not refused(exc):
@@ -298,7 +305,26 @@ class Writer:
                 self.charger.charge(c for c in built.charges if c.request_id in inserted)
             if self.settler is not None and built.settlements:
                 self.settler.after_commit(_settled(built, inserted))
+            self._observe(built, inserted)
+            self._export(built, inserted)
         state.spool.save_checkpoint(checkpoint)
+
+    def _observe(self, built: Built, inserted: set[str]) -> None:
+        """Count the new records in the Prometheus series; a fault there never stops the
+        writer (the records are committed: the checkpoint must move)."""
+        if self.metrics is not None and inserted:
+            try:
+                self.metrics.observe(built.batch.requests, inserted)
+            except Exception:
+                log.exception("could not count a batch in the Prometheus metrics")
+
+    def _export(self, built: Built, inserted: set[str]) -> None:
+        """Queue the new records' spans (off the writer's thread from there on)."""
+        if self.spans is not None and inserted:
+            try:
+                self.spans.send(built.batch, inserted)
+            except Exception:  # telemetry must never hold up the records
+                log.exception("OpenTelemetry export of a batch failed; its spans are lost")
 
     def _settle_in(self, conn: Connection, built: Built, inserted: set[str]) -> None:
         if self.settler is not None and built.settlements:
@@ -315,13 +341,12 @@ class Writer:
         batch = built.batch
         inserted: set[str] = set()
         refusals: list[tuple[str, BaseException]] = []
-        orgs = self.webhook_orgs.get()
         for rid, one in split_batch(batch).items():
             try:
                 with self.engine.begin() as conn:
                     new = insert_batch(conn, one)
                     self._settle_in(conn, built, new)
-                    _outbox(conn, one, new, orgs)
+                    _outbox(conn, one, new)
                 inserted |= new
             except Exception as exc:
                 if not refused(exc):
@@ -329,6 +354,8 @@ class Writer:
                 refusals.append((rid, exc))
         if len(refusals) >= SYSTEMIC_FAILURES and not inserted:
             raise refusals[0][1]
+        if self.metrics is not None and refusals:
+            self.metrics.store_error(len(refusals))
         rows = {row[0]: row for row in batch.requests}
         now_ms = int(time.time() * 1000)
         for rid, error in refusals:
@@ -337,7 +364,7 @@ class Writer:
             try:
                 with self.engine.begin() as conn:
                     new = insert_records(conn, [salvaged(rows[rid], reason, now_ms)], [], [])
-                    _outbox(conn, RecordBatch(requests=[rows[rid]]), new, orgs)
+                    _outbox(conn, RecordBatch(requests=[rows[rid]]), new)
                     inserted |= new
             except Exception as again:
                 if not refused(again):
@@ -367,6 +394,8 @@ class Writer:
                 result = self.drain()
             except Exception as exc:
                 log.warning("store unavailable, records wait in the spool: %s", exc)
+                if self.metrics is not None:
+                    self.metrics.store_error()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
@@ -384,9 +413,10 @@ class Writer:
 _ORG = REQUESTS.names.index("org_id")
 
 
-def _outbox(conn: Connection, batch: RecordBatch, inserted: set[str], orgs: frozenset[str]) -> None:
+def _outbox(conn: Connection, batch: RecordBatch, inserted: set[str]) -> None:
     """Queue the batch's new records for webhooks, in the transaction that inserted them."""
-    if orgs and inserted:
+    orgs = webhooks.enabled_orgs(conn) if inserted else frozenset()
+    if orgs:
         new = ((row[0], row[_ORG]) for row in batch.requests if row[0] in inserted)
         webhooks.add_to_outbox(conn, new, orgs)
 
@@ -419,7 +449,13 @@ def _settled(built: Built, inserted: set[str]) -> list[Settlement]:
     return [p.settlement for p in built.settlements if p.request_id in inserted]
 
 
-def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -> Writer:
+def make_writer(
+    settings: Settings,
+    engine: Engine,
+    *,
+    parallel: bool = False,
+    metrics: RecordMetrics | None = None,
+) -> Writer:
     """A writer configured from settings (used by the app and by the writer process)."""
     pricebook = make_pricebook(settings)
     if parallel:  # the writer process: load prices at start, not on the first record
@@ -434,4 +470,6 @@ def make_writer(settings: Settings, engine: Engine, *, parallel: bool = False) -
         charger=CentsCharger(engine, settings.redis_url),
         settler=BudgetSettler(settings.redis_url),
         pool_factory=(lambda: make_pool(settings)) if parallel else None,
+        metrics=metrics,
+        spans=make_span_export(settings, in_process=not parallel),
     )

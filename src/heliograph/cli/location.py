@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import click
 from alembic.script import ScriptDirectory
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -62,7 +63,22 @@ def settings_for(home: Path | None, database_url: str | None = None, **flags: An
     """Settings by the one rule: flags, then environment, then config.toml in the home."""
     if home is not None:
         home = home.expanduser().absolute()
-    return load_settings(home=home, database_url=database_url, **flags)
+    try:
+        return load_settings(home=home, database_url=database_url, **flags)
+    except ValidationError as exc:
+        raise click.ClickException(settings_problems(exc)) from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """A settings error as a person reads it: each bad setting, its environment variable, and
+    what is wrong (pydantic's own text, without its traceback and documentation link)."""
+    lines = ["invalid settings (flags, HELIOGRAPH_* variables or config.toml):"]
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        env = f"HELIOGRAPH_{str(error['loc'][0]).upper()}" if error["loc"] else ""
+        lines.append(f"  {name}{f' ({env})' if env else ''}: {message}")
+    return "\n".join(lines)
 
 
 def store_name(settings: Settings) -> str:

@@ -14,6 +14,7 @@ from heliograph.cli.prices import prices
 from heliograph.cli.serve import migrate_cmd, serve, settings_cmd
 from heliograph.cli.tail import tail
 from heliograph.cli.users import users
+from heliograph.cli.writer import writer_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +24,7 @@ def cli() -> None:
 
 
 cli.add_command(serve)
+cli.add_command(writer_cmd)
 cli.add_command(keys)
 cli.add_command(demo)
 cli.add_command(export)

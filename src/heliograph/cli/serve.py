@@ -20,6 +20,8 @@ from heliograph.httpserver import server_options
 from heliograph.jobs.process import jobs_main
 from heliograph.jobs.supervisor import Supervisor
 from heliograph.store.engine import current_revision
+from heliograph.telemetry import scrape
+from heliograph.telemetry.export import ExportSetupError, describe
 
 log = logging.getLogger("heliograph")
 
@@ -73,12 +75,31 @@ def serve(
         else:
             click.echo("  with the password from HELIOGRAPH_ADMIN_PASSWORD")
     click.echo(f"Store: {store_name(settings)} (home: {settings.home})")
+    try:  # the writer process exports; a setup that cannot work stops here, not there
+        otel = describe(settings)
+    except ExportSetupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if otel is not None:
+        click.echo(otel)
     # The writer runs beside the server, unless it is switched off (records then wait in the
     # spool until a server with a writer starts on the same home).
     writer = "off" if settings.writer == "off" else "external"
     if writer == "off":
         click.echo("Writer: off (HELIOGRAPH_WRITER=off): records stay in the spool.")
-    export_environment(settings.model_copy(update={"writer": writer, "auto_migrate": False}))
+    # Counters of the previous run go (prometheus_client's rule), unless a separate
+    # `heliograph writer` may be counting there now; the listener, if any, is this
+    # process's, so the gateway workers do not each try to bind its address.
+    if writer != "off":
+        scrape.reset_metrics_dir(settings.metrics_dir)
+    settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+    handed = {"writer": writer, "auto_migrate": False, "metrics_listen": None}
+    export_environment(settings.model_copy(update=handed))
+    listener = None
+    if settings.metrics_listen:
+        listener = scrape.start_listener(
+            settings.metrics_listen, scrape.scrape_registry(settings, None)
+        )
+        click.echo(f"Prometheus metrics: http://{settings.metrics_listen}/metrics (no auth)")
     supervisors = [Supervisor(writer_main, "writer")] if writer == "external" else []
     if settings.jobs == "on":
         supervisors.append(Supervisor(jobs_main, "jobs"))
@@ -103,6 +124,7 @@ def serve(
     finally:
         for supervisor in supervisors:
             supervisor.stop()
+        scrape.stop_listener(listener)
 
 
 @click.command("migrate")

@@ -80,9 +80,14 @@ class Policies:
             key = self._counter_key(ex, features.rate_limit)
             ex.end["rlk"] = key  # the writer charges this same counter (cents policies)
             decision = await ratelimit.check(self.state, features.rate_limit, key)
+            # The policy the client named speaks for the Helicone-RateLimit-* headers; a
+            # budget's (Heliograph-Budget-* stay) would have sent each of them twice.
+            ex.id_headers = [
+                h for h in ex.id_headers if not h[0].startswith(b"helicone-ratelimit-")
+            ]
             ex.extra_headers += decision.headers()
             if not decision.allowed:
-                msg = f"Rate limit exceeded: policy {features.rate_limit.raw!r}."
+                msg = f"{ratelimit.REFUSED_MESSAGE}{features.rate_limit.raw!r}."
                 await self._refuse(ex, 429, msg, "rate_limited")
                 return
         cache_key = None

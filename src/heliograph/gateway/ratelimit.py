@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from heliograph.gateway.features import RateLimitPolicy
 from heliograph.gateway.state import SharedState
 
+# How a refused request's record begins its error (the metrics count refusals by it).
+REFUSED_MESSAGE = "Rate limit exceeded: policy "
+
 log = logging.getLogger(__name__)
 
 

@@ -127,6 +127,13 @@ def _turns(body: dict[str, Any]) -> list[tuple[str, str]]:
     return turns
 
 
+def prompt_turns(body: Any) -> list[tuple[str, str]]:
+    """The prompt as (role, text) turns in order, system prompt first ([] if there is none)."""
+    if isinstance(body, str):
+        return [("user", body)]
+    return _turns(body) if isinstance(body, dict) else []
+
+
 def prompt_text(body: Any) -> str:
     """The prompt as ``role: text`` blocks separated by a blank line ('' if there is none)."""
     if isinstance(body, str):

@@ -41,11 +41,13 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def enabled_orgs(engine: Engine) -> frozenset[str]:
-    """Organizations with at least one enabled endpoint (the writer's cached lookup)."""
+def enabled_orgs(conn: Connection) -> frozenset[str]:
+    """Organizations with at least one enabled endpoint. The writer asks in each batch's
+    transaction: one small indexed query per batch (not per record), and an endpoint gets
+    every record stored after it was created (a cached answer lost those of its first
+    seconds)."""
     query = select(webhook_endpoints.c.org_id).where(webhook_endpoints.c.enabled.is_(True))
-    with engine.connect() as conn:
-        return frozenset(conn.execute(query.distinct()).scalars())
+    return frozenset(conn.execute(query.distinct()).scalars())
 
 
 def add_to_outbox(
@@ -201,25 +203,3 @@ def sync_config(engine: Engine, org_id: str, entries: list[dict[str, Any]]) -> N
                         updated_at=now,
                     )
                 )
-
-
-class OrgCache:
-    """``enabled_orgs``, re-read at most every ``refresh_s`` seconds (the writer's lookup:
-    one small query every few seconds, never one per record or per batch). If the store
-    cannot answer, the last answer stands; the batch that follows fails on its own anyway."""
-
-    def __init__(self, engine: Engine, refresh_s: float = 2.0) -> None:
-        self.engine = engine
-        self.refresh_s = refresh_s
-        self.orgs: frozenset[str] = frozenset()
-        self.read_at = float("-inf")
-
-    def get(self) -> frozenset[str]:
-        now = time.monotonic()
-        if now - self.read_at >= self.refresh_s:
-            self.read_at = now
-            try:
-                self.orgs = enabled_orgs(self.engine)
-            except Exception as exc:
-                log.warning("could not read which organizations have webhooks: %s", exc)
-        return self.orgs

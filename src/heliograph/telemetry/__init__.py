@@ -1,4 +1,4 @@
-"""Telemetry interop: OpenTelemetry spans in (OTLP ingest) and, beside it, metrics and export.
+"""Telemetry interop: Prometheus metrics, OpenTelemetry export, OTLP ingest.
 
 Ingest has two halves: ``otlp_decode`` and ``otlp_route`` run on the request path and only
 check, normalise and spool a batch; ``otlp_records``, ``otlp_genai`` and ``otlp_messages`` run

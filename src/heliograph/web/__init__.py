@@ -37,6 +37,7 @@ from heliograph.web import (
     sessions,
     settings_page,
     tasks,
+    traces_page,
     webhooks_page,
 )
 from heliograph.web.context import PASSWORD_PATH, REPLAY_FORM_BYTES, UI, Ctx, page
@@ -246,6 +247,8 @@ def routes() -> list[BaseRoute]:
         Route("/tasks", page(ui, tasks.tasks_page), methods=["GET"]),
         Route("/sessions", page(ui, sessions.sessions_page), methods=["GET"]),
         Route("/sessions/{session_id:path}", page(ui, sessions.session_page), methods=["GET"]),
+        Route("/traces", page(ui, traces_page.traces_page), methods=["GET"]),
+        Route("/traces/{trace_id}", page(ui, traces_page.trace_page), methods=["GET"]),
         Route("/settings", page(ui, settings_page.settings_page), methods=["GET"]),
         Route("/settings/openwebui", page(ui, openwebui_page.openwebui_page), methods=["GET"]),
         *_evaluation_routes(ui),
