@@ -157,6 +157,11 @@ def test_instrumented_app_traces_become_records_and_spans(
     assert {s["service"] for s in spans.values()} == {"trip-planner"}
     assert len(mock.requests) == 2  # the app's call and the gateway's: no batch went upstream
 
+    # The trace view: agent -> tool -> the LLM call, which opens its record.
+    tree = server.api(f"/api/v1/traces/{trace_id}").json()
+    got = [(n["span_id"], n["depth"], (n["request"] or {}).get("id")) for n in tree["nodes"]]
+    assert got == [(agent_id, 0, None), (tool_id, 1, None), (record["span_id"], 2, record["id"])]
+
 
 def test_malformed_batch_gets_400_and_nothing_is_stored(server: Heliograph) -> None:
     before = server.api("/api/v1/requests", source="otlp", limit=1000).json()["data"]
