@@ -60,6 +60,7 @@ from heliograph.gateway.routing import parse_route
 from heliograph.gateway.state import RedisState, SharedState, StoreState
 from heliograph.store.engine import make_engine, migrate
 from heliograph.telemetry import scrape
+from heliograph.telemetry.otlp_route import OtlpIngest, is_traces_route
 from heliograph.telemetry.prometheus import record_metrics
 from heliograph.web.headers import SecurityHeaders
 
@@ -85,6 +86,7 @@ class HeliographApp:
         self.settings = settings
         self.session_factory = session_factory or make_upstream_session
         self.gateway: Gateway | None = None
+        self.ingest: OtlpIngest | None = None
         self.upstreams = settings.resolved_upstreams()
         self.web = Starlette(
             routes=[
@@ -151,6 +153,7 @@ class HeliographApp:
         guard = BudgetGuard(ledger, settings.budget_reservation_ttl_s, settings.budget_unpriced)
         gateway.budgets = BudgetCheck(budget_cache, guard, pricebook, settings.budget_output_tokens)
         self.gateway = gateway
+        self.ingest = OtlpIngest(settings, keys, spool)
         state.gateway, state.pricebook = gateway, pricebook
         state.budgets, state.ledger = budget_cache, ledger
         tasks = [
@@ -181,7 +184,7 @@ class HeliographApp:
         try:
             yield
         finally:
-            self.gateway = None
+            self.gateway = self.ingest = None
             await gateway.policies.close()
             await gateway.watches.close()
             for task in tasks:
@@ -205,6 +208,9 @@ class HeliographApp:
                 await self.web(scope, receive, send)
                 return
             route = parse_route(path, self.upstreams)
+            if route is not None and self.ingest is not None and is_traces_route(route):
+                await self.ingest(scope, receive, send, route.key)  # OTLP ingest, not OpenAI
+                return
             if route is not None:
                 await self.gateway.handle(scope, receive, send, route)
                 return

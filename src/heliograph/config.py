@@ -430,6 +430,18 @@ class Settings(BaseSettings):
         description="Seconds one notification may take (webhook answer, SMTP session) before "
         "it counts as failed and is retried with exponential backoff.",
     )
+    otlp_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest OTLP trace batch accepted on /v1/traces, both as sent and after "
+        "gzip is undone (413 above).",
+    )
+    otlp_max_future_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How far in the future an ingested span may start or end (clock skew) "
+        "before it is rejected.",
+    )
 
     @field_validator("alerts", mode="before")
     @classmethod

@@ -24,17 +24,21 @@ from heliograph.budgets.settle import Pending, settlements_of
 from heliograph.capture.charges import Charge, charge_of
 from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.record import RecordRows, build_record, provider_of
+from heliograph.capture.spool import KIND_TRACES
 from heliograph.config import Settings
 from heliograph.pricing import GpuHourPrice, PriceBook, PriceOverride
 from heliograph.pricing.book import DEFAULT_LOCAL_PROVIDERS
 from heliograph.store.bodies import BodyPacker
 from heliograph.store.end_users import people_rows
 from heliograph.store.inserts import RecordBatch, pack_records
+from heliograph.telemetry.otlp_records import build_trace_rows
 
 log = logging.getLogger(__name__)
 
 Job = tuple[bytes, bytes, bytes | None, bytes]
-"""(start frame header, request body, end frame header or None if interrupted, response body)"""
+"""(start frame header, request body, end frame header or None if interrupted, response body);
+for a traces frame: (its header, its body, ``KIND_TRACES``, b"") - an end header is JSON, so
+the marker cannot be mistaken for one."""
 
 
 @dataclass(slots=True)
@@ -45,9 +49,11 @@ class Built:
     charges: list[Charge] = field(default_factory=list)
     settlements: list[Pending] = field(default_factory=list)
     last_used: dict[str, int] = field(default_factory=dict)
+    spans: list[dict[str, Any]] = field(default_factory=list)  # ingested OTLP spans' rows
 
     def extend(self, other: Built) -> None:
         self.batch.extend(other.batch)
+        self.spans += other.spans
         self.charges += other.charges
         self.settlements += other.settlements
         for key, ms in other.last_used.items():
@@ -63,15 +69,24 @@ class Builder:
         self.packer = BodyPacker()
 
     def build(self, jobs: list[Job]) -> Built:
-        records = [r for r in (self.record(job) for job in jobs) if r is not None]
+        records: list[RecordRows] = []
+        spans: list[dict[str, Any]] = []
+        for job in jobs:
+            if job[2] == KIND_TRACES:
+                rows = build_trace_rows(job[0], job[1], self.pricebook, self.packer, self.body_cap)
+                records += rows.records
+                spans += rows.spans
+            elif (record := self.record(job)) is not None:
+                records.append(record)
         out = Built(
+            spans=spans,
             batch=pack_records(
                 [r.request for r in records],
                 [r.body for r in records],
                 [p for r in records for p in r.properties],
                 [g for r in records for g in r.groups],
                 people_rows(r.person for r in records),
-            )
+            ),
         )
         for rec in records:
             charge = charge_of(rec)

@@ -1,4 +1,4 @@
-"""The spool's two frames, declared once: what the request path writes and the writer reads.
+"""The spool's frames, declared once: what the request path writes and the writer reads.
 
 A request leaves a *start* frame when it arrives and an *end* frame when it finishes (see
 ``capture/spool.py`` for the bytes around them). Their headers are JSON objects with short
@@ -95,6 +95,18 @@ class EndFrame(TypedDict, total=False):
     bnote: str  # budgets admitted unpriced or unchecked (ledger down), for the record
 
 
+class TraceFrame(TypedDict):
+    """Written by OTLP ingest: one batch of accepted spans, its body their JSON (``SpanData``
+    in ``telemetry/otlp_decode.py``). Complete in itself, so it needs no end frame."""
+
+    id: str  # the batch's id (UUIDv7), for logs
+    ts: float  # arrival, Unix seconds
+    org: str  # organization of the write key
+    key: str  # API key id
+    n: int  # spans in the body
+
+
 START_KEYS = frozenset(StartFrame.__annotations__)
 END_KEYS = frozenset(EndFrame.__annotations__)
 META_KEYS = frozenset(MetaFrame.__annotations__)
+TRACE_KEYS = frozenset(TraceFrame.__annotations__)

@@ -1,7 +1,7 @@
 """The durable spool: append-only files that stand between the request path and the store.
 
 The request path appends one *start* frame when a request arrives and one *end* frame when it
-finishes, each with a single ``os.write`` on an ``O_APPEND`` descriptor, so a SIGKILL can cut
+finishes (OTLP ingest appends one *traces* frame per accepted batch), each with a single ``os.write`` on an ``O_APPEND`` descriptor, so a SIGKILL can cut
 a request short but never loses what was written (the page cache survives the process). The
 writer reads frames back, pairs starts with ends, inserts records and trims what is committed.
 
@@ -34,6 +34,7 @@ MAGIC = b"HG1"
 FRAME_HEAD = struct.Struct("<3scIII")
 KIND_START = b"S"
 KIND_END = b"E"
+KIND_TRACES = b"T"  # a batch of ingested OTLP spans, complete in itself
 SEGMENT_SUFFIX = ".seg"
 OWNER_LOCK = "owner.lock"
 CHECKPOINT = "checkpoint"

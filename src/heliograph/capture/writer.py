@@ -36,7 +36,7 @@ from heliograph.capture.builder import (
     make_pricebook,
 )
 from heliograph.capture.charges import CentsCharger
-from heliograph.capture.spool import KIND_END, KIND_START, Position, SpoolDir
+from heliograph.capture.spool import KIND_END, KIND_START, KIND_TRACES, Position, SpoolDir
 from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
@@ -50,6 +50,7 @@ from heliograph.store.inserts import (
     split_batch,
 )
 from heliograph.store.salvage import refused, salvaged
+from heliograph.store.spans import insert_spans
 from heliograph.telemetry.export import Spans, make_span_export
 from heliograph.telemetry.prometheus import RecordMetrics
 
@@ -215,6 +216,8 @@ class Writer:
                     log.warning("spool %s: end without start for %s", state.spool.path, rid)
                     continue
                 jobs.append((start.header, start.body, frame.header, frame.body))
+            elif frame.kind == KIND_TRACES:
+                jobs.append((frame.header, frame.body, KIND_TRACES, b""))
         more = frames >= self.batch_size * 2
         if final and not more:
             for start in state.pending.values():
@@ -282,16 +285,18 @@ class Writer:
             self.spans = None
 
     def _commit(self, state: _DirState, built: Built, checkpoint: Position) -> None:
-        if built.batch.ids:
+        if built.batch.ids or built.spans:
             try:
                 with self.engine.begin() as conn:
                     inserted = insert_batch(conn, built.batch)
                     self._settle_in(conn, built, inserted)
                     _outbox(conn, built.batch, inserted)
+                    insert_spans(conn, built.spans)
             except Exception as exc:
                 if not refused(exc):
                     raise  # the store is unavailable: retried from the checkpoint
                 inserted = self._insert_each(built)
+                self._insert_spans_alone(built)
             try:
                 key_store.touch_keys(self.engine, built.last_used)
             except Exception as exc:
@@ -366,6 +371,20 @@ class Writer:
                     raise
                 log.error("record %s could not be stored at all and is dropped: %s", rid, again)
         return inserted
+
+    def _insert_spans_alone(self, built: Built) -> None:
+        """Ingested spans of a refused batch, apart from its records: kept if they go in."""
+        if not built.spans:
+            return
+        try:
+            with self.engine.begin() as conn:
+                insert_spans(conn, built.spans)
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            log.error(
+                "%d ingested spans refused by the store and dropped: %s", len(built.spans), exc
+            )
 
     def run(self, stop: threading.Event) -> None:
         """Drain until ``stop`` is set; back off while the store is unavailable."""
