@@ -325,6 +325,12 @@ def map_request(
     model = row.get("request_model") or row.get("model")
     analysis.model = clean(normalise_model(str(model)), 255) if model else None
     rmodel = row.get("response_model")
+    if (
+        not rmodel
+        and isinstance(response_body, dict)
+        and isinstance(response_body.get("model"), str)
+    ):
+        rmodel = response_body["model"]  # query-clickhouse leaves response_model out
     analysis.response_model = clean(normalise_model(str(rmodel)), 255) if rmodel else None
     analysis.prompt_tokens = _tokens(row, "prompt_tokens", notes)
     analysis.completion_tokens = _tokens(row, "completion_tokens", notes)
