@@ -33,10 +33,12 @@ ERROR_ID = "0b9e2f43-6d1a-4c33-8f5e-1a2b3c4d5e03"
 ALL_FILES = [
     PAGE,
     SAMPLES / "pages.jsonl",
-    SAMPLES / "dashboard.csv",
+    SAMPLES / "requests.csv",
     SAMPLES / "missing_columns.csv",
+    SAMPLES / "dashboard.csv",
+    SAMPLES / "dashboard.jsonl",
 ]
-STORED = 9  # 3 + 2 + 2 + 2 mappable rows in those files
+STORED = 12  # 3 + 2 + 2 + 2 + 2 + 1 mappable rows in those files
 
 
 def page_rows() -> list[dict[str, Any]]:
@@ -199,9 +201,9 @@ def test_a_non_uuid_id_is_kept_as_a_property() -> None:
 # --- reading files -----------------------------------------------------------------------
 
 
-def test_the_dashboard_csv_reads_as_the_objects_it_was_written_from() -> None:
-    items = list(read_file(SAMPLES / "dashboard.csv"))
-    assert [i.where for i in items] == ["dashboard.csv:2", "dashboard.csv:3"]
+def test_a_csv_of_request_rows_reads_as_the_objects_it_was_written_from() -> None:
+    items = list(read_file(SAMPLES / "requests.csv"))
+    assert [i.where for i in items] == ["requests.csv:2", "requests.csv:3"]
     row = items[0].row
     assert row is not None
     assert row["request_properties"]["Helicone-Session-Id"] == "sess-42"
@@ -210,6 +212,27 @@ def test_the_dashboard_csv_reads_as_the_objects_it_was_written_from() -> None:
     assert out.request["prompt_tokens"] == 24 and out.request["cost_nusd"] == 5400
     assert out.scores == {"helpfulness": 4.0} and out.feedback is not None and out.feedback[0]
     assert unpack(out.body["response_body"])["choices"][0]["message"]["content"] == "Paris."
+
+
+def test_the_dashboards_requests_export_maps_like_the_api_rows() -> None:
+    """The Requests page exports MappedLLMRequest objects (CSV or JSONL), not API rows."""
+    csv_rows = [i.row for i in read_file(SAMPLES / "dashboard.csv")]
+    assert len(csv_rows) == 2 and csv_rows[0] is not None and csv_rows[1] is not None
+    shown, api = mapped(csv_rows[0]), mapped(page_rows()[0])
+    assert shown.request["id"] == "3e0e2f43-6d1a-4c33-8f5e-1a2b3c4d5e31"
+    same = ("created_at", "provider", "endpoint", "model", "response_model", "stream", "status")
+    same += ("latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_nusd")
+    same += ("user_id", "session_id", "session_path", "session_name", "properties")
+    assert {k: shown.request[k] for k in same} == {k: api.request[k] for k in same}
+    assert shown.scores == api.scores and shown.feedback == api.feedback
+    assert unpack(shown.body["response_body"]) == unpack(api.body["response_body"])
+    assert shown.ignored == ["country_code"]
+    error = mapped(csv_rows[1]).request
+    assert (error["status"], error["state"]) == (429, "error")
+    (line,) = [i.row for i in read_file(SAMPLES / "dashboard.jsonl")]
+    assert line is not None
+    anthropic = mapped(line).request
+    assert (anthropic["provider"], anthropic["cost_nusd"]) == ("anthropic", 420_000)
 
 
 def test_json_lines_report_bad_lines_by_number_and_read_the_rest() -> None:
@@ -277,7 +300,7 @@ def test_import_stores_records_readable_through_the_api_once(gateway_any: LiveGa
 
     first = run_import(gw, ALL_FILES)
     s = first.summary
-    assert (s.read, s.stored, s.present) == (13, STORED, 0)
+    assert (s.read, s.stored, s.present) == (16, STORED, 0)
     assert s.skipped == {
         "missing request_id": 2,
         "bad or implausible request_created_at": 2,

@@ -20,7 +20,7 @@ from conftest import free_port
 pytestmark = pytest.mark.slow
 
 SAMPLES = Path(__file__).parent.parent / "samples" / "helicone"
-FILES = ["query_page.json", "pages.jsonl", "dashboard.csv"]
+FILES = ["query_page.json", "pages.jsonl", "requests.csv", "dashboard.csv", "dashboard.jsonl"]
 OPENAI_ID = "0b9e2f43-6d1a-4c33-8f5e-1a2b3c4d5e01"
 ANTHROPIC_ID = "0b9e2f43-6d1a-4c33-8f5e-1a2b3c4d5e02"
 CSV_ID = "1c0e2f43-6d1a-4c33-8f5e-1a2b3c4d5e11"
@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Heliograph]:
     imported = _import(first, *FILES)
     assert imported.returncode == 0, imported.stderr
     assert (
-        "Read 10 Helicone requests: 7 stored, 0 already present (skipped), 3 not mapped."
+        "Read 13 Helicone requests: 10 stored, 0 already present (skipped), 3 not mapped."
         in imported.stderr
     ), imported.stderr
     assert "malformed JSON line: 1 (e.g. pages.jsonl:2)" in imported.stderr
@@ -75,7 +75,7 @@ def test_imported_records_are_served_by_the_api(server: Heliograph) -> None:
     assert anthropic["cost_known"] and anthropic["cost_source"] != "helicone"
     listed = server.api("/api/v1/requests", source="helicone", limit=1000).json()["data"]
     assert {OPENAI_ID, ANTHROPIC_ID, CSV_ID} <= {r["id"] for r in listed}
-    assert len(listed) == 7
+    assert len(listed) == 10
     assert server.listed(OPENAI_ID, source="gateway") is None
     assert server.listed(CSV_ID, source="helicone", user_id="alice@example.com") is not None
 
@@ -92,6 +92,6 @@ def test_imported_records_show_on_a_filtered_requests_page(server: Heliograph) -
 def test_importing_again_while_serving_adds_nothing(server: Heliograph) -> None:
     again = _import(server, *FILES)
     assert again.returncode == 0, again.stderr
-    assert "7 already present (skipped)" in again.stderr and " 0 stored" in again.stderr
+    assert "10 already present (skipped)" in again.stderr and " 0 stored" in again.stderr
     listed = server.api("/api/v1/requests", source="helicone", limit=1000).json()["data"]
-    assert len(listed) == 7
+    assert len(listed) == 10

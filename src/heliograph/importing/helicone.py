@@ -6,8 +6,12 @@ The shapes come from Helicone's public source (github.com/Helicone/helicone):
   ``POST /v1/request/query`` and ``POST /v1/request/query-clickhouse`` return
   (``valhalla/jawn/src/controllers/public/requestController.ts``, typed
   ``Result<HeliconeRequest[], string>``, i.e. ``{"data": [...], "error": null}``);
-- ``web/components/shared/themed/table/exportButton.tsx``: the dashboard's export, the same
-  objects as JSONL, or as CSV with each nested object JSON-stringified before ``Papa.unparse``;
+- ``web/components/shared/themed/table/exportButton.tsx``: the dashboard's export, as JSONL,
+  or as CSV with each nested object JSON-stringified before ``Papa.unparse``. The Requests
+  page (``web/components/templates/requests/RequestsPage.tsx``, ``exportData``) hands it
+  ``MappedLLMRequest`` objects (``id``, ``model``, ``raw.request``/``raw.response``,
+  ``heliconeMetadata``), built by ``metaDataFromHeliconeRequest`` in
+  ``packages/llm-mapper/utils/getMappedContent.ts``: :func:`from_mapped` turns them back;
 - feedback is both ``feedback_rating`` and the score ``helicone-score-feedback`` (1 or 0), as
   ``valhalla/jawn/src/managers/score/ScoreManager.ts`` writes it;
 - sessions are the ``Helicone-Session-Id``/``-Path``/``-Name`` request properties.
@@ -128,6 +132,54 @@ class Mapped:
     feedback: tuple[bool, int] | None  # rating, when
     notes: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # fields with values and no column
+
+
+def from_mapped(row: dict[str, Any]) -> dict[str, Any]:
+    """A dashboard export row (``MappedLLMRequest``) as the ``HeliconeRequest`` it was
+    built from; any other row as it is."""
+    meta = _json(row.get("heliconeMetadata"))
+    if not isinstance(meta, dict):
+        return row
+    raw = _json(row.get("raw"))
+    raw = raw if isinstance(raw, dict) else {}
+    status = meta.get("status")
+    feedback = meta.get("feedback")
+    feedback = feedback if isinstance(feedback, dict) else {}
+    out = {name: meta.get(key) for key, name in _METADATA.items()}
+    return {
+        **out,
+        "request_id": meta.get("requestId") or row.get("id"),
+        "response_status": status.get("code") if isinstance(status, dict) else status,
+        "feedback_rating": feedback.get("rating"),
+        "feedback_created_at": feedback.get("createdAt"),
+        "request_model": row.get("model"),
+        "request_body": raw.get("request"),
+        "response_body": raw.get("response"),
+    }
+
+
+_METADATA = {  # heliconeMetadata key -> HeliconeRequest field
+    "createdAt": "request_created_at",
+    "path": "request_path",
+    "countryCode": "country_code",
+    "totalTokens": "total_tokens",
+    "promptTokens": "prompt_tokens",
+    "completionTokens": "completion_tokens",
+    "promptCacheWriteTokens": "prompt_cache_write_tokens",
+    "promptCacheReadTokens": "prompt_cache_read_tokens",
+    "latency": "delay_ms",
+    "user": "request_user_id",
+    "customProperties": "request_properties",
+    "cost": "cost",
+    "provider": "provider",
+    "timeToFirstToken": "time_to_first_token",
+    "scores": "scores",
+    "targetUrl": "target_url",
+    "promptId": "prompt_id",
+    "promptVersion": "prompt_version",
+    "requestReferrer": "request_referrer",
+    "cacheReferenceId": "cache_reference_id",
+}
 
 
 def record_id(raw: Any) -> str:
@@ -305,6 +357,7 @@ def map_request(
 ) -> Mapped:
     """The Heliograph rows of one Helicone request (raises :class:`Skip` if there are none)."""
     notes: list[str] = []
+    row = from_mapped(row)
     rid = record_id(row.get("request_id"))
     if row.get("request_created_at") in (None, ""):
         raise Skip("missing request_created_at")

@@ -6,8 +6,9 @@ Three shapes come out of Helicone (see :mod:`heliograph.importing.helicone` for 
   ``curl`` (one page per file, or one page per line when pages are appended);
 - JSON Lines of request objects (the dashboard's JSONL export, ``@helicone/export --format
   jsonl``), or a bare JSON list;
-- the dashboard's CSV export: one column per ``HeliconeRequest`` field, nested objects (bodies,
-  properties, scores) written as JSON text (``JSON.stringify`` then ``Papa.unparse``).
+- CSV: one column per field, nested objects (bodies, properties, scores, the dashboard's
+  ``raw`` and ``heliconeMetadata``) written as JSON text (``JSON.stringify`` then
+  ``Papa.unparse``).
 
 JSON Lines and CSV are streamed line by line and row by row. A file that is one JSON document
 spread over several lines (a pretty-printed page) is loaded whole: keep such files to a page
@@ -25,21 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-# Columns the dashboard's CSV holds as JSON text (objects and lists stringified).
-JSON_COLUMNS = frozenset(
-    {
-        "request_body",
-        "response_body",
-        "request_properties",
-        "properties",
-        "scores",
-        "llmSchema",
-        "asset_ids",
-        "asset_urls",
-        "assets",
-    }
-)
 
 
 @dataclass(slots=True)
@@ -199,13 +185,13 @@ def _csv_items(path: Path, binary: io.BufferedReader) -> Iterator[Item]:
 
 
 def _csv_row(raw: dict[str, str | None]) -> dict[str, Any]:
-    """A CSV row as the JSON object it was written from: empty cells are nulls, JSON cells
-    parsed (a cell that is not JSON stays text, and the mapping decides)."""
+    """A CSV row as the JSON object it was written from: empty cells are nulls, object and
+    list cells parsed (a cell that is not JSON stays text, and the mapping decides)."""
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if value is None or value == "":
             out[key] = None
-        elif key in JSON_COLUMNS and value[:1] in ("{", "["):
+        elif value[:1] in ("{", "["):
             try:
                 out[key] = orjson.loads(value)
             except orjson.JSONDecodeError:

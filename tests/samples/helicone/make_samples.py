@@ -3,8 +3,11 @@
 The objects follow ``interface HeliconeRequest`` in Helicone's packages/llm-mapper/types.ts
 as ``POST /v1/request/query-clickhouse`` fills it (valhalla/jawn/src/lib/stores/request/
 request.ts: ClickHouse times in UTC without a zone, ``cost`` in USD, scores a map); the CSV
-is what the dashboard's export button writes (web/components/shared/themed/table/
-exportButton.tsx: nested objects JSON-stringified, then Papa.unparse with CRLF line ends).
+writer is the dashboard's export button (web/components/shared/themed/table/exportButton.tsx:
+nested objects JSON-stringified, then Papa.unparse with CRLF line ends). ``requests.csv`` holds
+HeliconeRequest rows; ``dashboard.csv`` and ``dashboard.jsonl`` hold what the Requests page
+exports, MappedLLMRequest objects (web/components/templates/requests/RequestsPage.tsx,
+packages/llm-mapper/utils/getMappedContent.ts: metaDataFromHeliconeRequest).
 """
 
 from __future__ import annotations
@@ -189,11 +192,24 @@ def main() -> None:
             "feedback_rating": None,
         },
     ]
-    with (HERE / "dashboard.csv").open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+    _write_csv(HERE / "requests.csv", rows)
+    shown = [
+        mapped_request(
+            {
+                **OPENAI,
+                "request_id": "3e0e2f43-6d1a-4c33-8f5e-1a2b3c4d5e31",
+                "feedback_rating": True,
+            }
+        ),
+        mapped_request({**ERROR, "request_id": "3e0e2f43-6d1a-4c33-8f5e-1a2b3c4d5e32"}),
+    ]
+    _write_csv(HERE / "dashboard.csv", shown)
+    jsonl = [
+        mapped_request(
+            {**ANTHROPIC, "request_id": "3e0e2f43-6d1a-4c33-8f5e-1a2b3c4d5e41", "cost": 0.00042}
+        )
+    ]
+    (HERE / "dashboard.jsonl").write_text("\n".join(json.dumps(r) for r in jsonl))
     with (HERE / "missing_columns.csv").open("w", newline="") as out:
         out.write("request_id,request_created_at,provider,request_model,response_status\r\n")
         out.write(
@@ -201,6 +217,46 @@ def main() -> None:
         )
         out.write(",2025-03-13 10:00:01,OPENAI,gpt-4o-mini,200\r\n")
         out.write("2d0e2f43-6d1a-4c33-8f5e-1a2b3c4d5e22,2025-03-13 10:00:02\r\n")
+
+
+def mapped_request(row: dict) -> dict:
+    """The Requests page's row for a HeliconeRequest (functions in ``preview`` are dropped
+    by JSON.stringify)."""
+    status = "success" if row["response_status"] == 200 else "error"
+    return {
+        "_type": "anthropic-chat" if row["provider"] == "ANTHROPIC" else "openai-chat",
+        "id": row["request_id"],
+        "schema": {"request": {"model": row["request_model"], "messages": []}},
+        "preview": {"request": "...", "response": "...", "concatenatedMessages": []},
+        "model": row["request_model"],
+        "raw": {"request": row["request_body"], "response": row["response_body"]},
+        "heliconeMetadata": {
+            "requestId": row["request_id"],
+            "countryCode": row["country_code"],
+            "cost": row["cost"],
+            "createdAt": row["request_created_at"],
+            "path": row["request_path"],
+            "completionTokens": row["completion_tokens"],
+            "promptTokens": row["prompt_tokens"],
+            "totalTokens": row["total_tokens"],
+            "latency": row["delay_ms"],
+            "user": row["request_user_id"],
+            "customProperties": row["request_properties"],
+            "status": {"statusType": status, "code": row["response_status"]},
+            "feedback": {"createdAt": None, "id": None, "rating": row.get("feedback_rating")},
+            "provider": row["provider"],
+            "timeToFirstToken": row["time_to_first_token"],
+            "scores": row["scores"],
+        },
+    }
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in row.items()})
 
 
 def _cell(value: object) -> object:
