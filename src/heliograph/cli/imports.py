@@ -42,12 +42,14 @@ def helicone(
     home: Path | None,
     database_url: str | None,
 ) -> None:
-    """Import Helicone request exports: JSON pages of POST /v1/request/query (one page per
-    file, or per line), JSON Lines of requests, or the dashboard's CSV export.
+    """Import Helicone request exports: pages of POST /v1/request/query-clickhouse (or
+    /v1/request/query) saved as JSON (one page per file, or one per line), JSON Lines of
+    requests, CSV, or the dashboard's CSV or JSONL export.
 
     Each request keeps its Helicone id (importing twice adds nothing) and is marked
     source=helicone. Rows that cannot be mapped are counted in the summary, by reason, and
-    never stop the import. Exits 1 only if a file cannot be read at all."""
+    never stop the import. Exit status 1 only if a file cannot be read at all (missing, or
+    neither JSON nor CSV); the other files are still imported."""
     settings = settings_for(home, database_url)
     engine = open_store(settings)
     try:
