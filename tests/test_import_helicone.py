@@ -102,7 +102,7 @@ def test_an_openai_request_maps_every_column_helicone_has() -> None:
     assert (req["provider"], req["upstream"], req["endpoint"]) == (
         "openai",
         "openai",
-        "/v1/chat/completions",
+        "/chat/completions",  # as the gateway names it
     )
     assert (req["model"], req["response_model"], req["stream"]) == ("gpt-4o-mini",) * 2 + (True,)
     assert (req["status"], req["state"], req["error"]) == (200, "ok", None)
@@ -129,6 +129,7 @@ def test_without_a_helicone_cost_the_request_is_priced_and_anthropic_tokens_add_
     out = mapped(page_rows()[1], book=PriceBook())
     req = out.request
     assert (req["provider"], req["protocol"]) == ("anthropic", "anthropic")
+    assert req["endpoint"] == "/v1/messages"  # Anthropic's own path, as the gateway keeps it
     # Helicone's 100 input tokens leave out 1,000 cache reads and 100 cache writes.
     assert (req["prompt_tokens"], req["cached_tokens"], req["cache_write_tokens"]) == (
         1200,

@@ -327,14 +327,17 @@ def _rating(raw: Any) -> bool | None:
     return None
 
 
-def _endpoint(row: dict[str, Any]) -> str:
+def _endpoint(row: dict[str, Any], provider: str) -> str:
     path = row.get("request_path")
     if isinstance(path, str) and path.startswith("http"):
         path = "/" + path.split("://", 1)[1].split("/", 1)[-1]
     if not path and isinstance(row.get("target_url"), str):
         target = str(row["target_url"])
         path = "/" + target.split("://", 1)[-1].split("/", 1)[-1] if "/" in target else None
-    return str(clean(str(path or "/"), 255)).split("?", 1)[0] or "/"
+    path = str(clean(str(path or "/"), 255)).split("?", 1)[0] or "/"
+    if provider != "anthropic" and path.startswith("/v1/"):
+        path = path[3:]  # the gateway's OpenAI-protocol endpoints are named without /v1
+    return path
 
 
 def _state(status: int, response: Any) -> tuple[str, str | None]:
@@ -427,7 +430,7 @@ def map_request(
         "provider": provider,
         "upstream": provider,
         "method": "POST",
-        "endpoint": _endpoint(row),
+        "endpoint": _endpoint(row, provider),
         "model": analysis.model,
         "response_model": analysis.response_model,
         "stream": stream,
