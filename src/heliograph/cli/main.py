@@ -8,6 +8,7 @@ from heliograph.cli.datasets import datasets
 from heliograph.cli.demo import demo
 from heliograph.cli.experiment import experiment
 from heliograph.cli.export import export
+from heliograph.cli.imports import import_cmd
 from heliograph.cli.keys import keys
 from heliograph.cli.openwebui import openwebui
 from heliograph.cli.prices import prices
@@ -36,3 +37,4 @@ cli.add_command(users)
 cli.add_command(openwebui)
 cli.add_command(datasets)
 cli.add_command(experiment)
+cli.add_command(import_cmd)

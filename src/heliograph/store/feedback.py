@@ -54,6 +54,18 @@ def set_scores(engine: Engine, org_id: str, rid: str, scores: Mapping[str, float
     return True
 
 
+def add_annotations(
+    conn: Connection, feedback: list[dict[str, Any]], scores: list[dict[str, Any]]
+) -> None:
+    """Insert imported feedback and score rows in the caller's transaction; rows already
+    there are kept (an import never overwrites what was set since)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    for table, rows in ((request_feedback, feedback), (request_scores, scores)):
+        for i in range(0, len(rows), 500):
+            stmt = dialect.insert(table).values(rows[i : i + 500])
+            conn.execute(stmt.on_conflict_do_nothing())
+
+
 def annotations_for(
     conn: Connection, org_id: str | None, ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:

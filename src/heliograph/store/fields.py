@@ -137,7 +137,11 @@ FIELDS: tuple[Field, ...] = (
         requests.c.parent_span_id,
         "Span the request was made under: the client's traceparent, or the ingested parent",
     ),
-    _text("source", requests.c.source, "How the record arrived: gateway, or otlp (ingested)"),
+    _text(
+        "source",
+        requests.c.source,
+        "How the record arrived: gateway, otlp (ingested) or helicone (imported)",
+    ),
     _text(
         "session_id", requests.c.session_id, "Session (Helicone-Session-Id, or Open WebUI's chat)"
     ),

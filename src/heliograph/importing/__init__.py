@@ -1,0 +1,1 @@
+"""Bringing records in from other observability tools (today: Helicone's exports)."""
