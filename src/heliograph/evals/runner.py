@@ -79,6 +79,7 @@ class ExperimentRun:
         self.reserved = 0
         self.stop_reason: str | None = None
         self.stopped = asyncio.Event()
+        self.finished = asyncio.Event()
 
     async def _db(self, fn: Any, *args: Any) -> Any:
         return await asyncio.to_thread(fn, self.engine, *args)
@@ -119,9 +120,11 @@ class ExperimentRun:
                 await recovery
         finally:
             watcher.cancel()
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            # The flush loop ends by itself: cancelling it mid-write would drop the batch it
+            # holds from ``pending_cells`` while its thread is still saving it, and the
+            # experiment could read ``completed`` before its last cells.
+            self.finished.set()
+            await asyncio.shield(flusher)
             await asyncio.shield(self._flush())
             await self.waiter.close()
             await self.client.close()
@@ -316,8 +319,9 @@ class ExperimentRun:
             raise
 
     async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_S)
+        while not self.finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.finished.wait(), FLUSH_S)
             try:
                 await self._flush()
             except Exception:
