@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import LiveGateway, gateway_settings
 from heliograph.capture.writer import make_writer
 from heliograph.store.engine import make_engine
-from heliograph.store.schema import spans
+from heliograph.store.schema_ops import spans
 from otlp_support import SpanSpec, batch, chat_attributes, trace
 
 PER_BATCH = 500

@@ -16,7 +16,7 @@ from heliograph.alerts import definitions, evaluate, metrics
 from heliograph.alerts.definitions import DefinitionError
 from heliograph.store import alert_state, alerts
 from heliograph.store.rollups import HOUR_MS
-from heliograph.store.schema import alert_notifications
+from heliograph.store.schema_ops import alert_notifications
 from query_support import insert, row
 
 MIN = 60_000

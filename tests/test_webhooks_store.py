@@ -14,7 +14,7 @@ from heliograph.alerts.webhook_specs import check_endpoint
 from heliograph.store import orgs, webhooks
 from heliograph.store import webhook_queue as queue
 from heliograph.store.inserts import insert_batch, pack_records
-from heliograph.store.schema import webhook_deliveries, webhook_outbox
+from heliograph.store.schema_ops import webhook_deliveries, webhook_outbox
 from query_support import row
 
 

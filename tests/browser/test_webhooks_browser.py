@@ -21,7 +21,7 @@ from conftest import LiveGateway, gateway_settings
 from heliograph.store import webhook_queue as queue
 from heliograph.store import webhooks as store
 from heliograph.store.engine import make_engine
-from heliograph.store.schema import webhook_deliveries, webhook_endpoints
+from heliograph.store.schema_ops import webhook_deliveries, webhook_endpoints
 from mock_upstream import MockUpstream
 from web_support import PASSWORD, add_user
 

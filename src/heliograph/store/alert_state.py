@@ -21,7 +21,12 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, insert, or_, select, update
 
-from heliograph.store.schema import alert_channels, alert_events, alert_notifications, alert_rules
+from heliograph.store.schema_ops import (
+    alert_channels,
+    alert_events,
+    alert_notifications,
+    alert_rules,
+)
 
 CANDIDATES = 50
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from heliograph.store.filters import holds_nul
-from heliograph.store.schema import alert_channels, alert_events, alert_rules
+from heliograph.store.schema_ops import alert_channels, alert_events, alert_rules
 
 EVENTS_PAGE = 100
 

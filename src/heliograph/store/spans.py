@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Connection, Engine, select
 
-from heliograph.store.schema import spans
+from heliograph.store.schema_ops import spans
 
 SPAN_COLUMNS = tuple(c.name for c in spans.columns)
 _JSON = frozenset(c.name for c in spans.columns if isinstance(c.type, JSON))

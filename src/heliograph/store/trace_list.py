@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Engine, and_, case, cast, func, literal, select, union_all
 
 from heliograph.store.requests import iso_ms, usd
-from heliograph.store.schema import requests, spans
+from heliograph.store.schema import requests
+from heliograph.store.schema_ops import spans
 from heliograph.store.traces import FAILED, MS, operation
 
 MAX_LIST = 500

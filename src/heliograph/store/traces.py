@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from heliograph.store.requests import iso_ms, usd
-from heliograph.store.schema import requests, spans
+from heliograph.store.schema import requests
+from heliograph.store.schema_ops import spans
 
 MAX_NODES = 2000
 TRACE_ID = re.compile(r"[0-9a-f]{32}")

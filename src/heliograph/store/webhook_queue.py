@@ -26,7 +26,8 @@ from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 
 from heliograph.store import filter_params, filters
-from heliograph.store.schema import requests, webhook_deliveries, webhook_endpoints, webhook_outbox
+from heliograph.store.schema import requests
+from heliograph.store.schema_ops import webhook_deliveries, webhook_endpoints, webhook_outbox
 from heliograph.store.webhooks import now_ms
 
 log = logging.getLogger("heliograph.webhooks")

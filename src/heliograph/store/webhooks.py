@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from heliograph.store.schema import webhook_deliveries, webhook_endpoints, webhook_outbox
+from heliograph.store.schema_ops import webhook_deliveries, webhook_endpoints, webhook_outbox
 
 log = logging.getLogger("heliograph.webhooks")
 EDITABLE = ("name", "url", "filter", "secret", "enabled", "include_bodies")
