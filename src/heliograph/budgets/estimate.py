@@ -6,6 +6,11 @@ counter); output tokens are the request's own cap (``max_tokens``, ``max_complet
 ``budget_output_tokens`` setting. The cost is that usage at the model's price, from the same
 price book the writer uses, so the estimate is an upper bound whenever the request caps its
 output: the upstream cannot bill more output tokens than the cap.
+
+Counting is the dear part (a tokenizer call per request, and more for long prompts), and far
+from a budget's limit an exact count changes nothing: ``quick`` bounds the prompt by its size
+instead (a token is at least one byte, and the JSON around the messages outweighs the chat
+framing), and the guard asks for the exact count only when a budget's room is tight.
 """
 
 from __future__ import annotations
@@ -83,6 +88,12 @@ class Rates:
         return rates
 
 
+def countable_as_text(body: bytes) -> bool:
+    """Whether the body's tokens are all in its text (no image or audio parts, whose tokens
+    their bytes say nothing of)."""
+    return b"image" not in body and b"audio" not in body
+
+
 def prompt_tokens(body: bytes, doc: Mapping[str, Any], rest: str, model: str | None) -> int:
     """Prompt tokens, counted offline, never fewer than the upstream will bill.
 
@@ -92,7 +103,7 @@ def prompt_tokens(body: bytes, doc: Mapping[str, Any], rest: str, model: str | N
     Larger bodies, and bodies with images (whose bytes say nothing of their tokens), are
     walked message by message like the writer does.
     """
-    if len(body) <= WHOLE_BODY_BYTES and b"image" not in body and b"audio" not in body:
+    if len(body) <= WHOLE_BODY_BYTES and countable_as_text(body):
         return count_text_tokens(body.decode("utf-8", "replace"), model) + REPLY_PRIMING
     return estimate_prompt_tokens(doc, rest, model) or 0
 
@@ -106,8 +117,14 @@ def estimate(
     upstream: str,
     rates: Rates,
     default_output: int,
+    quick: bool = False,
 ) -> Estimate:
-    prompt = prompt_tokens(body, doc, rest, model)
+    """What the request may cost: ``quick`` bounds the prompt by the body's size (an upper
+    bound of the exact count, for text bodies) instead of counting it."""
+    if quick and countable_as_text(body):
+        prompt = len(body) + REPLY_PRIMING
+    else:
+        prompt = prompt_tokens(body, doc, rest, model)
     output = output_cap(doc, default_output)
     per_token = rates.per_token(provider, model, upstream)
     if per_token is None:

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -90,38 +90,52 @@ class BudgetGuard:
         facts: RequestFacts,
         amounts: Mapping[str, int | None],
         started: float,
+        refine: Callable[[], Mapping[str, int | None]] | None = None,
     ) -> Verdict:
         """Reserve for every budget that covers the request; ``amounts`` by unit (usd None:
-        no known price); ``started`` the request's wall-clock time."""
+        no known price); ``started`` the request's wall-clock time. ``refine``, when given,
+        makes exact amounts where ``amounts`` are a quick upper bound: asked once, as soon
+        as a budget is near its limit (room for fewer than ``LEASE_SHARE`` such requests)."""
         verdict = Verdict()
         taken: list[tuple[Budget, Lease, int]] = []
         notes: list[str] = []
         entries = verdict.entries
-        tightest: tuple[float, Budget, Lease, int] | None = None
-        spans = self._spans
+        tightest: tuple[float, Budget, Lease, Span] | None = None
+        spans, leases, now = self._spans, self.leases, self.clock()
         for budget in self._matching(budgets, facts):
             window = spans.get(budget.id)
             if window is None or not window.last <= started < window.resets_at:
                 window = spans[budget.id] = span(budget, started)
-            amount = amounts[budget.unit]
+            unit = budget.unit
+            amount = amounts[unit]
+            lease = leases.get(budget.id)
+            blocks = budget.action == "block"
+            if (
+                refine is not None
+                and blocks
+                and unit != "requests"
+                and amount  # None (unpriced) stays None; 0 needs no refining
+                and (lease is None or lease.room + lease.left < amount * LEASE_SHARE)
+            ):  # near the limit (or not known yet): reserve no more than the exact estimate
+                amounts, refine = refine(), None
+                amount = amounts[unit]
             if amount is None:  # a USD budget and a model with no known price
-                if budget.blocks and self.unpriced == "block":
+                if blocks and self.unpriced == "block":
                     self._give_back(taken)
                     verdict.refused = budget
                     verdict.message = _unpriced_message(budget, facts.model)
                     return verdict
                 notes.append(f"unpriced: {budget.name}")
-                entries.append([budget.id, None, window.wk, 0, budget.unit, window.last])
+                entries.append([budget.id, None, window.wk, 0, unit, window.last])
                 continue
-            if not budget.blocks:
-                entries.append([budget.id, None, window.wk, 0, budget.unit, window.last])
+            if not blocks:
+                entries.append([budget.id, None, window.wk, 0, unit, window.last])
                 continue
-            lease = self.leases.get(budget.id)
             if (  # the usual case: this worker's lease covers it, no await at all
                 lease is not None
                 and lease.wk == window.wk
                 and lease.left >= amount
-                and lease.expires > (now := self.clock())
+                and lease.expires > now
             ):
                 lease.left -= amount
                 lease.used_at = now
@@ -131,7 +145,7 @@ class BudgetGuard:
                 except Exception as exc:  # the ledger is down: admit, and say so
                     log.warning("budget %s unchecked (ledger unavailable): %s", budget.name, exc)
                     notes.append(f"unchecked: {budget.name}")
-                    entries.append([budget.id, None, window.wk, 0, budget.unit, window.last])
+                    entries.append([budget.id, None, window.wk, 0, unit, window.last])
                     continue
                 if lease is None:
                     self._give_back(taken)
@@ -139,12 +153,13 @@ class BudgetGuard:
                     verdict.message = refusal_message(budget, window, started)
                     return verdict
             taken.append((budget, lease, amount))
-            entries.append([budget.id, lease.hold_id, window.wk, amount, budget.unit, window.last])
+            entries.append([budget.id, lease.hold_id, window.wk, amount, unit, window.last])
             share = (lease.room + lease.left) / budget.limit if budget.limit else 0.0
             if tightest is None or share < tightest[0]:
-                tightest = (share, budget, lease, int(window.resets_at - started))
+                tightest = (share, budget, lease, window)
         if tightest is not None:
-            _, budget, lease, reset_s = tightest
+            _, budget, lease, window = tightest
+            reset_s = int(window.resets_at - started)
             static = self._headers.get(budget.id)
             if static is None or static[0] is not budget:  # new, or reloaded since
                 static = self._headers[budget.id] = (budget, static_headers(budget))

@@ -8,6 +8,8 @@ is later settled from agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -15,7 +17,7 @@ import orjson
 from heliograph.budgets.cache import BudgetCache
 from heliograph.budgets.estimate import Rates, estimate
 from heliograph.budgets.guard import BudgetGuard, Verdict
-from heliograph.budgets.rules import RequestFacts
+from heliograph.budgets.rules import Budget, RequestFacts
 from heliograph.capture.frames import MetaFrame
 from heliograph.gateway.headers import user_of
 from heliograph.pricing.book import PriceBook
@@ -23,6 +25,8 @@ from heliograph.providers import anthropic as anthropic_wire
 from heliograph.providers import ollama as ollama_wire
 from heliograph.providers import openai as openai_wire
 from heliograph.providers.openai import normalise_endpoint
+
+REQUESTS_ONLY: Mapping[str, int | None] = MappingProxyType({"requests": 1, "tokens": 0, "usd": 0})
 
 
 class BudgetCheck:
@@ -33,6 +37,7 @@ class BudgetCheck:
         self.guard = guard
         self.rates = Rates(prices)
         self.output_tokens = output_tokens
+        self._metered_by_org: dict[str, tuple[tuple[Budget, ...], bool]] = {}
 
     def applies(self, org_id: str, protocol: str, method: str, rest: str) -> bool:
         """Whether budgets are checked: the organization has some, and this is a model call
@@ -61,13 +66,29 @@ class BudgetCheck:
             upstream=upstream,
         )
         budgets = self.cache.for_org(org_id)
-        amounts: dict[str, int | None] = {"requests": 1, "tokens": 0, "usd": 0}
-        if any(b.unit != "requests" for b in budgets):
+        if not self._metered(org_id, budgets):
+            return await self.guard.check(budgets, facts, REQUESTS_ONLY, started)
+
+        def amounts(quick: bool) -> dict[str, int | None]:
             est = estimate(
-                body, doc, rest, model, provider, upstream, self.rates, self.output_tokens
+                body, doc, rest, model, provider, upstream, self.rates, self.output_tokens, quick
             )
-            amounts["tokens"], amounts["usd"] = est.tokens, est.cost_nusd
-        return await self.guard.check(budgets, facts, amounts, started)
+            return {"requests": 1, "tokens": est.tokens, "usd": est.cost_nusd}
+
+        return await self.guard.check(
+            budgets, facts, amounts(True), started, lambda: amounts(False)
+        )
+
+    def _metered(self, org_id: str, budgets: tuple[Budget, ...]) -> bool:
+        """Whether any of the organization's budgets counts tokens or dollars (asked once per
+        loaded set of budgets: a reload makes a new tuple)."""
+        known = self._metered_by_org.get(org_id)
+        if known is None or known[0] is not budgets:
+            known = self._metered_by_org[org_id] = (
+                budgets,
+                any(b.unit != "requests" for b in budgets),
+            )
+        return known[1]
 
 
 def model_call(protocol: str, method: str, rest: str) -> bool:
