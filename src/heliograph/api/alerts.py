@@ -10,7 +10,6 @@ returned: a channel shows a masked hint of each. Rows from ``config.toml`` are r
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +26,7 @@ from heliograph.alerts.definitions import (
     hint,
 )
 from heliograph.api.auth import require
-from heliograph.api.params import check_params
+from heliograph.api.params import check_params, id_param
 from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.store import alert_state
@@ -110,12 +109,7 @@ def event_api(row: dict[str, Any], deliveries: list[dict[str, Any]]) -> dict[str
 
 
 def _id(request: Request, what: str) -> str:
-    value: str = request.path_params["item_id"]
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise _missing(what, value) from None
-    return value
+    return id_param(request, "item_id", lambda value: _missing(what, value))
 
 
 def _missing(what: str, value: str) -> ApiError:

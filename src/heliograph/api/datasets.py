@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from heliograph.api.auth import require
 from heliograph.api.params import check_params
-from heliograph.api.prompts import DESCRIPTION_RULE, NAME, description_problem
+from heliograph.api.prompts import DESCRIPTION_RULE, NAME, description_problem, read_description
 from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.auth.keys import KeyInfo
@@ -142,14 +142,10 @@ async def update_dataset(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name = dataset_name(request)
-    doc = await read_json_object(request)
-    if set(doc) != {"description"}:
-        raise ApiError(400, 'body must be {"description": "..."}', "invalid_parameter")
-    if description_problem(doc["description"]):
-        raise ApiError(400, DESCRIPTION_RULE, "invalid_parameter")
+    description = await read_description(request)
     engine = request.app.state.engine
     done = await run_in_threadpool(
-        dataset_store.set_description, engine, info.org_id, name, doc["description"]
+        dataset_store.set_description, engine, info.org_id, name, description
     )
     row = await run_in_threadpool(dataset_store.get_dataset, engine, info.org_id, name)
     if not done or row is None:

@@ -13,7 +13,6 @@ not be scored, and when the sampler last looked.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from heliograph.api.auth import require
-from heliograph.api.params import check_params
+from heliograph.api.params import check_params, id_param
 from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.evals.online import RuleError, check_rule
@@ -68,12 +67,7 @@ def status_api(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def rule_id(request: Request) -> str:
-    value: str = request.path_params["rule_id"]
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise missing(value) from None
-    return value
+    return id_param(request, "rule_id", missing)
 
 
 def missing(value: str) -> ApiError:

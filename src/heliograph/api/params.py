@@ -8,7 +8,8 @@ than an error. Values are checked for NUL characters here too: no stored text ho
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import uuid
+from collections.abc import Callable, Collection
 
 from starlette.requests import Request
 
@@ -29,3 +30,14 @@ def check_params(request: Request, allowed: Collection[str], *, filters: bool = 
             f"unknown parameter {name[:100]!r}; this endpoint takes {', '.join(known)}",
             "unknown_parameter",
         )
+
+
+def id_param(request: Request, name: str, missing: Callable[[str], ApiError]) -> str:
+    """A path parameter that must be an id: anything else names nothing here (``missing``'s
+    404, the same answer as an id that does not exist)."""
+    value: str = request.path_params[name]
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise missing(value) from None
+    return value

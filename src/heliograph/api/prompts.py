@@ -53,6 +53,17 @@ def description_problem(value: object) -> bool:
     )
 
 
+async def read_description(request: Request) -> str:
+    """The body of a description update: exactly ``{"description": "..."}``, within the rule."""
+    doc = await read_json_object(request)
+    if set(doc) != {"description"}:
+        raise ApiError(400, 'body must be {"description": "..."}', "invalid_parameter")
+    if description_problem(doc["description"]):
+        raise ApiError(400, DESCRIPTION_RULE, "invalid_parameter")
+    description: str = doc["description"]
+    return description
+
+
 def _by(info: KeyInfo) -> str:
     """Who made a change, as stored: the key (the dashboard will add ``user:<id>``)."""
     return f"key:{info.id}"
@@ -295,14 +306,10 @@ async def update_prompt(request: Request) -> Response:
     info = await require(request, "admin")
     check_params(request, ())
     name = _prompt_name(request)
-    doc = await read_json_object(request)
-    if set(doc) != {"description"}:
-        raise ApiError(400, 'body must be {"description": "..."}', "invalid_parameter")
-    if description_problem(doc["description"]):
-        raise ApiError(400, DESCRIPTION_RULE, "invalid_parameter")
+    description = await read_description(request)
     engine = request.app.state.engine
     done = await run_in_threadpool(
-        prompt_store.set_description, engine, info.org_id, name, doc["description"]
+        prompt_store.set_description, engine, info.org_id, name, description
     )
     if not done:
         raise _missing(name)

@@ -8,7 +8,6 @@ organization's endpoint is answered as absent (404).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +17,7 @@ from starlette.routing import Route
 
 from heliograph.alerts.webhook_specs import EndpointError, check_endpoint, mask
 from heliograph.api.auth import require
-from heliograph.api.params import check_params
+from heliograph.api.params import check_params, id_param
 from heliograph.api.query import read_json_object
 from heliograph.api.responses import ApiError, JSONResponse
 from heliograph.store import webhook_queue as queue
@@ -68,12 +67,7 @@ def delivery_api(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def endpoint_id(request: Request) -> str:
-    value: str = request.path_params["endpoint_id"]
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise missing(value) from None
-    return value
+    return id_param(request, "endpoint_id", missing)
 
 
 def missing(value: str) -> ApiError:
