@@ -338,11 +338,16 @@ def sqlite_space(engine: Engine) -> Space | None:
 def incremental_vacuum(engine: Engine, pages: int) -> int:
     """Return up to ``pages`` free pages to the OS (auto_vacuum=INCREMENTAL only); answers
     how many went. Short steps, so the writer waits at most one step for the lock."""
-    with engine.connect() as conn:
-        before = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar_one())
-        conn.exec_driver_sql(f"PRAGMA incremental_vacuum({int(pages)})").all()
-        conn.commit()
-        after = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar_one())
+    raw = engine.raw_connection()
+    try:
+        dbapi = raw.driver_connection
+        assert dbapi is not None
+        before = int(dbapi.execute("PRAGMA freelist_count").fetchone()[0])
+        # executescript steps the pragma to its end; execute() would free a single page
+        dbapi.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+        after = int(dbapi.execute("PRAGMA freelist_count").fetchone()[0])
+    finally:
+        raw.close()
     return before - after
 
 
