@@ -45,6 +45,7 @@ class OrgResult:
 class VacuumResult:
     freed_bytes: int = 0
     note: str = ""
+    advice: str = ""  # what a person should know: space kept by the file
 
 
 def summary(result: OrgResult) -> str:
@@ -179,7 +180,7 @@ def reclaim(engine: Engine, full: bool = False) -> VacuumResult:
             "once to switch (it rewrites the file)"
         )
         log.info(note)
-        return VacuumResult(note=note)
+        return VacuumResult(note=note, advice=note)
     freed = 0
     while True:
         gone = store.incremental_vacuum(engine, VACUUM_STEP_PAGES)
