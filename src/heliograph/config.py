@@ -480,6 +480,13 @@ class Settings(BaseSettings):
         "between two batches.",
     )
 
+    @field_validator(
+        "retention_bodies_days", "retention_records_days", "retention_rollups_days", mode="before"
+    )
+    @classmethod
+    def _empty_days(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _check_retention(self) -> Settings:
         bodies, records = self.retention_bodies_days, self.retention_records_days
