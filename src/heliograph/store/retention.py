@@ -13,7 +13,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Engine,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from heliograph.store.rollups import DAILY_TABLES, PAIRS
@@ -160,7 +175,9 @@ def delete_bodies_batch(
         if not picked:
             return 0, None
         ids = [rid for _, rid in picked]
-        gone = conn.execute(delete(request_bodies).where(request_bodies.c.request_id.in_(ids)))
+        gone = conn.execute(
+            delete(request_bodies).where(_among(conn, request_bodies.c.request_id, ids))
+        )
     last = picked[-1]
     return gone.rowcount or 0, Cursor(last[0], last[1]) if len(picked) == limit else None
 
@@ -180,6 +197,14 @@ class Deleted:
             self.add(table, n)
 
 
+def _among(conn: Connection, column: Any, ids: list[str]) -> Any:
+    """``column`` is one of ``ids``: one array parameter on PostgreSQL (binding thousands of
+    separate parameters cost more than the delete itself), an IN list on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam("ids", ids, type_=ARRAY(String)))
+    return column.in_(ids)
+
+
 def delete_records_batch(engine: Engine, org_id: str, before_ms: int, limit: int) -> Deleted:
     """Delete the oldest ``limit`` records older than ``before_ms`` and everything keyed by
     their ids (bodies, properties, groups, feedback, scores, webhook outbox and deliveries,
@@ -190,12 +215,12 @@ def delete_records_batch(engine: Engine, org_id: str, before_ms: int, limit: int
         if not ids:
             return out
         for table in DEPENDENTS:
-            gone = conn.execute(delete(table).where(table.c.request_id.in_(ids)))
+            gone = conn.execute(delete(table).where(_among(conn, table.c.request_id, ids)))
             out.add(table.name, gone.rowcount or 0)
-        gone = conn.execute(delete(spans).where(spans.c.request_id.in_(ids)))
+        gone = conn.execute(delete(spans).where(_among(conn, spans.c.request_id, ids)))
         out.add(spans.name, gone.rowcount or 0)
         gone = conn.execute(
-            delete(requests).where(requests.c.org_id == org_id, requests.c.id.in_(ids))
+            delete(requests).where(requests.c.org_id == org_id, _among(conn, requests.c.id, ids))
         )
         out.add(requests.name, gone.rowcount or 0)
     return out
