@@ -72,6 +72,39 @@ def test_migrate_and_settings(tmp_path: Path) -> None:
     assert "HELIOGRAPH_PORT = 9999" in shown.stdout
 
 
+def test_retention_run_on_an_old_sqlite_file_and_its_vacuum(tmp_path: Path) -> None:
+    import sqlite3
+
+    from heliograph.store import orgs
+    from heliograph.store.retention import sqlite_space
+
+    with sqlite3.connect(tmp_path / "heliograph.db") as db:  # made before auto_vacuum was set
+        db.execute("CREATE TABLE old_filler (x TEXT)")
+    assert run(tmp_path, "migrate").returncode == 0
+    engine = make_engine(f"sqlite:///{tmp_path / 'heliograph.db'}")
+    orgs.create_org(engine, "acme")
+    engine.dispose()
+    unknown = run(tmp_path, "retention", "run", "--org", "nope")
+    assert unknown.returncode == 1 and "no organization named 'nope'" in unknown.stderr
+    plain = run(tmp_path, "retention", "run", HELIOGRAPH_RETENTION_RECORDS_DAYS="30")
+    assert plain.returncode == 0, plain.stderr
+    assert "Deleted acme: nothing" in plain.stdout
+    assert "not returned to the OS" in plain.stderr and "--vacuum" in plain.stderr
+    vacuumed = run(tmp_path, "retention", "run", "--vacuum")
+    assert vacuumed.returncode == 0, vacuumed.stderr
+    assert "not returned" not in vacuumed.stderr
+    engine = make_engine(f"sqlite:///{tmp_path / 'heliograph.db'}")
+    space = sqlite_space(engine)
+    engine.dispose()
+    assert space is not None and space.auto_vacuum == 2  # incremental from now on
+    shown = run(tmp_path, "retention", "show", HELIOGRAPH_RETENTION_BODIES_DAYS="7")
+    assert shown.returncode == 0, shown.stderr
+    assert "acme (" in shown.stdout and "bodies:  7 days (default)" in shown.stdout
+    bad = run(tmp_path, "retention", "show", HELIOGRAPH_RETENTION_BODIES_DAYS="70",
+              HELIOGRAPH_RETENTION_RECORDS_DAYS="7")  # fmt: skip
+    assert bad.returncode == 1 and "must be at least retention_bodies_days" in bad.stderr
+
+
 def test_serve_first_start_prints_keys_and_base_url_then_tail(
     tmp_path: Path, mock: MockUpstream
 ) -> None:

@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0021"
+    assert current_revision(engine) == "0022"
     assert "trace_id IS NOT NULL" in index_sql(engine, "ix_requests_org_trace")
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
@@ -127,7 +127,14 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     doc = {"name": "r", "metric": "requests", "window": "1h", "comparison": ">", "threshold": 1}
     rule = check_rule({**doc, "channels": ["hook"]}, alert_store.channel_refs(engine, "o1"))
     assert alert_store.create_rule(engine, "o1", rule, None)["state"] == "ok"
+    # retention (migration 0022): an override on the old organization, and its indexes
+    from heliograph.store import retention as retention_store
+
+    row = retention_store.set_override(engine, "o1", {"bodies_days": 7, "records_days": 30}, "t")
+    assert (row["bodies_days"], row["records_days"], row["rollups_days"]) == (7, 30, None)
+    assert "request_id IS NOT NULL" in index_sql(engine, "ix_spans_request")
+    assert retention_store.count_records(engine, "o1", now + 1) == 1
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0021"
+    assert current_revision(engine) == "0022"
     assert "trace_id IS NOT NULL" in index_sql(engine, "ix_requests_org_trace")
     engine.dispose()

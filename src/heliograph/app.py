@@ -39,6 +39,7 @@ from heliograph.api import openapi as openapi_api
 from heliograph.api import prompts as prompts_api
 from heliograph.api import query as query_api
 from heliograph.api import requests as requests_api
+from heliograph.api import retention as retention_api
 from heliograph.api import traces as traces_api
 from heliograph.api import webhooks as webhooks_api
 from heliograph.api.health import StoreWatch
@@ -102,6 +103,7 @@ class HeliographApp:
                 *analytics_api.routes,
                 *prompts_api.routes,
                 *budgets_api.routes,
+                *retention_api.routes,
                 *dataset_imports_api.routes,  # before datasets_api's items/{item_id}
                 *datasets_api.routes,
                 *experiments_api.routes,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -442,6 +442,60 @@ class Settings(BaseSettings):
         description="How far in the future an ingested span may start or end (clock skew) "
         "before it is rejected.",
     )
+
+    retention_bodies_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=36500,
+        description="Days request and response bodies are kept; older bodies are deleted by "
+        "the job process and the records stay. Empty or 0: kept for ever. An organization "
+        "may override it (API PUT /api/v1/retention, /settings/retention).",
+    )
+    retention_records_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=36500,
+        description="Days records are kept, with their bodies, properties, feedback, scores, "
+        "webhook deliveries and spans; at least retention_bodies_days. Empty or 0: kept for "
+        "ever. Rollups (dashboard totals) are not touched by it.",
+    )
+    retention_rollups_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=36500,
+        description="Days the hourly and daily rollups behind the dashboards are kept. Empty "
+        "or 0: kept for ever.",
+    )
+    retention_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86400,
+        description="Seconds between two retention passes of the job process.",
+    )
+    retention_batch_size: int = Field(
+        default=2000,
+        ge=1,
+        le=10000,
+        description="Records deleted per transaction by retention; the writer gets the store "
+        "between two batches.",
+    )
+
+    @field_validator(
+        "retention_bodies_days", "retention_records_days", "retention_rollups_days", mode="before"
+    )
+    @classmethod
+    def _empty_days(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        bodies, records = self.retention_bodies_days, self.retention_records_days
+        if bodies and records and records < bodies:
+            raise ValueError(
+                f"retention_records_days ({records}) must be at least retention_bodies_days "
+                f"({bodies}): a record's body is deleted with it anyway"
+            )
+        return self
 
     @field_validator("alerts", mode="before")
     @classmethod

@@ -343,6 +343,7 @@ def document() -> dict[str, Any]:
         openapi_experiments,
         openapi_online_eval,
         openapi_prompts,
+        openapi_retention,
         openapi_traces,
         openapi_webhooks,
     )
@@ -367,7 +368,8 @@ def document() -> dict[str, Any]:
         | openapi_experiments.paths()
         | openapi_webhooks.paths()
         | openapi_alerts.paths()
-        | openapi_traces.paths(),
+        | openapi_traces.paths()
+        | openapi_retention.paths(),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas()
@@ -379,7 +381,8 @@ def document() -> dict[str, Any]:
             | openapi_experiments.schemas()
             | openapi_webhooks.schemas()
             | openapi_alerts.schemas()
-            | openapi_traces.schemas(),
+            | openapi_traces.schemas()
+            | openapi_retention.schemas(),
         },
     }
 

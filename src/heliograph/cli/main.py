@@ -12,6 +12,7 @@ from heliograph.cli.imports import import_cmd
 from heliograph.cli.keys import keys
 from heliograph.cli.openwebui import openwebui
 from heliograph.cli.prices import prices
+from heliograph.cli.retention import retention
 from heliograph.cli.serve import migrate_cmd, serve, settings_cmd
 from heliograph.cli.tail import tail
 from heliograph.cli.users import users
@@ -38,3 +39,4 @@ cli.add_command(openwebui)
 cli.add_command(datasets)
 cli.add_command(experiment)
 cli.add_command(import_cmd)
+cli.add_command(retention)

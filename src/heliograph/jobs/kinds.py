@@ -16,10 +16,12 @@ def register_all(registry: Registry) -> Registry:
     from heliograph.budgets import jobs as budget_jobs
     from heliograph.evals import online
     from heliograph.evals import runner as experiment_runner
+    from heliograph.retention import jobs as retention_jobs
 
     experiment_runner.register(registry)
     online.register(registry)
     webhooks.register(registry)
     alert_jobs.register(registry)
     budget_jobs.register(registry)
+    retention_jobs.register(registry)
     return registry

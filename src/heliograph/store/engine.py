@@ -17,6 +17,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Only takes effect before the first table exists (a new file): freed pages can then be
+    # given back to the OS after retention (``PRAGMA incremental_vacuum``). An existing file
+    # keeps its mode until one full VACUUM (``heliograph retention run --vacuum``).
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")

@@ -627,5 +627,7 @@ budget_holds = Table(
 )
 Index("ix_budget_holds_budget", budget_holds.c.budget_id, budget_holds.c.wk)
 
-# The operations tables (webhooks, alerts, spans) register on ``metadata`` from their own module.
+# The operations tables (webhooks, alerts, spans) and the retention tables register on
+# ``metadata`` from their own modules.
 from heliograph.store import schema_ops as _ops  # noqa: E402, F401
+from heliograph.store import schema_retention as _retention  # noqa: E402, F401

@@ -97,6 +97,7 @@ Index(
 Index(
     "ix_webhook_deliveries_log", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.created_at
 )
+Index("ix_webhook_deliveries_request", webhook_deliveries.c.request_id)  # retention (0022)
 
 # ---- Alerts (migration 0019): rules over the rollups, channels, history, an outbox ------------
 # A rule's state changes with one guarded UPDATE (its ``version``), in the transaction that
@@ -218,3 +219,10 @@ spans = Table(
     Column("created_at", BigInteger, nullable=False),  # when it was stored, ms (retention)
 )
 Index("ix_spans_org_start", spans.c.org_id, spans.c.start_ns)
+Index("ix_spans_org_created", spans.c.org_id, spans.c.created_at)  # retention (0022)
+Index(  # retention deletes a record's spans with it (0022)
+    "ix_spans_request",
+    spans.c.request_id,
+    sqlite_where=spans.c.request_id.is_not(None),
+    postgresql_where=spans.c.request_id.is_not(None),
+)

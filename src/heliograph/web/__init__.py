@@ -31,6 +31,7 @@ from heliograph.web import (
     replay,
     request_detail,
     request_pages,
+    retention_page,
     review,
     save_prompt,
     scores,
@@ -126,6 +127,14 @@ def _budget_routes(ui: UI) -> list[BaseRoute]:
         Route(f"{one}/edit", page(ui, budgets_page.edit_page), methods=["GET"]),
         Route(one, page(ui, budgets_page.update_action, admin=True), methods=["POST"]),
         Route(f"{one}/delete", page(ui, budgets_page.delete_action, admin=True), methods=["POST"]),
+    ]
+
+
+def _retention_routes(ui: UI) -> list[BaseRoute]:
+    here = "/settings/retention"
+    return [
+        Route(here, page(ui, retention_page.retention_page), methods=["GET"]),
+        Route(here, page(ui, retention_page.save_action, admin=True), methods=["POST"]),
     ]
 
 
@@ -254,6 +263,7 @@ def routes() -> list[BaseRoute]:
         *_evaluation_routes(ui),
         *_webhook_routes(ui),
         *_budget_routes(ui),
+        *_retention_routes(ui),
         *_alert_routes(ui),
         Route(
             "/settings/keys",

@@ -9,12 +9,15 @@ refused (bad JSON, an upstream that cannot take the request): then it holds the 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from starlette.responses import Response
 
+from heliograph.retention.policy import effective
 from heliograph.store import analytics, filter_params, search
+from heliograph.store import retention as retention_store
 from heliograph.store.requests import get_request
 from heliograph.store.selection import RequestFilter
 from heliograph.web import chat, columns, names
@@ -109,6 +112,21 @@ def model_choices(ctx: Ctx) -> dict[str, list[str]]:
     return out
 
 
+def bodies_note(ctx: Ctx, row: dict[str, Any]) -> str:
+    """Why a record has no body, when it has none: retention deleted it, or none was kept."""
+    if row.get("request_body") is not None or row.get("response_body") is not None:
+        return ""
+    if row.get("request_headers"):
+        return ""  # the bodies row is there: the request simply had no body
+    override = retention_store.get_override(ctx.engine, ctx.org_id)
+    days = effective(ctx.settings, override).bodies_days
+    created = dt.datetime.fromisoformat(str(row["created_at"]).replace("Z", "+00:00"))
+    age_days = (dt.datetime.now(dt.UTC) - created).total_seconds() / 86400
+    if days is not None and age_days > days:
+        return f"Body deleted by retention: this organization keeps bodies {days} days."
+    return "No body is stored for this record."
+
+
 async def render_detail(
     ctx: Ctx, row: dict[str, Any], form: ReplayForm | None = None, status: int = 200
 ) -> Response:
@@ -144,6 +162,7 @@ async def render_detail(
             for r in around["replays"]
         ],
         replay_of=row.get("properties", {}).get("replay_of"),
+        bodies_note=await ctx.run(bodies_note, ctx, row),
         prompt=chat.conversation(row.get("request_body")),
         tools=chat.tool_names(row.get("request_body")),
         answer=chat.output(row.get("response_body")),
