@@ -18,18 +18,20 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import orjson
 from genai_prices import Usage, calc_price
 
+from conftest import free_port
 from mock_upstream import MockServer, Received
 from serve_process import ServeProcess
 
 RECORD_TIMEOUT = 20.0
+T = TypeVar("T")
 
 
 def heliograph_command() -> list[str]:
@@ -136,6 +138,15 @@ class Heliograph(ServeProcess):
             timeout=15,
         )
 
+    def admin_request(
+        self, method: str, path: str, body: Any = None, **kwargs: Any
+    ) -> httpx.Response:
+        """``method path`` on the server with the admin key, ``body`` (if any) sent as JSON;
+        ``kwargs`` go to ``httpx.request`` (``headers`` join the Authorization one; timeout 15 s)."""
+        headers = {"Authorization": f"Bearer {self.admin_key}", **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", 15)
+        return httpx.request(method, self.base_url + path, json=body, headers=headers, **kwargs)
+
     def record(self, rid: str, timeout: float = RECORD_TIMEOUT) -> dict[str, Any]:
         """The stored record with bodies and headers, once the writer has stored it."""
         deadline = time.monotonic() + timeout
@@ -162,6 +173,53 @@ class Heliograph(ServeProcess):
         if key_in_path:
             return f"{self.base_url}/{prefix}/{self.write_key}"
         return f"{self.base_url}/{prefix}"
+
+
+def admin_env(email: str, password: str) -> dict[str, str]:
+    """The first dashboard admin, as the README sets it: HELIOGRAPH_ADMIN_EMAIL / _PASSWORD."""
+    return {"HELIOGRAPH_ADMIN_EMAIL": email, "HELIOGRAPH_ADMIN_PASSWORD": password}
+
+
+@contextlib.contextmanager
+def serving(
+    home: Path, env: dict[str, str] | None = None, *, workers: int = 1
+) -> Iterator[Heliograph]:
+    """`heliograph serve` on a free port with its data in ``home``, started for the block and
+    stopped when it ends (the body of a module's ``serve`` fixture)."""
+    server = Heliograph(home, free_port(), workers=workers, env=env)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Stoppable)
+
+
+@contextlib.contextmanager
+def stopping(started: S) -> Iterator[S]:
+    """``started`` (mocks, receivers: anything already started with a ``stop()``), stopped
+    when the block ends however it ends."""
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def wait_for(what: str, check: Callable[[], T], timeout: float = 30.0) -> T:
+    """The first truthy answer of ``check`` (asked every 0.2 s); fails naming ``what`` when
+    none came within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def new_id() -> str:

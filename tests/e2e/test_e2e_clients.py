@@ -23,6 +23,7 @@ import orjson
 import pytest
 from e2e_harness import (
     Heliograph,
+    admin_env,
     assert_never_stored,
     dashboard_login,
     genai_cost,
@@ -30,6 +31,7 @@ from e2e_harness import (
     model_badges,
     new_id,
     received,
+    stopping,
 )
 
 from conftest import create_pg_database, free_port
@@ -115,8 +117,7 @@ class Mocks:
             "HELIOGRAPH_UPSTREAM_BOXLLM_URL": self.myllm.url,
             "HELIOGRAPH_UPSTREAM_BOXLLM_LOCAL": "true",
             "HELIOGRAPH_MAX_STORED_BODY_BYTES": str(STORED_BODY_CAP),
-            "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-            "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
         }
 
     def stop(self) -> None:
@@ -126,11 +127,8 @@ class Mocks:
 
 @pytest.fixture(scope="module")
 def mocks() -> Iterator[Mocks]:
-    started = Mocks()
-    try:
+    with stopping(Mocks()) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module", params=["workers=1", "workers=2", "workers=2,postgresql"], ids=str)

@@ -27,6 +27,7 @@ from e2e_harness import (
     new_id,
     received,
     serving_pid,
+    stopping,
 )
 
 from conftest import free_port
@@ -86,11 +87,8 @@ discount_percent = 20
 
 @pytest.fixture(scope="module")
 def mocks() -> Iterator[Mocks]:
-    started = Mocks()
-    try:
+    with stopping(Mocks()) as started:
         yield started
-    finally:
-        started.stop()
 
 
 class TomlServer(Heliograph):

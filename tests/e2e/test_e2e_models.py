@@ -18,9 +18,8 @@ from typing import Any
 import ollama
 import openai
 import pytest
-from e2e_harness import Heliograph, dashboard_login, marker, new_id
+from e2e_harness import Heliograph, admin_env, dashboard_login, marker, new_id, serving
 
-from conftest import free_port
 from heliograph.web.format import pct, tokens, usd
 from mock_ollama import MockOllama
 from mock_upstream import MockUpstream
@@ -41,11 +40,8 @@ def cloud() -> Iterator[MockUpstream]:
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[MockOllama]:
-    mock = MockOllama().start()
-    try:
+    with MockOllama() as mock:
         yield mock
-    finally:
-        mock.stop()
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +53,10 @@ def server(
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": cloud.url,
         "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",  # the mock stands for the cloud API
         "HELIOGRAPH_UPSTREAM_OLLAMA_URL": local.base_url,
-        "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
     }
-    serve = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as serve:
         yield serve
-    finally:
-        serve.stop()
 
 
 def headers(rid: str, user: str, **extra: str) -> dict[str, str]:

@@ -17,13 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph, new_id
+from e2e_harness import Heliograph, admin_env, new_id, serving, stopping
 
 from browser_support import Watch, chromium_browser, screenshot
-from conftest import free_port
 from mock_upstream import MockUpstream
 from webhook_receiver import Receiver
 
@@ -46,11 +44,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    hooks = Receiver().start()
-    try:
+    with stopping(Receiver().start()) as hooks:
         yield hooks
-    finally:
-        hooks.stop()
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +71,12 @@ secret = "${{OPS_HOOK_SECRET}}"
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": mock.url,
         "HELIOGRAPH_KEY_REFRESH_INTERVAL": str(REFRESH),
-        "HELIOGRAPH_ADMIN_EMAIL": EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": PASSWORD,
+        **admin_env(EMAIL, PASSWORD),
         "HELIOGRAPH_ALERTS_INTERVAL_S": "1",
         "OPS_HOOK_SECRET": "ops-signing-secret",
     }
-    server = Heliograph(home, free_port(), workers=2, env=env).start()
-    try:
+    with serving(home, env, workers=2) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +94,7 @@ def chat(serve: Heliograph, user: str, **headers: str) -> str:
 
 
 def api(serve: Heliograph, path: str) -> Any:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    resp = httpx.get(serve.base_url + path, headers=headers, timeout=15)
+    resp = serve.admin_request("GET", path)
     assert resp.status_code == 200, resp.text
     return resp.json()
 

@@ -11,13 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
-from e2e_harness import Heliograph, new_id, serving_pid
+from e2e_harness import Heliograph, new_id, serving, serving_pid
 
-from conftest import free_port
 from mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -48,16 +46,12 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
         "HELIOGRAPH_KEY_REFRESH_INTERVAL": str(REFRESH),
     }
-    server = Heliograph(home, free_port(), workers=2, env=env).start()
-    try:
+    with serving(home, env, workers=2) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def admin(serve: Heliograph, method: str, path: str, body: Any) -> None:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    resp = httpx.request(method, serve.base_url + path, json=body, headers=headers, timeout=15)
+    resp = serve.admin_request(method, path, body)
     assert resp.status_code < 300, resp.text
 
 

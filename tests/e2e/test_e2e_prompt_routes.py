@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import ollama
 import openai
 import orjson
 import pytest
-from e2e_harness import Heliograph, new_id, serving_pid
+from e2e_harness import Heliograph, new_id, serving_pid, stopping
 
 from conftest import free_port
 from mock_anthropic import MockAnthropic
@@ -50,15 +49,15 @@ class Mocks:
             "HELIOGRAPH_KEY_REFRESH_INTERVAL": str(REFRESH),
         }
 
+    def stop(self) -> None:
+        for mock in self.all:
+            mock.stop()
+
 
 @pytest.fixture(scope="module")
 def mocks() -> Iterator[Mocks]:
-    started = Mocks()
-    try:
+    with stopping(Mocks()) as started:
         yield started
-    finally:
-        for mock in started.all:
-            mock.stop()
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +77,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory, mocks: Mocks) -> Iterator[He
 
 
 def admin(serve: Heliograph, method: str, path: str, body: Any) -> None:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    resp = httpx.request(method, serve.base_url + path, json=body, headers=headers, timeout=15)
+    resp = serve.admin_request(method, path, body)
     assert resp.status_code < 300, resp.text
 
 

@@ -77,13 +77,7 @@ def chat(
 
 
 def admin(server: Heliograph, method: str, path: str, body: Any = None) -> Any:
-    resp = httpx.request(
-        method,
-        server.base_url + path,
-        json=body,
-        headers={"Authorization": f"Bearer {server.admin_key}"},
-        timeout=15,
-    )
+    resp = server.admin_request(method, path, body)
     assert resp.status_code < 300, resp.text
     return resp.json()
 
