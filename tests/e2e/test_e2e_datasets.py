@@ -16,7 +16,7 @@ import orjson
 import pytest
 from e2e_harness import Heliograph, admin_env, new_id, serving
 
-from browser_support import Watch, chromium_browser, screenshot
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -127,9 +127,7 @@ def test_adding_requests_rows_in_chromium(serve: Heliograph, browser: Any) -> No
     watch = Watch(page)
     try:
         page.goto(serve.base_url + "/login")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, EMAIL, PASSWORD)
         page.wait_for_url(re.compile(r"/$|/settings/password"))
         page.goto(serve.base_url + "/requests")
         for rid in ids:

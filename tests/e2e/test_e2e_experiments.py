@@ -25,7 +25,7 @@ import httpx
 import pytest
 from e2e_harness import Heliograph, admin_env, serving
 
-from browser_support import Watch, chromium_browser, screenshot
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -164,9 +164,7 @@ def login(browser: Any, serve: Heliograph) -> Any:
     page = context.new_page()
     page.watch = Watch(page)
     page.goto("/login")
-    page.fill("input[name=email]", ADMIN_EMAIL)
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     page.wait_for_url(lambda url: "/login" not in url)
     return page
 

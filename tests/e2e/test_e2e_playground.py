@@ -20,7 +20,7 @@ import orjson
 import pytest
 from e2e_harness import Heliograph, admin_env, assert_never_stored, serving
 
-from browser_support import Watch, chromium_browser, screenshot
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from mock_ollama import MockOllama
 from mock_upstream import DEFAULT_TEXT, MockUpstream
 
@@ -88,9 +88,7 @@ def test_playground_runs_two_versions_and_a_run_is_saved_as_a_version(
     watch = Watch(page)
     try:
         page.goto(f"/prompts/{NAME}/playground")
-        page.fill("input[name=email]", ADMIN_EMAIL)
-        page.fill("input[name=password]", ADMIN_PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
         page.wait_for_url(f"**/prompts/{NAME}/playground")
         page.fill("textarea[name='input.text']", f"{HOSTILE} and {HOSTILE_ATTR}")
         page.select_option("#a-ref", "v1")

@@ -18,7 +18,7 @@ import openai
 import pytest
 from e2e_harness import Heliograph, admin_env, new_id, serving
 
-from browser_support import Watch, chromium_browser, screenshot
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from heliograph.web.format import pct, usd
 from mock_upstream import MockUpstream
 
@@ -132,9 +132,7 @@ def test_prompt_pages_in_the_browser(serve: Heliograph, browser: Any) -> None:
     watch = Watch(page)
     try:
         page.goto(serve.base_url + "/login")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, EMAIL, PASSWORD)
         page.wait_for_url(serve.base_url + "/")
 
         # the list, reached from the top navigation
