@@ -10,6 +10,7 @@ key, waiting (boundedly) for the writer process to store them.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import socket
@@ -327,6 +328,66 @@ def _socket_inode(server_port: int, client_port: int) -> str | None:
             if cols[1].endswith(want_local) and cols[2].endswith(want_remote):
                 return cols[9]
     return None
+
+
+def worker_of(server: Heliograph, conn: http.client.HTTPConnection) -> int:
+    """The process of the server that accepted ``conn`` (call it while the connection is open)."""
+    assert conn.sock is not None
+    pid = serving_pid(server, conn.sock)
+    assert pid is not None, "no process of the server holds the connection"
+    return pid
+
+
+def post_chat(
+    conn: http.client.HTTPConnection,
+    server: Heliograph,
+    body: bytes,
+    api_key: str,
+    *,
+    may_close_early: bool = False,
+) -> int:
+    """POST ``body`` (JSON) to the OpenAI chat route, write key in the path, on ``conn``; the
+    status. ``may_close_early``: the server may answer and close before the whole body is sent."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
+    path = f"/v1/{server.write_key}/chat/completions"
+    if may_close_early:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.request("POST", path, body=body, headers=headers)
+    else:
+        conn.request("POST", path, body=body, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def answers_by_worker(
+    server: Heliograph,
+    ask: Callable[[http.client.HTTPConnection], tuple[int, T]],
+    *,
+    each: int = 2,
+    timeout: float = 60.0,
+    pause: float = 0.0,
+) -> dict[int, list[T]]:
+    """``ask`` on fresh connections until every worker process answered ``each`` times: the
+    answers by worker pid. ``ask`` sends on the connection and returns (``worker_of`` the
+    connection, its answer). Connections stay open until the end, so that the next one may go
+    to another worker; gives up after ``timeout`` seconds (the caller asserts on what it got)."""
+    seen: dict[int, list[T]] = {}
+    conns: list[http.client.HTTPConnection] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            conns.append(conn)
+            pid, answer = ask(conn)
+            seen.setdefault(pid, []).append(answer)
+            if len(seen) >= server.workers and min(len(v) for v in seen.values()) >= each:
+                break
+            time.sleep(pause)
+    finally:
+        for conn in conns:
+            conn.close()
+    return seen
 
 
 def serving_pid(server: Heliograph, sock: socket.socket) -> int | None:
