@@ -28,7 +28,8 @@ import orjson
 from genai_prices import Usage, calc_price
 
 from conftest import free_port
-from mock_upstream import MockServer, Received
+from mock_ollama import MockOllama
+from mock_upstream import MockServer, MockUpstream, Received
 from serve_process import ServeProcess
 
 RECORD_TIMEOUT = 20.0
@@ -179,6 +180,21 @@ class Heliograph(ServeProcess):
 def admin_env(email: str, password: str) -> dict[str, str]:
     """The first dashboard admin, as the README sets it: HELIOGRAPH_ADMIN_EMAIL / _PASSWORD."""
     return {"HELIOGRAPH_ADMIN_EMAIL": email, "HELIOGRAPH_ADMIN_PASSWORD": password}
+
+
+def cloud_and_ollama_env(
+    cloud: MockUpstream, local: MockOllama, openai_key: str | None = None
+) -> dict[str, str]:
+    """README's variables for two upstreams: OpenAI at ``cloud``, declared a cloud API (so it
+    is priced), with ``openai_key`` as the server's key if given; Ollama at ``local``."""
+    env = {
+        "HELIOGRAPH_UPSTREAM_OPENAI_URL": cloud.url,
+        "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",
+        "HELIOGRAPH_UPSTREAM_OLLAMA_URL": local.base_url,
+    }
+    if openai_key is not None:
+        env["HELIOGRAPH_UPSTREAM_OPENAI_API_KEY"] = openai_key
+    return env
 
 
 @contextlib.contextmanager

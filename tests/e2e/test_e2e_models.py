@@ -18,7 +18,15 @@ from typing import Any
 import ollama
 import openai
 import pytest
-from e2e_harness import Heliograph, admin_env, dashboard_login, marker, new_id, serving
+from e2e_harness import (
+    Heliograph,
+    admin_env,
+    cloud_and_ollama_env,
+    dashboard_login,
+    marker,
+    new_id,
+    serving,
+)
 
 from heliograph.web.format import pct, tokens, usd
 from mock_ollama import MockOllama
@@ -49,12 +57,8 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, cloud: MockUpstream, local: MockOllama
 ) -> Iterator[Heliograph]:
     home: Path = tmp_path_factory.mktemp("models-home")
-    env = {
-        "HELIOGRAPH_UPSTREAM_OPENAI_URL": cloud.url,
-        "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",  # the mock stands for the cloud API
-        "HELIOGRAPH_UPSTREAM_OLLAMA_URL": local.base_url,
-        **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
-    }
+    # the OpenAI mock stands for the cloud API
+    env = {**cloud_and_ollama_env(cloud, local), **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD)}
     with serving(home, env) as serve:
         yield serve
 

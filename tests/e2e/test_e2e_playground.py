@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from e2e_harness import Heliograph, admin_env, assert_never_stored, serving
+from e2e_harness import Heliograph, admin_env, assert_never_stored, cloud_and_ollama_env, serving
 
 from browser_support import Watch, chromium_browser, screenshot, sign_in
 from mock_ollama import MockOllama
@@ -58,10 +58,7 @@ def server(
 ) -> Iterator[Heliograph]:
     cloud, local = mocks
     env = {
-        "HELIOGRAPH_UPSTREAM_OPENAI_URL": cloud.url,
-        "HELIOGRAPH_UPSTREAM_OPENAI_API_KEY": OPENAI_SERVER_KEY,
-        "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",
-        "HELIOGRAPH_UPSTREAM_OLLAMA_URL": local.base_url,
+        **cloud_and_ollama_env(cloud, local, OPENAI_SERVER_KEY),
         **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
     }
     with serving(tmp_path_factory.mktemp("playground-home"), env) as serve:
