@@ -79,9 +79,8 @@ def make_prompt(server: Heliograph) -> None:
             "model": "gpt-4o-mini",
             "upstream": "mock",
         }
-        assert (
-            server.admin_request("POST", "/api/v1/prompts/qa/versions", version).status_code == 201
-        )
+        made = server.admin_request("POST", "/api/v1/prompts/qa/versions", version)
+        assert made.status_code == 201
     for label, number in (("staging", 1), ("production", 2)):
         resp = server.admin_request(
             "PUT", f"/api/v1/prompts/qa/labels/{label}", {"version": number}
@@ -253,10 +252,8 @@ def test_jobs_off_leaves_experiments_queued(tmp_path: Path, upstream: MockUpstre
         body = {"name": "idle", "dataset": "q", "variants": ["model:mock/gpt-4o"]}
         exp_id = server.admin_request("POST", "/api/v1/experiments", body).json()["id"]
         time.sleep(2)
-        assert (
-            server.admin_request("GET", f"/api/v1/experiments/{exp_id}").json()["status"]
-            == "queued"
-        )
+        status = server.admin_request("GET", f"/api/v1/experiments/{exp_id}").json()["status"]
+        assert status == "queued"
         cancelled = server.admin_request("POST", f"/api/v1/experiments/{exp_id}/cancel").json()
         assert cancelled["status"] == "stopped" and cancelled["stop_reason"] == "cancelled"
     finally:

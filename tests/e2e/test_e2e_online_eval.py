@@ -97,10 +97,8 @@ def test_judge_rule_scores_through_the_gateway(serve: Heliograph, upstream: Mock
         "messages": [{"role": "user", "content": "Judge. Q: {{input}} A: {{output}}"}],
         "model": "gpt-4o-mini",
     }
-    assert (
-        serve.admin_request("POST", f"/api/v1/prompts/{prompt}/versions", version).status_code
-        == 201
-    )
+    versioned = serve.admin_request("POST", f"/api/v1/prompts/{prompt}/versions", version)
+    assert versioned.status_code == 201
     labelled = serve.admin_request(
         "PUT", f"/api/v1/prompts/{prompt}/labels/production", {"version": 1}
     )
