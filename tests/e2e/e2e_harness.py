@@ -211,6 +211,8 @@ def serving(
 
 
 class Stoppable(Protocol):
+    """Anything started that a test must stop: mocks, receivers, a set of them."""
+
     def stop(self) -> None: ...
 
 
