@@ -131,17 +131,17 @@ def test_errors_fire_one_signed_notification(
     ]
     channels = api(server, "/api/v1/alerts/channels")["data"]
     assert channels[0]["secrets"] == {"secret": "…6789"}
-    client = openai.OpenAI(base_url=server.url("v1"), api_key="sk-test", max_retries=0)
-    for _ in range(4):
-        with pytest.raises(openai.InternalServerError):
-            client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=[{"role": "user", "content": "hi"}],
-                extra_headers={"x-mock-status": "500"},
-            )
-    client.chat.completions.create(  # another model's success is outside the filter
-        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
-    )
+    with openai.OpenAI(base_url=server.url("v1"), api_key="sk-test", max_retries=0) as client:
+        for _ in range(4):
+            with pytest.raises(openai.InternalServerError):
+                client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "hi"}],
+                    extra_headers={"x-mock-status": "500"},
+                )
+        client.chat.completions.create(  # another model's success is outside the filter
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline and len(receiver.got) < 2:
         time.sleep(0.2)
