@@ -77,3 +77,11 @@ class Watch:
     def _console(self, msg: Any) -> None:
         if "Content Security Policy" in msg.text:
             self.csp.append(msg.text)
+
+
+def sign_in(page: Any, email: str, password: str) -> None:
+    """Fill in the dashboard's login form the page shows and submit it (the caller waits for
+    the page it expects next)."""
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")

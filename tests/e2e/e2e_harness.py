@@ -10,6 +10,7 @@ key, waiting (boundedly) for the writer process to store them.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import socket
@@ -18,18 +19,21 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import orjson
 from genai_prices import Usage, calc_price
 
-from mock_upstream import MockServer, Received
+from conftest import free_port
+from mock_ollama import MockOllama
+from mock_upstream import MockServer, MockUpstream, Received
 from serve_process import ServeProcess
 
 RECORD_TIMEOUT = 20.0
+T = TypeVar("T")
 
 
 def heliograph_command() -> list[str]:
@@ -136,6 +140,15 @@ class Heliograph(ServeProcess):
             timeout=15,
         )
 
+    def admin_request(
+        self, method: str, path: str, body: Any = None, **kwargs: Any
+    ) -> httpx.Response:
+        """``method path`` on the server with the admin key, ``body`` (if any) sent as JSON;
+        ``kwargs`` go to ``httpx.request`` (``headers`` join the Authorization one; timeout 15 s)."""
+        headers = {"Authorization": f"Bearer {self.admin_key}", **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", 15)
+        return httpx.request(method, self.base_url + path, json=body, headers=headers, **kwargs)
+
     def record(self, rid: str, timeout: float = RECORD_TIMEOUT) -> dict[str, Any]:
         """The stored record with bodies and headers, once the writer has stored it."""
         deadline = time.monotonic() + timeout
@@ -162,6 +175,70 @@ class Heliograph(ServeProcess):
         if key_in_path:
             return f"{self.base_url}/{prefix}/{self.write_key}"
         return f"{self.base_url}/{prefix}"
+
+
+def admin_env(email: str, password: str) -> dict[str, str]:
+    """The first dashboard admin, as the README sets it: HELIOGRAPH_ADMIN_EMAIL / _PASSWORD."""
+    return {"HELIOGRAPH_ADMIN_EMAIL": email, "HELIOGRAPH_ADMIN_PASSWORD": password}
+
+
+def cloud_and_ollama_env(
+    cloud: MockUpstream, local: MockOllama, openai_key: str | None = None
+) -> dict[str, str]:
+    """README's variables for two upstreams: OpenAI at ``cloud``, declared a cloud API (so it
+    is priced), with ``openai_key`` as the server's key if given; Ollama at ``local``."""
+    env = {
+        "HELIOGRAPH_UPSTREAM_OPENAI_URL": cloud.url,
+        "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",
+        "HELIOGRAPH_UPSTREAM_OLLAMA_URL": local.base_url,
+    }
+    if openai_key is not None:
+        env["HELIOGRAPH_UPSTREAM_OPENAI_API_KEY"] = openai_key
+    return env
+
+
+@contextlib.contextmanager
+def serving(
+    home: Path, env: dict[str, str] | None = None, *, workers: int = 1
+) -> Iterator[Heliograph]:
+    """`heliograph serve` on a free port with its data in ``home``, started for the block and
+    stopped when it ends (the body of a module's ``serve`` fixture)."""
+    server = Heliograph(home, free_port(), workers=workers, env=env)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+class Stoppable(Protocol):
+    """Anything started that a test must stop: mocks, receivers, a set of them."""
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Stoppable)
+
+
+@contextlib.contextmanager
+def stopping(started: S) -> Iterator[S]:
+    """``started`` (mocks, receivers: anything already started with a ``stop()``), stopped
+    when the block ends however it ends."""
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def wait_for(what: str, check: Callable[[], T], timeout: float = 30.0) -> T:
+    """The first truthy answer of ``check`` (asked every 0.2 s); fails naming ``what`` when
+    none came within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def new_id() -> str:
@@ -269,6 +346,66 @@ def _socket_inode(server_port: int, client_port: int) -> str | None:
             if cols[1].endswith(want_local) and cols[2].endswith(want_remote):
                 return cols[9]
     return None
+
+
+def worker_of(server: Heliograph, conn: http.client.HTTPConnection) -> int:
+    """The process of the server that accepted ``conn`` (call it while the connection is open)."""
+    assert conn.sock is not None
+    pid = serving_pid(server, conn.sock)
+    assert pid is not None, "no process of the server holds the connection"
+    return pid
+
+
+def post_chat(
+    conn: http.client.HTTPConnection,
+    server: Heliograph,
+    body: bytes,
+    api_key: str,
+    *,
+    may_close_early: bool = False,
+) -> int:
+    """POST ``body`` (JSON) to the OpenAI chat route, write key in the path, on ``conn``; the
+    status. ``may_close_early``: the server may answer and close before the whole body is sent."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"}
+    path = f"/v1/{server.write_key}/chat/completions"
+    if may_close_early:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.request("POST", path, body=body, headers=headers)
+    else:
+        conn.request("POST", path, body=body, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def answers_by_worker(
+    server: Heliograph,
+    ask: Callable[[http.client.HTTPConnection], tuple[int, T]],
+    *,
+    each: int = 2,
+    timeout: float = 60.0,
+    pause: float = 0.0,
+) -> dict[int, list[T]]:
+    """``ask`` on fresh connections until every worker process answered ``each`` times: the
+    answers by worker pid. ``ask`` sends on the connection and returns (``worker_of`` the
+    connection, its answer). Connections stay open until the end, so that the next one may go
+    to another worker; gives up after ``timeout`` seconds (the caller asserts on what it got)."""
+    seen: dict[int, list[T]] = {}
+    conns: list[http.client.HTTPConnection] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            conns.append(conn)
+            pid, answer = ask(conn)
+            seen.setdefault(pid, []).append(answer)
+            if len(seen) >= server.workers and min(len(v) for v in seen.values()) >= each:
+                break
+            time.sleep(pause)
+    finally:
+        for conn in conns:
+            conn.close()
+    return seen
 
 
 def serving_pid(server: Heliograph, sock: socket.socket) -> int | None:

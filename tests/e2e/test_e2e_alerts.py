@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
 from aiohttp import web
-from e2e_harness import Heliograph
+from e2e_harness import Heliograph, serving
 
 from conftest import free_port
 from heliograph.alerts import signing
@@ -112,16 +111,12 @@ channels = ["ops-hook"]
             "HELIOGRAPH_ALERTS_INTERVAL_S": "1",
             "ALERT_HOOK_SECRET": SECRET,
         }
-        server = Heliograph(home, free_port(), env=env).start()
-        try:
+        with serving(home, env) as server:
             yield server, upstream
-        finally:
-            server.stop()
 
 
 def api(server: Heliograph, path: str) -> Any:
-    headers = {"Authorization": f"Bearer {server.admin_key}"}
-    got = httpx.get(server.base_url + path, headers=headers, timeout=15)
+    got = server.admin_request("GET", path)
     assert got.status_code == 200, got.text
     return got.json()
 
@@ -136,17 +131,17 @@ def test_errors_fire_one_signed_notification(
     ]
     channels = api(server, "/api/v1/alerts/channels")["data"]
     assert channels[0]["secrets"] == {"secret": "…6789"}
-    client = openai.OpenAI(base_url=server.url("v1"), api_key="sk-test", max_retries=0)
-    for _ in range(4):
-        with pytest.raises(openai.InternalServerError):
-            client.chat.completions.create(
-                model="gpt-4o-mini",
-                messages=[{"role": "user", "content": "hi"}],
-                extra_headers={"x-mock-status": "500"},
-            )
-    client.chat.completions.create(  # another model's success is outside the filter
-        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
-    )
+    with openai.OpenAI(base_url=server.url("v1"), api_key="sk-test", max_retries=0) as client:
+        for _ in range(4):
+            with pytest.raises(openai.InternalServerError):
+                client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "hi"}],
+                    extra_headers={"x-mock-status": "500"},
+                )
+        client.chat.completions.create(  # another model's success is outside the filter
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline and len(receiver.got) < 2:
         time.sleep(0.2)
@@ -174,9 +169,5 @@ def test_errors_fire_one_signed_notification(
     )
     [rule] = api(server, "/api/v1/alerts/rules")["data"]
     assert rule["state"] == "firing" and rule["last_value"] == 1.0
-    listed = httpx.get(
-        server.base_url + "/api/v1/alerts/channels",
-        headers={"Authorization": f"Bearer {server.admin_key}"},
-        timeout=15,
-    ).text
+    listed = server.admin_request("GET", "/api/v1/alerts/channels").text
     assert SECRET not in listed and SECRET not in server.output()

@@ -69,11 +69,8 @@ def opened() -> Iterator[Callable[[Any], Any]]:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[MockUpstream]:
-    mock = MockUpstream().start()
-    try:
+    with MockUpstream() as mock:
         yield mock
-    finally:
-        mock.stop()
 
 
 def _serve(home: Path, env: dict[str, str], config: str = "", workers: int = 1) -> Heliograph:

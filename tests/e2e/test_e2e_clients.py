@@ -23,6 +23,7 @@ import orjson
 import pytest
 from e2e_harness import (
     Heliograph,
+    admin_env,
     assert_never_stored,
     dashboard_login,
     genai_cost,
@@ -30,6 +31,7 @@ from e2e_harness import (
     model_badges,
     new_id,
     received,
+    stopping,
 )
 
 from conftest import create_pg_database, free_port
@@ -115,8 +117,7 @@ class Mocks:
             "HELIOGRAPH_UPSTREAM_BOXLLM_URL": self.myllm.url,
             "HELIOGRAPH_UPSTREAM_BOXLLM_LOCAL": "true",
             "HELIOGRAPH_MAX_STORED_BODY_BYTES": str(STORED_BODY_CAP),
-            "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-            "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
         }
 
     def stop(self) -> None:
@@ -126,11 +127,8 @@ class Mocks:
 
 @pytest.fixture(scope="module")
 def mocks() -> Iterator[Mocks]:
-    started = Mocks()
-    try:
+    with stopping(Mocks()) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module", params=["workers=1", "workers=2", "workers=2,postgresql"], ids=str)
@@ -176,6 +174,25 @@ def messages(text: str) -> list[dict[str, Any]]:
 def expected_prompt_tokens(text: str) -> int:
     """What the mocks report for ``messages(text)`` (tests/mock_upstream.py docstring)."""
     return prompt_tokens_for(len(f"Say hello {text}"))
+
+
+def chat_and_stream(
+    client: openai.OpenAI,
+    model: str,
+    plain: tuple[str, dict[str, str]],
+    streamed: tuple[str, dict[str, str]],
+) -> tuple[str | None, str]:
+    """One chat call and one streamed call on ``client``, each (marker text, extra headers):
+    the reply's text and the text the stream put together."""
+    (text, headers), (stream_text, stream_headers) = plain, streamed
+    reply = client.chat.completions.create(
+        model=model, messages=messages(text), extra_headers=headers
+    )
+    stream = client.chat.completions.create(
+        model=model, messages=messages(stream_text), stream=True, extra_headers=stream_headers
+    )
+    joined = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+    return reply.choices[0].message.content, joined
 
 
 def assert_row(row: dict[str, Any], **expected: Any) -> None:
@@ -648,17 +665,9 @@ def test_ollama_openai_endpoint(server: Heliograph, mocks: Mocks) -> None:
     text, rid = marker(), new_id()
     stream_text, stream_id = marker(), new_id()
     with openai.OpenAI(base_url=server.url("ollama") + "/v1", api_key="ollama", max_retries=0) as c:
-        reply = c.chat.completions.create(
-            model="llama3.2", messages=messages(text), extra_headers=helicone(rid)
-        )
-        stream = c.chat.completions.create(
-            model="llama3.2",
-            messages=messages(stream_text),
-            stream=True,
-            extra_headers={**helicone(stream_id), "x-mock-chunk-delay-ms": "20"},
-        )
-        streamed = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
-    assert reply.choices[0].message.content == OLLAMA_TEXT == streamed
+        slow = {**helicone(stream_id), "x-mock-chunk-delay-ms": "20"}
+        reply, streamed = chat_and_stream(c, "llama3.2", (text, helicone(rid)), (stream_text, slow))
+    assert reply == OLLAMA_TEXT == streamed
     assert received(mocks.llama, text).path == "/v1/chat/completions"
 
     for row_id, stream_flag in ((rid, False), (stream_id, True)):
@@ -727,17 +736,10 @@ def test_azure_openai_client(server: Heliograph, mocks: Mocks) -> None:
         api_key=AZURE_CLIENT_KEY,
         max_retries=0,
     ) as client:
-        reply = client.chat.completions.create(
-            model=DEPLOYMENT, messages=messages(text), extra_headers=helicone(rid)
+        reply, streamed = chat_and_stream(
+            client, DEPLOYMENT, (text, helicone(rid)), (stream_text, helicone(stream_id))
         )
-        stream = client.chat.completions.create(
-            model=DEPLOYMENT,
-            messages=messages(stream_text),
-            stream=True,
-            extra_headers=helicone(stream_id),
-        )
-        streamed = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
-    assert reply.choices[0].message.content == AZURE_TEXT == streamed
+    assert reply == AZURE_TEXT == streamed
     got = received(mocks.azure, text)
     assert got.path == f"/openai/deployments/{DEPLOYMENT}/chat/completions"
     assert got.query == f"api-version={API_VERSION}"
@@ -777,19 +779,13 @@ def test_custom_openai_compatible_server_with_a_gpu_hour_price(
     with openai.OpenAI(
         base_url=server.url("myllm", key_in_path=False), api_key=server.write_key, max_retries=0
     ) as client:
-        reply = client.chat.completions.create(
-            model="Qwen/Qwen3-8B",
-            messages=messages(text),
-            extra_headers={**helicone(rid), "x-mock-delay-ms": "100"},
+        reply, streamed = chat_and_stream(
+            client,
+            "Qwen/Qwen3-8B",
+            (text, {**helicone(rid), "x-mock-delay-ms": "100"}),
+            (stream_text, {**helicone(stream_id), **SLOW_STREAM}),
         )
-        stream = client.chat.completions.create(
-            model="Qwen/Qwen3-8B",
-            messages=messages(stream_text),
-            stream=True,
-            extra_headers={**helicone(stream_id), **SLOW_STREAM},
-        )
-        streamed = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
-    assert reply.choices[0].message.content == DEFAULT_TEXT == streamed
+    assert reply == DEFAULT_TEXT == streamed
     got = received(mocks.myllm, text)
     assert got.path == "/v1/chat/completions"
     assert got.headers["authorization"] == f"Bearer {MYLLM_SERVER_KEY}"

@@ -8,9 +8,7 @@ the writer alike.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,15 @@ import orjson
 import pytest
 from e2e_harness import (
     Heliograph,
+    answers_by_worker,
     assert_never_stored,
     genai_cost,
     marker,
     new_id,
+    post_chat,
     received,
-    serving_pid,
+    stopping,
+    worker_of,
 )
 
 from conftest import free_port
@@ -86,11 +87,8 @@ discount_percent = 20
 
 @pytest.fixture(scope="module")
 def mocks() -> Iterator[Mocks]:
-    started = Mocks()
-    try:
+    with stopping(Mocks()) as started:
         yield started
-    finally:
-        started.stop()
 
 
 class TomlServer(Heliograph):
@@ -220,65 +218,22 @@ def test_prices_declared_in_config_toml(server: TomlServer, mocks: Mocks) -> Non
     assert_never_stored(discounted, OPENAI_CLIENT_KEY, server.write_key)
 
 
-def _stream_request(conn: http.client.HTTPConnection, server: TomlServer, text: str) -> int:
-    body = orjson.dumps({"model": "gpt-4o-mini", "messages": chat(text), "stream": True})
-    conn.request(
-        "POST",
-        f"/v1/{server.write_key}/chat/completions",
-        body=body,
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {OPENAI_CLIENT_KEY}",
-        },
-    )
-    resp = conn.getresponse()
-    resp.read()
-    return resp.status
-
-
-def _oversized_request(conn: http.client.HTTPConnection, server: TomlServer) -> int:
-    body = orjson.dumps({"model": "gpt-4o-mini", "messages": chat("x" * (MAX_BODY + 50_000))})
-    # the server may answer and close before the whole body is sent
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        conn.request(
-            "POST",
-            f"/v1/{server.write_key}/chat/completions",
-            body=body,
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {OPENAI_CLIENT_KEY}",
-            },
-        )
-    resp = conn.getresponse()
-    resp.read()
-    return resp.status
-
-
 def test_settings_in_the_home_config_reach_every_worker(server: TomlServer, mocks: Mocks) -> None:
     """`max_body_bytes` and `inject_stream_usage` from `--home`'s config.toml hold in each
     worker process (found by the socket it accepted), and nothing reads HELIOGRAPH_HOME."""
     assert server.proc is not None
-    seen: dict[int, list[tuple[int, Any, int]]] = {}
-    open_conns: list[http.client.HTTPConnection] = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            open_conns.append(conn)  # kept open, so the next connection may go elsewhere
-            text = marker()
-            status = _stream_request(conn, server, text)
-            assert conn.sock is not None
-            pid = serving_pid(server, conn.sock)
-            assert pid is not None, "no process of the server holds the connection"
-            sent = received(mocks.openai, text).json
-            too_big = _oversized_request(conn, server)
-            seen.setdefault(pid, []).append((status, sent.get("stream_options"), too_big))
-            if len(seen) >= server.workers and min(len(v) for v in seen.values()) >= 2:
-                break
-            time.sleep(0.05)
-    finally:
-        for conn in open_conns:
-            conn.close()
+
+    def ask(conn: http.client.HTTPConnection) -> tuple[int, tuple[int, Any, int]]:
+        text = marker()
+        body = orjson.dumps({"model": "gpt-4o-mini", "messages": chat(text), "stream": True})
+        status = post_chat(conn, server, body, OPENAI_CLIENT_KEY)
+        pid = worker_of(server, conn)
+        sent = received(mocks.openai, text).json
+        big = orjson.dumps({"model": "gpt-4o-mini", "messages": chat("x" * (MAX_BODY + 50_000))})
+        too_big = post_chat(conn, server, big, OPENAI_CLIENT_KEY, may_close_early=True)
+        return pid, (status, sent.get("stream_options"), too_big)
+
+    seen = answers_by_worker(server, ask, pause=0.05)
     assert len(seen) == server.workers, f"requests reached {len(seen)} worker(s): {seen}"
     if server.workers == 1:
         assert list(seen) == [server.proc.pid]

@@ -11,14 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
-from e2e_harness import Heliograph, new_id
+from e2e_harness import Heliograph, admin_env, new_id, serving
 
-from browser_support import Watch, chromium_browser, screenshot
-from conftest import free_port
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -38,26 +36,15 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
     home: Path = tmp_path_factory.mktemp("datasets-home")
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
-        "HELIOGRAPH_ADMIN_EMAIL": EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": PASSWORD,
+        **admin_env(EMAIL, PASSWORD),
     }
-    server = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     yield from chromium_browser()
-
-
-def api(serve: Heliograph, method: str, path: str, body: Any = None, **kw: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {serve.admin_key}", **kw.pop("headers", {})}
-    return httpx.request(
-        method, serve.base_url + path, json=body, headers=headers, timeout=15, **kw
-    )
 
 
 def chat(serve: Heliograph, text: str, model: str) -> str:
@@ -76,13 +63,13 @@ def test_dataset_from_traffic_and_an_upload(serve: Heliograph) -> None:
     other = chat(serve, "something else", "gpt-4o")
     for rid in [*support, other]:
         serve.record(rid)
-    assert api(serve, "POST", "/api/v1/datasets", {"name": "support"}).status_code == 201
+    assert serve.admin_request("POST", "/api/v1/datasets", {"name": "support"}).status_code == 201
     path = "/api/v1/datasets/support/items/from-requests"
     query = {"params": {"model": "gpt-4o-mini"}}
-    dry = api(serve, "POST", path, query | {"dry_run": True})
+    dry = serve.admin_request("POST", path, query | {"dry_run": True})
     assert dry.status_code == 200, dry.text
     assert dry.json() == {"matching": 3, "limit": 10_000, "would_add": 3}
-    added = api(serve, "POST", path, query).json()
+    added = serve.admin_request("POST", path, query).json()
     assert added["added"] == 3 and added["error_count"] == 0
 
     jsonl = b"\n".join(
@@ -92,8 +79,7 @@ def test_dataset_from_traffic_and_an_upload(serve: Heliograph) -> None:
             orjson.dumps({"messages": [{"role": "user", "content": "hi"}], "expected": "hello"}),
         ]
     )
-    upload = api(
-        serve,
+    upload = serve.admin_request(
         "POST",
         "/api/v1/datasets/support/items/upload",
         content=jsonl,
@@ -104,7 +90,7 @@ def test_dataset_from_traffic_and_an_upload(serve: Heliograph) -> None:
     assert report["added"] == 2 and report["error_count"] == 1
     assert report["errors"][0]["line"] == 2
 
-    page = api(serve, "GET", "/api/v1/datasets/support/items").json()
+    page = serve.admin_request("GET", "/api/v1/datasets/support/items").json()
     items = page["data"]
     assert len(items) == 5 and page["next_cursor"] is None
     from_traffic = {i["source_request_id"]: i for i in items if i["source_request_id"]}
@@ -114,21 +100,20 @@ def test_dataset_from_traffic_and_an_upload(serve: Heliograph) -> None:
     assert first["expected"] == "Hello from the mock upstream."
     assert first["metadata"]["model"].startswith("gpt-4o-mini")
     assert [i["expected"] for i in items[3:]] == ["Yes, within 30 days.", "hello"]
-    listed = api(serve, "GET", "/api/v1/datasets/support").json()
+    listed = serve.admin_request("GET", "/api/v1/datasets/support").json()
     assert listed["item_count"] == 5
 
     # an edit makes a new item; the pinned one still reads as it was
-    edited = api(
-        serve,
+    edited = serve.admin_request(
         "PUT",
         f"/api/v1/datasets/support/items/{first['id']}",
         {"inputs": first["inputs"], "expected": "A better answer."},
     )
     assert edited.status_code == 201, edited.text
-    pinned = api(serve, "GET", f"/api/v1/datasets/support/items/{first['id']}").json()
+    pinned = serve.admin_request("GET", f"/api/v1/datasets/support/items/{first['id']}").json()
     assert pinned["expected"] == "Hello from the mock upstream."
     assert pinned["replaced_by"] == edited.json()["id"]
-    export = api(serve, "GET", "/api/v1/datasets/support/items/export.jsonl")
+    export = serve.admin_request("GET", "/api/v1/datasets/support/items/export.jsonl")
     lines = [orjson.loads(line) for line in export.content.splitlines()]
     assert len(lines) == 5 and "A better answer." in {x["expected"] for x in lines}
 
@@ -137,14 +122,12 @@ def test_adding_requests_rows_in_chromium(serve: Heliograph, browser: Any) -> No
     ids = [chat(serve, f"{HOSTILE} row {i}", "gpt-4o-mini") for i in range(2)]
     for rid in ids:
         serve.record(rid)
-    assert api(serve, "POST", "/api/v1/datasets", {"name": "picked"}).status_code == 201
+    assert serve.admin_request("POST", "/api/v1/datasets", {"name": "picked"}).status_code == 201
     page = browser.new_page()
     watch = Watch(page)
     try:
         page.goto(serve.base_url + "/login")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, EMAIL, PASSWORD)
         page.wait_for_url(re.compile(r"/$|/settings/password"))
         page.goto(serve.base_url + "/requests")
         for rid in ids:
@@ -159,5 +142,5 @@ def test_adding_requests_rows_in_chromium(serve: Heliograph, browser: Any) -> No
     finally:
         page.close()
     assert watch.dialogs == [] and watch.csp == []
-    items = api(serve, "GET", "/api/v1/datasets/picked/items").json()["data"]
+    items = serve.admin_request("GET", "/api/v1/datasets/picked/items").json()["data"]
     assert {i["source_request_id"] for i in items} == set(ids)

@@ -29,7 +29,7 @@ import httpx
 import pytest
 from e2e_harness import clean_environment, dashboard_login, heliograph_command, model_badges
 
-from browser_support import chromium_browser, screenshot
+from browser_support import chromium_browser, screenshot, sign_in
 from conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -383,9 +383,7 @@ def test_a_tour_of_every_page_in_a_browser(
     )
     try:
         page.goto("/login")
-        page.fill("input[name=email]", email)
-        page.fill("input[name=password]", password)
-        page.click("button[type=submit]")
+        sign_in(page, email, password)
         page.wait_for_url(re.compile(r"/(\?.*)?$"))
         # a young demo with a week of history opens on the week, not on the last 24 hours
         assert page.locator('.range .seg a[aria-current="true"]').inner_text() == "7d"

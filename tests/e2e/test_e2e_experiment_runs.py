@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from e2e_harness import Heliograph, clean_environment, heliograph_command
@@ -43,16 +42,6 @@ def serve_env(upstream: MockUpstream) -> dict[str, str]:
         "HELIOGRAPH_UPSTREAM_MOCK_URL": upstream.url,
         "HELIOGRAPH_UPSTREAM_MOCK_PROVIDER": "openai",
     }
-
-
-def api(server: Heliograph, method: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(
-        method,
-        server.base_url + path,
-        json=body,
-        headers={"Authorization": f"Bearer {server.admin_key}"},
-        timeout=15,
-    )
 
 
 def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -83,16 +72,19 @@ def write_dataset(path: Path, marks: list[str]) -> Path:
 
 
 def make_prompt(server: Heliograph) -> None:
-    assert api(server, "POST", "/api/v1/prompts", {"name": "qa"}).status_code == 201
+    assert server.admin_request("POST", "/api/v1/prompts", {"name": "qa"}).status_code == 201
     for text in ("Answer: {{question}}", "Answer briefly: {{question}}"):
         version = {
             "messages": [{"role": "user", "content": text}],
             "model": "gpt-4o-mini",
             "upstream": "mock",
         }
-        assert api(server, "POST", "/api/v1/prompts/qa/versions", version).status_code == 201
+        made = server.admin_request("POST", "/api/v1/prompts/qa/versions", version)
+        assert made.status_code == 201
     for label, number in (("staging", 1), ("production", 2)):
-        resp = api(server, "PUT", f"/api/v1/prompts/qa/labels/{label}", {"version": number})
+        resp = server.admin_request(
+            "PUT", f"/api/v1/prompts/qa/labels/{label}", {"version": number}
+        )
         assert resp.status_code == 200, resp.text
 
 
@@ -160,7 +152,7 @@ def test_cli_run_exit_codes(tmp_path: Path, upstream: MockUpstream) -> None:
         usage = cli(home, *base, "--evaluator", "judge:", "--url", server.base_url, "--key", "x")
         assert usage.returncode == 2
         # every cell's record carries the experiment, and the spending shows per experiment
-        experiments = api(server, "GET", "/api/v1/experiments").json()["data"]
+        experiments = server.admin_request("GET", "/api/v1/experiments").json()["data"]
         assert len(experiments) == 2 and {e["status"] for e in experiments} == {"completed"}
         for exp in experiments:
             assert len(listed_all(server, exp["id"])) == 18
@@ -169,7 +161,7 @@ def test_cli_run_exit_codes(tmp_path: Path, upstream: MockUpstream) -> None:
 
 
 def listed_all(server: Heliograph, exp_id: str) -> list[dict[str, Any]]:
-    resp = api(server, "GET", f"/api/v1/requests?limit=1000&property.experiment={exp_id}")
+    resp = server.admin_request("GET", f"/api/v1/requests?limit=1000&property.experiment={exp_id}")
     assert resp.status_code == 200, resp.text
     data: list[dict[str, Any]] = resp.json()["data"]
     return data
@@ -201,7 +193,7 @@ def test_resume_after_sigkill_calls_no_finished_cell_again(
             home, "datasets", "import", "slow", str(write_dataset(tmp_path / "s.jsonl", marks))
         )
         assert imported.returncode == 0, imported.stderr
-        items = api(server, "GET", "/api/v1/datasets/slow/items?limit=100").json()["data"]
+        items = server.admin_request("GET", "/api/v1/datasets/slow/items?limit=100").json()["data"]
         mark_of = {i["id"]: i["inputs"]["question"] for i in items}
         body = {
             "name": "resume",
@@ -210,12 +202,12 @@ def test_resume_after_sigkill_calls_no_finished_cell_again(
             "evaluators": ["exact"],
             "concurrency": 4,
         }
-        created = api(server, "POST", "/api/v1/experiments", body)
+        created = server.admin_request("POST", "/api/v1/experiments", body)
         assert created.status_code == 201, created.text
         exp_id = created.json()["id"]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            exp = api(server, "GET", f"/api/v1/experiments/{exp_id}").json()
+            exp = server.admin_request("GET", f"/api/v1/experiments/{exp_id}").json()
             if exp["cells_done"] >= 12:
                 break
             time.sleep(0.05)
@@ -226,7 +218,7 @@ def test_resume_after_sigkill_calls_no_finished_cell_again(
         ServeProcess.start(server)  # same home, same port; the keys are the first start's
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            exp = api(server, "GET", f"/api/v1/experiments/{exp_id}").json()
+            exp = server.admin_request("GET", f"/api/v1/experiments/{exp_id}").json()
             if exp["status"] != "running" and exp["status"] != "queued":
                 break
             time.sleep(0.2)
@@ -240,7 +232,7 @@ def test_resume_after_sigkill_calls_no_finished_cell_again(
             )
         total = sum(upstream.recorder.calls(m) for m in marks)
         assert 60 <= total <= 60 + 2 * body["concurrency"]  # at most the calls in flight again
-        results = api(server, "GET", f"/api/v1/experiments/{exp_id}/results")
+        results = server.admin_request("GET", f"/api/v1/experiments/{exp_id}/results")
         assert results.status_code == 200
         summary = results.json()["variants"][0]["summary"]
         assert summary["done"] == 60 and summary["evaluators"]["exact"]["mean"] == 1.0
@@ -258,10 +250,11 @@ def test_jobs_off_leaves_experiments_queued(tmp_path: Path, upstream: MockUpstre
         path = write_dataset(tmp_path / "q.jsonl", [uuid.uuid4().hex])
         assert cli(home, "datasets", "import", "q", str(path)).returncode == 0
         body = {"name": "idle", "dataset": "q", "variants": ["model:mock/gpt-4o"]}
-        exp_id = api(server, "POST", "/api/v1/experiments", body).json()["id"]
+        exp_id = server.admin_request("POST", "/api/v1/experiments", body).json()["id"]
         time.sleep(2)
-        assert api(server, "GET", f"/api/v1/experiments/{exp_id}").json()["status"] == "queued"
-        cancelled = api(server, "POST", f"/api/v1/experiments/{exp_id}/cancel").json()
+        status = server.admin_request("GET", f"/api/v1/experiments/{exp_id}").json()["status"]
+        assert status == "queued"
+        cancelled = server.admin_request("POST", f"/api/v1/experiments/{exp_id}/cancel").json()
         assert cancelled["status"] == "stopped" and cancelled["stop_reason"] == "cancelled"
     finally:
         server.stop()
@@ -329,7 +322,7 @@ def test_throttled_cells_are_retried_after_retry_after_and_the_cost_cap_stops_th
         )
         assert capped.returncode == 3, capped.stdout + capped.stderr
         exp = orjson.loads(capped.stdout)["experiment"]
-        exp = api(server, "GET", f"/api/v1/experiments/{exp['id']}").json()
+        exp = server.admin_request("GET", f"/api/v1/experiments/{exp['id']}").json()
         assert exp["status"] == "stopped" and exp["stop_reason"] == "cost cap reached"
         assert 1 <= exp["cells_done"] < 30 and exp["spent_usd"] <= 0.003
         states = cell_states(home, exp["id"])

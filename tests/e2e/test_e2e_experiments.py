@@ -23,10 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_harness import Heliograph
+from e2e_harness import Heliograph, admin_env, serving
 
-from browser_support import Watch, chromium_browser, screenshot
-from conftest import free_port
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -51,24 +50,15 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
     home: Path = tmp_path_factory.mktemp("experiments-home")
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
-        "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
     }
-    server = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     yield from chromium_browser()
-
-
-def api(serve: Heliograph, method: str, path: str, body: Any = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    return httpx.request(method, serve.base_url + path, json=body, headers=headers, timeout=15)
 
 
 def ok(resp: httpx.Response, status: int = 200) -> Any:
@@ -78,7 +68,7 @@ def ok(resp: httpx.Response, status: int = 200) -> Any:
 
 def prepare(serve: Heliograph) -> None:
     """Prompt ``support`` (v1 and v2, production on v1) and dataset ``faq``, by the API."""
-    ok(api(serve, "POST", "/api/v1/prompts", {"name": "support"}), 201)
+    ok(serve.admin_request("POST", "/api/v1/prompts", {"name": "support"}), 201)
     for note in ("first", "second"):
         version = {
             "messages": [{"role": "user", "content": "Answer: {{q}}"}],
@@ -86,13 +76,13 @@ def prepare(serve: Heliograph) -> None:
             "upstream": "openai",
             "message": note,
         }
-        ok(api(serve, "POST", "/api/v1/prompts/support/versions", version), 201)
-    ok(api(serve, "PUT", "/api/v1/prompts/support/labels/production", {"version": 1}))
-    ok(api(serve, "POST", "/api/v1/datasets", {"name": "faq"}), 201)
+        ok(serve.admin_request("POST", "/api/v1/prompts/support/versions", version), 201)
+    ok(serve.admin_request("PUT", "/api/v1/prompts/support/labels/production", {"version": 1}))
+    ok(serve.admin_request("POST", "/api/v1/datasets", {"name": "faq"}), 201)
     items = [
         {"inputs": {"q": f"{HOSTILE[i % 2]} question {i}"}, "expected": FULL} for i in range(ITEMS)
     ]
-    added = ok(api(serve, "POST", "/api/v1/datasets/faq/items", {"items": items}), 201)
+    added = ok(serve.admin_request("POST", "/api/v1/datasets/faq/items", {"items": items}), 201)
     assert added["added"] == ITEMS, added
 
 
@@ -107,12 +97,12 @@ def run_experiment(serve: Heliograph) -> str:
         "evaluators": ["contains:upstream"],
         "concurrency": 4,
     }
-    made = ok(api(serve, "POST", "/api/v1/experiments", body), 201)
+    made = ok(serve.admin_request("POST", "/api/v1/experiments", body), 201)
     exp_id: str = made["id"]
     deadline = time.monotonic() + WAIT_S
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        state = ok(api(serve, "GET", f"/api/v1/experiments/{exp_id}"))
+        state = ok(serve.admin_request("GET", f"/api/v1/experiments/{exp_id}"))
         if state["status"] not in ("queued", "running"):
             break
         time.sleep(0.3)
@@ -126,7 +116,7 @@ def all_rows(serve: Heliograph, exp_id: str) -> list[dict[str, Any]]:
     after: int | None = None
     while True:
         query = "limit=5" + ("" if after is None else f"&after={after}")
-        got = ok(api(serve, "GET", f"/api/v1/experiments/{exp_id}/cells?{query}"))
+        got = ok(serve.admin_request("GET", f"/api/v1/experiments/{exp_id}/cells?{query}"))
         rows += got["data"]
         after = got["next_after"]
         if after is None:
@@ -134,7 +124,7 @@ def all_rows(serve: Heliograph, exp_id: str) -> list[dict[str, Any]]:
 
 
 def check_results(serve: Heliograph, exp_id: str) -> None:
-    results = ok(api(serve, "GET", f"/api/v1/experiments/{exp_id}/results"))
+    results = ok(serve.admin_request("GET", f"/api/v1/experiments/{exp_id}/results"))
     assert results["evaluators"] == ["contains"]
     a, b = results["variants"]
     assert (a["position"], b["position"]) == (0, 1)
@@ -164,7 +154,7 @@ def check_results(serve: Heliograph, exp_id: str) -> None:
     assert comparison["label"] == "B - A" and comparison["n"] == ITEMS
     assert (comparison["diff"], comparison["ci_low"], comparison["ci_high"]) == (1.0, 1.0, 1.0)
     assert comparison["significant"] is True
-    export = api(serve, "GET", f"/api/v1/experiments/{exp_id}/export.jsonl")
+    export = serve.admin_request("GET", f"/api/v1/experiments/{exp_id}/export.jsonl")
     assert export.status_code == 200 and len(export.text.splitlines()) == 2 * ITEMS
 
 
@@ -174,9 +164,7 @@ def login(browser: Any, serve: Heliograph) -> Any:
     page = context.new_page()
     page.watch = Watch(page)
     page.goto("/login")
-    page.fill("input[name=email]", ADMIN_EMAIL)
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
+    sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     page.wait_for_url(lambda url: "/login" not in url)
     return page
 
@@ -188,7 +176,7 @@ def nothing_ran(page: Any) -> None:
 
 
 def labels_of(serve: Heliograph) -> dict[str, int]:
-    doc = ok(api(serve, "GET", "/api/v1/prompts/support/labels"))
+    doc = ok(serve.admin_request("GET", "/api/v1/prompts/support/labels"))
     return {row["label"]: row["version"] for row in doc["data"]}
 
 
@@ -223,7 +211,7 @@ def test_experiment_from_api_to_promotion(serve: Heliograph, browser: Any) -> No
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(r"i=1"))
         nothing_ran(page)
-        results = ok(api(serve, "GET", f"/api/v1/experiments/{exp_id}/results"))
+        results = ok(serve.admin_request("GET", f"/api/v1/experiments/{exp_id}/results"))
         assert results["evaluators"] == ["contains", "human"]
         human = results["variants"][0]["summary"]["evaluators"]["human"]
         assert (human["scored"], human["passed"]) == (1, 1)

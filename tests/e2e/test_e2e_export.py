@@ -19,9 +19,8 @@ import httpx
 import openai
 import orjson
 import pytest
-from e2e_harness import Heliograph, dashboard_login, heliograph_command, new_id
+from e2e_harness import Heliograph, admin_env, dashboard_login, heliograph_command, new_id, serving
 
-from conftest import free_port
 from mock_upstream import DEFAULT_TEXT, MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -43,14 +42,10 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
         "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",  # priced: a cost to write as a decimal
-        "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
     }
-    server = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _traffic(serve: Heliograph) -> tuple[str, str]:

@@ -13,15 +13,14 @@ subprocesses, the store on PostgreSQL behind a TCP proxy the test can cut:
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph, clean_environment, heliograph_command, new_id
+from e2e_harness import Heliograph, clean_environment, heliograph_command, new_id, wait_for
 
 from conftest import create_pg_database, free_port
 from mock_upstream import MockUpstream
@@ -30,15 +29,6 @@ from tcp_proxy import TcpProxy
 pytestmark = pytest.mark.slow
 
 CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Writer:

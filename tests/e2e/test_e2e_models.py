@@ -18,9 +18,16 @@ from typing import Any
 import ollama
 import openai
 import pytest
-from e2e_harness import Heliograph, dashboard_login, marker, new_id
+from e2e_harness import (
+    Heliograph,
+    admin_env,
+    cloud_and_ollama_env,
+    dashboard_login,
+    marker,
+    new_id,
+    serving,
+)
 
-from conftest import free_port
 from heliograph.web.format import pct, tokens, usd
 from mock_ollama import MockOllama
 from mock_upstream import MockUpstream
@@ -41,11 +48,8 @@ def cloud() -> Iterator[MockUpstream]:
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[MockOllama]:
-    mock = MockOllama().start()
-    try:
+    with MockOllama() as mock:
         yield mock
-    finally:
-        mock.stop()
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +57,10 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, cloud: MockUpstream, local: MockOllama
 ) -> Iterator[Heliograph]:
     home: Path = tmp_path_factory.mktemp("models-home")
-    env = {
-        "HELIOGRAPH_UPSTREAM_OPENAI_URL": cloud.url,
-        "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",  # the mock stands for the cloud API
-        "HELIOGRAPH_UPSTREAM_OLLAMA_URL": local.base_url,
-        "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
-    }
-    serve = Heliograph(home, free_port(), env=env).start()
-    try:
+    # the OpenAI mock stands for the cloud API
+    env = {**cloud_and_ollama_env(cloud, local), **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD)}
+    with serving(home, env) as serve:
         yield serve
-    finally:
-        serve.stop()
 
 
 def headers(rid: str, user: str, **extra: str) -> dict[str, str]:

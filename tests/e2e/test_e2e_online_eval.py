@@ -16,13 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph
+from e2e_harness import Heliograph, serving
 from sqlalchemy import create_engine, text
 
-from conftest import free_port
 from mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -43,21 +41,13 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
         "HELIOGRAPH_ONLINE_EVAL_LAG_S": "1",
     }
-    server = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def api(serve: Heliograph, method: str, path: str, body: Any = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    return httpx.request(method, serve.base_url + path, json=body, headers=headers, timeout=15)
 
 
 def rule(serve: Heliograph, spec: dict[str, Any], model: str) -> str:
     body = {"evaluator": spec, "filter": {"model": model}, "sample_rate": 1.0}
-    made = api(serve, "POST", "/api/v1/online-evals", body)
+    made = serve.admin_request("POST", "/api/v1/online-evals", body)
     assert made.status_code == 201, made.text
     rule_id: str = made.json()["id"]
     return rule_id
@@ -85,11 +75,11 @@ def test_rules_score_production_traffic(serve: Heliograph) -> None:
     for rid, model in ids.items():
         expected = {"says-hello": 1} if model == "gpt-4o-mini" else {}
         assert scored[rid] == expected, (model, scored)
-    status = api(serve, "GET", f"/api/v1/online-evals/{scoring}/status").json()
+    status = serve.admin_request("GET", f"/api/v1/online-evals/{scoring}/status").json()
     assert (status["queued"], status["done"], status["errors"]) == (0, 3, 0), status
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        failed = api(serve, "GET", f"/api/v1/online-evals/{failing}/status").json()
+        failed = serve.admin_request("GET", f"/api/v1/online-evals/{failing}/status").json()
         if failed["errors"] == 3:
             break
         time.sleep(0.5)
@@ -101,14 +91,17 @@ def test_rules_score_production_traffic(serve: Heliograph) -> None:
 def test_judge_rule_scores_through_the_gateway(serve: Heliograph, upstream: MockUpstream) -> None:
     tag = uuid.uuid4().hex
     prompt = f"rubric-{tag[:8]}"
-    made = api(serve, "POST", "/api/v1/prompts", {"name": prompt})
+    made = serve.admin_request("POST", "/api/v1/prompts", {"name": prompt})
     assert made.status_code == 201, made.text
     version = {
         "messages": [{"role": "user", "content": "Judge. Q: {{input}} A: {{output}}"}],
         "model": "gpt-4o-mini",
     }
-    assert api(serve, "POST", f"/api/v1/prompts/{prompt}/versions", version).status_code == 201
-    labelled = api(serve, "PUT", f"/api/v1/prompts/{prompt}/labels/production", {"version": 1})
+    versioned = serve.admin_request("POST", f"/api/v1/prompts/{prompt}/versions", version)
+    assert versioned.status_code == 201
+    labelled = serve.admin_request(
+        "PUT", f"/api/v1/prompts/{prompt}/labels/production", {"version": 1}
+    )
     assert labelled.status_code == 200, labelled.text
     answers = {
         "good": '{"score": 0.8, "reason": "answers the question"}',
@@ -122,7 +115,7 @@ def test_judge_rule_scores_through_the_gateway(serve: Heliograph, upstream: Mock
         "config": {"prompt": prompt, "label": "production", "scale": "0-1"},
     }
     body = {"evaluator": spec, "filter": {"property.case": tag}, "sample_rate": 1.0}
-    made = api(serve, "POST", "/api/v1/online-evals", body)
+    made = serve.admin_request("POST", "/api/v1/online-evals", body)
     assert made.status_code == 201, made.text
     rule_id = made.json()["id"]
     client = openai.OpenAI(
@@ -140,7 +133,7 @@ def test_judge_rule_scores_through_the_gateway(serve: Heliograph, upstream: Mock
     deadline = time.monotonic() + WAIT_S
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        status = api(serve, "GET", f"/api/v1/online-evals/{rule_id}/status").json()
+        status = serve.admin_request("GET", f"/api/v1/online-evals/{rule_id}/status").json()
         if status["done"] + status["errors"] == 2:
             break
         time.sleep(0.5)
@@ -174,5 +167,5 @@ def test_judge_rule_scores_through_the_gateway(serve: Heliograph, upstream: Mock
     time.sleep(4.0)  # the lag (1 s) and two ticks
     for row in rows:
         assert serve.record(row["id"])["scores"] == {}
-    queued = api(serve, "GET", f"/api/v1/online-evals/{rule_id}/status").json()
+    queued = serve.admin_request("GET", f"/api/v1/online-evals/{rule_id}/status").json()
     assert queued["done"] + queued["errors"] + queued["queued"] == 2

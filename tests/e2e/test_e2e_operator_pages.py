@@ -13,17 +13,15 @@ reaches the receiver and the history on /alerts shows it).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph, new_id
+from e2e_harness import Heliograph, admin_env, new_id, serving, stopping, wait_for
 
-from browser_support import Watch, chromium_browser, screenshot
-from conftest import free_port
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from mock_upstream import MockUpstream
 from webhook_receiver import Receiver
 
@@ -34,23 +32,10 @@ REFRESH = 0.3
 CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    hooks = Receiver().start()
-    try:
+    with stopping(Receiver().start()) as hooks:
         yield hooks
-    finally:
-        hooks.stop()
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +61,12 @@ secret = "${{OPS_HOOK_SECRET}}"
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": mock.url,
         "HELIOGRAPH_KEY_REFRESH_INTERVAL": str(REFRESH),
-        "HELIOGRAPH_ADMIN_EMAIL": EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": PASSWORD,
+        **admin_env(EMAIL, PASSWORD),
         "HELIOGRAPH_ALERTS_INTERVAL_S": "1",
         "OPS_HOOK_SECRET": "ops-signing-secret",
     }
-    server = Heliograph(home, free_port(), workers=2, env=env).start()
-    try:
+    with serving(home, env, workers=2) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +84,7 @@ def chat(serve: Heliograph, user: str, **headers: str) -> str:
 
 
 def api(serve: Heliograph, path: str) -> Any:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    resp = httpx.get(serve.base_url + path, headers=headers, timeout=15)
+    resp = serve.admin_request("GET", path)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -122,9 +102,7 @@ def test_operator_pages_in_the_browser(serve: Heliograph, browser: Any, receiver
     watch = Watch(page)
     try:
         page.goto(serve.base_url + "/login")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, EMAIL, PASSWORD)
         page.wait_for_url(serve.base_url + "/")
 
         # budgets: the config budget, used up, and one made through the form
@@ -174,7 +152,7 @@ def test_operator_pages_in_the_browser(serve: Heliograph, browser: Any, receiver
             page.reload()
             return bool(endpoint.locator("td").nth(6).inner_text() == "1")
 
-        wait_for("the delivery counted on the page", delivered)
+        wait_for("the delivery counted on the page", delivered, timeout=20)
         screenshot(page, "operator-webhooks")
 
         # alerts: a rule made through the form fires on the config channel
@@ -201,7 +179,7 @@ def test_operator_pages_in_the_browser(serve: Heliograph, browser: Any, receiver
             rows = page.locator("#events tr[data-event]")
             return rows.count() > 0 and "any traffic" in rows.first.inner_text()
 
-        wait_for("the event in the history", in_history)
+        wait_for("the event in the history", in_history, timeout=20)
         first = page.locator("#events tr[data-event]").first
         assert "firing" in first.inner_text() and "ops-hook: sent" in first.inner_text()
         screenshot(page, "operator-alerts")

@@ -25,7 +25,7 @@ from typing import Any
 import openai
 import orjson
 import pytest
-from e2e_harness import Heliograph, marker, new_id, received
+from e2e_harness import Heliograph, marker, new_id, received, serving
 from opentelemetry import propagate
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -141,12 +141,8 @@ def serve(
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
-    server = Heliograph(tmp_path_factory.mktemp("otel-home"), free_port(), env=env)
-    try:
-        server.start()
+    with serving(tmp_path_factory.mktemp("otel-home"), env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph
+from e2e_harness import Heliograph, serving
 from google.rpc.status_pb2 import Status
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
@@ -23,7 +23,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from conftest import free_port
 from heliograph.store.engine import make_engine
 from heliograph.store.orgs import first_org
 from heliograph.store.spans import spans_of_trace
@@ -37,11 +36,8 @@ TIMEOUT = 20.0
 
 @pytest.fixture(scope="module")
 def mock() -> Iterator[MockUpstream]:
-    upstream = MockUpstream().start()
-    try:
+    with MockUpstream() as upstream:
         yield upstream
-    finally:
-        upstream.stop()
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, mock: MockUpstream) -> Iter
         "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",
         "HELIOGRAPH_DATABASE_URL": f"sqlite:///{home / 'otlp.db'}",
     }
-    heliograph = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as heliograph:
         yield heliograph
-    finally:
-        heliograph.stop()
 
 
 def otlp_records(server: Heliograph, trace_id: str, n: int) -> list[dict[str, Any]]:

@@ -16,13 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
-from e2e_harness import Heliograph, assert_never_stored
+from e2e_harness import Heliograph, admin_env, assert_never_stored, cloud_and_ollama_env, serving
 
-from browser_support import Watch, chromium_browser, screenshot
-from conftest import free_port
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from mock_ollama import MockOllama
 from mock_upstream import DEFAULT_TEXT, MockUpstream
 
@@ -50,12 +48,8 @@ V2 = {**V1, "params": {"max_tokens": 3}, "message": "shorter"}
 
 @pytest.fixture(scope="module")
 def mocks() -> Iterator[tuple[MockUpstream, MockOllama]]:
-    cloud, local = MockUpstream().start(), MockOllama().start()
-    try:
+    with MockUpstream() as cloud, MockOllama() as local:
         yield cloud, local
-    finally:
-        cloud.stop()
-        local.stop()
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +58,11 @@ def server(
 ) -> Iterator[Heliograph]:
     cloud, local = mocks
     env = {
-        "HELIOGRAPH_UPSTREAM_OPENAI_URL": cloud.url,
-        "HELIOGRAPH_UPSTREAM_OPENAI_API_KEY": OPENAI_SERVER_KEY,
-        "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",
-        "HELIOGRAPH_UPSTREAM_OLLAMA_URL": local.base_url,
-        "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **cloud_and_ollama_env(cloud, local, OPENAI_SERVER_KEY),
+        **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
     }
-    serve = Heliograph(tmp_path_factory.mktemp("playground-home"), free_port(), env=env)
-    try:
-        yield serve.start()
-    finally:
-        serve.stop()
+    with serving(tmp_path_factory.mktemp("playground-home"), env) as serve:
+        yield serve
 
 
 @pytest.fixture(scope="module")
@@ -83,23 +70,13 @@ def browser() -> Iterator[Any]:
     yield from chromium_browser()
 
 
-def admin_api(server: Heliograph, method: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(
-        method,
-        server.base_url + path,
-        json=body,
-        headers={"Authorization": f"Bearer {server.admin_key}"},
-        timeout=15,
-    )
-
-
 def test_playground_runs_two_versions_and_a_run_is_saved_as_a_version(
     server: Heliograph, mocks: tuple[MockUpstream, MockOllama], browser: Any
 ) -> None:
     cloud, local = mocks
-    assert admin_api(server, "POST", "/api/v1/prompts", {"name": NAME}).status_code == 201
+    assert server.admin_request("POST", "/api/v1/prompts", {"name": NAME}).status_code == 201
     for body in (V1, V2):
-        made = admin_api(server, "POST", f"/api/v1/prompts/{NAME}/versions", body)
+        made = server.admin_request("POST", f"/api/v1/prompts/{NAME}/versions", body)
         assert made.status_code == 201, made.text
 
     context = browser.new_context(base_url=server.base_url, viewport={"width": 1400, "height": 900})
@@ -108,9 +85,7 @@ def test_playground_runs_two_versions_and_a_run_is_saved_as_a_version(
     watch = Watch(page)
     try:
         page.goto(f"/prompts/{NAME}/playground")
-        page.fill("input[name=email]", ADMIN_EMAIL)
-        page.fill("input[name=password]", ADMIN_PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
         page.wait_for_url(f"**/prompts/{NAME}/playground")
         page.fill("textarea[name='input.text']", f"{HOSTILE} and {HOSTILE_ATTR}")
         page.select_option("#a-ref", "v1")
@@ -175,7 +150,7 @@ def test_playground_runs_two_versions_and_a_run_is_saved_as_a_version(
     finally:
         context.close()
 
-    versions = admin_api(server, "GET", f"/api/v1/prompts/{NAME}/versions").json()["data"]
+    versions = server.admin_request("GET", f"/api/v1/prompts/{NAME}/versions").json()["data"]
     assert [v["version"] for v in versions] == [3, 2, 1]
     saved = versions[0]
     assert saved["messages"] == first["request_body"]["messages"]

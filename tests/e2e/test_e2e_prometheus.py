@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph, descendants, genai_cost
+from e2e_harness import Heliograph, descendants, genai_cost, serving
 
 from conftest import IN_CI, free_port
 from mock_upstream import MockUpstream, prompt_tokens_for
@@ -93,12 +93,8 @@ def server(
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
         "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",
     }
-    serve = Heliograph(home, free_port(), workers=2, env=env)
-    try:
-        serve.start()
+    with serving(home, env, workers=2) as serve:
         yield serve
-    finally:
-        serve.stop()
 
 
 class Prometheus:

@@ -11,13 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
-from e2e_harness import Heliograph, new_id, serving_pid
+from e2e_harness import Heliograph, answers_by_worker, new_id, post_chat, serving, worker_of
 
-from conftest import free_port
 from mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -48,16 +46,12 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
         "HELIOGRAPH_KEY_REFRESH_INTERVAL": str(REFRESH),
     }
-    server = Heliograph(home, free_port(), workers=2, env=env).start()
-    try:
+    with serving(home, env, workers=2) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def admin(serve: Heliograph, method: str, path: str, body: Any) -> None:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    resp = httpx.request(method, serve.base_url + path, json=body, headers=headers, timeout=15)
+    resp = serve.admin_request(method, path, body)
     assert resp.status_code < 300, resp.text
 
 
@@ -118,28 +112,11 @@ def test_prompt_in_the_body_and_a_label_move_across_workers(
 def per_worker(serve: Heliograph, upstream: MockUpstream) -> dict[int, list[tuple[str, Any]]]:
     """Prompt requests until each worker process (found by the socket it accepted) answered
     two: what the upstream received for each, by worker."""
-    seen: dict[int, list[tuple[str, Any]]] = {}
-    conns: list[http.client.HTTPConnection] = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=30)
-            conns.append(conn)  # kept open, so the next connection may go to the other worker
-            text = new_id()
-            body = orjson.dumps({"prompt_id": "summary", "inputs": {"text": text}})
-            path = f"/v1/{serve.write_key}/chat/completions"
-            headers = {"Authorization": "Bearer sk-test", "Content-Type": "application/json"}
-            conn.request("POST", path, body=body, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200
-            assert conn.sock is not None
-            pid = serving_pid(serve, conn.sock)
-            assert pid is not None
-            seen.setdefault(pid, []).append((text, sent(upstream, text)))
-            if len(seen) >= 2 and min(len(v) for v in seen.values()) >= 2:
-                break
-    finally:
-        for conn in conns:
-            conn.close()
-    return seen
+
+    def ask(conn: http.client.HTTPConnection) -> tuple[int, tuple[str, Any]]:
+        text = new_id()
+        body = orjson.dumps({"prompt_id": "summary", "inputs": {"text": text}})
+        assert post_chat(conn, serve, body, "sk-test") == 200
+        return worker_of(serve, conn), (text, sent(upstream, text))
+
+    return answers_by_worker(serve, ask)

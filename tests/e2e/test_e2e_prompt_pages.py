@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph, new_id
+from e2e_harness import Heliograph, admin_env, new_id, serving
 
-from browser_support import Watch, chromium_browser, screenshot
-from conftest import free_port
+from browser_support import Watch, chromium_browser, screenshot, sign_in
 from heliograph.web.format import pct, usd
 from mock_upstream import MockUpstream
 
@@ -62,14 +61,10 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
         "HELIOGRAPH_KEY_REFRESH_INTERVAL": str(REFRESH),
-        "HELIOGRAPH_ADMIN_EMAIL": EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": PASSWORD,
+        **admin_env(EMAIL, PASSWORD),
     }
-    server = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +73,7 @@ def browser() -> Iterator[Any]:
 
 
 def api(serve: Heliograph, method: str, path: str, body: Any = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    resp = httpx.request(method, serve.base_url + path, json=body, headers=headers, timeout=15)
+    resp = serve.admin_request(method, path, body)
     assert resp.status_code < 300, resp.text
     return resp
 
@@ -138,9 +132,7 @@ def test_prompt_pages_in_the_browser(serve: Heliograph, browser: Any) -> None:
     watch = Watch(page)
     try:
         page.goto(serve.base_url + "/login")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in(page, EMAIL, PASSWORD)
         page.wait_for_url(serve.base_url + "/")
 
         # the list, reached from the top navigation

@@ -14,14 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import ollama
 import openai
 import orjson
 import pytest
-from e2e_harness import Heliograph, new_id, serving_pid
+from e2e_harness import (
+    Heliograph,
+    answers_by_worker,
+    new_id,
+    post_chat,
+    serving,
+    stopping,
+    worker_of,
+)
 
-from conftest import free_port
 from mock_anthropic import MockAnthropic
 from mock_ollama import MockOllama
 from mock_upstream import MockUpstream, Received
@@ -50,22 +56,21 @@ class Mocks:
             "HELIOGRAPH_KEY_REFRESH_INTERVAL": str(REFRESH),
         }
 
+    def stop(self) -> None:
+        for mock in self.all:
+            mock.stop()
+
 
 @pytest.fixture(scope="module")
 def mocks() -> Iterator[Mocks]:
-    started = Mocks()
-    try:
+    with stopping(Mocks()) as started:
         yield started
-    finally:
-        for mock in started.all:
-            mock.stop()
 
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory, mocks: Mocks) -> Iterator[Heliograph]:
     home: Path = tmp_path_factory.mktemp("prompt-routes-home")
-    server = Heliograph(home, free_port(), workers=2, env=mocks.environment()).start()
-    try:
+    with serving(home, mocks.environment(), workers=2) as server:
         for name, versions in PROMPTS.items():
             admin(server, "POST", "/api/v1/prompts", {"name": name, "description": ""})
             for version in versions:
@@ -73,13 +78,10 @@ def serve(tmp_path_factory: pytest.TempPathFactory, mocks: Mocks) -> Iterator[He
             admin(server, "PUT", f"/api/v1/prompts/{name}/labels/production", {"version": 1})
         time.sleep(REFRESH * 4)
         yield server
-    finally:
-        server.stop()
 
 
 def admin(serve: Heliograph, method: str, path: str, body: Any) -> None:
-    headers = {"Authorization": f"Bearer {serve.admin_key}"}
-    resp = httpx.request(method, serve.base_url + path, json=body, headers=headers, timeout=15)
+    resp = serve.admin_request(method, path, body)
     assert resp.status_code < 300, resp.text
 
 
@@ -221,33 +223,17 @@ def test_a_label_move_reaches_the_virtual_model_in_both_workers(
 def per_worker(serve: Heliograph, upstream: MockUpstream) -> dict[int, list[str]]:
     """Virtual-model chats on fresh connections until each worker answered two: the first
     message the upstream received for each, by worker process."""
-    seen: dict[int, list[str]] = {}
-    conns: list[http.client.HTTPConnection] = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            conn = http.client.HTTPConnection("127.0.0.1", serve.port, timeout=30)
-            conns.append(conn)  # kept open, so the next connection may go to the other worker
-            text = new_id()
-            body = orjson.dumps(
-                {"model": "prompt:helper", "messages": [{"role": "user", "content": text}]}
-            )
-            headers = {"Authorization": f"Bearer {CLIENT_KEY}", "Content-Type": "application/json"}
-            conn.request("POST", f"/v1/{serve.write_key}/chat/completions", body, headers)
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200
-            assert conn.sock is not None
-            pid = serving_pid(serve, conn.sock)
-            assert pid is not None
-            first = only(upstream.requests, text).json["messages"][0]["content"]
-            seen.setdefault(pid, []).append(first)
-            if len(seen) >= 2 and min(len(v) for v in seen.values()) >= 2:
-                break
-    finally:
-        for conn in conns:
-            conn.close()
-    return seen
+
+    def ask(conn: http.client.HTTPConnection) -> tuple[int, str]:
+        text = new_id()
+        body = orjson.dumps(
+            {"model": "prompt:helper", "messages": [{"role": "user", "content": text}]}
+        )
+        assert post_chat(conn, serve, body, CLIENT_KEY) == 200
+        pid = worker_of(serve, conn)
+        return pid, only(upstream.requests, text).json["messages"][0]["content"]
+
+    return answers_by_worker(serve, ask)
 
 
 def test_bad_prompt_input_through_each_package_is_refused_and_recorded(

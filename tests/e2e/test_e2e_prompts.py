@@ -13,9 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_harness import Heliograph
-
-from conftest import free_port
+from e2e_harness import Heliograph, serving
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +33,8 @@ VERSION = {
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Heliograph]:
     home: Path = tmp_path_factory.mktemp("prompts-home")
-    server = Heliograph(home, free_port(), workers=2).start()
-    try:
+    with serving(home, workers=2) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def call(serve: Heliograph, method: str, path: str, key: str, **kw: Any) -> httpx.Response:

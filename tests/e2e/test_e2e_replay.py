@@ -17,9 +17,18 @@ from collections.abc import Iterator
 import openai
 import orjson
 import pytest
-from e2e_harness import Heliograph, assert_never_stored, dashboard_login, marker, new_id, received
+from e2e_harness import (
+    Heliograph,
+    admin_env,
+    assert_never_stored,
+    cloud_and_ollama_env,
+    dashboard_login,
+    marker,
+    new_id,
+    received,
+    serving,
+)
 
-from conftest import free_port
 from mock_ollama import DEFAULT_TEXT as OLLAMA_TEXT
 from mock_ollama import MockOllama
 from mock_upstream import DEFAULT_TEXT, MockUpstream, text_chars
@@ -35,12 +44,8 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @pytest.fixture(scope="module")
 def mocks() -> Iterator[tuple[MockUpstream, MockOllama]]:
-    cloud, local = MockUpstream().start(), MockOllama().start()
-    try:
+    with MockUpstream() as cloud, MockOllama() as local:
         yield cloud, local
-    finally:
-        cloud.stop()
-        local.stop()
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +54,11 @@ def server(
 ) -> Iterator[Heliograph]:
     cloud, local = mocks
     env = {
-        "HELIOGRAPH_UPSTREAM_OPENAI_URL": cloud.url,
-        "HELIOGRAPH_UPSTREAM_OPENAI_API_KEY": OPENAI_SERVER_KEY,
-        "HELIOGRAPH_UPSTREAM_OPENAI_LOCAL": "false",
-        "HELIOGRAPH_UPSTREAM_OLLAMA_URL": local.base_url,
-        "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **cloud_and_ollama_env(cloud, local, OPENAI_SERVER_KEY),
+        **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
     }
-    serve = Heliograph(tmp_path_factory.mktemp("replay-home"), free_port(), env=env)
-    try:
-        yield serve.start()
-    finally:
-        serve.stop()
+    with serving(tmp_path_factory.mktemp("replay-home"), env) as serve:
+        yield serve
 
 
 def test_replay_a_streamed_cloud_request_on_local_ollama(

@@ -10,14 +10,14 @@ when it restarts.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
-from e2e_harness import Heliograph
+from e2e_harness import Heliograph, wait_for
 
 from conftest import create_pg_database, free_port, redis_ready
 from mock_upstream import MockUpstream
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.slow
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 REFRESH = 0.3
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -77,13 +68,7 @@ def chat(
 
 
 def admin(server: Heliograph, method: str, path: str, body: Any = None) -> Any:
-    resp = httpx.request(
-        method,
-        server.base_url + path,
-        json=body,
-        headers={"Authorization": f"Bearer {server.admin_key}"},
-        timeout=15,
-    )
+    resp = server.admin_request(method, path, body)
     assert resp.status_code < 300, resp.text
     return resp.json()
 

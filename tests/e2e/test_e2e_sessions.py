@@ -19,9 +19,8 @@ from typing import Any
 
 import openai
 import pytest
-from e2e_harness import Heliograph, dashboard_login, new_id
+from e2e_harness import Heliograph, admin_env, dashboard_login, new_id, serving
 
-from conftest import free_port
 from mock_upstream import DEFAULT_TEXT, TOOL_ARGUMENTS, MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -53,14 +52,10 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
     home: Path = tmp_path_factory.mktemp("sessions-home")
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
-        "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
     }
-    server = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _headers(session: str, name: str, user: str, rid: str, **more: str) -> dict[str, str]:

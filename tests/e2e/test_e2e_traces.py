@@ -22,14 +22,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph, dashboard_login, new_id
+from e2e_harness import Heliograph, admin_env, dashboard_login, new_id, serving
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
 
-from conftest import free_port
 from heliograph.store.engine import make_engine
 from heliograph.store.schema import organizations
 from heliograph.store.spans import insert_spans
@@ -52,14 +51,10 @@ def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> I
     home: Path = tmp_path_factory.mktemp("traces-home")
     env = {
         "HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url,
-        "HELIOGRAPH_ADMIN_EMAIL": ADMIN_EMAIL,
-        "HELIOGRAPH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **admin_env(ADMIN_EMAIL, ADMIN_PASSWORD),
     }
-    server = Heliograph(home, free_port(), env=env).start()
-    try:
+    with serving(home, env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def hex_span(span: Any) -> str:

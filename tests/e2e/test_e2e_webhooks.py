@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from e2e_harness import Heliograph
+from e2e_harness import Heliograph, serving
 
 from conftest import create_pg_database, free_port
 from heliograph.alerts import signing
@@ -232,11 +232,8 @@ def test_every_record_reaches_every_receiver_across_a_sigkill(
 def serve(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream) -> Iterator[Heliograph]:
     home: Path = tmp_path_factory.mktemp("webhooks-home")
     (home / "config.toml").write_text(config_toml("http://127.0.0.1:9/config"))
-    server = Heliograph(home, free_port(), env=env(upstream)).start()
-    try:
+    with serving(home, env(upstream)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize(
