@@ -42,6 +42,7 @@ def chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> N
     uniform = uniform_events(body)
     shared: dict[str, Any] | None = None  # the head of every event after the first, if one
     shared_seen = False
+    docs: list[Any] | None
     if uniform is not None:
         docs, shared = uniform
     else:
@@ -94,7 +95,7 @@ def chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> N
             if first is None:
                 first = ref
             last = ref
-    if shared_seen:  # after the first event, the only other one in seen: order kept
+    if shared is not None and shared_seen:  # after the first event, the only other one
         seen.append(shared)
     head = _head(seen)
     out.response_model = head.get("model") if isinstance(head.get("model"), str) else None
