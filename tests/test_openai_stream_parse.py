@@ -66,6 +66,7 @@ STREAMS = {
     "error event": ROLE + content("a") + b'data: {"error":{"message":"boom"}}\n\n' + DONE,
     "two values in one event": ROLE + content("a")[:-2] + b',{"choices":[]}\n\n' + DONE,
     "a comment line": ROLE + b": keep-alive\n\n" + content("a") + DONE,
+    "an extra blank line": ROLE + b"\n" + content("a") + DONE,
     "a number event": ROLE + b"data: 5\n\n" + content("a") + DONE,
     "a nested head in the first event": chunk("[]", head=b'"x":{"model":"n"},') + content("a"),
     "tool calls": ROLE
@@ -111,6 +112,7 @@ def test_a_uniform_stream_is_parsed_without_its_repeated_head() -> None:
         "a later event repeats a head field",
         "two values in one event",
         "a comment line",
+        "an extra blank line",
         "a number event",
         "a nested head in the first event",
         "CRLF framing",

@@ -84,8 +84,11 @@ def uniform_events(body: bytes) -> tuple[list[Any], dict[str, Any]] | None:
         return None
     pieces[0] = b"[" + pieces[0][6:]
     pieces[-1] = pieces[-1][:-2] + b"]"
+    joined = b",{".join(pieces)
+    if b"\n" in joined:  # a blank line too many, a comment: not this framing
+        return None
     try:
-        docs = orjson.loads(b",{".join(pieces))
+        docs = orjson.loads(joined)
     except orjson.JSONDecodeError:
         return None
     if type(docs) is not list or len(docs) != len(pieces):

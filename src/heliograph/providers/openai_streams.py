@@ -39,14 +39,9 @@ def chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> N
     is_text = False
     first: int | None = None  # where the first and last events with output end
     last: int | None = None
-    uniform = uniform_events(body)
-    shared: dict[str, Any] | None = None  # the head of every event after the first, if one
-    shared_seen = False
-    docs: list[Any] | None
-    if uniform is not None:
-        docs, shared = uniform
-    else:
-        docs = data_array(body)
+    parsed = _data_array(body)
+    docs, shared = parsed if parsed is not None else (None, None)
+    shared_seen = False  # shared: the head of every event after the first, if left out
     events = enumerate(docs) if docs is not None else _parsed_events(body)
     for ref, doc in events:
         if type(doc) is not dict:
@@ -136,6 +131,17 @@ def _head(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 _ABSENT = object()
+
+
+def _data_array(body: bytes) -> tuple[list[Any], dict[str, Any] | None] | None:
+    """Every event of a well-formed OpenAI stream, parsed in one go, and the head fields
+    left out of every event after the first (None if not); None if it is not such a stream
+    (then the general path parses event by event)."""
+    uniform = uniform_events(body)
+    if uniform is not None:
+        return uniform
+    docs = data_array(body)
+    return None if docs is None else (docs, None)
 
 
 def _event_end(body: bytes, index: int, count: int) -> int:
