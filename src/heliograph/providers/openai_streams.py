@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 
 from heliograph.providers.analysis import Analysis, Clock, apply_timings, apply_usage
+from heliograph.providers.openai_stream_parse import DONE, HEAD_FIELDS, data_array, uniform_events
 from heliograph.providers.sse import iter_data, iter_events
 
-_HEAD = ("id", "created", "model", "system_fingerprint", "service_tier", "object")
+_HEAD = HEAD_FIELDS
 
 
 class _Choice:
@@ -38,7 +39,9 @@ def chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> N
     is_text = False
     first: int | None = None  # where the first and last events with output end
     last: int | None = None
-    docs = _data_array(body)
+    parsed = _data_array(body)
+    docs, shared = parsed if parsed is not None else (None, None)
+    shared_seen = False  # shared: the head of every event after the first, if left out
     events = enumerate(docs) if docs is not None else _parsed_events(body)
     for ref, doc in events:
         if type(doc) is not dict:
@@ -49,7 +52,10 @@ def chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> N
                 str(err.get("message")) if isinstance(err, dict) else str(err)
             ) or "error event in stream"
             continue
-        seen.append(doc)
+        if shared is not None and ref:  # its head fields were left out: they are shared's
+            shared_seen = True
+        else:
+            seen.append(doc)
         usage = doc.get("usage")
         if usage:
             apply_usage(usage, out)
@@ -59,6 +65,23 @@ def chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> N
         for choice in doc.get("choices") or ():
             if type(choice) is not dict:
                 continue
+            # Most events: one piece of content for a choice already begun (inlined).
+            delta = choice.get("delta")
+            if (
+                type(delta) is dict
+                and len(delta) == 1
+                and type(content := delta.get("content")) is str
+                and not choice.get("finish_reason")
+                and not choice.get("logprobs")
+                and "text" not in choice
+            ):
+                index = choice.get("index", 0)
+                acc = choices.get(index if type(index) is int else 0)
+                parts = acc.parts.get("content") if acc is not None else None
+                if parts is not None:
+                    parts.append(content)
+                    produced = produced or bool(content)
+                    continue
             if _merge_choice(choices, choice):
                 produced = True
             if "text" in choice:
@@ -67,11 +90,13 @@ def chat_stream(body: bytes, marks: list[tuple[int, float]], out: Analysis) -> N
             if first is None:
                 first = ref
             last = ref
+    if shared is not None and shared_seen:  # after the first event, the only other one
+        seen.append(shared)
     head = _head(seen)
     out.response_model = head.get("model") if isinstance(head.get("model"), str) else None
     if first is not None and last is not None:
         if docs is not None:  # refs are event numbers: find where those events end
-            count = len(docs) + body.endswith(_DONE)  # every event ends in a blank line
+            count = len(docs) + body.endswith(DONE)  # every event ends in a blank line
             first, last = _event_end(body, first, count), _event_end(body, last, count)
         clock = Clock(marks)
         out.ttft_ms = clock.at(first)
@@ -108,33 +133,15 @@ def _head(events: list[dict[str, Any]]) -> dict[str, Any]:
 _ABSENT = object()
 
 
-_DONE = b"data: [DONE]\n\n"
-
-
-def _data_array(body: bytes) -> list[Any] | None:
-    """Every event of a well-formed OpenAI stream, parsed in one go; None if it is not one.
-
-    Such a stream is ``data: <json>`` lines separated by blank lines, ending in ``[DONE]``;
-    joined with commas they make one JSON array, which parses several times faster than
-    event by event. Anything else (comments, ``event:`` lines, CRs, extra blank lines, a
-    torn last event, a payload that is not JSON) leaves a newline behind or fails to parse
-    or to count, and takes the general path.
-    """
-    trimmed = body[: -len(_DONE)] if body.endswith(_DONE) else body
-    if not trimmed.startswith(b"data: ") or not trimmed.endswith(b"\n\n") or b"\r" in body:
-        return None
-    inner = trimmed[6:-2]
-    joined = inner.replace(b"\n\ndata: ", b",")
-    if b"\n" in joined:  # a line the join did not consume: not this framing
-        return None
-    try:
-        docs = orjson.loads(b"".join((b"[", joined, b"]")))
-    except orjson.JSONDecodeError:
-        return None
-    # Each separator replaced shortened the text by 7 bytes: one more event than that.
-    if not isinstance(docs, list) or len(docs) != (len(inner) - len(joined)) // 7 + 1:
-        return None
-    return docs
+def _data_array(body: bytes) -> tuple[list[Any], dict[str, Any] | None] | None:
+    """Every event of a well-formed OpenAI stream, parsed in one go, and the head fields
+    left out of every event after the first (None if not); None if it is not such a stream
+    (then the general path parses event by event)."""
+    uniform = uniform_events(body)
+    if uniform is not None:
+        return uniform
+    docs = data_array(body)
+    return None if docs is None else (docs, None)
 
 
 def _event_end(body: bytes, index: int, count: int) -> int:

@@ -21,6 +21,7 @@ existing data.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -187,8 +188,7 @@ def _sums(row: dict[str, Any]) -> list[Any]:
 
 
 def _add(into: list[Any], sums: list[Any], first_ms: int, last_ms: int) -> None:
-    for i, value in enumerate(sums):
-        into[i] += value
+    into[: len(sums)] = map(operator.add, into, sums)  # into[i] + sums[i], summed in C
     if first_ms < into[_FIRST]:
         into[_FIRST] = first_ms
     if last_ms > into[_LAST]:
@@ -277,10 +277,10 @@ def merge_groups(into: Groups, other: Groups) -> None:
             mine = target.get(key)
             if mine is None:
                 target[key] = measures
-            else:
-                _add(mine, measures[:_HEAD], measures[_FIRST], measures[_LAST])
-                for i in range(_LAT0, len(FIELDS)):
-                    mine[i] += measures[i]
+            else:  # every measure added (in C), then first and last put right
+                first, last = min(mine[_FIRST], measures[_FIRST]), max(mine[_LAST], measures[_LAST])
+                mine[:] = map(operator.add, mine, measures)
+                mine[_FIRST], mine[_LAST] = first, last
 
 
 def upsert_groups(conn: Connection, groups: Groups) -> None:
