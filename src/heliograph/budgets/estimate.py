@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from heliograph.pricing.book import PriceBook
 from heliograph.pricing.cost import Usage
@@ -28,8 +27,7 @@ CAP_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 WHOLE_BODY_BYTES = 16 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(NamedTuple):
     tokens: int  # prompt + output cap
     cost_nusd: int | None  # None: the model has no known price
 

@@ -177,14 +177,9 @@ class BudgetGuard:
             names = {b.scope.property[0] for b in budgets if b.scope.property is not None}
             state = self._match_state[org_id] = (budgets, tuple(sorted(names)), {})
         _, prop_names, matched = state
-        props = facts.properties
-        key = (
-            facts.key_id,
-            facts.user_id,
-            facts.model,
-            facts.upstream,
-            *(props.get(name) for name in prop_names),
-        )
+        key: tuple[Any, ...] = (facts.key_id, facts.user_id, facts.model, facts.upstream)
+        if prop_names:
+            key += tuple(map(facts.properties.get, prop_names))
         found = matched.get(key)
         if found is None:
             if len(matched) >= MATCH_CACHE:

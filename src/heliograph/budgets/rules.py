@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 NUSD_PER_USD = 1_000_000_000
@@ -77,9 +77,9 @@ class Scope:
         return self._upstream_re is None or bool(self._upstream_re.match(req.upstream))
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    """What a scope is tested against: the request as the record will describe it."""
+class RequestFacts(NamedTuple):
+    """What a scope is tested against: the request as the record will describe it (made
+    for every request a budget may cover: a tuple is the cheapest immutable record)."""
 
     key_id: str | None
     user_id: str | None
