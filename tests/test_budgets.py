@@ -206,6 +206,67 @@ def test_two_workers_leases_hold_the_limit_and_give_back(engine: Engine) -> None
     assert budget_store.usage(engine, fresh.id, wide)[1] == 200  # unused part returned
 
 
+def test_far_from_the_limit_a_slab_admits_requests_and_gives_back_what_it_did_not_use(
+    engine: Engine,
+) -> None:
+    """Far from every limit, requests of one kind are admitted from a slab: one verdict for
+    many requests, each holding the slab's size (the opener's estimate, an upper bound of any
+    request it admits); larger requests are checked on their own; the unused rest returns."""
+    from heliograph.budgets.guard import SLAB_REQUESTS
+
+    org = create_org(engine, "o")
+    tokens = _budget(engine, org, name="tokens", limit_tokens=10**9)
+    requests = _budget(engine, org, name="requests", limit_requests=10**6)
+    both = (tokens, requests)
+    clock = Clock()
+    guard = BudgetGuard(StoreLedger(engine), 600, "block", now=clock)
+
+    def amounts(n: int) -> dict[str, int | None]:
+        return {"requests": 1, "tokens": n, "usd": 0}
+
+    async def run() -> list[Any]:
+        first = [await guard.check(both, FACTS, amounts(100), time.time()) for _ in range(3)]
+        smaller = await guard.check(both, FACTS, amounts(40), time.time())
+        larger = await guard.check(both, FACTS, amounts(500), time.time())
+        return [*first, smaller, larger]
+
+    one, two, three, smaller, larger = asyncio.run(run())
+    assert one is not two  # the first is checked on its own, then opens a slab
+    assert two is three is smaller  # admitted from that slab: one verdict, counted down
+    assert [e[3] for e in one.entries] == [100, 1]
+    assert [e[3] for e in smaller.entries] == [100, 1]  # each holds the slab's size
+    assert larger is not smaller and [e[3] for e in larger.entries] == [500, 1]
+    assert all(v.refused is None for v in (one, two, three, smaller, larger))
+    window = span(tokens, time.time())
+    wide = (window.wk, window.first, window.last)
+    assert budget_store.usage(engine, tokens.id, wide)[1] >= 100 * SLAB_REQUESTS
+    # Settle the five admitted requests' holds as the writer would, then go idle: the slab's
+    # unused room and the lease's rest return, so nothing stays held.
+    held = [(v.entries[0][1], v.entries[0][3]) for v in (one, two, three, smaller, larger)]
+    settled = [Settlement(tokens.id, h, window.wk, n, window.last, 0) for h, n in held]
+    budget_store.settle(engine, settled)
+    clock.t += 5
+    asyncio.run(guard.release_idle())
+    assert budget_store.usage(engine, tokens.id, wide)[1] == 0
+
+
+def test_no_slab_near_a_limit(engine: Engine) -> None:
+    """A slab would hold more than a 1/16 share of this budget's room: requests go one by one,
+    each verdict its own, and exactly the limit's worth gets through."""
+    org = create_org(engine, "o")
+    budget = _budget(engine, org, limit_tokens=100 * 16 * 16 - 1)
+    guard = BudgetGuard(StoreLedger(engine), 600, "block")
+    amounts = {"requests": 1, "tokens": 100, "usd": 0}
+
+    async def run() -> list[Any]:
+        return [await guard.check((budget,), FACTS, amounts, time.time()) for _ in range(300)]
+
+    verdicts = asyncio.run(run())
+    admitted = [v for v in verdicts if v.refused is None]
+    assert len({id(v) for v in admitted}) == len(admitted)
+    assert len(admitted) == (100 * 16 * 16 - 1) // 100
+
+
 def test_refusal_message_says_which_limit_and_when() -> None:
     budget = _b("day")
     now = _ts("2026-12-04T22:30:00+00:00")

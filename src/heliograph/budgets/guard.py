@@ -14,6 +14,15 @@ The writer settles each record: its estimate leaves the lease's hold, its real u
 tokens, one request) is added to the budget's spend. Alert-only budgets reserve nothing; their
 usage is settled the same way so they show spent and remaining.
 
+Far from every limit, a worker also admits requests in **slabs**: for the budgets that cover
+one kind of request (same key, user, model, upstream and scoped properties), it takes room for
+``SLAB_REQUESTS`` requests of the size of the one in hand from each of their leases at once, and
+builds their verdict once. The next requests of that kind that are no larger are admitted by
+counting one down, for at most ``SLAB_LIFE_S``; each holds the slab's size, an upper bound of
+its own estimate, and what a slab did not use goes back to the leases. A slab is only opened
+when it takes at most 1/``LEASE_SHARE`` of each budget's room, so near a limit every request
+is still checked one by one with its exact estimate.
+
 A ledger that cannot answer (store or Redis down) admits the request, logged and noted on the
 record: traffic never stops because the database did.
 """
@@ -37,7 +46,9 @@ log = logging.getLogger(__name__)
 LEASE_SHARE = 16  # a lease takes 1/16 of what the budget has left
 IDLE_RELEASE_S = 2.0
 EXHAUSTED_RECHECK_S = 1.0
-MATCH_CACHE = 4096  # an exhausted budget is asked again at most this often per worker
+MATCH_CACHE = 4096  # request kinds remembered per organization (their matches and slabs)
+SLAB_REQUESTS = 16  # requests admitted together far from every limit
+SLAB_LIFE_S = 1.0  # a slab's verdict (its reset header) is at most this old
 
 
 @dataclass(slots=True)
@@ -62,6 +73,28 @@ class Verdict:
     note: str | None = None  # on the record: unpriced or unchecked budgets
 
 
+@dataclass(slots=True)
+class Slab:
+    """Room taken at once for ``left`` more requests of one kind, each at most ``bounds``."""
+
+    verdict: Verdict
+    taken: list[tuple[Budget, Lease, int]]  # each lease, and what one request holds of it
+    tokens: int  # the largest amounts a request may have to be admitted from the slab
+    usd: int | None  # None: no USD budget covers these requests
+    begins: float  # wall clock: the windows the verdict's entries name
+    ends: float
+    until: float  # monotonic: the slab's life, and its leases' expiry
+    left: int = SLAB_REQUESTS
+
+
+@dataclass(slots=True)
+class Match:
+    """The budgets that cover one kind of request, and its slab if one is open."""
+
+    budgets: tuple[Budget, ...]
+    slab: Slab | None = None
+
+
 class BudgetGuard:
     """One per gateway worker: its leases, the ledger, and the settings that shape a check."""
 
@@ -80,8 +113,9 @@ class BudgetGuard:
         # Per organization, which budgets cover a request, by who and what it is: for one
         # tuple of its budgets (a reload makes a new tuple, and the answers start again).
         self._match_state: dict[
-            str, tuple[tuple[Budget, ...], tuple[str, ...], dict[tuple[Any, ...], Any]]
+            str, tuple[tuple[Budget, ...], tuple[str, ...], dict[tuple[Any, ...], Match]]
         ] = {}
+        self._slabs: list[Slab] = []  # every open slab, to give back what it did not use
         self._headers: dict[str, tuple[Budget, tuple[bytes, bytes, bytes]]] = {}
 
     async def check(
@@ -96,13 +130,29 @@ class BudgetGuard:
         no known price); ``started`` the request's wall-clock time. ``refine``, when given,
         makes exact amounts where ``amounts`` are a quick upper bound: asked once, as soon
         as a budget is near its limit (room for fewer than ``LEASE_SHARE`` such requests)."""
+        match = self._matching(budgets, facts)
+        now = self.clock()
+        slab = match.slab
+        if slab is not None:
+            if slab.left and now < slab.until and slab.begins <= started < slab.ends:
+                usd = amounts["usd"]
+                if (amounts["tokens"] or 0) <= slab.tokens and (
+                    slab.usd is None or (usd is not None and usd <= slab.usd)
+                ):  # the usual case far from every limit: one count down
+                    slab.left -= 1
+                    return slab.verdict
+                # a larger request than the slab's: checked on its own, the slab kept
+            else:
+                match.slab = None
+                self._close(slab, now)
         verdict = Verdict()
+        quick = amounts
         taken: list[tuple[Budget, Lease, int]] = []
         notes: list[str] = []
         entries = verdict.entries
         tightest: tuple[float, Budget, Lease, Span] | None = None
-        spans, leases, now = self._spans, self.leases, self.clock()
-        for budget in self._matching(budgets, facts):
+        spans, leases = self._spans, self.leases
+        for budget in match.budgets:
             window = spans.get(budget.id)
             if window is None or not window.last <= started < window.resets_at:
                 window = spans[budget.id] = span(budget, started)
@@ -166,11 +216,84 @@ class BudgetGuard:
             remaining = max(lease.room + lease.left, 0)
             verdict.headers = budget_headers(budget, remaining, reset_s, static[1])
         verdict.note = "; ".join(notes) or None
+        if not notes and taken and quick is amounts and match.slab is None:
+            await self._open(match, quick, started)  # far from the limits (no refining)
         return verdict
 
-    def _matching(self, budgets: tuple[Budget, ...], facts: RequestFacts) -> tuple[Budget, ...]:
+    async def _open(self, match: Match, amounts: Mapping[str, int | None], started: float) -> None:
+        """Take room for a slab of requests like this one from every blocking budget's lease,
+        when that leaves each budget ample room; otherwise requests go one by one."""
+        taken: list[tuple[Budget, Lease, int]] = []
+        entries: list[list[Any]] = []
+        tightest: tuple[float, Budget, Lease, Span] | None = None
+        begins, ends = 0.0, float("inf")
+        now = self.clock()
+        until = now + SLAB_LIFE_S
+        usd_bound: int | None = None
+        for budget in match.budgets:
+            window = self._spans.get(budget.id)
+            if window is None or not window.last <= started < window.resets_at:
+                return
+            begins, ends = max(begins, window.last), min(ends, window.resets_at)
+            unit = budget.unit
+            per = amounts[unit]
+            if per is None:
+                return
+            if unit == "usd":
+                usd_bound = per
+            if budget.action != "block":
+                entries.append([budget.id, None, window.wk, 0, unit, window.last])
+                continue
+            need = per * SLAB_REQUESTS
+            lease = self.leases.get(budget.id)
+            if lease is None or lease.room + lease.left < need * LEASE_SHARE:
+                self._give_back(taken)
+                return
+            if lease.wk == window.wk and lease.left >= need and lease.expires > now:
+                lease.left -= need
+                lease.used_at = now
+            else:
+                try:
+                    got = await self._take(budget, window, need)
+                except Exception:  # the ledger is down: no slab, requests go one by one
+                    got = None
+                if got is None:
+                    self._give_back(taken)
+                    return
+                lease = got
+            taken.append((budget, lease, need))
+            until = min(until, lease.expires)
+            entries.append([budget.id, lease.hold_id, window.wk, per, unit, window.last])
+            share = (lease.room + lease.left) / budget.limit if budget.limit else 0.0
+            if tightest is None or share < tightest[0]:
+                tightest = (share, budget, lease, window)
+        verdict = Verdict(entries=entries)
+        if tightest is not None:
+            _, budget, lease, window = tightest
+            static = self._headers.get(budget.id)
+            if static is None or static[0] is not budget:
+                static = self._headers[budget.id] = (budget, static_headers(budget))
+            remaining = max(lease.room + lease.left, 0)
+            reset_s = int(window.resets_at - started)
+            verdict.headers = budget_headers(budget, remaining, reset_s, static[1])
+        tokens = amounts["tokens"] or 0
+        slab = Slab(verdict, taken, tokens, usd_bound, begins, ends, until)
+        if match.slab is not None:  # another request opened one meanwhile
+            self._close(match.slab, self.clock())
+        match.slab = slab
+        self._slabs.append(slab)
+
+    def _close(self, slab: Slab, now: float) -> None:
+        """What a slab did not admit goes back to its leases (if they still hold it)."""
+        left, slab.left = slab.left, 0
+        if left:
+            for budget, lease, need in slab.taken:
+                if self.leases.get(budget.id) is lease and lease.expires > now:
+                    lease.left += need // SLAB_REQUESTS * left
+
+    def _matching(self, budgets: tuple[Budget, ...], facts: RequestFacts) -> Match:
         if not budgets:
-            return ()
+            return Match(())
         org_id = budgets[0].org_id
         state = self._match_state.get(org_id)
         if state is None or state[0] is not budgets:  # first, or reloaded since
@@ -184,7 +307,7 @@ class BudgetGuard:
         if found is None:
             if len(matched) >= MATCH_CACHE:
                 matched.clear()
-            found = matched[key] = tuple(b for b in budgets if b.scope.matches(facts))
+            found = matched[key] = Match(tuple(b for b in budgets if b.scope.matches(facts)))
         return found
 
     async def _take(self, budget: Budget, window: Span, amount: int) -> Lease | None:
@@ -256,6 +379,13 @@ class BudgetGuard:
     async def release_idle(self, idle_s: float = IDLE_RELEASE_S) -> None:
         """Give back what leases hold unused, once idle (and everything with ``idle_s`` 0)."""
         now = self.clock()
+        open_slabs = []
+        for slab in self._slabs:
+            if slab.left and now < slab.until and idle_s:
+                open_slabs.append(slab)
+            else:
+                self._close(slab, now)
+        self._slabs = open_slabs
         for budget_id, lease in list(self.leases.items()):
             if lease.left > 0 and now - lease.used_at >= idle_s and lease.expires > now:
                 amount, lease.left = lease.left, 0
