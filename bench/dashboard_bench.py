@@ -29,6 +29,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from heliograph.store import partitions
 from heliograph.store.engine import make_engine, migrate
 from heliograph.store.inserts import insert_batch, pack_records
 
@@ -160,6 +161,8 @@ def fill(url: str, records: int, org_id: str) -> float:
     migrate(engine)
     rng = random.Random(42)
     now = int(time.time() * 1000)
+    # PostgreSQL: the monthly partitions the job process would have made (migration 0023).
+    partitions.maintain(engine, now, since_ms=now - 31 * 86_400_000)
     started = time.perf_counter()
     batch = 5000
     for start in range(0, records, batch):

@@ -50,7 +50,7 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
             )
         )
     migrate(engine)
-    assert current_revision(engine) == "0022"
+    assert current_revision(engine) == "0023"
     assert "trace_id IS NOT NULL" in index_sql(engine, "ix_requests_org_trace")
     assert "session_id IS NOT NULL" in index_sql(engine, "ix_requests_org_session")
     assert "prompt_name IS NOT NULL" in index_sql(engine, "ix_requests_org_prompt")
@@ -135,6 +135,6 @@ def test_upgrade_from_first_schema_keeps_data(db_url: str) -> None:
     assert "request_id IS NOT NULL" in index_sql(engine, "ix_spans_request")
     assert retention_store.count_records(engine, "o1", now + 1) == 1
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0022"
+    assert current_revision(engine) == "0023"
     assert "trace_id IS NOT NULL" in index_sql(engine, "ix_requests_org_trace")
     engine.dispose()

@@ -20,6 +20,7 @@ import pytest
 from e2e_harness import Heliograph, clean_environment, heliograph_command, marker, new_id
 
 from conftest import create_pg_database, free_port
+from heliograph.store.partitions import Month
 from mock_upstream import MockUpstream
 
 pytestmark = pytest.mark.slow
@@ -152,6 +153,61 @@ def test_job_process_applies_the_policy_on_postgresql(
         while time.monotonic() < deadline and any(_status(server, r) != 404 for r in ids[:2]):
             time.sleep(0.5)
         assert [_status(server, r) for r in ids] == [404, 404, 200, 200], server.output()[-3000:]
+        ahead = Month.of(int(time.time() * 1000)).next().next()  # made by the job process
+        with psycopg.connect(url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT to_regclass(%s)::text, to_regclass(%s)::text",
+                (ahead.name("requests"), ahead.name("request_bodies")),
+            ).fetchone()
+        assert found == (ahead.name("requests"), ahead.name("request_bodies"))
+    finally:
+        server.stop()
+        drop()
+
+
+def test_cli_drops_whole_months_on_postgresql(
+    tmp_path: Path, upstream: MockUpstream, pg_admin: str
+) -> None:
+    """PostgreSQL stores records and bodies in monthly partitions: records made old land in
+    the default partition, `heliograph retention run` gives their month a partition and, as
+    every organization's policy has passed it, drops the month whole."""
+    url, drop = create_pg_database(pg_admin)
+    home = tmp_path / "pg-months"
+    env = {"HELIOGRAPH_UPSTREAM_OPENAI_URL": upstream.url, "HELIOGRAPH_DATABASE_URL": url}
+    server = Heliograph(home, free_port(), env=env).start()
+    try:
+        sent = _chat(server, 4)
+        ids = list(sent)
+        old, young = ids[:2], ids[2:]
+        import psycopg
+
+        then = int(time.time() * 1000) - 200 * DAY_MS
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE requests SET created_at = %s WHERE id = ANY(%s)", (then, old))
+            conn.execute(
+                "UPDATE request_bodies SET created_at = %s WHERE request_id = ANY(%s)", (then, old)
+            )
+            waiting = conn.execute("SELECT count(*) FROM requests_default").fetchone()
+        assert waiting == (2,)  # no partition held that month: the rows wait in the default
+        shown = _cli(home, "show", HELIOGRAPH_DATABASE_URL=url)
+        assert shown.returncode == 0, shown.stderr
+        assert "2 rows in the default partition" in shown.stdout, shown.stdout
+        put = _put(server, server.admin_key, {"bodies_days": 30, "records_days": 60})
+        assert put.status_code == 200, put.text
+        done = _cli(home, "run", HELIOGRAPH_DATABASE_URL=url)
+        assert done.returncode == 0, done.stderr
+        month = time.strftime("%Y%m", time.gmtime(then / 1000))
+        assert f"Made partitions requests_p{month}" in done.stdout, done.stdout
+        assert "Dropped whole months" in done.stdout and f"requests_p{month}" in done.stdout
+        assert "2 requests" in done.stdout and "2 request_bodies" in done.stdout, done.stdout
+        assert [_status(server, r) for r in ids] == [404, 404, 200, 200]
+        for rid in young:
+            assert sent[rid] in str(server.record(rid)["request_body"])
+        with psycopg.connect(url, autocommit=True) as conn:
+            guard = conn.execute("SELECT request_id FROM request_ids ORDER BY 1").fetchall()
+            gone = conn.execute("SELECT to_regclass(%s)", (f"requests_p{month}",)).fetchone()
+        assert guard == sorted((r,) for r in young)
+        assert gone == (None,)
     finally:
         server.stop()
         drop()

@@ -305,6 +305,7 @@ def build_record(
         body_cap,
         packer or BodyPacker(),
     )
+    body_row["created_at"] = created_ms  # what PostgreSQL partitions bodies by
     rows = [
         {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in properties.items()
     ]

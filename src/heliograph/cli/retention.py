@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from sqlalchemy import Engine
 
 from heliograph.cli.location import location_options, open_store, settings_for
 from heliograph.retention.policy import KINDS, Policy
 from heliograph.retention.run import Pass, due, policies, reclaim, summary
+from heliograph.store import partitions
 from heliograph.store import retention as retention_store
 
 
@@ -46,9 +48,24 @@ def show(home: Path | None, database_url: str | None) -> None:
             click.echo(f"  rollups: {_days(policy, 'rollups_days')}")
             click.echo(f"  due now: {records} records, {bodies} bodies")
         last = retention_store.last_run(engine, "retention")
+        _show_partitions(engine)
     finally:
         engine.dispose()
     click.echo(f"Last pass of a job process: {'never' if last is None else _when(last)}")
+
+
+def _show_partitions(engine: Engine) -> None:
+    """PostgreSQL: the months each partitioned table holds, and rows waiting outside them."""
+    if not partitions.is_partitioned(engine):
+        return
+    for table in partitions.PARTITIONED:
+        months = partitions.list_partitions(engine, table)
+        waiting = sum(partitions.default_months(engine, table).values())
+        span = f"{months[0].month} .. {months[-1].month}" if months else "none"
+        click.echo(
+            f"Partitions of {table}: {len(months)} months ({span}); "
+            f"{waiting} rows in the default partition"
+        )
 
 
 def _when(ms: int) -> str:
@@ -76,9 +93,17 @@ def run(
     settings = settings_for(home, database_url)
     engine = open_store(settings)
     try:
-        results = Pass(engine, settings).run(only_org=org, dry_run=dry_run)
+        if not dry_run:
+            made = partitions.maintain(engine, retention_store.now_ms())
+            if made.created:
+                click.echo(f"Made partitions {', '.join(made.created)} ({made.moved} rows moved)")
+        the_pass = Pass(engine, settings)
+        results = the_pass.run(only_org=org, dry_run=dry_run)
         if org is not None and not results:
             raise click.ClickException(f"no organization named {org!r}")
+        if the_pass.dropped:
+            gone = ", ".join(f"{n} {t}" for t, n in sorted(the_pass.months.rows.items()))
+            click.echo(f"Dropped whole months {', '.join(the_pass.dropped)}: {gone}")
         for result in results:
             if dry_run:
                 line = f"{result.name}: would delete {result.records} records and "

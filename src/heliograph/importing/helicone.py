@@ -461,7 +461,10 @@ def map_request(
     }
     return Mapped(
         request=request,
-        body=_body_row(rid, request_body, response_body, packer, body_cap, notes),
+        body={
+            **_body_row(rid, request_body, response_body, packer, body_cap, notes),
+            "created_at": created,
+        },
         properties=[
             {"request_id": rid, "name": k, "value": v, "org_id": org_id} for k, v in props.items()
         ],

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from heliograph.retention.run import Pass, reclaim, summary
+from heliograph.store import partitions
 from heliograph.store import retention as store
 
 log = logging.getLogger("heliograph.retention")
@@ -21,6 +22,7 @@ log = logging.getLogger("heliograph.retention")
 LEASE = "retention"
 LEASE_MS = 120_000
 TICK_S = 5.0  # how often a job process looks whether a pass is due (one cheap read)
+PARTITIONS_TICK_S = 3600.0  # partitions are made two months ahead: hourly is plenty
 
 
 def run_once(context: Any, stop: asyncio.Event | None = None) -> int:
@@ -60,6 +62,21 @@ async def retention_tick(context: Any) -> None:
         await asyncio.to_thread(run_once, context)
 
 
+def maintain_partitions(context: Any) -> None:
+    """PostgreSQL: this month's and the next two months' partitions, and a partition for
+    every month with rows in the default one (``store.partitions.maintain``)."""
+    made = partitions.maintain(context.engine, store.now_ms())
+    if made.created:
+        log.info("partitions made: %s (%d rows moved)", ", ".join(made.created), made.moved)
+    if made.skipped:
+        log.warning("partitions not made (lock busy, next tick): %s", ", ".join(made.skipped))
+
+
+async def partitions_tick(context: Any) -> None:
+    await asyncio.to_thread(maintain_partitions, context)
+
+
 def register(registry: Any) -> None:
-    """Add the tick to the job process (``jobs.kinds.register_all``)."""
+    """Add the ticks to the job process (``jobs.kinds.register_all``)."""
     registry.run_periodic("retention", retention_tick, TICK_S)
+    registry.run_periodic("partitions", partitions_tick, PARTITIONS_TICK_S)

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from heliograph.config import Settings
 from heliograph.retention.policy import DAY_MS, Policy, effective
-from heliograph.store import orgs
+from heliograph.store import orgs, partitions
 from heliograph.store import retention as store
 from heliograph.store.retention import Cursor, Deleted
 
@@ -75,9 +75,39 @@ def due(engine: Engine, policy: Policy, org_id: str, now_ms: int) -> tuple[int, 
     return records, bodies
 
 
+def whole_month_cutoffs(
+    found: list[tuple[str, str, Policy]], now_ms: int
+) -> tuple[int | None, int | None]:
+    """Before which time every organization's records (first) and bodies (second) are due:
+    a month that ends by then can go whole. None when some organization keeps them for ever
+    (or there is none)."""
+    records: list[int | None] = []
+    bodies: list[int | None] = []
+    for _, _, policy in found:
+        rec = policy.cutoff_ms("records_days", now_ms)
+        body = policy.cutoff_ms("bodies_days", now_ms)
+        records.append(rec)
+        either = [c for c in (rec, body) if c is not None]  # a body goes with its record too
+        bodies.append(max(either) if either else None)
+
+    def least(values: list[int | None]) -> int | None:
+        if not values or any(v is None for v in values):
+            return None
+        return min(v for v in values if v is not None)
+
+    return least(records), least(bodies)
+
+
 class Pass:
     """One pass over the organizations; ``keep_going`` lets the job process stop it between
-    two batches (it answers False when the process is stopping or lost its lease)."""
+    two batches (it answers False when the process is stopping or lost its lease).
+
+    On a partitioned store (PostgreSQL) the pass first drops whole months that every
+    organization's policy has passed (``store.partitions``): the month is detached, what
+    hangs off its records is deleted by id in batches, and the month's table is dropped, its
+    bodies' month with it. What is left over (younger months, organizations with shorter
+    limits than others) goes in batches as on SQLite.
+    """
 
     def __init__(
         self,
@@ -92,20 +122,64 @@ class Pass:
         self.settings = settings
         self.keep_going = keep_going
         self.pause_s = pause_s
+        self.dropped: list[str] = []  # the months dropped whole, as table names
+        self.months = Deleted()  # rows that went with them, all organizations together
 
     def run(self, only_org: str | None = None, dry_run: bool = False) -> list[OrgResult]:
         now = store.now_ms()
-        results = []
-        for org_id, name, policy in policies(self.engine, self.settings):
+        found = policies(self.engine, self.settings)
+        results = {org_id: OrgResult(org_id, name, policy) for org_id, name, policy in found}
+        if only_org is None and not dry_run and partitions.is_partitioned(self.engine):
+            self._months(results, *whole_month_cutoffs(found, now))
+        out = []
+        for org_id, name, policy in found:
             if only_org is not None and only_org not in (org_id, name):
                 continue
-            result = OrgResult(org_id, name, policy)
+            result = results[org_id]
             if dry_run:
                 result.records, result.bodies = due(self.engine, policy, org_id, now)
             else:
                 self._org(result, now)
-            results.append(result)
-        return results
+            out.append(result)
+        return out
+
+    def _months(
+        self, results: dict[str, OrgResult], records: int | None, bodies: int | None
+    ) -> None:
+        """Drop the months every organization is done with: records (with what hangs off
+        them, by id), then bodies whose records stay."""
+        for table, cutoff in (("requests", records), ("request_bodies", bodies)):
+            leftovers = partitions.detached(self.engine, table)  # a stopped pass's months
+            due_months = [
+                p
+                for p in partitions.list_partitions(self.engine, table)
+                if cutoff is not None and p.month.end_ms <= cutoff
+            ]
+            for month in [*leftovers, *due_months]:
+                if not self.keep_going():
+                    return
+                if month not in leftovers:
+                    partitions.detach(self.engine, month)
+                if table == "requests" and not self._dependents(results, month):
+                    return  # detached, not dropped: the next pass goes on from here
+                self.months.add(table, partitions.count_rows(self.engine, month))
+                partitions.drop_detached(self.engine, month)
+                self.dropped.append(month.name)
+                log.info("retention: dropped %s (%s)", month.name, month.month)
+
+    def _dependents(self, results: dict[str, OrgResult], month: partitions.Partition) -> bool:
+        """Delete what hangs off a detached month's records; False if told to stop first."""
+        for org_id, n in partitions.org_counts(self.engine, month).items():
+            if org_id in results:
+                results[org_id].deleted.add("requests", n)
+        after: str | None = ""
+        while after is not None:
+            if not self.keep_going():
+                return False
+            gone, after = store.delete_month_dependents(self.engine, month, after, self.batch)
+            self.months.merge(gone)
+            time.sleep(self.pause_s if gone.rows else 0)
+        return True
 
     def _org(self, result: OrgResult, now: int) -> None:
         policy, org_id = result.policy, result.org_id

@@ -18,7 +18,13 @@ from sqlalchemy.sql.elements import False_
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from heliograph.store import end_users, rollups
-from heliograph.store.schema import request_bodies, request_groups, request_properties, requests
+from heliograph.store.schema import (
+    request_bodies,
+    request_groups,
+    request_ids,
+    request_properties,
+    requests,
+)
 
 
 def _defaults(table: Table) -> dict[str, Any]:
@@ -100,6 +106,7 @@ REQUESTS = _Layout(requests)
 BODIES = _Layout(request_bodies)
 PROPERTIES = _Layout(request_properties)
 GROUPS = _Layout(request_groups)
+IDS = _Layout(request_ids)  # PostgreSQL only: record ids unique across monthly partitions
 
 
 @dataclass(slots=True)
@@ -173,7 +180,14 @@ def pack_records(
     groups: Sequence[dict[str, Any]] = (),
     people: Sequence[tuple[Any, ...]] = (),
 ) -> RecordBatch:
-    """Turn record rows (column name -> value) into a :class:`RecordBatch`."""
+    """Turn record rows (column name -> value) into a :class:`RecordBatch`; a body row
+    without ``created_at`` takes its record's (PostgreSQL partitions bodies by it)."""
+    if any(b.get("created_at") is None for b in bodies):
+        when = {r["id"]: r["created_at"] for r in rows}
+        bodies = [
+            b if b.get("created_at") is not None else {**b, "created_at": when[b["request_id"]]}
+            for b in bodies
+        ]
     return RecordBatch(
         requests=[REQUESTS.pack(r) for r in rows],
         bodies=[BODIES.pack(b) for b in bodies],
@@ -235,6 +249,17 @@ def _tables(batch: RecordBatch) -> list[tuple[_Layout, list[tuple[Any, ...]]]]:
     ]
 
 
+def _id_rows(batch: RecordBatch) -> list[tuple[Any, ...]]:
+    """(id, created_at) of each record: ``request_ids``'s rows (PostgreSQL)."""
+    at = REQUESTS.names.index("created_at")
+    return [(row[0], row[at]) for row in batch.requests]
+
+
+def _pg_tables(batch: RecordBatch) -> list[tuple[_Layout, list[tuple[Any, ...]]]]:
+    """The guard of unique ids first: a stored id fails the COPY before anything else."""
+    return [(IDS, _id_rows(batch)), *_tables(batch)]
+
+
 def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(ids), 500):
@@ -253,7 +278,7 @@ def _copy(conn: Connection, batch: RecordBatch) -> bool:
         with conn.begin_nested():
             raw = conn.connection.driver_connection
             with raw.cursor() as cursor:  # type: ignore[union-attr]
-                for layout, rows in _tables(batch):
+                for layout, rows in _pg_tables(batch):
                     if rows:
                         with cursor.copy(layout.copy_sql) as copy:
                             copy.set_types(layout.copy_types)
@@ -267,16 +292,17 @@ def _copy(conn: Connection, batch: RecordBatch) -> bool:
 
 
 def _insert_counted(conn: Connection, batch: RecordBatch) -> RecordBatch:
-    """Insert row by row, skipping conflicts; what went in."""
+    """Insert row by row, skipping ids stored already (``request_ids`` decides); what went
+    in."""
     raw = conn.connection.driver_connection
     inserted: set[str] = set()
     with raw.cursor() as cursor:  # type: ignore[union-attr]
-        sql = REQUESTS.insert("postgresql") + " RETURNING id"
-        for row in batch.requests:
+        sql = IDS.insert("postgresql") + " RETURNING request_id"
+        for row in _id_rows(batch):
             cursor.execute(sql, row)
             inserted.update(r[0] for r in cursor.fetchall())
         fresh = batch.only(inserted)
-        for layout, rows in _tables(fresh)[1:]:
+        for layout, rows in _tables(fresh):
             if rows:
                 cursor.executemany(layout.insert("postgresql"), rows)
     return fresh

@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from heliograph.store import partitions
+from heliograph.store.partitions import Partition
 from heliograph.store.rollups import DAILY_TABLES, PAIRS
 from heliograph.store.schema import (
     eval_queue,
@@ -38,6 +40,7 @@ from heliograph.store.schema import (
     request_bodies,
     request_feedback,
     request_groups,
+    request_ids,
     request_properties,
     request_scores,
     requests,
@@ -48,6 +51,7 @@ from heliograph.store.schema_retention import retention_leases, retention_polici
 # Tables whose rows belong to one record, deleted with it (the spans go by request id too).
 DEPENDENTS: tuple[Table, ...] = (
     request_bodies,
+    request_ids,
     request_properties,
     request_groups,
     request_feedback,
@@ -238,6 +242,24 @@ def delete_records_batch(engine: Engine, org_id: str, before_ms: int, limit: int
         )
         out.add(requests.name, gone.rowcount or 0)
     return out
+
+
+def delete_month_dependents(
+    engine: Engine, partition: Partition, after: str, limit: int
+) -> tuple[Deleted, str | None]:
+    """Delete what hangs off the next ``limit`` records (by id, after ``after``) of a month of
+    ``requests`` that retention detached to drop whole: the same tables as a record batch,
+    bodies aside (their month goes whole too). Answers the rows deleted and the id to go on
+    from, or None when the month is done."""
+    out = Deleted()
+    with engine.begin() as conn:
+        ids = partitions.month_ids(conn, partition, after, limit)
+        if not ids:
+            return out, None
+        for table in (*(t for t in DEPENDENTS if t is not request_bodies), spans):
+            gone = conn.execute(delete(table).where(_among(conn, table.c.request_id, ids)))
+            out.add(table.name, gone.rowcount or 0)
+    return out, ids[-1] if len(ids) == limit else None
 
 
 def delete_spans_batch(engine: Engine, org_id: str, before_ms: int, limit: int) -> int:

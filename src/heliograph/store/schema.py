@@ -164,6 +164,9 @@ request_bodies = Table(
     Column("response_body", LargeBinary),
     Column("request_headers", JSON),
     Column("truncated", Boolean, nullable=False, default=False),
+    # The record's time (0023): what PostgreSQL partitions bodies by, month by month. NULL
+    # only on SQLite rows stored before 0023 (SQLite has no partitions).
+    Column("created_at", BigInteger),
 )
 
 request_groups = Table(
@@ -188,6 +191,18 @@ end_users = Table(  # the people behind user ids: what Open WebUI last said of e
     Column("identity", String(12)),
     Column("first_seen", BigInteger, nullable=False),
     Column("last_seen", BigInteger, nullable=False),
+)
+
+# PostgreSQL (0023): every stored record id, once. A partitioned table's unique keys must
+# hold its partition key, so ``requests`` can only keep (id, created_at) unique; this table
+# keeps a record id unique across months (a client reusing a Helicone-Request-Id next month
+# is still one record). The writer fills it in the same COPY; retention deletes it by id.
+# Empty on SQLite, whose ``requests`` keeps ``id`` unique itself.
+request_ids = Table(
+    "request_ids",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 request_properties = Table(

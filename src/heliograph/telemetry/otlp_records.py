@@ -189,7 +189,7 @@ def llm_record(
     }
     return RecordRows(
         row,
-        _bodies(rid, span, call, events, packer, body_cap),
+        {**_bodies(rid, span, call, events, packer, body_cap), "created_at": created_ms},
         [{"request_id": rid, "name": k, "value": v, "org_id": org} for k, v in properties.items()],
     )
 
