@@ -8,7 +8,7 @@ is later settled from agree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -44,6 +44,48 @@ class BudgetCheck:
         (generation or embeddings); model lists, lookups and management never count."""
         return bool(self.cache.for_org(org_id)) and model_call(protocol, method, rest)
 
+    def admit(
+        self,
+        org_id: str,
+        key_id: str | None,
+        md: MetaFrame,
+        body: bytes,
+        rest: str,
+        protocol: str,
+        provider: str,
+        upstream: str,
+        started: float,
+    ) -> Verdict | Coroutine[Any, Any, Verdict]:
+        """The verdict at once when an open slab admits the request (the usual case far from
+        every limit: no coroutine, no await), else the check to await."""
+        doc = _document(body)
+        model = md.get("model") or _model(doc)
+        facts = RequestFacts(
+            key_id=key_id,
+            user_id=user_of(md, _body_user(doc, protocol)),
+            properties=md.get("props") or {},
+            model=model,
+            upstream=upstream,
+        )
+        budgets = self.cache.for_org(org_id)
+        guard = self.guard
+        if not self._metered(org_id, budgets):
+            return guard.from_slab(budgets, facts, 0, 0, started) or guard.check(
+                budgets, facts, REQUESTS_ONLY, started
+            )
+
+        def amounts(quick: bool) -> dict[str, int | None]:
+            est = estimate(
+                body, doc, rest, model, provider, upstream, self.rates, self.output_tokens, quick
+            )
+            return {"requests": 1, "tokens": est.tokens, "usd": est.cost_nusd}
+
+        bound = amounts(True)
+        tokens, usd = bound["tokens"] or 0, bound["usd"]
+        return guard.from_slab(budgets, facts, tokens, usd, started) or guard.check(
+            budgets, facts, bound, started, lambda: amounts(False)
+        )
+
     async def check(
         self,
         org_id: str,
@@ -56,28 +98,9 @@ class BudgetCheck:
         upstream: str,
         started: float,
     ) -> Verdict:
-        doc = _document(body)
-        model = md.get("model") or _model(doc)
-        facts = RequestFacts(
-            key_id=key_id,
-            user_id=user_of(md, _body_user(doc, protocol)),
-            properties=md.get("props") or {},
-            model=model,
-            upstream=upstream,
-        )
-        budgets = self.cache.for_org(org_id)
-        if not self._metered(org_id, budgets):
-            return await self.guard.check(budgets, facts, REQUESTS_ONLY, started)
-
-        def amounts(quick: bool) -> dict[str, int | None]:
-            est = estimate(
-                body, doc, rest, model, provider, upstream, self.rates, self.output_tokens, quick
-            )
-            return {"requests": 1, "tokens": est.tokens, "usd": est.cost_nusd}
-
-        return await self.guard.check(
-            budgets, facts, amounts(True), started, lambda: amounts(False)
-        )
+        """``admit``, awaited when it has to be."""
+        verdict = self.admit(org_id, key_id, md, body, rest, protocol, provider, upstream, started)
+        return verdict if isinstance(verdict, Verdict) else await verdict
 
     def _metered(self, org_id: str, budgets: tuple[Budget, ...]) -> bool:
         """Whether any of the organization's budgets counts tokens or dollars (asked once per

@@ -153,10 +153,11 @@ class Gateway:
             return
         checked = self.budgets
         if checked is not None and checked.applies(info.org_id, protocol, start["m"], rest):
-            verdict = await checked.check(
+            admitted = checked.admit(
                 info.org_id, info.id or None, scan.md, body, rest, protocol,
                 served.provider, served.name, wall,
             )  # fmt: skip
+            verdict = admitted if isinstance(admitted, Verdict) else await admitted
             if verdict.refused is not None:  # recorded, never forwarded
                 await relay.refuse(
                     send, {"id": rid}, t0, id_headers, protocol, 429, verdict.message,
