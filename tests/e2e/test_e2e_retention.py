@@ -69,6 +69,18 @@ def _cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def _wait_first_pass(home: Path, **env: str) -> None:
+    """The job process runs a pass when it starts (there is none on record); wait for it, so
+    it cannot apply a policy this test sets afterwards before the CLI does."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = _cli(home, "show", **env)
+        if shown.returncode == 0 and "Last pass of a job process: never" not in shown.stdout:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the job process ran no retention pass within 60 s")
+
+
 def _put(server: Heliograph, key: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.put(
         f"{server.base_url}/api/v1/retention",
@@ -88,6 +100,7 @@ def test_cli_run_deletes_exactly_the_old_data_on_sqlite(
         sent = _chat(server, 6)
         ids = list(sent)
         old, aging, young = ids[:2], ids[2], ids[3:]
+        _wait_first_pass(home)
         now = int(time.time() * 1000)
         with sqlite3.connect(home / "heliograph.db") as db:  # the store the writer filled
             db.executemany(
@@ -179,6 +192,7 @@ def test_cli_drops_whole_months_on_postgresql(
         sent = _chat(server, 4)
         ids = list(sent)
         old, young = ids[:2], ids[2:]
+        _wait_first_pass(home, HELIOGRAPH_DATABASE_URL=url)
         import psycopg
 
         then = int(time.time() * 1000) - 200 * DAY_MS
