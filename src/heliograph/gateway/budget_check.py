@@ -86,22 +86,6 @@ class BudgetCheck:
             budgets, facts, bound, started, lambda: amounts(False)
         )
 
-    async def check(
-        self,
-        org_id: str,
-        key_id: str | None,
-        md: MetaFrame,
-        body: bytes,
-        rest: str,
-        protocol: str,
-        provider: str,
-        upstream: str,
-        started: float,
-    ) -> Verdict:
-        """``admit``, awaited when it has to be."""
-        verdict = self.admit(org_id, key_id, md, body, rest, protocol, provider, upstream, started)
-        return verdict if isinstance(verdict, Verdict) else await verdict
-
     def _metered(self, org_id: str, budgets: tuple[Budget, ...]) -> bool:
         """Whether any of the organization's budgets counts tokens or dollars (asked once per
         loaded set of budgets: a reload makes a new tuple)."""

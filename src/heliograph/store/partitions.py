@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
@@ -164,9 +164,9 @@ def create_month(conn: Connection, table: str, month: Month) -> int | None:
 class Maintained:
     """What one maintenance pass made: partition names, and rows moved out of the default."""
 
-    created: list[str]
+    created: list[str] = field(default_factory=list)
     moved: int = 0
-    skipped: list[str] | None = None  # months whose lock could not be had: the next tick
+    skipped: list[str] = field(default_factory=list)  # lock busy: made on the next tick
 
 
 def maintain(
@@ -177,7 +177,7 @@ def maintain(
     of each table in its own transaction. Several job processes may run this at once: a
     month another one made first is skipped. Nothing on SQLite or on a store not (yet)
     partitioned."""
-    out = Maintained(created=[], skipped=[])
+    out = Maintained()
     if not is_partitioned(engine):
         return out
     coming = [Month.of(now_ms if since_ms is None else min(since_ms, now_ms))]
@@ -196,7 +196,6 @@ def maintain(
             except OperationalError as exc:
                 if getattr(exc.orig, "sqlstate", None) != "55P03":  # not a lock timeout
                     raise
-                assert out.skipped is not None
                 out.skipped.append(month.name(table))
                 continue
             if moved is not None:
