@@ -328,3 +328,23 @@ def test_prune_drops_spend_no_window_reaches_and_expired_holds(engine: Engine) -
     time.sleep(0.01)
     assert budget_store.prune_spend(engine, now - KEEP_S) == 1
     assert budget_store.usage(engine, budget.id, (0, 0, now)) == (3, 0)
+
+
+def test_a_batch_settles_one_sum_per_reservation_and_skips_records_stored_before() -> None:
+    """Records admitted by one slab share a reservation: the writer settles their sum once;
+    a record that was not newly stored (a spool replay) adds nothing."""
+    from heliograph.budgets.settle import totals
+
+    slab = ("b1", "w:1:b1", 7, 1000)
+    records = [
+        ("r1", ((*slab, 50, 20), ("b2", None, 3, 1000, 0, 1))),
+        ("r2", ((*slab, 50, 35), ("b2", None, 3, 1000, 0, 1))),
+        ("r3", ((*slab, 50, 10),)),  # stored by an earlier pass
+        ("r4", (("b1", "w:1:b1", 7, 1060, 50, 5),)),  # the next minute's bucket
+    ]
+    got = totals(records, {"r1", "r2", "r4"})
+    assert sorted(got, key=lambda s: (s.budget_id, s.bucket)) == [
+        Settlement("b1", "w:1:b1", 7, 100, 1000, 55),
+        Settlement("b1", "w:1:b1", 7, 50, 1060, 5),
+        Settlement("b2", None, 3, 0, 1000, 2),
+    ]

@@ -15,8 +15,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Container, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -31,26 +31,50 @@ CHUNK = 500  # settlements per script call
 MAX_BACKOFF_S = 30.0
 
 
-class Pending(NamedTuple):
-    request_id: str
-    settlement: Settlement
+Contribution = tuple[str, str | None, int, int, int, int]
+"""One record's part of a settlement: budget id, hold id, window key, bucket, estimate and
+real usage."""
 
 
-def settlements_of(rec: RecordRows) -> list[Pending]:
+def settlements_of(rec: RecordRows) -> tuple[Contribution, ...]:
     """What one record settles: per budget, its estimate out and its real usage in."""
     if not rec.budgets:
-        return []
+        return ()
     row = rec.request
     out = []
     for entry in rec.budgets:
         try:
             budget_id, hold_id, wk, estimate, unit, bucket = entry
-            actual = _actual(row, unit, int(estimate))
-            item = Settlement(str(budget_id), hold_id, int(wk), int(estimate), int(bucket), actual)
+            estimate = int(estimate)
+            actual = _actual(row, unit, estimate)
+            out.append((str(budget_id), hold_id, int(wk), int(bucket), estimate, actual))
         except (TypeError, ValueError):
             continue  # a malformed entry settles nothing; its reservation expires
-        out.append(Pending(row["id"], item))
-    return out
+    return tuple(out)
+
+
+def totals(
+    records: Iterable[tuple[str, tuple[Contribution, ...]]], inserted: Container[str]
+) -> list[Settlement]:
+    """The settlements of the records stored for the first time, summed per reservation: the
+    requests a slab admitted share one, so a batch settles a handful of sums, not one item
+    per record and budget."""
+    sums: dict[tuple[str, str | None, int, int], list[int]] = {}
+    for request_id, parts in records:
+        if request_id not in inserted:
+            continue
+        for budget_id, hold_id, wk, bucket, estimate, actual in parts:
+            key = (budget_id, hold_id, wk, bucket)
+            found = sums.get(key)
+            if found is None:
+                sums[key] = [estimate, actual]
+            else:
+                found[0] += estimate
+                found[1] += actual
+    return [
+        Settlement(budget_id, hold_id, wk, estimate, bucket, actual)
+        for (budget_id, hold_id, wk, bucket), (estimate, actual) in sums.items()
+    ]
 
 
 def _actual(row: dict[str, Any], unit: str, estimate: int) -> int:

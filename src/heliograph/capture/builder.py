@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from heliograph.budgets.settle import Pending, settlements_of
+from heliograph.budgets.settle import Contribution, settlements_of
 from heliograph.capture.charges import Charge, charge_of
 from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.record import RecordRows, build_record, provider_of
@@ -47,7 +47,7 @@ class Built:
 
     batch: RecordBatch = field(default_factory=RecordBatch)
     charges: list[Charge] = field(default_factory=list)
-    settlements: list[Pending] = field(default_factory=list)
+    settlements: list[tuple[str, tuple[Contribution, ...]]] = field(default_factory=list)
     last_used: dict[str, int] = field(default_factory=dict)
     spans: list[dict[str, Any]] = field(default_factory=list)  # ingested OTLP spans' rows
 
@@ -92,7 +92,8 @@ class Builder:
             charge = charge_of(rec)
             if charge is not None:
                 out.charges.append(charge)
-            out.settlements += settlements_of(rec)
+            if rec.budgets:
+                out.settlements.append((rec.request["id"], settlements_of(rec)))
             key_id = rec.request.get("key_id")
             if key_id:
                 created = rec.request["created_at"]

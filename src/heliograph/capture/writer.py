@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Connection, Engine
 
-from heliograph.budgets.settle import BudgetSettler
+from heliograph.budgets.settle import BudgetSettler, totals
 from heliograph.capture.builder import (
     Builder,
     Built,
@@ -446,7 +446,7 @@ def chunked(jobs: list[Job]) -> list[list[Job]]:
 
 def _settled(built: Built, inserted: set[str]) -> list[Settlement]:
     """The settlements of records this commit stored for the first time."""
-    return [p.settlement for p in built.settlements if p.request_id in inserted]
+    return totals(built.settlements, inserted)
 
 
 def make_writer(
