@@ -24,7 +24,7 @@ from suites import Config, Target, heading, ms, settle
 
 MAX_ADDED_P50_MS = 0.1
 MAX_RPS_LOSS = 0.10
-ROUNDS = 3
+ROUNDS = 5
 BIG = 10**9
 
 COVERING: list[dict[str, Any]] = [

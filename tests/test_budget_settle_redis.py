@@ -9,7 +9,7 @@ import redis
 
 from conftest import free_port, redis_ready
 from heliograph.budgets.ledger import RedisLedger, _keys
-from heliograph.budgets.settle import BudgetSettler
+from heliograph.budgets.settle import BudgetSettler, Records
 from heliograph.store.budgets import Settlement
 from tcp_proxy import TcpProxy
 
@@ -22,6 +22,15 @@ def client() -> Iterator[redis.Redis]:
     yield c
     c.flushdb()
     c.close()
+
+
+def _records(*items: Settlement) -> tuple[Records, set[str]]:
+    """Each settlement as one newly stored record's, as the writer hands them over."""
+    records = [
+        (f"r{i}", ((s.budget_id, s.hold_id, s.wk, s.bucket, s.estimate, s.actual),))
+        for i, s in enumerate(items)
+    ]
+    return records, {rid for rid, _ in records}
 
 
 def _spent(client: redis.Redis, budget_id: str) -> dict[bytes, bytes]:
@@ -46,11 +55,11 @@ def test_settlements_wait_through_an_outage_and_are_sent_once(client: redis.Redi
     proxy = TcpProxy("127.0.0.1", 6379, free_port()).start()
     try:
         settler = BudgetSettler(f"redis://127.0.0.1:{proxy.port}/3")
-        settler.after_commit([Settlement("b2", None, 7, 0, 1, 5)])
+        settler.after_commit(*_records(Settlement("b2", None, 7, 0, 1, 5)))
         assert _spent(client, "b2") == {b"1": b"5"} and settler.waiting == 0
         proxy.down()
-        settler.after_commit([Settlement("b2", None, 7, 0, 1, 7)])
-        settler.after_commit([Settlement("b2", None, 7, 0, 2, 11)])
+        settler.after_commit(*_records(Settlement("b2", None, 7, 0, 1, 7)))
+        settler.after_commit(*_records(Settlement("b2", None, 7, 0, 2, 11)))
         assert settler.waiting == 2 and settler.failures >= 1
         assert _spent(client, "b2") == {b"1": b"5"}
         proxy.up()
@@ -71,12 +80,12 @@ def test_the_backlog_is_bounded(client: redis.Redis, monkeypatch: pytest.MonkeyP
     proxy.down()
     settler = BudgetSettler(f"redis://127.0.0.1:{proxy.port}/3")
     for bucket in range(3):
-        items = [Settlement("b3", None, 7, 0, bucket, 1), Settlement("b3", None, 7, 0, bucket, 2)]
+        items = [Settlement("b3", None, 7, 0, bucket, 1), Settlement("b4", None, 7, 0, bucket, 2)]
         settler.next_try = 0.0
-        settler.after_commit(items)
+        settler.after_commit(*_records(*items))
     assert settler.waiting == 2 and settler.dropped == 4  # the oldest chunks went first
     proxy.up()
     settler.next_try = 0.0
     settler.retry()
-    assert _spent(client, "b3") == {b"2": b"3"}
+    assert _spent(client, "b3") == {b"2": b"1"} and _spent(client, "b4") == {b"2": b"2"}
     proxy.down()

@@ -53,9 +53,12 @@ def settlements_of(rec: RecordRows) -> tuple[Contribution, ...]:
     return tuple(out)
 
 
-def totals(
-    records: Iterable[tuple[str, tuple[Contribution, ...]]], inserted: Container[str]
-) -> list[Settlement]:
+Records = Sequence[tuple[str, tuple[Contribution, ...]]]
+"""Each record with budgets: its id and what it settles."""
+
+
+def totals(records: Iterable[tuple[str, tuple[Contribution, ...]]], inserted: Container[str]
+) -> list[Settlement]:  # fmt: skip
     """The settlements of the records stored for the first time, summed per reservation: the
     requests a slab admitted share one, so a batch settles a handful of sums, not one item
     per record and budget."""
@@ -102,13 +105,16 @@ class BudgetSettler:
         self.next_try = 0.0
         self.dropped = 0
 
-    def in_transaction(self, conn: Connection, items: Sequence[Settlement]) -> None:
-        if self.redis is None and items:
+    def in_transaction(self, conn: Connection, records: Records, inserted: Container[str]) -> None:
+        """With the store as the ledger: settle the newly stored ``records`` in ``conn``."""
+        if self.redis is None and records and (items := totals(records, inserted)):
             budget_store.settle_with(conn, items)
 
-    def after_commit(self, items: Sequence[Settlement]) -> None:
-        if self.redis is None or not items:
+    def after_commit(self, records: Records, inserted: Container[str]) -> None:
+        """With Redis as the ledger: send the newly stored ``records``' settlements."""
+        if self.redis is None or not records:
             return
+        items = totals(records, inserted)
         for i in range(0, len(items), CHUNK):
             chunk = list(items[i : i + CHUNK])
             self.pending.append((uuid.uuid4().hex, chunk))

@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Connection, Engine
 
-from heliograph.budgets.settle import BudgetSettler, totals
+from heliograph.budgets.settle import BudgetSettler
 from heliograph.capture.builder import (
     Builder,
     Built,
@@ -41,7 +41,6 @@ from heliograph.config import Settings
 from heliograph.pricing import PriceBook
 from heliograph.store import keys as key_store
 from heliograph.store import webhooks
-from heliograph.store.budgets import Settlement
 from heliograph.store.inserts import (
     REQUESTS,
     RecordBatch,
@@ -304,7 +303,7 @@ class Writer:
             if self.charger is not None and built.charges:
                 self.charger.charge(c for c in built.charges if c.request_id in inserted)
             if self.settler is not None and built.settlements:
-                self.settler.after_commit(_settled(built, inserted))
+                self.settler.after_commit(built.settlements, inserted)
             self._observe(built, inserted)
             self._export(built, inserted)
         state.spool.save_checkpoint(checkpoint)
@@ -328,7 +327,7 @@ class Writer:
 
     def _settle_in(self, conn: Connection, built: Built, inserted: set[str]) -> None:
         if self.settler is not None and built.settlements:
-            self.settler.in_transaction(conn, _settled(built, inserted))
+            self.settler.in_transaction(conn, built.settlements, inserted)
 
     def _insert_each(self, built: Built) -> set[str]:
         """A batch the store refused: each record on its own, so one bad record cannot block
@@ -442,11 +441,6 @@ def chunked(jobs: list[Job]) -> list[list[Job]]:
     if chunk:
         chunks.append(chunk)
     return chunks
-
-
-def _settled(built: Built, inserted: set[str]) -> list[Settlement]:
-    """The settlements of records this commit stored for the first time."""
-    return totals(built.settlements, inserted)
 
 
 def make_writer(
