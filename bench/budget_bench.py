@@ -20,7 +20,7 @@ import urllib.request
 from typing import Any
 
 import wrk_runner as wr
-from suites import Config, Target, heading, ms, settle
+from suites import Config, Target, cpu_now, heading, ms, settle
 
 MAX_ADDED_P50_MS = 0.1
 MAX_RPS_LOSS = 0.10
@@ -82,7 +82,8 @@ def bench_budget(target: Target, cfg: Config) -> dict[str, Any]:
     data: dict[str, Any] = {}
     try:
         c1 = _alternate(target, cfg, url, base, key, 1, cfg.latency_s)
-        cn = _alternate(target, cfg, url, base, key, cfg.connections, cfg.throughput_s)
+        costs: dict[str, list[dict[str, float]]] = {"none": [], "budgets": []}
+        cn = _alternate(target, cfg, url, base, key, cfg.connections, cfg.throughput_s, costs)
     finally:
         set_budgets(base, key, [])
     none_p50 = statistics.median(r.p50_ms for r in c1["none"])
@@ -94,6 +95,16 @@ def bench_budget(target: Target, cfg: Config) -> dict[str, Any]:
     with_rps = statistics.median(r.rps for r in cn["budgets"])
     loss = 1 - with_rps / none_rps if none_rps else 1.0
     print(f"  c={c}  median req/s: no budgets {none_rps:,.0f}, 20 budgets {with_rps:,.0f}")
+    cost = {side: _median_cost(costs[side]) for side in costs}
+    for side, parts in cost.items():
+        shown = ", ".join(f"{k} {v:.0f}" for k, v in parts.items())
+        print(f"  c={c}  median CPU µs per request, {side}: {shown}")
+    extra = cost["budgets"]["all"] - cost["none"]["all"]
+    if cost["none"]["all"]:
+        print(
+            f"  c={c}  CPU per request +{extra:.0f} µs ({extra / cost['none']['all']:.1%}): "
+            "the cost the req/s loss stands for, less exposed to the VM's noise"
+        )
     errors = sum(r.errors for runs in (*c1.values(), *cn.values()) for r in runs)
     target.check(
         "budget", "added p50 at c=1", ms(added), f"<= {ms(MAX_ADDED_P50_MS)}",
@@ -107,6 +118,7 @@ def bench_budget(target: Target, cfg: Config) -> dict[str, Any]:
     for name, runs in (("c1", c1), (f"c{c}", cn)):
         data[name] = {side: [r.to_json() for r in rs] for side, rs in runs.items()}
     data.update(
+        cpu_us_per_request=cost,
         none_p50_ms=none_p50,
         budgets_p50_ms=with_p50,
         added_p50_ms=added,
@@ -118,18 +130,40 @@ def bench_budget(target: Target, cfg: Config) -> dict[str, Any]:
 
 
 def _alternate(
-    target: Target, cfg: Config, url: str, base: str, key: str, connections: int, seconds: float
-) -> dict[str, list[wr.WrkResult]]:
+    target: Target, cfg: Config, url: str, base: str, key: str, connections: int, seconds: float,
+    costs: dict[str, list[dict[str, float]]] | None = None,
+) -> dict[str, list[wr.WrkResult]]:  # fmt: skip
     runs: dict[str, list[wr.WrkResult]] = {"none": [], "budgets": []}
     for _ in range(ROUNDS):
         for side, wanted in (("none", []), ("budgets", BUDGETS)):
             set_budgets(base, key, wanted)
             settle(target, cfg)
             wr.run(url, connections=connections, duration_s=cfg.warmup_s)
+            before = cpu_now(target)
             r = wr.run(url, connections=connections, duration_s=seconds)
             runs[side].append(r)
+            if costs is not None:
+                costs[side].append(_cost(before, cpu_now(target), r))
             print(
                 f"  c={connections:<3} {side:7} p50 {ms(r.p50_ms)}  p99 {ms(r.p99_ms)}"
                 f"  {r.rps:,.0f} req/s  errors {r.errors}"
             )
     return runs
+
+
+def _cost(before: dict[str, float], after: dict[str, float], r: wr.WrkResult) -> dict[str, float]:
+    """CPU µs per request of each party during one run (the gateway, its writer and job
+    processes, the mock, wrk), and their sum."""
+    n = max(r.requests, 1)
+    parts = {
+        k: (after[k] - before[k]) / n * 1e6
+        for k in ("gateway", "gateway children", "mock")
+        if k in after
+    }
+    parts["wrk"] = r.cpu_s / n * 1e6
+    parts["all"] = sum(parts.values())
+    return parts
+
+
+def _median_cost(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(c[k] for c in rounds) for k in rounds[0]} if rounds else {}

@@ -401,7 +401,11 @@ class Writer:
             backoff = self.poll_interval
             if self.settler is not None:
                 self.settler.retry()  # budget settlements that wait for Redis
-            if result.records == 0:
+            if result.records < self.batch_size // LINGER_SHARE:
+                # Idle, or a trickle: wait for more, so a steady load is inserted in batches
+                # of a few hundred, not a few dozen (each batch has a fixed cost: a
+                # transaction, the checkpoint, the key touch), and the writer does not take
+                # the CPU the gateway needs. A batch that fills a quarter goes on at once.
                 stop.wait(self.poll_interval)
         try:
             self.drain()
@@ -410,6 +414,7 @@ class Writer:
 
 
 _ORG = REQUESTS.names.index("org_id")
+LINGER_SHARE = 4  # a drain that stored less than 1/4 of a batch waits a poll interval
 
 
 def _outbox(conn: Connection, batch: RecordBatch, inserted: set[str]) -> None:
