@@ -308,7 +308,12 @@ class Settings(BaseSettings):
         "included (1: the writer process alone; 2: it and one helper).",
     )
     writer_poll_interval: float = Field(
-        default=0.05, gt=0, description="Seconds between spool polls when the spool is idle."
+        default=0.05,
+        gt=0,
+        description=(
+            "Seconds between spool polls when the spool is idle, or after a drain that stored "
+            "less than a quarter batch (so a moderate load goes in as batches of hundreds)."
+        ),
     )
     spool_segment_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Spool file size at which a new one starts."
