@@ -369,3 +369,23 @@ def test_real_traffic_with_helicone_headers(gateway_any: LiveGateway) -> None:
         "data": 1,
         "error": None,
     }
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_default_order_is_one_an_index_can_deliver(dialect: str) -> None:
+    """Ordering by ``created_at`` spells no NULLS-last expression: a ``CASE`` there hid the
+    column's NOT NULL from PostgreSQL, which then sorted every match (2.5 s at 10M)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from heliograph.api.requests import parse_tree
+
+    target = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
+    where = parse_tree({"request_response_rmt": {"user_id": {"equals": "u1"}}})
+
+    def order_of(sort: str) -> str:
+        sql = str(query_store.page_query("org", where, 0, 10, sort, False).compile(dialect=target))
+        return sql.split("ORDER BY", 1)[1].upper()
+
+    assert "CASE" not in order_of("created_at") and "NULLS" not in order_of("created_at")
+    assert "NULLS LAST" in order_of("latency")
+    assert "NULLS LAST" in order_of("cost")

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -57,8 +57,7 @@ Records = Sequence[tuple[str, tuple[Contribution, ...]]]
 """Each record with budgets: its id and what it settles."""
 
 
-def totals(records: Iterable[tuple[str, tuple[Contribution, ...]]], inserted: Container[str]
-) -> list[Settlement]:  # fmt: skip
+def totals(records: Records, inserted: Container[str]) -> list[Settlement]:
     """The settlements of the records stored for the first time, summed per reservation: the
     requests a slab admitted share one, so a batch settles a handful of sums, not one item
     per record and budget."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, Select, case, func, select
 
 from heliograph.store import filters
 from heliograph.store.feedback import annotate
@@ -47,22 +47,29 @@ def query_requests(
     ascending: bool = False,
 ) -> list[dict[str, Any]]:
     """One page of API-shaped records with their feedback and scores."""
+    query = page_query(org_id, where, offset, limit, sort, ascending)
+    with engine.connect() as conn:
+        rows = [to_api(dict(r._mapping)) for r in conn.execute(query)]
+        annotate(conn, org_id, rows)
+    return rows
+
+
+def page_query(
+    org_id: str, where: filters.Filter, offset: int, limit: int, sort: str, ascending: bool
+) -> Select[Any]:
+    """The page's SELECT, ordered by ``sort`` with missing values last, then by id."""
     expr = SORTS[sort]
     direction = expr.asc() if ascending else expr.desc()
     if sort not in NOT_NULL:
         direction = direction.nulls_last()
     tiebreak = requests.c.id.asc() if ascending else requests.c.id.desc()
-    query = (
+    return (
         select(*LIST_COLUMNS)
         .where(filters.condition(org_id, where))
         .order_by(direction, tiebreak)
         .offset(offset)
         .limit(limit)
     )
-    with engine.connect() as conn:
-        rows = [to_api(dict(r._mapping)) for r in conn.execute(query)]
-        annotate(conn, org_id, rows)
-    return rows
 
 
 def count_requests(engine: Engine, org_id: str, where: filters.Filter) -> int:
