@@ -194,6 +194,7 @@ class HugeModels(MockServer):
 def test_a_huge_models_list_is_not_read_whole(tmp_path: Path, db_url: str) -> None:
     """The models answer is read whole to merge the prompts into it: boundedly, so an
     upstream answering an enormous list cannot take the gateway's memory."""
+    HugeModels.sent = 0  # a class counter: the other store's run must not count here
     with HugeModels() as huge:
         settings = gateway_settings(
             tmp_path, db_url, huge.base_url + "/v1", key_refresh_interval=REFRESH
