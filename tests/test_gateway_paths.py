@@ -154,6 +154,56 @@ def test_upstream_timeout_is_504_and_recorded(tmp_path: Path, mock: MockUpstream
         gw.stop()
 
 
+def test_an_upstream_silent_mid_stream_is_cut_and_recorded(
+    tmp_path: Path, mock: MockUpstream
+) -> None:
+    settings = gateway_settings(
+        tmp_path, f"sqlite:///{tmp_path / 's.db'}", mock.url, upstream_timeout=0.4
+    )
+    gw = LiveGateway(settings).start()
+    try:
+        started = time.monotonic()
+        body = {**CHAT, "stream": True}
+        headers = {"authorization": "Bearer sk-p", "x-mock-first-token-delay-ms": "4000"}
+        with httpx.stream(
+            "POST", f"{gw.openai_url}/chat/completions", json=body, headers=headers, timeout=30
+        ) as resp:
+            assert resp.status_code == 200
+            text = resp.read().decode()
+        elapsed = time.monotonic() - started
+        assert '"role":"assistant"' in text.replace(" ", "")  # what came before the silence
+        assert "stopped answering" in text  # the error event the client is told
+        assert 0.4 <= elapsed < 2.5
+        [row] = gw.wait_records(1)
+        assert (
+            row["state"] == "error" and row["error"] == "Upstream stopped answering mid-response."
+        )
+    finally:
+        gw.stop()
+
+
+def test_a_slow_answer_that_keeps_coming_is_never_cut(tmp_path: Path, mock: MockUpstream) -> None:
+    """The timeout is the upstream's silence, not the answer's length."""
+    settings = gateway_settings(
+        tmp_path, f"sqlite:///{tmp_path / 's.db'}", mock.url, upstream_timeout=0.4
+    )
+    gw = LiveGateway(settings).start()
+    try:
+        started = time.monotonic()
+        body = {**CHAT, "stream": True}
+        headers = {"authorization": "Bearer sk-p", "x-mock-chunk-delay-ms": "250"}
+        with httpx.stream(
+            "POST", f"{gw.openai_url}/chat/completions", json=body, headers=headers, timeout=30
+        ) as resp:
+            text = resp.read().decode()
+        assert time.monotonic() - started > 0.9  # four gaps of 250 ms: over twice the timeout
+        assert "data: [DONE]" in text and "error" not in text
+        [row] = gw.wait_records(1)
+        assert row["state"] == "ok" and row["error"] is None
+    finally:
+        gw.stop()
+
+
 def test_body_over_the_cap_is_413_and_nothing_is_forwarded(
     tmp_path: Path, mock: MockUpstream
 ) -> None:

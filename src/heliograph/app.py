@@ -189,6 +189,7 @@ class HeliographApp:
             self.gateway = self.ingest = None
             await gateway.policies.close()
             await gateway.watches.close()
+            await gateway.relay.waits.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

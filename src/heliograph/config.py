@@ -193,7 +193,8 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(
         default=600.0,
         gt=0,
-        description="Seconds to wait for the upstream's response headers before answering 504.",
+        description="Seconds the upstream may stay silent: before its response headers (the "
+        "client gets 504) or mid-response (the answer is cut, recorded as an error).",
     )
     upstream_connect_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for a TCP connection to the upstream."

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from heliograph.capture.frames import EndFrame, MetaFrame
+from heliograph.gateway.idle import UpstreamWait
 from heliograph.gateway.streaming import ClientWatch
 from heliograph.gateway.upstreams import Upstream
 
@@ -14,6 +15,7 @@ class Exchange:
     """A request once authenticated and read, with what its answer needs."""
 
     watch: ClientWatch  # sends to the client; notices when it leaves
+    wait: UpstreamWait  # times the upstream's silence
     method: str
     rest: str  # path below the upstream's base URL, safe to send
     query: str

@@ -126,6 +126,7 @@ class Policies:
 
         await self.relay.forward(
             ex.watch,
+            ex.wait,
             resp,
             ex.t0,
             ex.end,
@@ -214,7 +215,7 @@ class Policies:
                 started = time.perf_counter()
                 note: dict[str, Any] = {"upstream": target.upstream.name}
                 retry_after = None
-                opened = await self.relay.open(ex.method, url, target.headers, target.body)
+                opened = await self.relay.open(ex.method, url, target.headers, target.body, ex.wait)
                 if isinstance(opened, aiohttp.ClientResponse):
                     resp = opened
                 else:

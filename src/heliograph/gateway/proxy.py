@@ -311,10 +311,12 @@ class Gateway:
             end["srv"] = upstream.name  # a prompt's upstream serves it
         relay = self.relay
         watch = ClientWatch(self.watches, receive, send)
+        wait = relay.waits.start()
         try:
             if scan.found is not None and self.policies is not None:
                 exchange = Exchange(
                     watch=watch,
+                    wait=wait,
                     method=method,
                     rest=rest,
                     query=query,
@@ -340,7 +342,7 @@ class Gateway:
             url = upstream.url + rest
             if query:
                 url = url + "?" + query
-            resp = await relay.open(method, url, forward, send_body)
+            resp = await relay.open(method, url, forward, send_body, wait)
             add = self._listing(start, upstream, protocol, rest) if method == "GET" else None
             if add is not None:
                 await prompt_models.answer(
@@ -348,7 +350,7 @@ class Gateway:
                 )
                 return
             if isinstance(resp, aiohttp.ClientResponse):
-                await relay.forward(watch, resp, t0, end, id_headers, injected, protocol)
+                await relay.forward(watch, wait, resp, t0, end, id_headers, injected, protocol)
                 return
             status, msg, code = resp
             await relay.refuse(watch.send, end, t0, id_headers, protocol, status, msg, code)
@@ -358,3 +360,4 @@ class Gateway:
             relay.client_left(end, t0)
         finally:
             watch.close()
+            wait.close()

@@ -20,6 +20,7 @@ from heliograph.capture.frames import EndFrame, StartFrame
 from heliograph.capture.spool import KIND_END, KIND_START, SpoolWriter
 from heliograph.config import Settings
 from heliograph.gateway.errors import error_body, stream_error_event
+from heliograph.gateway.idle import UpstreamWait, UpstreamWaits
 from heliograph.gateway.streaming import ClientWatch, ResponseTap
 from heliograph.gateway.upstreams import DROP_RESPONSE
 from heliograph.providers.openai_wire import UsageChunkStripper
@@ -69,11 +70,9 @@ class Relay:
         self.spool_writer = spool
         self.session = session
         self.keep_bytes = settings.max_stored_body_bytes  # of a response, for the spool
-        self.timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=settings.upstream_connect_timeout,
-            sock_read=settings.upstream_timeout,
-        )
+        # No sock_read: the upstream's silence is timed by one sweep for all (``idle.py``).
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=settings.upstream_connect_timeout)
+        self.waits = UpstreamWaits(settings.upstream_timeout)
 
     # -- the spool ------------------------------------------------------------------------
     def _append(self, kind: bytes, frame: StartFrame | EndFrame, body: bytes) -> None:
@@ -186,12 +185,19 @@ class Relay:
 
     # -- the upstream ---------------------------------------------------------------------
     async def open(
-        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        wait: UpstreamWait,
     ) -> aiohttp.ClientResponse | tuple[int, str, str]:
         """The upstream's response once its headers arrived, or (status, message, code) of
-        the gateway error to answer with: 504 on timeout, 502 when unreachable."""
+        the gateway error to answer with: 504 on timeout, 502 when unreachable. From here
+        ``wait`` times the upstream's silence until its body is read."""
+        wait.expect()
         try:
-            return await self.session.request(
+            resp = await self.session.request(
                 method,
                 url,
                 headers=headers,
@@ -199,14 +205,25 @@ class Relay:
                 allow_redirects=False,
                 timeout=self.timeout,
             )
+        except asyncio.CancelledError:
+            wait.close()
+            task = asyncio.current_task()
+            if not wait.absorb() or (task is not None and task.cancelling()):
+                raise  # not (only) the idle timeout: the client left, or a shutdown
+            return 504, "Upstream did not answer in time.", "upstream_timeout"
         except TimeoutError:
+            wait.close()
             return 504, "Upstream did not answer in time.", "upstream_timeout"
         except (aiohttp.ClientError, OSError) as exc:
+            wait.close()
             return 502, f"Upstream unreachable: {exc}", "upstream_unreachable"
+        wait.expect(resp)
+        return resp
 
     async def forward(
         self,
         watch: ClientWatch,
+        wait: UpstreamWait,
         resp: aiohttp.ClientResponse,
         t0: float,
         end: EndFrame,
@@ -248,6 +265,7 @@ class Relay:
         left = False
         try:
             async for chunk in resp.content.iter_any():
+                wait.busy = True  # our own side's time, not the upstream's silence
                 tap.add(chunk)
                 if on_complete is not None and status < 400 and ends_stream(chunk):
                     # Store before the client sees the end, so its next request is a hit.
@@ -255,6 +273,8 @@ class Relay:
                         await on_complete(status, ctype, tap.body())
                     on_complete = None
                 await pass_on(send, stripper, chunk)
+                wait.busy = False
+            wait.busy = True
             await pass_rest(send, stripper)
         except asyncio.CancelledError:
             if not watch.absorb():
