@@ -154,54 +154,53 @@ def test_upstream_timeout_is_504_and_recorded(tmp_path: Path, mock: MockUpstream
         gw.stop()
 
 
-def test_an_upstream_silent_mid_stream_is_cut_and_recorded(
-    tmp_path: Path, mock: MockUpstream
-) -> None:
+def _stream_with_timeout(
+    tmp_path: Path, mock: MockUpstream, timeout_s: float, **headers: str
+) -> tuple[str, float, dict[str, object]]:
+    """A chat stream through a gateway with ``upstream_timeout``: the text the client read,
+    the seconds it took, and the stored record."""
     settings = gateway_settings(
-        tmp_path, f"sqlite:///{tmp_path / 's.db'}", mock.url, upstream_timeout=0.4
+        tmp_path, f"sqlite:///{tmp_path / 's.db'}", mock.url, upstream_timeout=timeout_s
     )
     gw = LiveGateway(settings).start()
     try:
         started = time.monotonic()
-        body = {**CHAT, "stream": True}
-        headers = {"authorization": "Bearer sk-p", "x-mock-first-token-delay-ms": "4000"}
         with httpx.stream(
-            "POST", f"{gw.openai_url}/chat/completions", json=body, headers=headers, timeout=30
+            "POST",
+            f"{gw.openai_url}/chat/completions",
+            json={**CHAT, "stream": True},
+            headers={"authorization": "Bearer sk-p", **headers},
+            timeout=30,
         ) as resp:
             assert resp.status_code == 200
             text = resp.read().decode()
         elapsed = time.monotonic() - started
-        assert '"role":"assistant"' in text.replace(" ", "")  # what came before the silence
-        assert "stopped answering" in text  # the error event the client is told
-        assert 0.4 <= elapsed < 2.5
         [row] = gw.wait_records(1)
-        assert (
-            row["state"] == "error" and row["error"] == "Upstream stopped answering mid-response."
-        )
+        return text, elapsed, row
     finally:
         gw.stop()
+
+
+def test_an_upstream_silent_mid_stream_is_cut_and_recorded(
+    tmp_path: Path, mock: MockUpstream
+) -> None:
+    text, elapsed, row = _stream_with_timeout(
+        tmp_path, mock, 0.4, **{"x-mock-first-token-delay-ms": "4000"}
+    )
+    assert '"role":"assistant"' in text.replace(" ", "")  # what came before the silence
+    assert "stopped answering" in text  # the error event the client is told
+    assert 0.4 <= elapsed < 2.5
+    assert row["state"] == "error" and row["error"] == "Upstream stopped answering mid-response."
 
 
 def test_a_slow_answer_that_keeps_coming_is_never_cut(tmp_path: Path, mock: MockUpstream) -> None:
     """The timeout is the upstream's silence, not the answer's length."""
-    settings = gateway_settings(
-        tmp_path, f"sqlite:///{tmp_path / 's.db'}", mock.url, upstream_timeout=0.4
+    text, elapsed, row = _stream_with_timeout(
+        tmp_path, mock, 0.4, **{"x-mock-chunk-delay-ms": "250"}
     )
-    gw = LiveGateway(settings).start()
-    try:
-        started = time.monotonic()
-        body = {**CHAT, "stream": True}
-        headers = {"authorization": "Bearer sk-p", "x-mock-chunk-delay-ms": "250"}
-        with httpx.stream(
-            "POST", f"{gw.openai_url}/chat/completions", json=body, headers=headers, timeout=30
-        ) as resp:
-            text = resp.read().decode()
-        assert time.monotonic() - started > 0.9  # four gaps of 250 ms: over twice the timeout
-        assert "data: [DONE]" in text and "error" not in text
-        [row] = gw.wait_records(1)
-        assert row["state"] == "ok" and row["error"] is None
-    finally:
-        gw.stop()
+    assert elapsed > 0.9  # four gaps of 250 ms: over twice the timeout
+    assert "data: [DONE]" in text and "error" not in text
+    assert row["state"] == "ok" and row["error"] is None
 
 
 def test_body_over_the_cap_is_413_and_nothing_is_forwarded(

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from heliograph.gateway.idle import UpstreamWaits
+from heliograph.gateway.idle import UpstreamWait, UpstreamWaits
 
 IDLE = 0.3
 
@@ -60,18 +60,19 @@ async def base() -> AsyncIterator[str]:
 
 async def _open(
     session: aiohttp.ClientSession, waits: UpstreamWaits, url: str
-) -> aiohttp.ClientResponse:
+) -> tuple[UpstreamWait, aiohttp.ClientResponse]:
+    """What ``Relay.open`` does: the wait for headers, then for the body."""
     wait = waits.start()
     wait.expect()
     resp = await session.get(url)
     wait.expect(resp)
-    return resp
+    return wait, resp
 
 
 async def test_a_silent_body_gets_aiohttps_read_timeout(base: str) -> None:
     waits = UpstreamWaits(IDLE)
     async with aiohttp.ClientSession() as session:
-        resp = await _open(session, waits, base + "/pause?pause=2")
+        _, resp = await _open(session, waits, base + "/pause?pause=2")
         started = time.monotonic()
         assert await resp.content.readany() == b"first;"
         with pytest.raises(aiohttp.SocketTimeoutError):
@@ -84,7 +85,7 @@ async def test_a_silent_body_gets_aiohttps_read_timeout(base: str) -> None:
 async def test_a_trickle_slower_in_total_than_the_timeout_is_read_whole(base: str) -> None:
     waits = UpstreamWaits(IDLE)
     async with aiohttp.ClientSession() as session:
-        resp = await _open(session, waits, base + "/trickle")
+        _, resp = await _open(session, waits, base + "/trickle")
         started = time.monotonic()
         assert await resp.read() == b"".join(f"{i};".encode() for i in range(8))
         assert time.monotonic() - started > 3 * IDLE
@@ -95,17 +96,14 @@ async def test_time_busy_on_our_side_is_not_the_upstreams_silence(base: str) -> 
     """A slow client holds the reader: the upstream's pause meanwhile does not count."""
     waits = UpstreamWaits(IDLE)
     async with aiohttp.ClientSession() as session:
-        wait = waits.start()
-        wait.expect()
-        resp = await session.get(base + "/pause?pause=0.6")
-        wait.expect(resp)
+        wait, resp = await _open(session, waits, base + "/pause?pause=0.6")
         assert await resp.content.readany() == b"first;"
         wait.busy = True
         await asyncio.sleep(1.0)  # sending to a slow client, while the upstream pauses
         wait.busy = False
         assert await resp.content.read() == b"second;"
         # The same pause with the reader idle, not busy, is the upstream's silence.
-        resp = await _open(session, waits, base + "/pause?pause=0.6")
+        _, resp = await _open(session, waits, base + "/pause?pause=0.6")
         assert await resp.content.readany() == b"first;"
         await asyncio.sleep(1.0)
         with pytest.raises(aiohttp.SocketTimeoutError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -58,17 +59,21 @@ def test_an_upstream_that_never_answers_is_a_504(server: Heliograph, client: ope
     assert record["error"] == "Upstream did not answer in time."
 
 
+def _stream(client: openai.OpenAI, rid: str, **headers: str) -> Any:
+    return client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        stream=True,
+        extra_headers={"Helicone-Request-Id": rid, **headers},
+    )
+
+
 def test_an_upstream_silent_mid_stream_is_cut_and_the_client_told(
     server: Heliograph, client: openai.OpenAI
 ) -> None:
     rid = new_id()
     started = time.monotonic()
-    stream = client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        stream=True,
-        extra_headers={"Helicone-Request-Id": rid, "x-mock-first-token-delay-ms": "8000"},
-    )
+    stream = _stream(client, rid, **{"x-mock-first-token-delay-ms": "8000"})
     roles = []
     with stream, pytest.raises(openai.APIError, match="stopped answering"):
         for chunk in stream:
@@ -85,12 +90,7 @@ def test_a_slow_stream_that_keeps_coming_is_never_cut(
 ) -> None:
     rid = new_id()
     started = time.monotonic()
-    stream = client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=MESSAGES,  # type: ignore[arg-type]
-        stream=True,
-        extra_headers={"Helicone-Request-Id": rid, "x-mock-chunk-delay-ms": "600"},
-    )
+    stream = _stream(client, rid, **{"x-mock-chunk-delay-ms": "600"})
     with stream:
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "Hello from the mock upstream."
