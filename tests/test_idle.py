@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from heliograph.capture.spool import SpoolWriter
+from heliograph.config import Settings
 from heliograph.gateway.idle import UpstreamWait, UpstreamWaits
+from heliograph.gateway.relay import Relay
 
 IDLE = 0.3
 
@@ -140,3 +145,49 @@ async def test_a_wait_left_open_by_a_finished_request_is_dropped(base: str) -> N
     await asyncio.sleep(IDLE)
     assert len(waits) == 0
     await waits.close()
+
+
+class _ClientLeavesAsItEnds(UpstreamWait):
+    """The client's cancellation arrives just as the sweep ends the wait."""
+
+    __slots__ = ()
+
+    def _expire(self) -> None:
+        super()._expire()
+        assert self.task is not None
+        self.task.cancel()
+
+
+async def _relay_open(base: str, tmp_path: Path, kind: type[UpstreamWait] = UpstreamWait) -> object:
+    """``Relay.open`` of a request whose upstream never sends its headers."""
+    settings = Settings(home=tmp_path, upstream_timeout=IDLE)
+    async with aiohttp.ClientSession() as session:
+        relay = Relay(settings, cast(SpoolWriter, None), session)
+        wait = kind(relay.waits, asyncio.current_task())
+        try:
+            return await relay.open("GET", base + "/headers", [], b"", wait)
+        finally:
+            await relay.waits.close()
+
+
+async def test_relay_answers_504_when_the_headers_never_come(base: str, tmp_path: Path) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    assert await _relay_open(base, tmp_path) == (
+        504,
+        "Upstream did not answer in time.",
+        "upstream_timeout",
+    )
+    assert task.cancelling() == 0
+
+
+async def test_a_client_leaving_as_the_header_wait_ends_is_still_a_cancellation(
+    base: str, tmp_path: Path
+) -> None:
+    """Both cancelled the task: the sweep's is undone, the client's goes on (the gateway
+    then records the request as cancelled, not as a 504)."""
+    task = asyncio.current_task()
+    assert task is not None
+    with pytest.raises(asyncio.CancelledError):
+        await _relay_open(base, tmp_path, _ClientLeavesAsItEnds)
+    assert task.uncancel() == 0  # exactly the client's cancellation was left
